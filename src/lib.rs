@@ -1,0 +1,9 @@
+//! firedrill: proves that a system survives failure and that its backups really restore.
+//!
+//! The library is the engine; `src/main.rs` is a thin CLI over it. A drill is a validated
+//! [`scenario::Scenario`] run by [`engine`] against a target, emitting typed [`event::Event`]s
+//! that reporters consume, and ending in a versioned [`report::Report`].
+
+pub mod error;
+pub mod pg;
+pub mod scenario;

@@ -1,0 +1,4 @@
+//! PostgreSQL plumbing shared by the drivers: locating the server programs and the local sandbox.
+
+pub mod binaries;
+pub mod sandbox;

@@ -1,0 +1,601 @@
+//! A throwaway PostgreSQL primary with streaming standbys on loopback: the embedded default target.
+//!
+//! Each node is a `postgres` process in its own process group, so a fault can stop or kill a whole
+//! "host" (postmaster and backends) at once. Everything lives in one temporary directory, removed
+//! on teardown, also when the sandbox is dropped on an error or an abort.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio_postgres::{Client, NoTls};
+
+use super::binaries::PgBinaries;
+use crate::error::EnvError;
+use crate::scenario::{Replication, StopMode};
+
+/// The bootstrap superuser of every sandbox.
+pub const SUPERUSER: &str = "firedrill";
+const START_DEADLINE: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Debug)]
+pub struct SandboxConfig {
+    pub standbys: u8,
+    pub replication: Replication,
+    pub settings: BTreeMap<String, String>,
+    pub work_dir: Option<PathBuf>,
+    /// uid/gid to run PostgreSQL as (when firedrill is root).
+    pub run_as: Option<(u32, u32)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Primary,
+    Standby,
+    /// Killed, stopped, or superseded by a promotion.
+    Down,
+}
+
+#[derive(Debug)]
+pub struct Node {
+    pub name: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub role: Role,
+    child: Option<Child>,
+}
+
+impl Node {
+    /// Process group id of the node's postmaster and backends (the postmaster's pid).
+    pub fn pgid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
+    }
+}
+
+pub struct Sandbox {
+    root: Option<tempfile::TempDir>,
+    root_path: PathBuf,
+    bins: PgBinaries,
+    config: SandboxConfig,
+    pub nodes: Vec<Node>,
+}
+
+/// Progress of a build, for the live display.
+pub type Progress<'a> = &'a (dyn Fn(String) + Send + Sync);
+
+impl Sandbox {
+    /// Builds and starts the primary and its standbys, and waits until every standby streams
+    /// (and, for synchronous replication, until one is synchronous).
+    pub async fn build(
+        bins: PgBinaries,
+        config: SandboxConfig,
+        progress: Progress<'_>,
+    ) -> Result<Sandbox, EnvError> {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("firedrill-sandbox-");
+        let root = match &config.work_dir {
+            Some(dir) => builder.tempdir_in(dir),
+            None => builder.tempdir(),
+        }
+        .map_err(EnvError::io("cannot create the sandbox directory"))?;
+        let root_path = root.path().to_owned();
+        let mut sb = Sandbox {
+            root: Some(root),
+            root_path,
+            bins,
+            config,
+            nodes: Vec::new(),
+        };
+        std::fs::create_dir(sb.root_path.join("sock"))
+            .map_err(EnvError::io("cannot create the socket directory"))?;
+        std::fs::create_dir(sb.root_path.join("log"))
+            .map_err(EnvError::io("cannot create the log directory"))?;
+        sb.chown(&sb.root_path.clone())?;
+        sb.chown(&sb.root_path.join("sock"))?;
+
+        let primary_port = free_port()?;
+        let primary_dir = sb.root_path.join("primary");
+        progress(format!("initdb primary in {}", primary_dir.display()));
+        let initdb = sb.bins.program("initdb");
+        sb.run_tool(
+            "initdb",
+            Command::new(initdb).arg("-D").arg(&primary_dir).args([
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ]),
+        )?;
+        let conf = sb.base_conf(primary_port);
+        append(&primary_dir.join("postgresql.conf"), &conf)?;
+        sb.nodes.push(Node {
+            name: "primary".into(),
+            port: primary_port,
+            data_dir: primary_dir,
+            role: Role::Primary,
+            child: None,
+        });
+        sb.start(0).await?;
+        progress(format!("primary up on 127.0.0.1:{primary_port}"));
+
+        for i in 1..=sb.config.standbys {
+            let name = format!("standby{i}");
+            let port = free_port()?;
+            let dir = sb.root_path.join(&name);
+            progress(format!("pg_basebackup {name}"));
+            let basebackup = sb.bins.program("pg_basebackup");
+            sb.run_tool(
+                "pg_basebackup",
+                Command::new(basebackup)
+                    .arg("-D")
+                    .arg(&dir)
+                    .args(["-h", "127.0.0.1", "-p", &primary_port.to_string()])
+                    .args(["-U", SUPERUSER, "-X", "stream", "-c", "fast", "--no-sync"]),
+            )?;
+            // The copied postgresql.conf names the primary's port; the last setting wins.
+            append(&dir.join("postgresql.conf"), &format!("port = {port}\n"))?;
+            append(
+                &dir.join("postgresql.auto.conf"),
+                &format!("primary_conninfo = '{}'\n", conninfo(primary_port, &name)),
+            )?;
+            let signal = dir.join("standby.signal");
+            File::create(&signal).map_err(EnvError::io("cannot write standby.signal"))?;
+            sb.chown(&signal)?;
+            sb.nodes.push(Node {
+                name: name.clone(),
+                port,
+                data_dir: dir,
+                role: Role::Standby,
+                child: None,
+            });
+            let idx = sb.nodes.len() - 1;
+            sb.start(idx).await?;
+            progress(format!("{name} up on 127.0.0.1:{port}"));
+        }
+
+        let primary = sb.connect(0).await?;
+        if sb.config.replication == Replication::Synchronous {
+            let names: Vec<String> = sb.nodes[1..].iter().map(|n| n.name.clone()).collect();
+            set_sync_standbys(&primary, &names).await?;
+        }
+        sb.wait_replication(&primary).await?;
+        progress(format!(
+            "replication streaming ({} standby{}, {})",
+            sb.config.standbys,
+            if sb.config.standbys == 1 { "" } else { "s" },
+            match sb.config.replication {
+                Replication::Async => "asynchronous",
+                Replication::Synchronous => "synchronous",
+            }
+        ));
+        Ok(sb)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root_path
+    }
+
+    pub fn node(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.name == name)
+    }
+
+    pub fn primary(&self) -> Option<usize> {
+        self.nodes.iter().position(|n| n.role == Role::Primary)
+    }
+
+    /// The application's view: every node, and libpq picks the one that accepts writes.
+    pub fn client_config(&self, connect_timeout: Duration) -> tokio_postgres::Config {
+        let mut c = tokio_postgres::Config::new();
+        for n in &self.nodes {
+            c.host("127.0.0.1").port(n.port);
+        }
+        c.user(SUPERUSER)
+            .dbname("postgres")
+            .application_name("firedrill")
+            .target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite)
+            .connect_timeout(connect_timeout);
+        c
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "local sandbox: primary + {} {} standby{} on 127.0.0.1 ({})",
+            self.config.standbys,
+            match self.config.replication {
+                Replication::Async => "asynchronous",
+                Replication::Synchronous => "synchronous",
+            },
+            if self.config.standbys == 1 { "" } else { "s" },
+            self.bins.version().unwrap_or_else(|| "PostgreSQL".into())
+        )
+    }
+
+    /// Connects straight to one node (not through the multi-host DSN).
+    pub async fn connect(&self, idx: usize) -> Result<Client, EnvError> {
+        let n = &self.nodes[idx];
+        let mut c = tokio_postgres::Config::new();
+        c.host("127.0.0.1")
+            .port(n.port)
+            .user(SUPERUSER)
+            .dbname("postgres")
+            .connect_timeout(Duration::from_secs(5));
+        let (client, conn) = c.connect(NoTls).await.map_err(|e| EnvError::Unreachable {
+            what: format!("sandbox {} on port {}", n.name, n.port),
+            reason: e.to_string(),
+        })?;
+        tokio::spawn(conn);
+        Ok(client)
+    }
+
+    // ---- faults --------------------------------------------------------------------------
+
+    /// SIGKILL every process of the node, as a crashed host.
+    pub fn kill(&mut self, idx: usize) -> Result<(), EnvError> {
+        let node = &mut self.nodes[idx];
+        if let Some(pgid) = node.pgid() {
+            signal_group(pgid, libc::SIGCONT);
+            signal_group(pgid, libc::SIGKILL);
+        }
+        if let Some(mut child) = node.child.take() {
+            let _ = child.wait();
+        }
+        node.role = Role::Down;
+        Ok(())
+    }
+
+    /// SIGSTOP every process of the node: a hung host. Returns the process group to resume.
+    pub fn pause(&self, idx: usize) -> Option<i32> {
+        let pgid = self.nodes[idx].pgid()?;
+        signal_group(pgid, libc::SIGSTOP);
+        Some(pgid)
+    }
+
+    /// Ends a [`Sandbox::pause`]. Safe to call twice; teardown also resumes every node.
+    pub fn resume(pgid: i32) {
+        signal_group(pgid, libc::SIGCONT);
+    }
+
+    /// Stops the node as `pg_ctl stop -m fast|immediate` would, and waits for it to exit.
+    pub async fn stop(&mut self, idx: usize, mode: StopMode) -> Result<(), EnvError> {
+        let sig = match mode {
+            StopMode::Fast => libc::SIGINT,
+            StopMode::Immediate => libc::SIGQUIT,
+        };
+        let node = &mut self.nodes[idx];
+        let Some(mut child) = node.child.take() else {
+            return Ok(());
+        };
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            if Instant::now() > deadline {
+                signal_group(child.id() as i32, libc::SIGKILL);
+                let _ = child.wait();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        node.role = Role::Down;
+        Ok(())
+    }
+
+    /// Promotes a standby, waits until it accepts writes, and repoints the other standbys to it.
+    pub async fn promote(&mut self, idx: usize) -> Result<(), EnvError> {
+        let client = self.connect(idx).await?;
+        let ok: bool = client
+            .query_one("select pg_promote(true, 60)", &[])
+            .await
+            .map_err(db_err("pg_promote"))?
+            .get(0);
+        if !ok {
+            return Err(EnvError::Database(format!(
+                "{} did not finish promotion within 60s",
+                self.nodes[idx].name
+            )));
+        }
+        for n in &mut self.nodes {
+            if n.role == Role::Primary {
+                n.role = Role::Down;
+            }
+        }
+        self.nodes[idx].role = Role::Primary;
+        let new_port = self.nodes[idx].port;
+        let followers: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].role == Role::Standby)
+            .collect();
+        for &f in &followers {
+            let name = self.nodes[f].name.clone();
+            let c = self.connect(f).await?;
+            alter_system(&c, "primary_conninfo", &conninfo(new_port, &name)).await?;
+        }
+        if self.config.replication == Replication::Synchronous && !followers.is_empty() {
+            let names: Vec<String> = followers
+                .iter()
+                .map(|&f| self.nodes[f].name.clone())
+                .collect();
+            set_sync_standbys(&client, &names).await?;
+        }
+        Ok(())
+    }
+
+    // ---- lifecycle ----------------------------------------------------------------------
+
+    async fn start(&mut self, idx: usize) -> Result<(), EnvError> {
+        let log_path = self.log_path(&self.nodes[idx].name);
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(EnvError::io(format!("cannot open {}", log_path.display())))?;
+        let log_err = log
+            .try_clone()
+            .map_err(EnvError::io("cannot duplicate the log handle"))?;
+        let mut cmd = Command::new(self.bins.program("postgres"));
+        cmd.arg("-D")
+            .arg(&self.nodes[idx].data_dir)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            // Its own process group: a fault reaches every backend, and the terminal's Ctrl-C
+            // reaches only firedrill, which then tears down in order.
+            .process_group(0);
+        self.as_user(&mut cmd);
+        let child = cmd.spawn().map_err(EnvError::io("cannot start postgres"))?;
+        self.nodes[idx].child = Some(child);
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            if let Some(Ok(Some(status))) = self.nodes[idx].child.as_mut().map(|c| c.try_wait()) {
+                self.nodes[idx].child = None;
+                return Err(EnvError::Command {
+                    what: format!("postgres ({})", self.nodes[idx].name),
+                    status: status.to_string(),
+                    log: tail(&log_path, 15),
+                });
+            }
+            if self.connect(idx).await.is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(EnvError::Timeout {
+                    what: format!("postgres ({})", self.nodes[idx].name),
+                    waited: humantime::format_duration(START_DEADLINE).to_string(),
+                    log: tail(&log_path, 15),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn wait_replication(&self, primary: &Client) -> Result<(), EnvError> {
+        let want = self.config.standbys as i64;
+        let sync = self.config.replication == Replication::Synchronous;
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            let row = primary
+                .query_one(
+                    "select count(*) filter (where state = 'streaming'), \
+                            count(*) filter (where sync_state in ('sync', 'quorum')) \
+                     from pg_stat_replication",
+                    &[],
+                )
+                .await
+                .map_err(db_err("reading pg_stat_replication"))?;
+            let (streaming, synchronous): (i64, i64) = (row.get(0), row.get(1));
+            if streaming >= want && (!sync || synchronous >= 1) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(EnvError::Timeout {
+                    what: format!("replication ({streaming} of {want} standbys streaming)"),
+                    waited: humantime::format_duration(START_DEADLINE).to_string(),
+                    log: tail(&self.log_path("standby1"), 15),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops every node and, unless `keep`, removes the sandbox directory. Idempotent.
+    pub fn teardown(&mut self, keep: bool) -> Option<PathBuf> {
+        for n in &mut self.nodes {
+            if let Some(mut child) = n.child.take() {
+                let pid = child.id() as i32;
+                signal_group(pid, libc::SIGCONT);
+                // Immediate shutdown lets the postmaster release its shared memory.
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe { libc::kill(pid, libc::SIGQUIT) };
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while !matches!(child.try_wait(), Ok(Some(_))) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                signal_group(pid, libc::SIGKILL);
+                let _ = child.wait();
+            }
+            release_shared_memory(&n.data_dir);
+        }
+        match self.root.take() {
+            Some(dir) if keep => Some(dir.keep()),
+            Some(dir) => {
+                let _ = dir.close();
+                None
+            }
+            None => None,
+        }
+    }
+
+    // ---- helpers ------------------------------------------------------------------------
+
+    fn base_conf(&self, port: u16) -> String {
+        let mut conf = format!(
+            "\n# firedrill sandbox\nport = {port}\nlisten_addresses = '127.0.0.1'\n\
+             unix_socket_directories = '{sock}'\nwal_level = replica\nmax_wal_senders = 16\n\
+             wal_keep_size = '512MB'\nhot_standby = on\n\
+             # A promoted standby otherwise waits up to 5s (the default) before it retries WAL.\n\
+             wal_retrieve_retry_interval = '20ms'\nwal_receiver_status_interval = '1s'\n\
+             logging_collector = off\nlog_min_messages = warning\n",
+            sock = self.root_path.join("sock").display()
+        );
+        for (k, v) in &self.config.settings {
+            conf.push_str(&format!("{k} = '{}'\n", v.replace('\'', "''")));
+        }
+        conf
+    }
+
+    fn log_path(&self, node: &str) -> PathBuf {
+        self.root_path.join("log").join(format!("{node}.log"))
+    }
+
+    fn as_user(&self, cmd: &mut Command) {
+        if let Some((uid, gid)) = self.config.run_as {
+            cmd.uid(uid).gid(gid);
+        }
+    }
+
+    fn chown(&self, path: &Path) -> Result<(), EnvError> {
+        if let Some((uid, gid)) = self.config.run_as {
+            std::os::unix::fs::chown(path, Some(uid), Some(gid))
+                .map_err(EnvError::io(format!("cannot chown {}", path.display())))?;
+        }
+        Ok(())
+    }
+
+    fn run_tool(&self, what: &str, cmd: &mut Command) -> Result<(), EnvError> {
+        self.as_user(cmd);
+        // A directory the unprivileged user can enter: the tool may start in root's home.
+        cmd.current_dir(&self.root_path).stdin(Stdio::null());
+        let out = cmd
+            .output()
+            .map_err(EnvError::io(format!("cannot run {what}")))?;
+        if !out.status.success() {
+            let mut log = String::from_utf8_lossy(&out.stderr).into_owned();
+            log.push_str(&String::from_utf8_lossy(&out.stdout));
+            return Err(EnvError::Command {
+                what: what.to_owned(),
+                status: out.status.to_string(),
+                log: last_lines(&log, 15),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.teardown(false);
+    }
+}
+
+async fn set_sync_standbys(client: &Client, names: &[String]) -> Result<(), EnvError> {
+    let list = format!("ANY 1 ({})", names.join(", "));
+    alter_system(client, "synchronous_standby_names", &list).await
+}
+
+/// `ALTER SYSTEM` then a reload; each its own statement, as ALTER SYSTEM refuses transactions.
+async fn alter_system(client: &Client, name: &str, value: &str) -> Result<(), EnvError> {
+    let value = value.replace('\'', "''");
+    client
+        .batch_execute(&format!("alter system set {name} = '{value}'"))
+        .await
+        .map_err(db_err("alter system"))?;
+    client
+        .batch_execute("select pg_reload_conf()")
+        .await
+        .map_err(db_err("pg_reload_conf"))
+}
+
+fn conninfo(port: u16, application_name: &str) -> String {
+    format!(
+        "host=127.0.0.1 port={port} user={SUPERUSER} application_name={application_name} \
+         connect_timeout=2"
+    )
+}
+
+pub fn db_err(what: &'static str) -> impl Fn(tokio_postgres::Error) -> EnvError {
+    move |e| EnvError::Database(format!("{what}: {}", describe_pg_error(&e)))
+}
+
+/// A tokio-postgres error with its server message, if any (its `Display` alone is often just
+/// "db error").
+pub fn describe_pg_error(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => {
+            let mut s = e.to_string();
+            let mut src = std::error::Error::source(e);
+            while let Some(inner) = src {
+                s.push_str(&format!(": {inner}"));
+                src = inner.source();
+            }
+            s
+        }
+    }
+}
+
+fn signal_group(pgid: i32, sig: i32) {
+    // SAFETY: kill has no memory-safety preconditions; a negative pid names a process group.
+    unsafe { libc::kill(-pgid, sig) };
+}
+
+/// A free loopback port (the OS picks; the race with another process taking it is caught when
+/// the node fails to start).
+fn free_port() -> Result<u16, EnvError> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(EnvError::io("cannot find a free loopback port"))?;
+    Ok(l.local_addr()
+        .map_err(EnvError::io("cannot read a port"))?
+        .port())
+}
+
+fn append(path: &Path, text: &str) -> Result<(), EnvError> {
+    OpenOptions::new()
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(EnvError::io(format!("cannot write {}", path.display())))
+}
+
+fn tail(path: &Path, n: usize) -> String {
+    std::fs::read_to_string(path)
+        .map(|t| last_lines(&t, n))
+        .unwrap_or_default()
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A postmaster killed with SIGKILL leaves its System V shared memory segment behind; its id is
+/// on line 7 of `postmaster.pid`. Removing it (when nothing is attached) keeps repeated drills
+/// from exhausting the kernel's segment table.
+fn release_shared_memory(data_dir: &Path) {
+    let Ok(pidfile) = std::fs::read_to_string(data_dir.join("postmaster.pid")) else {
+        return;
+    };
+    let Some(id) = pidfile
+        .lines()
+        .nth(6)
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|id| id.parse::<i32>().ok())
+    else {
+        return;
+    };
+    // SAFETY: shmid_ds is plain data; shmctl writes into it or fails.
+    unsafe {
+        let mut ds: libc::shmid_ds = std::mem::zeroed();
+        if libc::shmctl(id, libc::IPC_STAT, &mut ds) == 0 && ds.shm_nattch == 0 {
+            libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut());
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Durations as scenarios spell them: humantime strings such as `250ms`, `5s`, `2m 30s`.
+//!
+//! A bare number is refused on purpose: `timeout: 5` could mean seconds or milliseconds, and a drill
+//! whose timeouts are off by 1000x proves nothing.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::Duration;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
+
+/// The longest duration a scenario may name; far past any drill, small enough that arithmetic on
+/// instants never overflows.
+pub const MAX: Duration = Duration::from_secs(7 * 24 * 3600);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Dur(pub Duration);
+
+impl Dur {
+    pub const fn from_millis(ms: u64) -> Self {
+        Dur(Duration::from_millis(ms))
+    }
+    pub const fn from_secs(s: u64) -> Self {
+        Dur(Duration::from_secs(s))
+    }
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+/// Parses one duration, with the messages a scenario author needs.
+pub fn parse(text: &str) -> Result<Dur, String> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err("empty duration; write one such as `500ms` or `10s`".into());
+    }
+    if trimmed.starts_with('-') {
+        return Err(format!(
+            "invalid duration {text:?}: durations cannot be negative"
+        ));
+    }
+    if trimmed.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(format!(
+            "invalid duration {text:?}: a unit is required, e.g. `{trimmed}s` or `{trimmed}ms`"
+        ));
+    }
+    let d = humantime::parse_duration(trimmed)
+        .map_err(|e| format!("invalid duration {text:?}: {e}"))?;
+    if d > MAX {
+        return Err(format!(
+            "invalid duration {text:?}: longer than the maximum of {}",
+            humantime::format_duration(MAX)
+        ));
+    }
+    Ok(Dur(d))
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = Dur;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as `500ms` or `10s`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Dur, E> {
+                parse(v).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dur, E> {
+                parse(&v.to_string()).map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Dur, E> {
+                parse(&v.to_string()).map_err(E::custom)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Dur, E> {
+                parse(&v.to_string()).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl JsonSchema for Dur {
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A duration with a unit: `250ms`, `5s`, `2m 30s`, `1h`.",
+            "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*[a-zµ]+(\\s*[0-9]+(\\.[0-9]+)?\\s*[a-zµ]+)*\\s*$",
+            "examples": ["10ms", "2s", "5m"]
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_humantime_forms() {
+        assert_eq!(parse("250ms").unwrap().get(), Duration::from_millis(250));
+        assert_eq!(parse("2m 30s").unwrap().get(), Duration::from_secs(150));
+    }
+
+    #[test]
+    fn rejects_negative_unitless_huge_and_unknown_units() {
+        assert!(parse("-5s").unwrap_err().contains("cannot be negative"));
+        assert!(parse("5").unwrap_err().contains("a unit is required"));
+        assert!(
+            parse("10 parsecs")
+                .unwrap_err()
+                .contains("unknown time unit")
+        );
+        assert!(parse("1e99h").is_err());
+        assert!(parse("99999999999999999999h").is_err());
+        assert!(
+            parse("8days")
+                .unwrap_err()
+                .contains("longer than the maximum")
+        );
+    }
+}

@@ -1,0 +1,190 @@
+//! Reading scenario files: raw YAML in, a validated [`Scenario`] or every problem with
+//! `file:line:column` and key path out. Nothing here touches a database or the network.
+
+pub mod duration;
+mod locate;
+pub mod model;
+pub mod validate;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+pub use duration::Dur;
+pub use locate::Pos;
+pub use model::*;
+
+/// Scenario files are small; a larger file is a mistake (or hostile), not a drill.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// A scenario that parsed and validated, with what a report needs to name its source.
+#[derive(Clone, Debug)]
+pub struct LoadedScenario {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub scenario: Scenario,
+}
+
+/// One problem in one file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub pos: Option<Pos>,
+    /// Key path such as `probes.interval`; none for problems with the file as a whole.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(pos) = self.pos {
+            write!(f, ":{pos}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Every problem found in one scenario file.
+#[derive(Debug, thiserror::Error)]
+pub struct ScenarioError(pub Vec<Diagnostic>);
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+fn yaml_options() -> serde_saphyr::Options {
+    // Strict booleans: `on: yes` must not silently become `true`. Snippets are off because the
+    // diagnostic carries file:line:column itself, one line per problem.
+    serde_saphyr::options! { strict_booleans: true, with_snippet: false }
+}
+
+/// Reads, parses and validates one scenario file.
+pub fn load(path: &Path) -> Result<LoadedScenario, ScenarioError> {
+    let whole_file = |message: String| {
+        ScenarioError(vec![Diagnostic {
+            file: path.to_owned(),
+            pos: None,
+            key: None,
+            message,
+        }])
+    };
+    let meta = std::fs::metadata(path).map_err(|e| whole_file(io_message(&e)))?;
+    if meta.is_dir() {
+        return Err(whole_file("is a directory, not a scenario file".into()));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(whole_file(format!(
+            "file is {:.1} MiB; scenario files are limited to {} KiB",
+            meta.len() as f64 / (1024.0 * 1024.0),
+            MAX_FILE_BYTES / 1024
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| whole_file(io_message(&e)))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        whole_file(format!(
+            "not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
+    let scenario = parse(path, &text)?;
+    Ok(LoadedScenario {
+        path: path.to_owned(),
+        sha256: hex::encode(Sha256::digest(text.as_bytes())),
+        scenario,
+    })
+}
+
+/// Parses and validates scenario text; `file` only names it in diagnostics.
+pub fn parse(file: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+    if text.trim().is_empty()
+        || text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        return Err(ScenarioError(vec![Diagnostic {
+            file: file.to_owned(),
+            pos: Some(Pos { line: 1, column: 1 }),
+            key: None,
+            message: "empty scenario: expected a mapping with version, name, target, fault, \
+                      recovery and targets (see `firedrill schema`)"
+                .into(),
+        }]));
+    }
+    let scenario = match serde_saphyr::from_str_with_options::<Scenario>(text, yaml_options()) {
+        Ok(s) => s,
+        Err(e) => return Err(ScenarioError(vec![syntax_diagnostic(file, text, &e)])),
+    };
+    let problems = validate::validate(&scenario);
+    if problems.is_empty() {
+        return Ok(scenario);
+    }
+    let index = locate::LocationIndex::build(text, yaml_options());
+    Err(ScenarioError(
+        problems
+            .into_iter()
+            .map(|p| Diagnostic {
+                file: file.to_owned(),
+                pos: index.find(&p.path),
+                key: Some(p.path),
+                message: p.message,
+            })
+            .collect(),
+    ))
+}
+
+fn syntax_diagnostic(file: &Path, text: &str, e: &serde_saphyr::Error) -> Diagnostic {
+    let pos = e.location().map(|l| Pos {
+        line: l.line(),
+        column: l.column(),
+    });
+    let mut message = e.without_snippet().to_string();
+    // The error's own text ends in " at line L, column C"; the diagnostic says that up front.
+    if let Some(cut) = message.rfind(" at line ") {
+        message.truncate(cut);
+    }
+    Diagnostic {
+        file: file.to_owned(),
+        pos,
+        key: key_path_of_error(text),
+        message,
+    }
+}
+
+/// The key path at which deserialization fails, from a second pass through
+/// `serde_path_to_error` (only taken when the first pass already failed).
+fn key_path_of_error(text: &str) -> Option<String> {
+    serde_saphyr::with_deserializer_from_str_with_options(text, yaml_options(), |de| {
+        Ok(serde_path_to_error::deserialize::<_, Scenario>(de)
+            .err()
+            .map(|e| e.path().to_string()))
+    })
+    .ok()
+    .flatten()
+    .filter(|p| p != ".")
+}
+
+fn io_message(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string().to_lowercase(),
+    }
+}
+
+/// The JSON Schema of the scenario format, for editors (`yaml-language-server`) and CI linters.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Scenario)).expect("a schema is plain JSON")
+}

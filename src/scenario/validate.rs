@@ -1,0 +1,303 @@
+//! Semantic checks on a parsed scenario: pure (no I/O, no clock), and every problem collected
+//! before any is reported, so one `firedrill validate` run shows the author everything to fix.
+
+use super::duration::Dur;
+use super::model::*;
+
+/// One thing wrong with a scenario, named by key path (e.g. `recovery.node`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+fn problem(path: &str, message: impl Into<String>) -> Problem {
+    Problem {
+        path: path.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// Node names of a sandbox with `standbys` standbys.
+pub fn sandbox_nodes(standbys: u8) -> Vec<String> {
+    std::iter::once("primary".to_owned())
+        .chain((1..=standbys).map(|i| format!("standby{i}")))
+        .collect()
+}
+
+pub fn validate(s: &Scenario) -> Vec<Problem> {
+    let mut out = Vec::new();
+
+    if s.version != SCENARIO_VERSION {
+        out.push(problem(
+            "version",
+            format!(
+                "unsupported scenario version {}; this firedrill reads version {SCENARIO_VERSION}",
+                s.version
+            ),
+        ));
+    }
+    if s.name.is_empty()
+        || !s
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        out.push(problem(
+            "name",
+            "name must be non-empty and use only letters, digits, `-`, `_` and `.`",
+        ));
+    }
+    for (i, c) in s.controls.iter().enumerate() {
+        if !is_control_id(c) {
+            out.push(problem(
+                &format!("controls[{i}]"),
+                format!("{c:?} is not a SOC 2 criterion id such as `A1.2` or `PI1.4`"),
+            ));
+        }
+    }
+
+    check_target_and_fault(s, &mut out);
+    check_timing(s, &mut out);
+    check_targets(&s.targets, &mut out);
+
+    if s.workload.connections > 256 {
+        out.push(problem(
+            "workload.connections",
+            "at most 256 writer connections",
+        ));
+    }
+    if !is_identifier(&s.workload.table) {
+        out.push(problem(
+            "workload.table",
+            "table must be a plain SQL identifier (lowercase letters, digits, `_`)",
+        ));
+    }
+    let pct = s.steady_state.min_success_pct;
+    if !(0.0..=100.0).contains(&pct) {
+        out.push(problem(
+            "steady_state.min_success_pct",
+            "must be between 0 and 100",
+        ));
+    }
+    out
+}
+
+fn check_target_and_fault(s: &Scenario, out: &mut Vec<Problem>) {
+    match &s.target {
+        Target::PostgresSandbox(spec) => {
+            if spec.standbys == 0 || spec.standbys > 8 {
+                out.push(problem("target.standbys", "a sandbox has 1 to 8 standbys"));
+            }
+            let nodes = sandbox_nodes(spec.standbys);
+            let known = |n: &str| nodes.iter().any(|k| k == n);
+            if let Some(node) = s.fault.node() {
+                if !known(node) {
+                    out.push(problem(
+                        "fault.node",
+                        format!(
+                            "unknown node {node:?}; this sandbox has {}",
+                            nodes.join(", ")
+                        ),
+                    ));
+                }
+            }
+            if let Fault::Command { .. } = s.fault {
+                out.push(problem(
+                    "fault.type",
+                    "a `command` fault is for `postgres` targets; the sandbox takes kill, stop or pause",
+                ));
+            }
+            for (key, _) in &spec.settings {
+                if RESERVED_SETTINGS.contains(&key.as_str()) {
+                    out.push(problem(
+                        &format!("target.settings.{key}"),
+                        format!("{key} is managed by the sandbox and cannot be set"),
+                    ));
+                }
+            }
+            match &s.recovery {
+                Recovery::Promote { node, .. } => {
+                    if !node.starts_with("standby") || !known(node) {
+                        out.push(problem(
+                            "recovery.node",
+                            format!(
+                                "cannot promote {node:?}; promote one of the standbys: {}",
+                                nodes[1..].join(", ")
+                            ),
+                        ));
+                    } else if s.fault.node() == Some(node.as_str()) {
+                        out.push(problem(
+                            "recovery.node",
+                            format!("{node} is the node the fault takes down"),
+                        ));
+                    }
+                }
+                Recovery::Wait => {
+                    if matches!(s.fault, Fault::Kill { .. } | Fault::Stop { .. })
+                        && s.fault.node() == Some("primary")
+                    {
+                        out.push(problem(
+                            "recovery.type",
+                            "nothing would recover the sandbox after the primary goes down: \
+                             use `type: promote` with a standby",
+                        ));
+                    }
+                }
+                Recovery::Command { .. } => out.push(problem(
+                    "recovery.type",
+                    "a `command` recovery is for `postgres` targets; the sandbox takes promote or wait",
+                )),
+            }
+        }
+        Target::Postgres(spec) => {
+            if spec.dsn_env.is_empty()
+                || !spec
+                    .dsn_env
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                out.push(problem(
+                    "target.dsn_env",
+                    "must name an environment variable (letters, digits, `_`), not hold the DSN itself",
+                ));
+            }
+            match &s.fault {
+                Fault::Command { run, .. } => check_argv("fault.run", run, out),
+                other => out.push(problem(
+                    "fault.type",
+                    format!(
+                        "a `{}` fault needs a sandbox; for an existing cluster use `type: command`",
+                        other.kind()
+                    ),
+                )),
+            }
+            match &s.recovery {
+                Recovery::Command { run, .. } => check_argv("recovery.run", run, out),
+                Recovery::Wait => {}
+                Recovery::Promote { .. } => out.push(problem(
+                    "recovery.type",
+                    "firedrill promotes only sandbox nodes; for an existing cluster use \
+                     `type: wait` (its HA controller acts) or `type: command`",
+                )),
+            }
+        }
+    }
+}
+
+/// Settings the sandbox sets itself; overriding them would break the topology or the drill.
+const RESERVED_SETTINGS: &[&str] = &[
+    "port",
+    "listen_addresses",
+    "unix_socket_directories",
+    "primary_conninfo",
+    "synchronous_standby_names",
+    "hot_standby",
+];
+
+fn check_argv(path: &str, run: &[String], out: &mut Vec<Problem>) {
+    if run.is_empty() || run[0].is_empty() {
+        out.push(problem(
+            path,
+            "give the command as a list: program first, then its arguments",
+        ));
+    }
+}
+
+fn check_timing(s: &Scenario, out: &mut Vec<Problem>) {
+    let p = &s.probes;
+    if p.interval.get() < Dur::from_millis(1).get() {
+        out.push(problem("probes.interval", "must be at least 1ms"));
+    }
+    if p.timeout.get().is_zero() {
+        out.push(problem("probes.timeout", "must be greater than zero"));
+    }
+    if s.workload.timeout.get().is_zero() {
+        out.push(problem("workload.timeout", "must be greater than zero"));
+    }
+    if s.steady_state.duration.get() < p.interval.get() {
+        out.push(problem(
+            "steady_state.duration",
+            "must be at least one probe interval, or nothing is measured",
+        ));
+    }
+    let obs = &s.observe;
+    if obs.stability.get() >= obs.duration.get() {
+        out.push(problem(
+            "observe.stability",
+            format!(
+                "the stability window ({}) must be shorter than the observation ({})",
+                obs.stability, obs.duration
+            ),
+        ));
+    }
+    let recovery_after = match &s.recovery {
+        Recovery::Promote { after, .. } | Recovery::Command { after, .. } => Some(*after),
+        Recovery::Wait => None,
+    };
+    if let Some(after) = recovery_after {
+        if after.get() + obs.stability.get() >= obs.duration.get() {
+            out.push(problem(
+                "observe.duration",
+                format!(
+                    "observation ({}) ends before recovery (after {}) plus stability ({}) can be seen",
+                    obs.duration, after, obs.stability
+                ),
+            ));
+        }
+    }
+    if let Fault::Pause { duration, .. } = &s.fault {
+        if duration.get() + obs.stability.get() >= obs.duration.get() {
+            out.push(problem(
+                "observe.duration",
+                format!(
+                    "observation ({}) ends before the pause ({duration}) plus stability ({}) is over",
+                    obs.duration, obs.stability
+                ),
+            ));
+        }
+    }
+}
+
+fn check_targets(t: &Targets, out: &mut Vec<Problem>) {
+    if t.rto.is_none()
+        && t.rpo.is_none()
+        && t.max_lost_writes.is_none()
+        && t.min_availability_pct.is_none()
+    {
+        out.push(problem(
+            "targets",
+            "state at least one target (rto, rpo, max_lost_writes, min_availability_pct): \
+             a drill must say what it proves",
+        ));
+    }
+    if let Some(a) = t.min_availability_pct {
+        if !(0.0..=100.0).contains(&a) {
+            out.push(problem(
+                "targets.min_availability_pct",
+                "must be between 0 and 100",
+            ));
+        }
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && s.len() <= 63
+}
+
+/// `A1.2`, `PI1.4`, `CC7.5`: letters, a digit group, a dot, a digit group.
+fn is_control_id(s: &str) -> bool {
+    let letters = s.chars().take_while(|c| c.is_ascii_uppercase()).count();
+    let rest = &s[letters..];
+    let Some((a, b)) = rest.split_once('.') else {
+        return false;
+    };
+    (1..=2).contains(&letters)
+        && !a.is_empty()
+        && !b.is_empty()
+        && a.chars().all(|c| c.is_ascii_digit())
+        && b.chars().all(|c| c.is_ascii_digit())
+}

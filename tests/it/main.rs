@@ -1,0 +1,3 @@
+//! Integration tests, one binary (as ripgrep does): each module is one area.
+
+mod sandbox;
