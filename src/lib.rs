@@ -4,6 +4,16 @@
 //! [`scenario::Scenario`] run by [`engine`] against a target, emitting typed [`event::Event`]s
 //! that reporters consume, and ending in a versioned [`report::Report`].
 
+pub mod driver;
+pub mod engine;
 pub mod error;
+pub mod event;
+pub mod human;
+pub mod ledger;
+pub mod measure;
 pub mod pg;
+pub mod plan;
+pub mod probe;
+pub mod report;
 pub mod scenario;
+pub mod workload;

@@ -1,0 +1,259 @@
+//! Drivers: one interface over the targets a scenario can name. A driver builds or reaches the
+//! target, injects a fault and says how to undo it, performs the recovery action, and tears down.
+//! The engine never needs to know which target it drives.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use tokio_postgres::Config;
+
+use crate::error::EnvError;
+use crate::pg::binaries::{self, PgBinaries};
+use crate::pg::sandbox::{Progress, Sandbox, SandboxConfig};
+use crate::scenario::{Fault, Recovery, Target};
+
+pub enum Driver {
+    Sandbox(Box<Sandbox>),
+    Existing { config: Config, description: String },
+}
+
+/// How to take back an injected fault.
+#[derive(Clone, Debug)]
+pub enum Undo {
+    /// Nothing to undo (a killed node stays dead; recovery replaces it).
+    Nothing,
+    /// SIGCONT this process group.
+    Resume(i32),
+    /// Run the operator's undo command.
+    Command(Vec<String>),
+}
+
+pub struct Injected {
+    pub description: String,
+    pub undo: Undo,
+    /// The fault ends by itself this long after injection (a pause).
+    pub ends_after: Option<Duration>,
+}
+
+impl Driver {
+    /// Checks the environment and builds or reaches the target. A sandbox is fully running and
+    /// replicating when this returns.
+    pub async fn build(target: &Target, progress: Progress<'_>) -> Result<Driver, EnvError> {
+        match target {
+            Target::PostgresSandbox(spec) => {
+                let bins = PgBinaries::locate(spec.bin_dir.as_deref())?;
+                let run_as = binaries::run_as(spec.run_as.as_deref())?;
+                progress(format!("PostgreSQL programs in {}", bins.dir.display()));
+                let config = SandboxConfig {
+                    standbys: spec.standbys,
+                    replication: spec.replication,
+                    settings: spec.settings.clone(),
+                    work_dir: spec.work_dir.clone(),
+                    run_as,
+                };
+                Ok(Driver::Sandbox(Box::new(
+                    Sandbox::build(bins, config, progress).await?,
+                )))
+            }
+            Target::Postgres(spec) => {
+                let name = &spec.dsn_env;
+                let dsn =
+                    std::env::var(name).map_err(|_| EnvError::MissingDsn { name: name.clone() })?;
+                // The parse error names the offending key, never the DSN (it may hold a password).
+                let mut config = Config::from_str(&dsn).map_err(|e| EnvError::BadDsn {
+                    name: name.clone(),
+                    reason: e.to_string(),
+                })?;
+                if config.get_connect_timeout().is_none() {
+                    config.connect_timeout(Duration::from_secs(5));
+                }
+                let hosts = describe_hosts(&config);
+                Ok(Driver::Existing {
+                    description: format!("existing PostgreSQL via ${name} ({hosts})"),
+                    config,
+                })
+            }
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Driver::Sandbox(sb) => sb.describe(),
+            Driver::Existing { description, .. } => description.clone(),
+        }
+    }
+
+    /// The connection settings an application would use, with `timeout` per connection attempt.
+    pub fn client_config(&self, timeout: Duration) -> Config {
+        match self {
+            Driver::Sandbox(sb) => sb.client_config(timeout),
+            Driver::Existing { config, .. } => {
+                let mut c = config.clone();
+                c.connect_timeout(timeout);
+                c
+            }
+        }
+    }
+
+    pub async fn inject(&mut self, fault: &Fault) -> Result<Injected, EnvError> {
+        match (self, fault) {
+            (Driver::Sandbox(sb), Fault::Kill { node }) => {
+                let idx = node_index(sb, node)?;
+                let pid = sb.nodes[idx].pgid().unwrap_or_default();
+                sb.kill(idx)?;
+                Ok(Injected {
+                    description: format!("SIGKILL every process of {node} (process group {pid})"),
+                    undo: Undo::Nothing,
+                    ends_after: None,
+                })
+            }
+            (Driver::Sandbox(sb), Fault::Stop { node, mode }) => {
+                let idx = node_index(sb, node)?;
+                sb.stop(idx, *mode).await?;
+                Ok(Injected {
+                    description: format!("stopped {node} ({mode:?} shutdown)").to_lowercase(),
+                    undo: Undo::Nothing,
+                    ends_after: None,
+                })
+            }
+            (Driver::Sandbox(sb), Fault::Pause { node, duration }) => {
+                let idx = node_index(sb, node)?;
+                let pgid = sb.pause(idx).ok_or_else(|| {
+                    EnvError::Database(format!("{node} is not running; nothing to pause"))
+                })?;
+                Ok(Injected {
+                    description: format!("SIGSTOP every process of {node} for {duration}"),
+                    undo: Undo::Resume(pgid),
+                    ends_after: Some(duration.get()),
+                })
+            }
+            (Driver::Existing { .. }, Fault::Command { run, undo, timeout }) => {
+                run_command("fault command", run, timeout.get()).await?;
+                Ok(Injected {
+                    description: format!("ran {}", shell_words(run)),
+                    undo: undo.clone().map(Undo::Command).unwrap_or(Undo::Nothing),
+                    ends_after: None,
+                })
+            }
+            (_, f) => Err(EnvError::Database(format!(
+                "a `{}` fault does not apply to this target",
+                f.kind()
+            ))),
+        }
+    }
+
+    /// Takes back a fault that is still in effect (on abort, or when a pause ends).
+    pub async fn undo(&mut self, undo: &Undo) -> Result<Option<String>, EnvError> {
+        match undo {
+            Undo::Nothing => Ok(None),
+            Undo::Resume(pgid) => {
+                Sandbox::resume(*pgid);
+                Ok(Some(format!("SIGCONT process group {pgid}")))
+            }
+            Undo::Command(run) => {
+                run_command("undo command", run, Duration::from_secs(60)).await?;
+                Ok(Some(format!("ran {}", shell_words(run))))
+            }
+        }
+    }
+
+    /// Performs the scenario's recovery action; `None` when there is none to perform.
+    pub async fn recover(&mut self, recovery: &Recovery) -> Result<Option<String>, EnvError> {
+        match (self, recovery) {
+            (_, Recovery::Wait) => Ok(None),
+            (Driver::Sandbox(sb), Recovery::Promote { node, .. }) => {
+                let idx = node_index(sb, node)?;
+                sb.promote(idx).await?;
+                Ok(Some(format!("promoted {node}")))
+            }
+            (Driver::Existing { .. }, Recovery::Command { run, timeout, .. }) => {
+                run_command("recovery command", run, timeout.get()).await?;
+                Ok(Some(format!("ran {}", shell_words(run))))
+            }
+            (_, r) => Err(EnvError::Database(format!(
+                "a `{}` recovery does not apply to this target",
+                r.kind()
+            ))),
+        }
+    }
+
+    /// Stops and removes what the driver built; returns the kept directory, if any.
+    pub fn teardown(&mut self, keep: bool) -> Option<PathBuf> {
+        match self {
+            Driver::Sandbox(sb) => sb.teardown(keep),
+            Driver::Existing { .. } => None,
+        }
+    }
+}
+
+fn node_index(sb: &Sandbox, node: &str) -> Result<usize, EnvError> {
+    sb.node(node)
+        .ok_or_else(|| EnvError::Database(format!("no node named {node} in this sandbox")))
+}
+
+fn describe_hosts(config: &Config) -> String {
+    let ports = config.get_ports();
+    config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let host = match h {
+                tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+            };
+            match ports.get(i).or(ports.first()) {
+                Some(p) => format!("{host}:{p}"),
+                None => host,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=:".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Runs an operator's command with a deadline; its output is kept out of reports (it may
+/// print secrets) except for a short tail on failure.
+async fn run_command(what: &str, argv: &[String], timeout: Duration) -> Result<(), EnvError> {
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| EnvError::Database(format!("{what} is empty")))?;
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(timeout, child)
+        .await
+        .map_err(|_| EnvError::Timeout {
+            what: format!("{what} {}", shell_words(argv)),
+            waited: humantime::format_duration(timeout).to_string(),
+            log: String::new(),
+        })?
+        .map_err(EnvError::io(format!("cannot run {what} {program}")))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        return Err(EnvError::Command {
+            what: format!("{what} {}", shell_words(argv)),
+            status: out.status.to_string(),
+            log: lines[lines.len().saturating_sub(5)..].join("\n"),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,520 @@
+//! Runs one drill: setup, steady state, fault and recovery under observation, verification,
+//! teardown. Emits events as it goes and returns the report; every wait is bounded and
+//! cancellable, and an abort still undoes the fault, tears down and reports.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::driver::{Driver, Undo};
+use crate::error::EnvError;
+use crate::event::{Event, EventSink, Phase, Reporter};
+use crate::ledger::{self, WorkloadLog};
+use crate::measure::{self, ms};
+use crate::probe::{self, ProbeKind, ProbeSpec, ProbeState};
+use crate::report::*;
+use crate::scenario::{Cleanup, LoadedScenario, Recovery, Target};
+use crate::workload::{self, WriterSpec};
+
+/// A finished drill: its report, and the sandbox directory if the cleanup policy kept it.
+pub struct Outcome {
+    pub report: Report,
+    pub kept: Option<PathBuf>,
+}
+
+/// Why the drill stopped early.
+struct Abort(String);
+
+/// A drill that could not produce a report.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    /// Interrupted before the target was up; whatever was built has been removed.
+    #[error("aborted during setup; nothing was left running")]
+    AbortedInSetup,
+}
+
+const STATUS_EVERY: Duration = Duration::from_millis(250);
+const VERIFY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Runs the drill. `cancel` turning true (Ctrl-C, SIGTERM) aborts it: the fault is undone, the
+/// target torn down, and the report says `aborted`. Errors before the drill starts (a missing
+/// program, an unreachable target) are returned as [`EnvError`].
+pub async fn run(
+    loaded: &LoadedScenario,
+    reporter: &mut dyn Reporter,
+    cancel: watch::Receiver<bool>,
+) -> Result<Outcome, RunError> {
+    let s = &loaded.scenario;
+    let t0 = Instant::now();
+    let started_at = SystemTime::now();
+    let run_id = new_run_id(&loaded.sha256, started_at);
+    let sink = EventSink::new(t0, reporter);
+
+    sink.emit(Event::Phase(Phase::Setup));
+    let mut driver = {
+        let progress = |m| sink.emit(Event::Setup(m));
+        let build = Driver::build(&s.target, &progress);
+        let mut cancel = cancel.clone();
+        tokio::select! {
+            d = build => d?,
+            _ = cancel.wait_for(|c| *c) => {
+                // Dropping the build tears down whatever part of the sandbox exists.
+                return Err(RunError::AbortedInSetup);
+            }
+        }
+    };
+    let description = driver.describe();
+    sink.emit(Event::Setup(description.clone()));
+
+    let admin_config = driver.client_config(Duration::from_secs(10));
+    let prepared = async {
+        let (client, conn) = admin_config.connect(tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        workload::prepare(&client, &s.workload.table).await
+    }
+    .await;
+    if let Err(e) = prepared {
+        driver.teardown(false);
+        return Err(RunError::Env(EnvError::Unreachable {
+            what: "the target's primary through its DSN".into(),
+            reason: crate::pg::sandbox::describe_pg_error(&e),
+        }));
+    }
+
+    let mut drill = Drill {
+        loaded,
+        sink: &sink,
+        driver: &mut driver,
+        cancel,
+        run_id: run_id.clone(),
+        measurements: Measurements::default(),
+        steady: None,
+        pending_undo: Undo::Nothing,
+    };
+    let aborted = drill.run().await.err();
+    let (measurements, steady) = (drill.measurements, drill.steady);
+
+    sink.emit(Event::Phase(Phase::Teardown));
+    let workload_on = s.workload.connections > 0;
+    let targets = evaluate(&s.targets, &measurements, workload_on);
+    let verdict = verdict(aborted.is_some(), &targets);
+    let keep = match s.cleanup {
+        Cleanup::Always => false,
+        Cleanup::OnSuccess => verdict != Verdict::Pass,
+        Cleanup::Never => true,
+    };
+    let kept = driver.teardown(keep);
+    if let Some(dir) = &kept {
+        sink.emit(Event::Setup(format!(
+            "kept the sandbox at {} (cleanup: {:?}); remove it when done",
+            dir.display(),
+            s.cleanup
+        )));
+    }
+
+    let report = Report {
+        format_version: REPORT_FORMAT_VERSION,
+        tool: Tool {
+            name: "firedrill".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+        run_id,
+        scenario: ScenarioRef {
+            name: s.name.clone(),
+            file: loaded.path.display().to_string(),
+            sha256: loaded.sha256.clone(),
+            description: s.description.clone(),
+            runbook: s.runbook.as_ref().map(|p| p.display().to_string()),
+            controls: s.controls.clone(),
+        },
+        target: TargetRef {
+            kind: match s.target {
+                Target::PostgresSandbox(_) => "postgres-sandbox",
+                Target::Postgres(_) => "postgres",
+            }
+            .into(),
+            description,
+        },
+        started_at: humantime::format_rfc3339_millis(started_at).to_string(),
+        finished_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        verdict,
+        abort_reason: aborted.map(|a| a.0),
+        steady_state: steady,
+        measurements,
+        targets,
+        timeline: sink.timeline(),
+    };
+    Ok(Outcome { report, kept })
+}
+
+struct Drill<'a, 's> {
+    loaded: &'a LoadedScenario,
+    sink: &'a EventSink<'s>,
+    driver: &'a mut Driver,
+    cancel: watch::Receiver<bool>,
+    run_id: String,
+    measurements: Measurements,
+    steady: Option<SteadyStateResult>,
+    /// A fault still in effect, undone on abort.
+    pending_undo: Undo,
+}
+
+/// The probes and writers running against the target.
+struct Load {
+    stop: watch::Sender<bool>,
+    write: Arc<ProbeState>,
+    read: Arc<ProbeState>,
+    acked: Arc<AtomicU64>,
+    probes: Vec<JoinHandle<()>>,
+    writers: Vec<JoinHandle<WorkloadLog>>,
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        // Belt and braces: `stop` going away already ends every loop.
+        for h in &self.probes {
+            h.abort();
+        }
+        for h in &self.writers {
+            h.abort();
+        }
+    }
+}
+
+impl Drill<'_, '_> {
+    async fn run(&mut self) -> Result<(), Abort> {
+        let s = &self.loaded.scenario;
+        let load = self.start_load();
+        let result = self.fault_and_observe(&load).await;
+        if result.is_err() {
+            self.undo_pending().await;
+        }
+        let _ = load.stop.send(true);
+        let log = self.collect(load).await;
+        result?;
+
+        self.sink.emit(Event::Phase(Phase::Verify));
+        if s.workload.connections > 0 {
+            self.verify_ledger(&log).await;
+        }
+        Ok(())
+    }
+
+    fn start_load(&self) -> Load {
+        let s = &self.loaded.scenario;
+        let t0 = self.sink.t0;
+        let (stop, stop_rx) = watch::channel(false);
+        let probe_config = self.driver.client_config(s.probes.timeout.get());
+        let write = Arc::new(ProbeState::default());
+        let read = Arc::new(ProbeState::default());
+        let mut probes = Vec::new();
+        for (kind, state) in [(ProbeKind::Write, &write), (ProbeKind::Read, &read)] {
+            let spec = ProbeSpec {
+                kind,
+                config: probe_config.clone(),
+                interval: s.probes.interval.get(),
+                timeout: s.probes.timeout.get(),
+            };
+            probes.push(tokio::spawn(probe::run(
+                spec,
+                t0,
+                stop_rx.clone(),
+                state.clone(),
+            )));
+        }
+        let acked = Arc::new(AtomicU64::new(0));
+        let writer = Arc::new(WriterSpec {
+            config: self.driver.client_config(s.workload.timeout.get()),
+            table: s.workload.table.clone(),
+            run: self.run_id.clone(),
+            timeout: s.workload.timeout.get(),
+        });
+        let writers = (0..s.workload.connections as u32)
+            .map(|id| {
+                tokio::spawn(workload::run_writer(
+                    writer.clone(),
+                    id,
+                    t0,
+                    stop_rx.clone(),
+                    acked.clone(),
+                ))
+            })
+            .collect();
+        Load {
+            stop,
+            write,
+            read,
+            acked,
+            probes,
+            writers,
+        }
+    }
+
+    async fn fault_and_observe(&mut self, load: &Load) -> Result<(), Abort> {
+        let s = &self.loaded.scenario;
+        let t0 = self.sink.t0;
+
+        // Steady state: the hypothesis must hold before anything is broken.
+        self.sink.emit(Event::Phase(Phase::SteadyState));
+        let ss_from = t0.elapsed();
+        self.wait_until(ss_from + s.steady_state.duration.get(), load)
+            .await?;
+        let ss_to = t0.elapsed();
+        let steady = self.steady_state(load, ss_from, ss_to);
+        self.sink.emit(Event::SteadyState {
+            met: steady.met,
+            detail: steady.detail.clone(),
+        });
+        let met = steady.met;
+        self.steady = Some(steady);
+        // The workload started with the window, so the live counter is its throughput.
+        let acked_before = load.acked.load(Ordering::Relaxed);
+        self.measurements.workload_writes_per_s =
+            Some(acked_before as f64 / (ss_to - ss_from).as_secs_f64());
+        if !met {
+            return Err(Abort(
+                "steady state not met before the fault; nothing was injected".into(),
+            ));
+        }
+
+        // Fault.
+        self.sink.emit(Event::Phase(Phase::Fault));
+        let fault_at = t0.elapsed();
+        self.measurements.fault_at_ms = Some(ms(fault_at));
+        let injected = match self.driver.inject(&s.fault).await {
+            Ok(i) => i,
+            Err(e) => return Err(Abort(format!("fault injection failed: {e}"))),
+        };
+        self.sink
+            .emit_at(fault_at, Event::FaultInjected(injected.description.clone()));
+        self.pending_undo = injected.undo.clone();
+
+        // Scheduled actions after the fault, in time order.
+        enum Action {
+            EndFault,
+            Recover,
+        }
+        let mut actions: Vec<(Duration, Action)> = Vec::new();
+        if let Some(d) = injected.ends_after {
+            actions.push((fault_at + d, Action::EndFault));
+        }
+        match &s.recovery {
+            Recovery::Promote { after, .. } | Recovery::Command { after, .. } => {
+                actions.push((fault_at + after.get(), Action::Recover))
+            }
+            Recovery::Wait => {}
+        }
+        actions.sort_by_key(|(at, _)| *at);
+        for (at, action) in actions {
+            self.wait_until(at, load).await?;
+            match action {
+                Action::EndFault => {
+                    let undo = std::mem::replace(&mut self.pending_undo, Undo::Nothing);
+                    match self.driver.undo(&undo).await {
+                        Ok(Some(d)) => self.sink.emit(Event::FaultEnded(d)),
+                        Ok(None) => {}
+                        Err(e) => self
+                            .sink
+                            .emit(Event::Warning(format!("ending the fault: {e}"))),
+                    }
+                }
+                Action::Recover => match self.driver.recover(&s.recovery).await {
+                    Ok(Some(d)) => self.sink.emit(Event::RecoveryAction(d)),
+                    Ok(None) => {}
+                    // The system did not recover: the measurements will show it.
+                    Err(e) => self.sink.emit(Event::RecoveryFailed(e.to_string())),
+                },
+            }
+        }
+        self.wait_until(fault_at + s.observe.duration.get(), load)
+            .await?;
+        Ok(())
+    }
+
+    fn steady_state(&self, load: &Load, from: Duration, to: Duration) -> SteadyStateResult {
+        let s = &self.loaded.scenario.steady_state;
+        let w = load.write.snapshot();
+        let r = load.read.snapshot();
+        let write_pct = measure::success_pct_between(&w, from, to);
+        let read_pct = measure::success_pct_between(&r, from, to);
+        let p99 = measure::latency_between(&w, from, to).p99_ms;
+        let mut problems = Vec::new();
+        if write_pct < s.min_success_pct {
+            problems.push(format!(
+                "write probe {write_pct:.1}% successful < {}%",
+                s.min_success_pct
+            ));
+        }
+        if read_pct < s.min_success_pct {
+            problems.push(format!(
+                "read probe {read_pct:.1}% successful < {}%",
+                s.min_success_pct
+            ));
+        }
+        if let Some(max) = s.max_p99_latency {
+            if p99 > ms(max.get()) {
+                problems.push(format!("write p99 {p99:.1}ms > {max}"));
+            }
+        }
+        let met = problems.is_empty();
+        SteadyStateResult {
+            met,
+            write_success_pct: write_pct,
+            read_success_pct: read_pct,
+            write_p99_ms: p99,
+            detail: if met {
+                format!(
+                    "write {write_pct:.1}% read {read_pct:.1}% successful, write p99 {p99:.2}ms"
+                )
+            } else {
+                problems.join("; ")
+            },
+        }
+    }
+
+    /// Stops the probes and writers and computes the probe measurements.
+    async fn collect(&mut self, load: Load) -> WorkloadLog {
+        let s = &self.loaded.scenario;
+        let observed_until = self.sink.t0.elapsed();
+        let mut load = load;
+        for h in load.probes.drain(..) {
+            let _ = h.await;
+        }
+        let mut log = WorkloadLog::default();
+        for h in load.writers.drain(..) {
+            if let Ok(l) = h.await {
+                log.merge(l);
+            }
+        }
+        let m = &mut self.measurements;
+        m.acknowledged_writes = log.acks.len() as u64;
+        m.in_doubt_writes = log.in_doubt.len() as u64;
+        let Some(fault_ms) = m.fault_at_ms else {
+            return log;
+        };
+        let fault_at = Duration::from_secs_f64(fault_ms / 1000.0);
+        let w = load.write.snapshot();
+        let r = load.read.snapshot();
+        let stability = s.observe.stability.get();
+        let wr = measure::recovery(&w, fault_at, observed_until, stability);
+        let rr = measure::recovery(&r, fault_at, observed_until, stability);
+        m.rto_ms = wr.rto.map(ms);
+        m.time_to_first_success_ms = wr.first_success.map(ms);
+        m.availability_pct = Some(wr.availability_pct);
+        m.write_outages = wr.outages;
+        m.read_rto_ms = rr.rto.map(ms);
+        m.read_availability_pct = Some(rr.availability_pct);
+        m.read_outages = rr.outages;
+        m.latency = LatencyByPhase {
+            steady: ProbeLatency {
+                write_probe: measure::latency_between(&w, Duration::ZERO, fault_at),
+                read_probe: measure::latency_between(&r, Duration::ZERO, fault_at),
+            },
+            after_fault: ProbeLatency {
+                write_probe: measure::latency_between(&w, fault_at, observed_until),
+                read_probe: measure::latency_between(&r, fault_at, observed_until),
+            },
+        };
+        log
+    }
+
+    async fn verify_ledger(&mut self, log: &WorkloadLog) {
+        let s = &self.loaded.scenario;
+        let Some(fault_ms) = self.measurements.fault_at_ms else {
+            return;
+        };
+        let config = self.driver.client_config(Duration::from_secs(5));
+        let deadline = Instant::now() + VERIFY_DEADLINE;
+        let rows = loop {
+            let attempt = async {
+                let (client, conn) = config.connect(tokio_postgres::NoTls).await?;
+                tokio::spawn(conn);
+                workload::read_back(&client, &s.workload.table, &self.run_id).await
+            }
+            .await;
+            match attempt {
+                Ok(rows) => break Some(rows),
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
+                Err(e) => {
+                    self.sink.emit(Event::Warning(format!(
+                        "cannot read the ledger back within {}: {}; lost writes unknown",
+                        humantime::format_duration(VERIFY_DEADLINE),
+                        crate::pg::sandbox::describe_pg_error(&e)
+                    )));
+                    break None;
+                }
+            }
+        };
+        let Some(rows) = rows else { return };
+        let fault_at = Duration::from_secs_f64(fault_ms / 1000.0);
+        let c = ledger::check(log, &rows, &self.run_id, fault_at);
+        self.sink.emit(Event::Verified(format!(
+            "{} acknowledged writes, {} lost, {} in doubt ({} committed), {} integrity failures",
+            c.acknowledged_writes,
+            c.lost_writes,
+            c.in_doubt_writes,
+            c.in_doubt_present,
+            c.integrity_failures
+        )));
+        let m = &mut self.measurements;
+        m.lost_writes = Some(c.lost_writes);
+        m.lost_examples = c.lost_examples;
+        m.in_doubt_present = Some(c.in_doubt_present);
+        m.integrity_failures = Some(c.integrity_failures);
+        m.rpo_ms = Some(c.rpo_ms);
+    }
+
+    /// Waits until `at` (drill time), showing live status; returns early with an abort on cancel.
+    async fn wait_until(&mut self, at: Duration, load: &Load) -> Result<(), Abort> {
+        loop {
+            if *self.cancel.borrow() {
+                return Err(Abort("interrupted (Ctrl-C or SIGTERM)".into()));
+            }
+            let now = self.sink.t0.elapsed();
+            if now >= at {
+                return Ok(());
+            }
+            self.sink.emit(Event::Status {
+                write_up: load.write.up.load(Ordering::Relaxed),
+                read_up: load.read.up.load(Ordering::Relaxed),
+                acknowledged_writes: load.acked.load(Ordering::Relaxed),
+            });
+            let nap = (at - now).min(STATUS_EVERY);
+            tokio::select! {
+                _ = tokio::time::sleep(nap) => {}
+                _ = self.cancel.changed() => {}
+            }
+        }
+    }
+
+    async fn undo_pending(&mut self) {
+        let undo = std::mem::replace(&mut self.pending_undo, Undo::Nothing);
+        match self.driver.undo(&undo).await {
+            Ok(Some(d)) => self
+                .sink
+                .emit(Event::FaultEnded(format!("rolled back: {d}"))),
+            Ok(None) => {}
+            Err(e) => self.sink.emit(Event::Warning(format!(
+                "rolling back the fault failed: {e}; undo it by hand"
+            ))),
+        }
+    }
+}
+
+fn new_run_id(scenario_sha: &str, at: SystemTime) -> String {
+    let nanos = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let digest = Sha256::digest(format!("{scenario_sha}/{nanos}/{}", std::process::id()));
+    hex::encode(&digest[..8])
+}

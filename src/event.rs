@@ -1,0 +1,172 @@
+//! The engine's typed event stream. The engine emits; reporters (the live terminal display, plain
+//! log lines) only consume, and the report's timeline is the same events, recorded.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::measure::ms;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    Setup,
+    SteadyState,
+    Fault,
+    Verify,
+    Teardown,
+}
+
+impl Phase {
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::Setup => "setup",
+            Phase::SteadyState => "steady state",
+            Phase::Fault => "fault and recovery",
+            Phase::Verify => "verify",
+            Phase::Teardown => "teardown",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    Phase(Phase),
+    /// A step of building or preparing the target.
+    Setup(String),
+    SteadyState {
+        met: bool,
+        detail: String,
+    },
+    FaultInjected(String),
+    /// The fault was undone (a paused node resumed, an undo command ran).
+    FaultEnded(String),
+    RecoveryAction(String),
+    RecoveryFailed(String),
+    /// Periodic live state; not recorded in the timeline.
+    Status {
+        write_up: bool,
+        read_up: bool,
+        acknowledged_writes: u64,
+    },
+    Verified(String),
+    Warning(String),
+    Aborted(String),
+}
+
+impl Event {
+    /// The timeline's kind tag; `None` for events not worth keeping.
+    fn kind(&self) -> Option<&'static str> {
+        Some(match self {
+            Event::Phase(_) => "phase",
+            Event::Setup(_) => "setup",
+            Event::SteadyState { .. } => "steady-state",
+            Event::FaultInjected(_) => "fault-injected",
+            Event::FaultEnded(_) => "fault-ended",
+            Event::RecoveryAction(_) => "recovery-action",
+            Event::RecoveryFailed(_) => "recovery-failed",
+            Event::Status { .. } => return None,
+            Event::Verified(_) => "verified",
+            Event::Warning(_) => "warning",
+            Event::Aborted(_) => "aborted",
+        })
+    }
+
+    pub fn detail(&self) -> String {
+        match self {
+            Event::Phase(p) => p.label().to_owned(),
+            Event::Setup(s)
+            | Event::FaultInjected(s)
+            | Event::FaultEnded(s)
+            | Event::RecoveryAction(s)
+            | Event::RecoveryFailed(s)
+            | Event::Verified(s)
+            | Event::Warning(s)
+            | Event::Aborted(s) => s.clone(),
+            Event::SteadyState { met, detail } => {
+                format!("{}: {detail}", if *met { "met" } else { "not met" })
+            }
+            Event::Status {
+                write_up,
+                read_up,
+                acknowledged_writes,
+            } => format!(
+                "write {} read {} acked {acknowledged_writes}",
+                up(*write_up),
+                up(*read_up)
+            ),
+        }
+    }
+}
+
+fn up(b: bool) -> &'static str {
+    if b { "up" } else { "DOWN" }
+}
+
+/// One recorded event of the report's timeline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TimelineEntry {
+    /// Milliseconds from the drill's start (monotonic clock).
+    pub t_ms: f64,
+    pub kind: String,
+    pub detail: String,
+}
+
+/// Consumes events as they happen.
+pub trait Reporter: Send {
+    fn event(&mut self, at: Duration, event: &Event);
+}
+
+/// Stamps events with the drill clock, records the timeline, and forwards to the reporter.
+/// Shared by reference (`emit(&self)`), so that progress callbacks deep in a driver can emit.
+pub struct EventSink<'a> {
+    pub t0: Instant,
+    inner: Mutex<Inner<'a>>,
+}
+
+struct Inner<'a> {
+    timeline: Vec<TimelineEntry>,
+    reporter: &'a mut dyn Reporter,
+}
+
+impl<'a> EventSink<'a> {
+    pub fn new(t0: Instant, reporter: &'a mut dyn Reporter) -> Self {
+        EventSink {
+            t0,
+            inner: Mutex::new(Inner {
+                timeline: Vec::new(),
+                reporter,
+            }),
+        }
+    }
+
+    pub fn emit(&self, event: Event) {
+        self.emit_at(self.t0.elapsed(), event);
+    }
+
+    /// Records an event at a known instant (e.g. the fault instant taken just before a signal).
+    pub fn emit_at(&self, at: Duration, event: Event) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(kind) = event.kind() {
+            inner.timeline.push(TimelineEntry {
+                t_ms: ms(at),
+                kind: kind.to_owned(),
+                detail: event.detail(),
+            });
+        }
+        inner.reporter.event(at, &event);
+    }
+
+    pub fn timeline(&self) -> Vec<TimelineEntry> {
+        let mut t = self
+            .inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .timeline
+            .clone();
+        t.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
+        t
+    }
+}

@@ -1,0 +1,190 @@
+//! Human output: the live display while a drill runs (a spinner on a terminal, plain timestamped
+//! lines otherwise, e.g. under cron or in CI) and the summary printed at the end.
+
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::event::{Event, Phase, Reporter};
+use crate::report::{Report, TargetResult, Verdict};
+
+pub struct LiveReporter {
+    bar: Option<ProgressBar>,
+    phase: Phase,
+    last_up: Option<(bool, bool)>,
+}
+
+impl LiveReporter {
+    /// A spinner when stderr is a terminal, plain lines otherwise.
+    pub fn stderr() -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+                    .expect("static template"),
+            );
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar
+        });
+        LiveReporter {
+            bar,
+            phase: Phase::Setup,
+            last_up: None,
+        }
+    }
+
+    fn line(&self, at: Duration, text: &str) {
+        let line = format!("[{:>8.3}s] {text}", at.as_secs_f64());
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => {
+                let _ = writeln!(std::io::stderr(), "{line}");
+            }
+        }
+    }
+}
+
+impl Reporter for LiveReporter {
+    fn event(&mut self, at: Duration, event: &Event) {
+        match event {
+            Event::Phase(p) => {
+                self.phase = *p;
+                if let Some(bar) = &self.bar {
+                    bar.set_message(p.label());
+                }
+                self.line(at, &format!("== {}", p.label()));
+            }
+            Event::Status {
+                write_up,
+                read_up,
+                acknowledged_writes,
+            } => {
+                let up = |b: &bool| if *b { "up" } else { "DOWN" };
+                let text = format!(
+                    "{}: write probe {}, read probe {}, {acknowledged_writes} writes acknowledged",
+                    self.phase.label(),
+                    up(write_up),
+                    up(read_up)
+                );
+                match &self.bar {
+                    Some(bar) => bar.set_message(text),
+                    None => {
+                        // Without a terminal, only changes are worth a line.
+                        if self.last_up != Some((*write_up, *read_up)) {
+                            self.line(at, &text);
+                        }
+                    }
+                }
+                self.last_up = Some((*write_up, *read_up));
+            }
+            other => self.line(at, &format!("{}", other.detail())),
+        }
+    }
+}
+
+impl Drop for LiveReporter {
+    fn drop(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// A reporter that shows nothing (tests, `--format json` without a terminal is still shown).
+pub struct Silent;
+
+impl Reporter for Silent {
+    fn event(&mut self, _: Duration, _: &Event) {}
+}
+
+/// The end-of-drill summary: verdict, each target, and the key measurements.
+pub fn summary(r: &Report) -> String {
+    let mut out = String::new();
+    let verdict = match r.verdict {
+        Verdict::Pass => "PASS",
+        Verdict::Fail => "FAIL",
+        Verdict::Aborted => "ABORTED",
+    };
+    let _ = writeln!(out, "{verdict}  {}  (run {})", r.scenario.name, r.run_id);
+    let _ = writeln!(out, "target: {}", r.target.description);
+    if let Some(reason) = &r.abort_reason {
+        let _ = writeln!(out, "aborted: {reason}");
+    }
+    if !r.targets.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n  {:<22} {:>14} {:>14}  result",
+            "target", "limit", "achieved"
+        );
+        for t in &r.targets {
+            let _ = writeln!(
+                out,
+                "  {:<22} {:>14} {:>14}  {}",
+                t.name,
+                fmt_value(t, t.limit),
+                t.achieved
+                    .map(|a| fmt_value(t, a))
+                    .unwrap_or_else(|| "not seen".into()),
+                if t.met { "met" } else { "MISSED" }
+            );
+        }
+    }
+    let m = &r.measurements;
+    let opt_ms = |v: Option<f64>| {
+        v.map(|v| format!("{v:.1} ms"))
+            .unwrap_or_else(|| "-".into())
+    };
+    let _ = writeln!(out, "\n  rto (write)            {}", opt_ms(m.rto_ms));
+    let _ = writeln!(out, "  rto (read)             {}", opt_ms(m.read_rto_ms));
+    let _ = writeln!(
+        out,
+        "  first success          {}",
+        opt_ms(m.time_to_first_success_ms)
+    );
+    let _ = writeln!(out, "  rpo                    {}", opt_ms(m.rpo_ms));
+    let _ = writeln!(
+        out,
+        "  writes                 {} acknowledged, {} lost, {} in doubt",
+        m.acknowledged_writes,
+        m.lost_writes
+            .map(|l| l.to_string())
+            .unwrap_or_else(|| "?".into()),
+        m.in_doubt_writes
+    );
+    if let Some(a) = m.availability_pct {
+        let _ = writeln!(
+            out,
+            "  availability           {a:.2}% of write probes after the fault"
+        );
+    }
+    for o in &m.write_outages {
+        let _ = writeln!(
+            out,
+            "  outage                 {:.1} ms from t={:.1} ms ({} failed probes)",
+            o.duration_ms.unwrap_or(f64::NAN),
+            o.start_ms,
+            o.failed_probes
+        );
+    }
+    let l = &m.latency;
+    let _ = writeln!(
+        out,
+        "  write probe latency    steady p50 {:.2} p99 {:.2} ms; after fault p50 {:.2} p99 {:.2} max {:.2} ms",
+        l.steady.write_probe.p50_ms,
+        l.steady.write_probe.p99_ms,
+        l.after_fault.write_probe.p50_ms,
+        l.after_fault.write_probe.p99_ms,
+        l.after_fault.write_probe.max_ms
+    );
+    out
+}
+
+fn fmt_value(t: &TargetResult, v: f64) -> String {
+    match t.unit.as_str() {
+        "ms" => format!("{v:.1} ms"),
+        "pct" => format!("{v:.2}%"),
+        _ => format!("{v}"),
+    }
+}

@@ -1,0 +1,240 @@
+//! The drill report: versioned JSON that later tools (signing, `verify`, evidence summaries) read.
+//! Verdicts are a pure function of the measurements and the targets, so they can be recomputed
+//! from a report alone.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::event::TimelineEntry;
+use crate::measure::{Latency, Outage};
+use crate::scenario::Targets;
+
+/// Bumped on any change a reader must know about; readers refuse versions they do not know.
+pub const REPORT_FORMAT_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Report {
+    pub format_version: u32,
+    pub tool: Tool,
+    /// Unique id of this run; also tags its ledger rows.
+    pub run_id: String,
+    pub scenario: ScenarioRef,
+    pub target: TargetRef,
+    /// UTC, RFC 3339.
+    pub started_at: String,
+    pub finished_at: String,
+    pub verdict: Verdict,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steady_state: Option<SteadyStateResult>,
+    pub measurements: Measurements,
+    pub targets: Vec<TargetResult>,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ScenarioRef {
+    pub name: String,
+    pub file: String,
+    /// SHA-256 of the scenario file's bytes.
+    pub sha256: String,
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook: Option<String>,
+    pub controls: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TargetRef {
+    /// The scenario's `target.type`.
+    pub kind: String,
+    pub description: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Aborted,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SteadyStateResult {
+    pub met: bool,
+    pub write_success_pct: f64,
+    pub read_success_pct: f64,
+    pub write_p99_ms: f64,
+    pub detail: String,
+}
+
+/// Every figure the drill measured. Times are milliseconds; `None` means not measured or not
+/// reached (e.g. no recovery seen within the observation window).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Measurements {
+    /// Fault instant, ms from the drill's start.
+    pub fault_at_ms: Option<f64>,
+    /// Fault to the first write-probe success after which probes stayed up for the stability
+    /// window.
+    pub rto_ms: Option<f64>,
+    pub read_rto_ms: Option<f64>,
+    pub time_to_first_success_ms: Option<f64>,
+    /// Span of acknowledged writes lost: from the earliest lost acknowledgement to the later of
+    /// the fault and the last lost acknowledgement; 0 when none was lost.
+    pub rpo_ms: Option<f64>,
+    pub acknowledged_writes: u64,
+    pub lost_writes: Option<u64>,
+    pub lost_examples: Vec<String>,
+    pub in_doubt_writes: u64,
+    pub in_doubt_present: Option<u64>,
+    pub integrity_failures: Option<u64>,
+    /// Successful write probes after the fault, in percent.
+    pub availability_pct: Option<f64>,
+    pub read_availability_pct: Option<f64>,
+    pub write_outages: Vec<Outage>,
+    pub read_outages: Vec<Outage>,
+    pub workload_writes_per_s: Option<f64>,
+    pub latency: LatencyByPhase,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LatencyByPhase {
+    /// Before the fault.
+    pub steady: ProbeLatency,
+    /// From the fault to the end of observation.
+    pub after_fault: ProbeLatency,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ProbeLatency {
+    pub write_probe: Latency,
+    pub read_probe: Latency,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TargetResult {
+    /// `rto`, `rpo`, `max_lost_writes`, `min_availability_pct` or `integrity`.
+    pub name: String,
+    /// The limit, in the unit of `unit`.
+    pub limit: f64,
+    /// What was achieved, same unit; `None` when it could not be measured (a miss).
+    pub achieved: Option<f64>,
+    /// `ms`, `writes`, `pct` or `failures`.
+    pub unit: String,
+    pub met: bool,
+}
+
+/// Verdict per target: the whole rule set, from measurements and targets alone.
+pub fn evaluate(targets: &Targets, m: &Measurements, workload: bool) -> Vec<TargetResult> {
+    let mut out = Vec::new();
+    let at_most = |name: &str, limit: f64, achieved: Option<f64>, unit: &str| TargetResult {
+        name: name.into(),
+        limit,
+        achieved,
+        unit: unit.into(),
+        met: achieved.is_some_and(|a| a <= limit),
+    };
+    if let Some(rto) = targets.rto {
+        out.push(at_most(
+            "rto",
+            crate::measure::ms(rto.get()),
+            m.rto_ms,
+            "ms",
+        ));
+    }
+    if let Some(rpo) = targets.rpo {
+        out.push(at_most(
+            "rpo",
+            crate::measure::ms(rpo.get()),
+            m.rpo_ms,
+            "ms",
+        ));
+    }
+    if let Some(max) = targets.max_lost_writes {
+        out.push(at_most(
+            "max_lost_writes",
+            max as f64,
+            m.lost_writes.map(|l| l as f64),
+            "writes",
+        ));
+    }
+    if let Some(min) = targets.min_availability_pct {
+        out.push(TargetResult {
+            name: "min_availability_pct".into(),
+            limit: min,
+            achieved: m.availability_pct,
+            unit: "pct".into(),
+            met: m.availability_pct.is_some_and(|a| a >= min),
+        });
+    }
+    if workload {
+        // Rows that were never written, or with the wrong content, fail any drill (PI1).
+        out.push(at_most(
+            "integrity",
+            0.0,
+            m.integrity_failures.map(|f| f as f64),
+            "failures",
+        ));
+    }
+    out
+}
+
+pub fn verdict(aborted: bool, results: &[TargetResult]) -> Verdict {
+    if aborted {
+        Verdict::Aborted
+    } else if results.iter().all(|t| t.met) {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    }
+}
+
+/// The JSON Schema of the report format.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Report)).expect("a schema is plain JSON")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Dur;
+
+    #[test]
+    fn unmeasured_is_a_miss_and_limits_are_inclusive() {
+        let t = Targets {
+            rto: Some(Dur::from_secs(2)),
+            rpo: Some(Dur::from_secs(0)),
+            max_lost_writes: Some(0),
+            min_availability_pct: Some(50.0),
+        };
+        let m = Measurements {
+            rto_ms: Some(2000.0),
+            rpo_ms: None,
+            lost_writes: Some(0),
+            availability_pct: Some(49.9),
+            integrity_failures: Some(0),
+            ..Default::default()
+        };
+        let r = evaluate(&t, &m, true);
+        let met: Vec<(&str, bool)> = r.iter().map(|t| (t.name.as_str(), t.met)).collect();
+        assert_eq!(
+            met,
+            vec![
+                ("rto", true),
+                ("rpo", false),
+                ("max_lost_writes", true),
+                ("min_availability_pct", false),
+                ("integrity", true)
+            ]
+        );
+        assert_eq!(verdict(false, &r), Verdict::Fail);
+        assert_eq!(verdict(true, &r), Verdict::Aborted);
+    }
+}
