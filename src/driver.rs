@@ -23,8 +23,8 @@ pub enum Driver {
 pub enum Undo {
     /// Nothing to undo (a killed node stays dead; recovery replaces it).
     Nothing,
-    /// SIGCONT this process group.
-    Resume(i32),
+    /// SIGCONT these processes.
+    Resume(Vec<i32>),
     /// Run the operator's undo command.
     Command(Vec<String>),
 }
@@ -100,10 +100,10 @@ impl Driver {
         match (self, fault) {
             (Driver::Sandbox(sb), Fault::Kill { node }) => {
                 let idx = node_index(sb, node)?;
-                let pid = sb.nodes[idx].pgid().unwrap_or_default();
+                let pid = sb.nodes[idx].pid().unwrap_or_default();
                 sb.kill(idx)?;
                 Ok(Injected {
-                    description: format!("SIGKILL every process of {node} (process group {pid})"),
+                    description: format!("SIGKILL every process of {node} (postmaster pid {pid})"),
                     undo: Undo::Nothing,
                     ends_after: None,
                 })
@@ -119,12 +119,15 @@ impl Driver {
             }
             (Driver::Sandbox(sb), Fault::Pause { node, duration }) => {
                 let idx = node_index(sb, node)?;
-                let pgid = sb.pause(idx).ok_or_else(|| {
+                let pids = sb.pause(idx).ok_or_else(|| {
                     EnvError::Database(format!("{node} is not running; nothing to pause"))
                 })?;
                 Ok(Injected {
-                    description: format!("SIGSTOP every process of {node} for {duration}"),
-                    undo: Undo::Resume(pgid),
+                    description: format!(
+                        "SIGSTOP all {} processes of {node} for {duration}",
+                        pids.len()
+                    ),
+                    undo: Undo::Resume(pids),
                     ends_after: Some(duration.get()),
                 })
             }
@@ -147,9 +150,9 @@ impl Driver {
     pub async fn undo(&mut self, undo: &Undo) -> Result<Option<String>, EnvError> {
         match undo {
             Undo::Nothing => Ok(None),
-            Undo::Resume(pgid) => {
-                Sandbox::resume(*pgid);
-                Ok(Some(format!("SIGCONT process group {pgid}")))
+            Undo::Resume(pids) => {
+                Sandbox::resume(pids);
+                Ok(Some(format!("SIGCONT all {} processes", pids.len())))
             }
             Undo::Command(run) => {
                 run_command("undo command", run, Duration::from_secs(60)).await?;

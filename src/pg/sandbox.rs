@@ -50,8 +50,8 @@ pub struct Node {
 }
 
 impl Node {
-    /// Process group id of the node's postmaster and backends (the postmaster's pid).
-    pub fn pgid(&self) -> Option<i32> {
+    /// The postmaster's pid, while it runs.
+    pub fn pid(&self) -> Option<i32> {
         self.child.as_ref().map(|c| c.id() as i32)
     }
 }
@@ -239,9 +239,8 @@ impl Sandbox {
     /// SIGKILL every process of the node, as a crashed host.
     pub fn kill(&mut self, idx: usize) -> Result<(), EnvError> {
         let node = &mut self.nodes[idx];
-        if let Some(pgid) = node.pgid() {
-            signal_group(pgid, libc::SIGCONT);
-            signal_group(pgid, libc::SIGKILL);
+        if let Some(pid) = node.pid() {
+            signal_node(pid, libc::SIGKILL);
         }
         if let Some(mut child) = node.child.take() {
             let _ = child.wait();
@@ -250,16 +249,14 @@ impl Sandbox {
         Ok(())
     }
 
-    /// SIGSTOP every process of the node: a hung host. Returns the process group to resume.
-    pub fn pause(&self, idx: usize) -> Option<i32> {
-        let pgid = self.nodes[idx].pgid()?;
-        signal_group(pgid, libc::SIGSTOP);
-        Some(pgid)
+    /// SIGSTOP every process of the node: a hung host. Returns the processes to resume.
+    pub fn pause(&self, idx: usize) -> Option<Vec<i32>> {
+        Some(signal_node(self.nodes[idx].pid()?, libc::SIGSTOP))
     }
 
     /// Ends a [`Sandbox::pause`]. Safe to call twice; teardown also resumes every node.
-    pub fn resume(pgid: i32) {
-        signal_group(pgid, libc::SIGCONT);
+    pub fn resume(pids: &[i32]) {
+        continue_processes(pids);
     }
 
     /// Stops the node as `pg_ctl stop -m fast|immediate` would, and waits for it to exit.
@@ -280,7 +277,7 @@ impl Sandbox {
                 break;
             }
             if Instant::now() > deadline {
-                signal_group(child.id() as i32, libc::SIGKILL);
+                signal_node(child.id() as i32, libc::SIGKILL);
                 let _ = child.wait();
                 break;
             }
@@ -347,8 +344,8 @@ impl Sandbox {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
-            // Its own process group: a fault reaches every backend, and the terminal's Ctrl-C
-            // reaches only firedrill, which then tears down in order.
+            // Its own process group: the terminal's Ctrl-C reaches only firedrill, which then
+            // tears down in order.
             .process_group(0);
         self.as_user(&mut cmd);
         let child = cmd.spawn().map_err(EnvError::io("cannot start postgres"))?;
@@ -411,15 +408,18 @@ impl Sandbox {
         for n in &mut self.nodes {
             if let Some(mut child) = n.child.take() {
                 let pid = child.id() as i32;
-                signal_group(pid, libc::SIGCONT);
-                // Immediate shutdown lets the postmaster release its shared memory.
+                // A paused node first resumes; immediate shutdown lets the postmaster release
+                // its shared memory and take its children down.
+                signal_node(pid, libc::SIGCONT);
                 // SAFETY: kill has no memory-safety preconditions.
                 unsafe { libc::kill(pid, libc::SIGQUIT) };
                 let deadline = Instant::now() + Duration::from_secs(5);
                 while !matches!(child.try_wait(), Ok(Some(_))) && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(5));
                 }
-                signal_group(pid, libc::SIGKILL);
+                if !matches!(child.try_wait(), Ok(Some(_))) {
+                    signal_node(pid, libc::SIGKILL);
+                }
                 let _ = child.wait();
             }
             release_shared_memory(&n.data_dir);
@@ -542,9 +542,54 @@ pub fn describe_pg_error(e: &tokio_postgres::Error) -> String {
     }
 }
 
-fn signal_group(pgid: i32, sig: i32) {
-    // SAFETY: kill has no memory-safety preconditions; a negative pid names a process group.
-    unsafe { libc::kill(-pgid, sig) };
+/// Sends `sig` to a node: its postmaster and every process the postmaster forked.
+///
+/// PostgreSQL's children call `setsid()`, so a process-group signal would reach the postmaster
+/// alone. The postmaster is frozen first so it cannot fork while its children are listed, and
+/// the list is read before any SIGKILL (after which the children would be reparented).
+/// Returns the processes signalled.
+pub fn signal_node(postmaster: i32, sig: i32) -> Vec<i32> {
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(postmaster, libc::SIGSTOP) };
+    let mut pids = children_of(postmaster);
+    pids.push(postmaster);
+    for &pid in &pids {
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, sig) };
+    }
+    if sig != libc::SIGSTOP && sig != libc::SIGKILL {
+        // SAFETY: as above.
+        unsafe { libc::kill(postmaster, libc::SIGCONT) };
+    }
+    pids
+}
+
+/// Resumes processes stopped by [`signal_node`].
+pub fn continue_processes(pids: &[i32]) {
+    for &pid in pids {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+    }
+}
+
+/// Direct children of `parent`, from `/proc/*/stat` (field 4 is the parent pid; the command name
+/// before it may hold spaces and parentheses, so parsing starts after the last `)`).
+fn children_of(parent: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let rest = &stat[stat.rfind(')')? + 1..];
+                    rest.split_whitespace().nth(1)?.parse::<i32>().ok()
+                })
+                == Some(parent)
+        })
+        .collect()
 }
 
 /// A free loopback port (the OS picks; the race with another process taking it is caught when

@@ -166,14 +166,18 @@ fn syntax_diagnostic(file: &Path, text: &str, e: &serde_saphyr::Error) -> Diagno
 /// The key path at which deserialization fails, from a second pass through
 /// `serde_path_to_error` (only taken when the first pass already failed).
 fn key_path_of_error(text: &str) -> Option<String> {
-    serde_saphyr::with_deserializer_from_str_with_options(text, yaml_options(), |de| {
-        Ok(serde_path_to_error::deserialize::<_, Scenario>(de)
-            .err()
-            .map(|e| e.path().to_string()))
-    })
-    .ok()
-    .flatten()
-    .filter(|p| p != ".")
+    let mut path = None;
+    // The closure must hand back the error itself: returning `Ok` after a failed deserialization
+    // makes the reader look for a second document.
+    let _ = serde_saphyr::with_deserializer_from_str_with_options(text, yaml_options(), |de| {
+        serde_path_to_error::deserialize::<_, Scenario>(de)
+            .map(drop)
+            .map_err(|e| {
+                path = Some(e.path().to_string());
+                e.into_inner()
+            })
+    });
+    path.filter(|p| p != "." && p != "?")
 }
 
 fn io_message(e: &std::io::Error) -> String {

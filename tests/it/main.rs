@@ -1,3 +1,19 @@
 //! Integration tests, one binary (as ripgrep does): each module is one area.
 
+mod bad_input;
+mod cli;
+mod drill;
 mod sandbox;
+
+use std::sync::{Mutex, MutexGuard};
+
+/// Drills measure time on a 2-core machine: run them one at a time so that one drill's load
+/// does not skew another's RTO.
+pub fn exclusive() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub fn repo(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}

@@ -1,0 +1,213 @@
+//! The command line: exit codes, help, and outputs that scripts rely on.
+
+use assert_cmd::Command;
+
+use crate::repo;
+
+fn firedrill() -> Command {
+    let mut c = Command::cargo_bin("firedrill").unwrap();
+    c.current_dir(repo(""));
+    c
+}
+
+#[test]
+fn validate_exit_codes_and_messages() {
+    firedrill()
+        .args(["validate", "scenarios/sandbox-failover-sync.yaml"])
+        .assert()
+        .code(0)
+        .stdout("scenarios/sandbox-failover-sync.yaml: ok\n");
+    let out = firedrill()
+        .args([
+            "validate",
+            "scenarios/sandbox-failover-sync.yaml",
+            "tests/corpus/bad/negative-duration.yaml",
+        ])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "error: tests/corpus/bad/negative-duration.yaml:5:13: probes.interval: \
+         invalid duration \"-5s\": durations cannot be negative\n"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_lists_exit_codes() {
+    firedrill().arg("frobnicate").assert().code(2);
+    firedrill().args(["run"]).assert().code(2);
+    let help = firedrill()
+        .arg("--help")
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let help = String::from_utf8(help).unwrap();
+    assert!(help.contains("4  environment error"), "{help}");
+    let run_help = firedrill()
+        .args(["run", "--help"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    assert!(
+        String::from_utf8(run_help)
+            .unwrap()
+            .contains("firedrill run scenarios/sandbox-failover-sync.yaml")
+    );
+}
+
+#[test]
+fn plan_lists_the_side_effects() {
+    let out = firedrill()
+        .args(["plan", "scenarios/sandbox-failover-sync.yaml"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    insta::assert_snapshot!(
+        "plan-sandbox-failover-sync",
+        String::from_utf8(out).unwrap()
+    );
+}
+
+#[test]
+fn schema_is_json_and_matches_the_committed_copy() {
+    let out = firedrill()
+        .arg("schema")
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let live: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let committed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo("schema/scenario.schema.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        live, committed,
+        "regenerate with: firedrill schema > schema/scenario.schema.json"
+    );
+    let report = firedrill()
+        .args(["schema", "report"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let report: serde_json::Value = serde_json::from_slice(&report).unwrap();
+    assert!(report["properties"]["format_version"].is_object());
+}
+
+#[test]
+fn a_missing_postgres_installation_is_an_environment_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no-bins.yaml");
+    std::fs::write(
+        &path,
+        "version: 1\nname: no-bins\ntarget: {type: postgres-sandbox, bin_dir: /nonexistent/pg/bin}\n\
+         fault: {type: kill, node: primary}\nrecovery: {type: promote, node: standby1}\ntargets: {rto: 2s}\n",
+    )
+    .unwrap();
+    let out = firedrill()
+        .arg("run")
+        .arg(&path)
+        .assert()
+        .code(4)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("error: PostgreSQL server programs (initdb, postgres, pg_basebackup) not found (searched: /nonexistent/pg/bin)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unset_dsn_variable_is_an_environment_error_naming_it() {
+    let out = firedrill()
+        .args(["run", "scenarios/postgres-existing-failover.yaml"])
+        .env_remove("FIREDRILL_DSN")
+        .assert()
+        .code(4)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("environment variable FIREDRILL_DSN is not set"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unreachable_existing_target_is_an_environment_error_without_the_password() {
+    // Port 1 on loopback: nothing listens there.
+    let out = firedrill()
+        .args(["run", "scenarios/postgres-existing-failover.yaml"])
+        .env(
+            "FIREDRILL_DSN",
+            "host=127.0.0.1 port=1 user=app password=hunter2-secret dbname=app connect_timeout=2",
+        )
+        .assert()
+        .code(4)
+        .get_output()
+        .clone();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("cannot reach"), "{all}");
+    assert!(
+        !all.contains("hunter2-secret"),
+        "the password leaked: {all}"
+    );
+}
+
+#[test]
+fn a_sandbox_drill_from_the_command_line_writes_its_report_and_exits_0() {
+    let _x = crate::exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let out = firedrill()
+        .args([
+            "run",
+            "scenarios/sandbox-failover-sync.yaml",
+            "--format",
+            "json",
+            "--out",
+        ])
+        .arg(dir.path())
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(printed, written);
+    assert_eq!(written["format_version"], 1);
+    assert_eq!(written["verdict"], "pass");
+    assert_eq!(written["measurements"]["lost_writes"], 0);
+    assert!(
+        written["measurements"]["acknowledged_writes"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(written["measurements"]["rto_ms"].as_f64().unwrap() < 2000.0);
+    assert!(
+        written["measurements"]["availability_pct"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert!(written["measurements"]["rpo_ms"].is_number());
+    assert_eq!(written["scenario"]["sha256"].as_str().unwrap().len(), 64);
+}

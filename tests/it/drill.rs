@@ -1,0 +1,205 @@
+//! Whole drills on the real sandbox, checked against ground truth the test knows.
+
+use std::path::Path;
+use std::time::Duration;
+
+use firedrill::engine;
+use firedrill::human::Silent;
+use firedrill::ledger::{self, Ack, WorkloadLog};
+use firedrill::pg::binaries::PgBinaries;
+use firedrill::pg::sandbox::Sandbox;
+use firedrill::report::{Report, Verdict};
+use firedrill::scenario::{self, LoadedScenario, Replication};
+use firedrill::workload;
+use tokio::sync::watch;
+
+use crate::{exclusive, repo};
+
+async fn drill(loaded: &LoadedScenario) -> Report {
+    let (_tx, rx) = watch::channel(false);
+    engine::run(loaded, &mut Silent, rx)
+        .await
+        .expect("the drill runs")
+        .report
+}
+
+fn inline(name: &str, yaml: &str) -> LoadedScenario {
+    LoadedScenario {
+        path: name.into(),
+        sha256: String::new(),
+        scenario: scenario::parse(Path::new(name), yaml).expect("valid scenario"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_failover_loses_no_acknowledged_write_and_recovers_within_2s() {
+    let _x = exclusive();
+    let loaded = scenario::load(&repo("scenarios/sandbox-failover-sync.yaml")).unwrap();
+    let r = drill(&loaded).await;
+    let m = &r.measurements;
+    assert_eq!(r.verdict, Verdict::Pass, "{r:#?}");
+    assert!(m.acknowledged_writes > 500, "the workload ran: {m:?}");
+    assert_eq!(m.lost_writes, Some(0));
+    assert_eq!(m.integrity_failures, Some(0));
+    let rto = m.rto_ms.expect("recovered");
+    // The scenario waits 500ms before promoting: RTO cannot be shorter than that.
+    assert!((500.0..2000.0).contains(&rto), "rto {rto}ms");
+    assert!(m.write_outages.len() >= 1, "the kill was visible: {m:?}");
+}
+
+/// The ground truth: replication to the standby is cut, then K writes are acknowledged by the
+/// primary alone, then the primary dies and the standby is promoted. Exactly those K are lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lossy_failover_reports_exactly_the_k_writes_the_standby_never_received() {
+    const BEFORE: u64 = 200;
+    const K: u64 = 137;
+    let _x = exclusive();
+    let bins = PgBinaries::locate(None).unwrap();
+    let mut sb = Sandbox::build(bins, crate::sandbox::config(1, Replication::Async), &|_| {})
+        .await
+        .unwrap();
+    let run = "lossy";
+    let primary = sb.connect(0).await.unwrap();
+    workload::prepare(&primary, "firedrill_ledger")
+        .await
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let mut log = WorkloadLog::default();
+    let insert = |seq: u64| {
+        let primary = &primary;
+        async move {
+            primary
+                .execute(
+                    "insert into firedrill_ledger values ($1, 0, $2, $3)",
+                    &[&run, &(seq as i64), &ledger::payload(run, 0, seq)],
+                )
+                .await
+                .unwrap();
+        }
+    };
+    for seq in 1..=BEFORE {
+        insert(seq).await;
+        log.acks.push(Ack {
+            client: 0,
+            seq,
+            at: t0.elapsed(),
+        });
+    }
+    // Let the standby replay everything so far, then cut its replication.
+    let standby = sb.connect(1).await.unwrap();
+    let lsn: String = primary
+        .query_one("select pg_current_wal_lsn()::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    wait_for(
+        &standby,
+        &format!("select pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn"),
+    )
+    .await;
+    standby
+        .batch_execute("alter system set primary_conninfo = ''")
+        .await
+        .unwrap();
+    standby
+        .batch_execute("select pg_reload_conf()")
+        .await
+        .unwrap();
+    wait_for(&primary, "select count(*) = 0 from pg_stat_replication").await;
+
+    for seq in BEFORE + 1..=BEFORE + K {
+        insert(seq).await;
+        log.acks.push(Ack {
+            client: 0,
+            seq,
+            at: t0.elapsed(),
+        });
+    }
+    let fault_at = t0.elapsed();
+    sb.kill(0).unwrap();
+    sb.promote(1).await.unwrap();
+
+    let new_primary = sb.connect(1).await.unwrap();
+    let rows = workload::read_back(&new_primary, "firedrill_ledger", run)
+        .await
+        .unwrap();
+    let c = ledger::check(&log, &rows, run, fault_at);
+    assert_eq!(c.acknowledged_writes, BEFORE + K);
+    assert_eq!(c.lost_writes, K, "{c:?}");
+    assert_eq!(c.lost_examples.first().map(String::as_str), Some("0/201"));
+    assert_eq!(c.integrity_failures, 0);
+    // The RPO spans the lost writes: from the first lost acknowledgement to the fault.
+    let first_lost = log.acks[BEFORE as usize].at;
+    let expected = (fault_at - first_lost).as_secs_f64() * 1000.0;
+    assert!(
+        (c.rpo_ms - expected).abs() < 0.01,
+        "rpo {} vs {expected}",
+        c.rpo_ms
+    );
+}
+
+async fn wait_for(client: &tokio_postgres::Client, condition: &str) {
+    for _ in 0..500 {
+        if client
+            .query_one(condition, &[])
+            .await
+            .unwrap()
+            .get::<_, bool>(0)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition never held: {condition}");
+}
+
+/// A pause of exactly 2s must be measured as an RTO of 2s, within one probe interval + 20ms.
+///
+/// No workload, and a probe timeout that leaves at most one abandoned connection attempt per
+/// probe: each attempt abandoned during a pause waits in the stopped postmaster's accept backlog
+/// and costs a backend start on resume (measured: ~33ms more with 9 of them). That delay is the
+/// server's, not a measurement error, so it is kept out of this accuracy check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rto_of_a_known_2s_pause_is_measured_within_one_probe_interval_plus_20ms() {
+    let _x = exclusive();
+    let loaded = inline(
+        "pause-2s.yaml",
+        "version: 1\nname: pause-2s\ntarget: {type: postgres-sandbox, standbys: 1}\n\
+         workload: {connections: 0}\nprobes: {interval: 10ms, timeout: 1500ms}\n\
+         steady_state: {duration: 1s}\n\
+         fault: {type: pause, node: primary, duration: 2s}\nrecovery: {type: wait}\n\
+         observe: {duration: 4s, stability: 1s}\ntargets: {rto: 3s}\n",
+    );
+    let r = drill(&loaded).await;
+    let rto = r.measurements.rto_ms.expect("recovered after the pause");
+    let error = (rto - 2000.0).abs();
+    assert!(
+        error <= 10.0 + 20.0,
+        "rto {rto}ms for a 2000ms pause (error {error}ms)"
+    );
+    assert_eq!(
+        r.measurements.write_outages.len(),
+        1,
+        "{:?}",
+        r.measurements.write_outages
+    );
+    assert_eq!(r.verdict, Verdict::Pass);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmet_target_fails_the_drill() {
+    let _x = exclusive();
+    // Promotion only after 1.5s: an RTO target of 1s cannot be met.
+    let loaded = inline(
+        "slow-promotion.yaml",
+        "version: 1\nname: slow-promotion\ntarget: {type: postgres-sandbox}\n\
+         workload: {connections: 1}\nsteady_state: {duration: 500ms}\n\
+         fault: {type: kill, node: primary}\n\
+         recovery: {type: promote, node: standby1, after: 1500ms}\n\
+         observe: {duration: 4s, stability: 500ms}\ntargets: {rto: 1s}\n",
+    );
+    let r = drill(&loaded).await;
+    assert_eq!(r.verdict, Verdict::Fail);
+    let rto = r.targets.iter().find(|t| t.name == "rto").unwrap();
+    assert!(!rto.met && rto.achieved.unwrap() >= 1500.0, "{rto:?}");
+}
