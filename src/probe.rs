@@ -1,12 +1,13 @@
-//! High-rate write and read probes through the application's DSN. One operation in flight per
-//! probe, each bounded by its timeout; a failed or timed-out connection is dropped and the next
-//! tick reconnects, as a pooled application would.
+//! High-rate write and read probes through the application's DSN, as an application sees the
+//! database: one operation outstanding per probe, a failed connection dropped and reopened on
+//! the next tick.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tokio_postgres::{Client, Config, NoTls};
 
@@ -44,60 +45,152 @@ pub struct ProbeSpec {
     pub timeout: Duration,
 }
 
+/// An outstanding probe is abandoned (its connection dropped) only after this many timeouts:
+/// abandoning sooner piles connection attempts into a hung server's accept backlog, and each
+/// costs a backend start when it resumes, delaying the recovery being measured.
+const ABANDON_AFTER_TIMEOUTS: u32 = 10;
+
+struct InFlight {
+    start: Duration,
+    /// The connection back on success, and when the probe finished.
+    task: JoinHandle<(Option<Arc<Client>>, Duration)>,
+    /// Already recorded as failed (it outlived its timeout).
+    reported: bool,
+}
+
 /// Runs until `stop` turns true, recording every sample (timed from `t0`) into `state`.
+///
+/// One probe is outstanding at a time. A probe that outlives its timeout is recorded as failed
+/// but left to finish, and every tick it blocks is recorded as a failed slot, so that
+/// availability is weighted by time; the first probe to succeed within its timeout after that
+/// marks recovery.
 pub async fn run(
     spec: ProbeSpec,
     t0: Instant,
     mut stop: watch::Receiver<bool>,
     state: Arc<ProbeState>,
 ) {
+    let spec = Arc::new(spec);
     let mut ticker = tokio::time::interval(spec.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let mut client: Option<Client> = None;
+    let mut client: Option<Arc<Client>> = None;
+    let mut inflight: Option<InFlight> = None;
+    let abandon_after = spec.timeout * ABANDON_AFTER_TIMEOUTS;
+    let record = |sample: Sample| {
+        state.up.store(sample.ok, Ordering::Relaxed);
+        let counter = if sample.ok { &state.ok } else { &state.failed };
+        counter.fetch_add(1, Ordering::Relaxed);
+        state
+            .samples
+            .lock()
+            .expect("probe samples lock")
+            .push(sample);
+    };
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = stop.changed() => {}
         }
         if stopped(&stop) {
+            if let Some(f) = inflight.take() {
+                f.task.abort();
+            }
             break;
         }
-        let start = t0.elapsed();
-        let ok = matches!(
-            tokio::time::timeout(spec.timeout, once(&mut client, &spec)).await,
-            Ok(Ok(()))
-        );
-        let end = t0.elapsed();
-        if !ok {
-            // The connection may be mid-statement or dead: start afresh.
-            client = None;
+        let now = t0.elapsed();
+        if let Some(f) = &mut inflight {
+            if f.task.is_finished() {
+                let f = inflight.take().expect("checked above");
+                let (result, end) = f.task.await.unwrap_or((None, now));
+                let on_time = end - f.start <= spec.timeout;
+                if !f.reported {
+                    let ok = result.is_some() && on_time;
+                    let end = if ok {
+                        end
+                    } else {
+                        end.min(f.start + spec.timeout)
+                    };
+                    record(Sample {
+                        start: f.start,
+                        end,
+                        ok,
+                    });
+                }
+                client = result;
+            } else if now - f.start > abandon_after {
+                f.task.abort();
+                inflight = None;
+                client = None;
+                record(Sample {
+                    start: now,
+                    end: now,
+                    ok: false,
+                });
+                continue;
+            } else {
+                if !f.reported && now - f.start > spec.timeout {
+                    f.reported = true;
+                    record(Sample {
+                        start: f.start,
+                        end: f.start + spec.timeout,
+                        ok: false,
+                    });
+                    // The slots it blocked before its timeout expired were not served either.
+                    let mut slot = f.start + spec.interval;
+                    while slot < now {
+                        record(Sample {
+                            start: slot,
+                            end: slot,
+                            ok: false,
+                        });
+                        slot += spec.interval;
+                    }
+                } else if f.reported {
+                    // A slot in which no probe could be sent: the service is still not there.
+                    record(Sample {
+                        start: now,
+                        end: now,
+                        ok: false,
+                    });
+                }
+                continue;
+            }
         }
-        state.up.store(ok, Ordering::Relaxed);
-        let counter = if ok { &state.ok } else { &state.failed };
-        counter.fetch_add(1, Ordering::Relaxed);
-        state
-            .samples
-            .lock()
-            .expect("probe samples lock")
-            .push(Sample { start, end, ok });
+        let spec = spec.clone();
+        let current = client.take();
+        inflight = Some(InFlight {
+            start: t0.elapsed(),
+            task: tokio::spawn(async move {
+                let result = once(current, &spec).await.ok();
+                (result, t0.elapsed())
+            }),
+            reported: false,
+        });
     }
 }
 
-async fn once(client: &mut Option<Client>, spec: &ProbeSpec) -> Result<(), tokio_postgres::Error> {
-    if client.is_none() {
-        let (c, conn) = spec.config.connect(NoTls).await?;
-        tokio::spawn(conn);
-        *client = Some(c);
-    }
-    let c = client.as_ref().expect("connected above");
+/// One probe: connect if needed, then one statement. Hands the connection back on success.
+async fn once(
+    client: Option<Arc<Client>>,
+    spec: &ProbeSpec,
+) -> Result<Arc<Client>, tokio_postgres::Error> {
+    let c = match client {
+        Some(c) => c,
+        None => {
+            let (c, conn) = spec.config.connect(NoTls).await?;
+            tokio::spawn(conn);
+            Arc::new(c)
+        }
+    };
     // Simple-protocol statements: one round trip each.
     match spec.kind {
         ProbeKind::Write => {
             c.batch_execute("insert into firedrill_probe default values")
-                .await
+                .await?
         }
-        ProbeKind::Read => c.batch_execute("select 1").await,
+        ProbeKind::Read => c.batch_execute("select 1").await?,
     }
+    Ok(c)
 }
 
 /// True once stop was sent, or its sender is gone (the engine was dropped mid-drill): no loop of
