@@ -385,12 +385,18 @@ impl Drill<'_, '_> {
         let observed_until = self.sink.t0.elapsed();
         let mut load = load;
         for h in load.probes.drain(..) {
-            let _ = h.await;
+            if let Err(e) = h.await {
+                self.sink
+                    .emit(Event::Warning(format!("a probe stopped early: {e}")));
+            }
         }
         let mut log = WorkloadLog::default();
         for h in load.writers.drain(..) {
-            if let Ok(l) = h.await {
-                log.merge(l);
+            match h.await {
+                Ok(l) => log.merge(l),
+                Err(e) => self.sink.emit(Event::Warning(format!(
+                    "a writer stopped early: {e}; its acknowledged writes are not counted"
+                ))),
             }
         }
         let m = &mut self.measurements;

@@ -87,10 +87,20 @@ pub async fn run(
             .push(sample);
     };
     loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop.changed() => {}
-        }
+        // Wake on the tick, on stop, or when an overdue probe finally finishes: that is the
+        // first sign the service is back, and the next probe goes out at once rather than on
+        // the next tick (which would add up to one interval to the measured recovery).
+        let overdue_done = async {
+            match &mut inflight {
+                Some(f) if f.reported => (&mut f.task).await.unwrap_or((None, Duration::ZERO)),
+                _ => std::future::pending().await,
+            }
+        };
+        let overdue_result = tokio::select! {
+            _ = ticker.tick() => None,
+            _ = stop.changed() => None,
+            r = overdue_done => Some(r),
+        };
         if stopped(&stop) {
             if let Some(f) = inflight.take() {
                 f.task.abort();
@@ -98,7 +108,11 @@ pub async fn run(
             break;
         }
         let now = t0.elapsed();
-        if let Some(f) = &mut inflight {
+        if let Some((result, _)) = overdue_result {
+            // Already recorded as failed (its handle is spent and replaced below); its
+            // connection, if it came back, is reused.
+            client = result;
+        } else if let Some(f) = &mut inflight {
             if f.task.is_finished() {
                 let f = inflight.take().expect("checked above");
                 let (result, end) = f.task.await.unwrap_or((None, now));
