@@ -135,7 +135,10 @@ impl Driver {
                 run_command("fault command", run, timeout.get()).await?;
                 Ok(Injected {
                     description: format!("ran {}", shell_words(run)),
-                    undo: undo.clone().map(Undo::Command).unwrap_or(Undo::Nothing),
+                    undo: undo
+                        .as_ref()
+                        .map(|u| Undo::Command(u.0.clone()))
+                        .unwrap_or(Undo::Nothing),
                     ends_after: None,
                 })
             }

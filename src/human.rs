@@ -92,7 +92,7 @@ impl Drop for LiveReporter {
     }
 }
 
-/// A reporter that shows nothing (tests, `--format json` without a terminal is still shown).
+/// A reporter that shows nothing: for tests and benchmarks that read the report alone.
 pub struct Silent;
 
 impl Reporter for Silent {

@@ -100,6 +100,7 @@ pub fn load(path: &Path) -> Result<LoadedScenario, ScenarioError> {
         ))
     })?;
     let scenario = parse(path, &text)?;
+    check_runbook(path, &text, &scenario)?;
     Ok(LoadedScenario {
         path: path.to_owned(),
         sha256: hex::encode(Sha256::digest(text.as_bytes())),
@@ -143,6 +144,25 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario, ScenarioError> {
             })
             .collect(),
     ))
+}
+
+/// The runbook a drill names must exist: evidence that cites a missing procedure is worthless.
+/// Relative paths are taken from the scenario file's directory.
+fn check_runbook(path: &Path, text: &str, s: &Scenario) -> Result<(), ScenarioError> {
+    let Some(runbook) = &s.runbook else {
+        return Ok(());
+    };
+    let resolved = path.parent().unwrap_or(Path::new(".")).join(runbook);
+    if resolved.is_file() {
+        return Ok(());
+    }
+    let index = locate::LocationIndex::build(text, yaml_options());
+    Err(ScenarioError(vec![Diagnostic {
+        file: path.to_owned(),
+        pos: index.find("runbook"),
+        key: Some("runbook".into()),
+        message: format!("no such file: {}", resolved.display()),
+    }]))
 }
 
 fn syntax_diagnostic(file: &Path, text: &str, e: &serde_saphyr::Error) -> Diagnostic {

@@ -211,3 +211,143 @@ fn a_sandbox_drill_from_the_command_line_writes_its_report_and_exits_0() {
     assert!(written["measurements"]["rpo_ms"].is_number());
     assert_eq!(written["scenario"]["sha256"].as_str().unwrap().len(), 64);
 }
+
+/// The `postgres` target for real: an existing primary + standby (built here), reached through a
+/// multi-host DSN from the environment, failed over by operator commands.
+#[test]
+fn an_existing_cluster_is_driven_through_its_dsn_and_operator_commands() {
+    let _x = crate::exclusive();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let bins = firedrill::pg::binaries::PgBinaries::locate(None).unwrap();
+    let mut sb = rt
+        .block_on(firedrill::pg::sandbox::Sandbox::build(
+            bins,
+            crate::sandbox::config(1, firedrill::scenario::Replication::Synchronous),
+            &|_| {},
+        ))
+        .unwrap();
+    let (p, s) = (sb.nodes[0].port, sb.nodes[1].port);
+    let pid = sb.nodes[0].pid().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("existing.yaml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "version: 1\nname: existing\ntarget: {{type: postgres, dsn_env: APP_DSN}}\n\
+             workload: {{connections: 2}}\nsteady_state: {{duration: 500ms}}\n\
+             fault: {{type: command, run: [kill, -9, '{pid}']}}\n\
+             recovery: {{type: command, after: 300ms, \
+               run: [psql, -h, 127.0.0.1, -p, '{s}', -U, firedrill, -d, postgres, -c, 'select pg_promote()']}}\n\
+             observe: {{duration: 4s, stability: 500ms}}\n\
+             targets: {{rto: 3s, max_lost_writes: 0}}\n"
+        ),
+    )
+    .unwrap();
+    let dsn = format!(
+        "host=127.0.0.1,127.0.0.1 port={p},{s} user=firedrill password=s3cret-pw dbname=postgres \
+         target_session_attrs=read-write"
+    );
+    let out = firedrill()
+        .args(["run", "--format", "json"])
+        .arg(&scenario)
+        .env("APP_DSN", &dsn)
+        .env(
+            "PATH",
+            format!("{}:{}", sb_bin_dir(), std::env::var("PATH").unwrap()),
+        )
+        .assert()
+        .get_output()
+        .clone();
+    sb.teardown(false);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{stderr}\n{stdout}");
+    let r: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(r["target"]["kind"], "postgres");
+    assert_eq!(r["measurements"]["lost_writes"], 0);
+    assert!(r["measurements"]["rto_ms"].as_f64().unwrap() >= 300.0);
+    assert!(
+        !format!("{stdout}{stderr}").contains("s3cret-pw"),
+        "the password leaked"
+    );
+}
+
+fn sb_bin_dir() -> String {
+    firedrill::pg::binaries::PgBinaries::locate(None)
+        .unwrap()
+        .dir
+        .display()
+        .to_string()
+}
+
+/// Ctrl-C while the primary is paused: the pause is rolled back, the sandbox removed, the
+/// report says aborted, exit 3.
+#[test]
+fn ctrl_c_during_a_pause_rolls_back_cleans_up_and_reports_aborted() {
+    use std::io::{BufRead, BufReader};
+    let _x = crate::exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("long-pause.yaml");
+    std::fs::write(
+        &scenario,
+        "version: 1\nname: long-pause\ntarget: {type: postgres-sandbox}\n\
+         steady_state: {duration: 500ms}\nfault: {type: pause, node: primary, duration: 60s}\n\
+         recovery: {type: wait}\nobserve: {duration: 90s, stability: 1s}\ntargets: {rto: 1s}\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("firedrill"))
+        .args(["run", "--out"])
+        .arg(dir.path())
+        .arg(&scenario)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut sandbox = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("initdb primary in ").nth(1) {
+            sandbox = Some(
+                std::path::PathBuf::from(rest.trim())
+                    .parent()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        if line.contains("SIGSTOP") {
+            break;
+        }
+    }
+    let sandbox = sandbox.expect("the sandbox directory was announced");
+    assert!(sandbox.exists());
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("rolled back: SIGCONT")),
+        "{rest:?}"
+    );
+    assert!(!sandbox.exists(), "sandbox directory left behind");
+    let leftover = std::process::Command::new("pgrep")
+        .args(["-f", &sandbox.display().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        leftover.stdout.is_empty(),
+        "processes left: {}",
+        String::from_utf8_lossy(&leftover.stdout)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["verdict"], "aborted");
+    assert!(
+        report["abort_reason"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted")
+    );
+}

@@ -202,3 +202,30 @@ async fn an_unmet_target_fails_the_drill() {
     let rto = r.targets.iter().find(|t| t.name == "rto").unwrap();
     assert!(!rto.met && rto.achieved.unwrap() >= 1500.0, "{rto:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_faults_fast_and_immediate_lose_nothing_with_a_synchronous_standby() {
+    let _x = exclusive();
+    for mode in ["fast", "immediate"] {
+        let loaded = inline(
+            "stop.yaml",
+            &format!(
+                "version: 1\nname: stop-{mode}\n\
+                 target: {{type: postgres-sandbox, replication: synchronous}}\n\
+                 workload: {{connections: 2}}\nsteady_state: {{duration: 500ms}}\n\
+                 fault: {{type: stop, node: primary, mode: {mode}}}\n\
+                 recovery: {{type: promote, node: standby1, after: 200ms}}\n\
+                 observe: {{duration: 3s, stability: 500ms}}\n\
+                 targets: {{rto: 2s, max_lost_writes: 0}}\n"
+            ),
+        );
+        let r = drill(&loaded).await;
+        assert_eq!(r.verdict, Verdict::Pass, "{mode}: {:#?}", r.measurements);
+        assert_eq!(r.measurements.lost_writes, Some(0), "{mode}");
+        assert!(
+            r.timeline
+                .iter()
+                .any(|e| e.kind == "fault-injected" && e.detail.contains(mode))
+        );
+    }
+}
