@@ -14,7 +14,7 @@ use crate::pg::sandbox::{Progress, Sandbox, SandboxConfig};
 use crate::scenario::{Fault, Recovery, Target};
 
 pub enum Driver {
-    Sandbox(Box<Sandbox>),
+    Sandbox(Sandbox),
     Existing { config: Config, description: String },
 }
 
@@ -52,9 +52,9 @@ impl Driver {
                     work_dir: spec.work_dir.clone(),
                     run_as,
                 };
-                Ok(Driver::Sandbox(Box::new(
+                Ok(Driver::Sandbox(
                     Sandbox::build(bins, config, progress).await?,
-                )))
+                ))
             }
             Target::Postgres(spec) => {
                 let name = &spec.dsn_env;

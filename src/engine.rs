@@ -358,10 +358,10 @@ impl Drill<'_, '_> {
                 s.min_success_pct
             ));
         }
-        if let Some(max) = s.max_p99_latency {
-            if p99 > ms(max.get()) {
-                problems.push(format!("write p99 {p99:.1}ms > {max}"));
-            }
+        if let Some(max) = s.max_p99_latency
+            && p99 > ms(max.get())
+        {
+            problems.push(format!("write p99 {p99:.1}ms > {max}"));
         }
         let met = problems.is_empty();
         SteadyStateResult {

@@ -79,7 +79,7 @@ impl Reporter for LiveReporter {
                 }
                 self.last_up = Some((*write_up, *read_up));
             }
-            other => self.line(at, &format!("{}", other.detail())),
+            other => self.line(at, &other.detail().to_string()),
         }
     }
 }

@@ -91,16 +91,16 @@ fn check_target_and_fault(s: &Scenario, out: &mut Vec<Problem>) {
             }
             let nodes = sandbox_nodes(spec.standbys);
             let known = |n: &str| nodes.iter().any(|k| k == n);
-            if let Some(node) = s.fault.node() {
-                if !known(node) {
-                    out.push(problem(
-                        "fault.node",
-                        format!(
-                            "unknown node {node:?}; this sandbox has {}",
-                            nodes.join(", ")
-                        ),
-                    ));
-                }
+            if let Some(node) = s.fault.node()
+                && !known(node)
+            {
+                out.push(problem(
+                    "fault.node",
+                    format!(
+                        "unknown node {node:?}; this sandbox has {}",
+                        nodes.join(", ")
+                    ),
+                ));
             }
             if let Fault::Command { .. } = s.fault {
                 out.push(problem(
@@ -108,7 +108,7 @@ fn check_target_and_fault(s: &Scenario, out: &mut Vec<Problem>) {
                     "a `command` fault is for `postgres` targets; the sandbox takes kill, stop or pause",
                 ));
             }
-            for (key, _) in &spec.settings {
+            for key in spec.settings.keys() {
                 if RESERVED_SETTINGS.contains(&key.as_str()) {
                     out.push(problem(
                         &format!("target.settings.{key}"),
@@ -235,27 +235,27 @@ fn check_timing(s: &Scenario, out: &mut Vec<Problem>) {
         Recovery::Promote { after, .. } | Recovery::Command { after, .. } => Some(*after),
         Recovery::Wait => None,
     };
-    if let Some(after) = recovery_after {
-        if after.get() + obs.stability.get() >= obs.duration.get() {
-            out.push(problem(
-                "observe.duration",
-                format!(
-                    "observation ({}) ends before recovery (after {}) plus stability ({}) can be seen",
-                    obs.duration, after, obs.stability
-                ),
-            ));
-        }
+    if let Some(after) = recovery_after
+        && after.get() + obs.stability.get() >= obs.duration.get()
+    {
+        out.push(problem(
+            "observe.duration",
+            format!(
+                "observation ({}) ends before recovery (after {}) plus stability ({}) can be seen",
+                obs.duration, after, obs.stability
+            ),
+        ));
     }
-    if let Fault::Pause { duration, .. } = &s.fault {
-        if duration.get() + obs.stability.get() >= obs.duration.get() {
-            out.push(problem(
-                "observe.duration",
-                format!(
-                    "observation ({}) ends before the pause ({duration}) plus stability ({}) is over",
-                    obs.duration, obs.stability
-                ),
-            ));
-        }
+    if let Fault::Pause { duration, .. } = &s.fault
+        && duration.get() + obs.stability.get() >= obs.duration.get()
+    {
+        out.push(problem(
+            "observe.duration",
+            format!(
+                "observation ({}) ends before the pause ({duration}) plus stability ({}) is over",
+                obs.duration, obs.stability
+            ),
+        ));
     }
 }
 
@@ -271,13 +271,13 @@ fn check_targets(t: &Targets, out: &mut Vec<Problem>) {
              a drill must say what it proves",
         ));
     }
-    if let Some(a) = t.min_availability_pct {
-        if !(0.0..=100.0).contains(&a) {
-            out.push(problem(
-                "targets.min_availability_pct",
-                "must be between 0 and 100",
-            ));
-        }
+    if let Some(a) = t.min_availability_pct
+        && !(0.0..=100.0).contains(&a)
+    {
+        out.push(problem(
+            "targets.min_availability_pct",
+            "must be between 0 and 100",
+        ));
     }
 }
 
