@@ -10,6 +10,15 @@ fn firedrill() -> Command {
     c
 }
 
+/// Runs the command, asserts its exit code, and returns (stdout, stderr).
+fn expect_exit(cmd: &mut Command, code: i32) -> (String, String) {
+    let out = cmd.assert().code(code).get_output().clone();
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
 #[test]
 fn validate_exit_codes_and_messages() {
     firedrill()
@@ -17,18 +26,16 @@ fn validate_exit_codes_and_messages() {
         .assert()
         .code(0)
         .stdout("scenarios/sandbox-failover-sync.yaml: ok\n");
-    let out = firedrill()
-        .args([
+    let (_, stderr) = expect_exit(
+        firedrill().args([
             "validate",
             "scenarios/sandbox-failover-sync.yaml",
             "tests/corpus/bad/negative-duration.yaml",
-        ])
-        .assert()
-        .code(2)
-        .get_output()
-        .clone();
+        ]),
+        2,
+    );
     assert_eq!(
-        String::from_utf8(out.stderr).unwrap(),
+        stderr,
         "error: tests/corpus/bad/negative-duration.yaml:5:13: probes.interval: \
          invalid duration \"-5s\": durations cannot be negative\n"
     );
@@ -63,17 +70,11 @@ fn usage_errors_exit_2_and_help_lists_exit_codes() {
 
 #[test]
 fn plan_lists_the_side_effects() {
-    let out = firedrill()
-        .args(["plan", "scenarios/sandbox-failover-sync.yaml"])
-        .assert()
-        .code(0)
-        .get_output()
-        .stdout
-        .clone();
-    insta::assert_snapshot!(
-        "plan-sandbox-failover-sync",
-        String::from_utf8(out).unwrap()
+    let (plan, _) = expect_exit(
+        firedrill().args(["plan", "scenarios/sandbox-failover-sync.yaml"]),
+        0,
     );
+    insta::assert_snapshot!("plan-sandbox-failover-sync", plan);
 }
 
 #[test]
@@ -115,14 +116,7 @@ fn a_missing_postgres_installation_is_an_environment_error() {
          fault: {type: kill, node: primary}\nrecovery: {type: promote, node: standby1}\ntargets: {rto: 2s}\n",
     )
     .unwrap();
-    let out = firedrill()
-        .arg("run")
-        .arg(&path)
-        .assert()
-        .code(4)
-        .get_output()
-        .clone();
-    let stderr = String::from_utf8(out.stderr).unwrap();
+    let (_, stderr) = expect_exit(firedrill().arg("run").arg(&path), 4);
     assert!(
         stderr.contains("error: PostgreSQL server programs (initdb, postgres, pg_basebackup) not found (searched: /nonexistent/pg/bin)"),
         "{stderr}"
@@ -131,14 +125,12 @@ fn a_missing_postgres_installation_is_an_environment_error() {
 
 #[test]
 fn an_unset_dsn_variable_is_an_environment_error_naming_it() {
-    let out = firedrill()
-        .args(["run", "scenarios/postgres-existing-failover.yaml"])
-        .env_remove("FIREDRILL_DSN")
-        .assert()
-        .code(4)
-        .get_output()
-        .clone();
-    let stderr = String::from_utf8(out.stderr).unwrap();
+    let (_, stderr) = expect_exit(
+        firedrill()
+            .args(["run", "scenarios/postgres-existing-failover.yaml"])
+            .env_remove("FIREDRILL_DSN"),
+        4,
+    );
     assert!(
         stderr.contains("environment variable FIREDRILL_DSN is not set"),
         "{stderr}"
@@ -148,21 +140,13 @@ fn an_unset_dsn_variable_is_an_environment_error_naming_it() {
 #[test]
 fn an_unreachable_existing_target_is_an_environment_error_without_the_password() {
     // Port 1 on loopback: nothing listens there.
-    let out = firedrill()
+    let (stdout, stderr) = expect_exit(firedrill()
         .args(["run", "scenarios/postgres-existing-failover.yaml"])
         .env(
             "FIREDRILL_DSN",
             "host=127.0.0.1 port=1 user=app password=hunter2-secret dbname=app connect_timeout=2",
-        )
-        .assert()
-        .code(4)
-        .get_output()
-        .clone();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+        ), 4);
+    let all = format!("{stdout}{stderr}");
     assert!(all.contains("cannot reach"), "{all}");
     assert!(
         !all.contains("hunter2-secret"),
@@ -174,20 +158,19 @@ fn an_unreachable_existing_target_is_an_environment_error_without_the_password()
 fn a_sandbox_drill_from_the_command_line_writes_its_report_and_exits_0() {
     let _x = crate::exclusive();
     let dir = tempfile::tempdir().unwrap();
-    let out = firedrill()
-        .args([
-            "run",
-            "scenarios/sandbox-failover-sync.yaml",
-            "--format",
-            "json",
-            "--out",
-        ])
-        .arg(dir.path())
-        .assert()
-        .code(0)
-        .get_output()
-        .clone();
-    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (stdout, _) = expect_exit(
+        firedrill()
+            .args([
+                "run",
+                "scenarios/sandbox-failover-sync.yaml",
+                "--format",
+                "json",
+                "--out",
+            ])
+            .arg(dir.path()),
+        0,
+    );
+    let printed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let written: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
             .unwrap();
@@ -255,9 +238,8 @@ fn an_existing_cluster_is_driven_through_its_dsn_and_operator_commands() {
             "PATH",
             format!("{}:{}", sb_bin_dir(), std::env::var("PATH").unwrap()),
         )
-        .assert()
-        .get_output()
-        .clone();
+        .output()
+        .unwrap();
     sb.teardown(false);
     let stdout = String::from_utf8(out.stdout).unwrap();
     let stderr = String::from_utf8(out.stderr).unwrap();
