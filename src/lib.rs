@@ -16,4 +16,5 @@ pub mod plan;
 pub mod probe;
 pub mod report;
 pub mod scenario;
+pub mod signing;
 pub mod workload;

@@ -4,6 +4,7 @@ mod bad_input;
 mod cli;
 mod drill;
 mod sandbox;
+mod signing;
 
 use std::sync::{Mutex, MutexGuard};
 
