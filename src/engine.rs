@@ -150,6 +150,7 @@ pub async fn run(
         measurements,
         targets,
         timeline: sink.timeline(),
+        signer: None,
     };
     Ok(Outcome { report, kept })
 }

@@ -10,7 +10,7 @@ use firedrill::engine::{self, RunError};
 use firedrill::error::*;
 use firedrill::report::{Report, Verdict};
 use firedrill::scenario::{self, ScenarioError};
-use firedrill::{human, plan, report};
+use firedrill::{human, plan, report, signing};
 use tokio::sync::watch;
 
 const EXIT_CODES: &str = "\
@@ -48,7 +48,11 @@ enum Command {
     #[command(after_help = concat!(
         "Examples:\n",
         "  firedrill run scenarios/sandbox-failover-sync.yaml\n",
-        "  firedrill run scenarios/sandbox-failover-async.yaml --out reports/ --format json\n\n",
+        "  firedrill run scenarios/sandbox-failover-async.yaml --out reports/ --format json\n",
+        "  firedrill run scenarios/sandbox-failover-sync.yaml --out reports/x --sign-key firedrill_ed25519\n\n",
+        "Verify a signed report with OpenSSH alone:\n",
+        "  ssh-keygen -Y verify -f allowed_signers -I firedrill -n firedrill-report \\\n",
+        "    -s reports/x/report.json.sig < reports/x/report.json\n\n",
         "Ctrl-C aborts: the fault is rolled back, the sandbox removed, and the report says aborted.\n\n",
         "Exit codes:\n  0 every target met, 1 a target missed, 2 invalid scenario or usage,\n",
         "  3 drill aborted, 4 environment error (missing program, unreachable target)"
@@ -61,6 +65,23 @@ enum Command {
         /// What to print on stdout when the drill ends.
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
+        /// Sign the report with this OpenSSH Ed25519 key: DIR/report.json.sig (needs --out).
+        #[arg(long, value_name = "KEY", requires = "out")]
+        sign_key: Option<PathBuf>,
+    },
+    /// Write an Ed25519 key pair (OpenSSH format) for signing reports.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  firedrill keygen --out keys/firedrill_ed25519\n\n",
+        "Prints the line auditors put in their allowed_signers file."
+    ))]
+    Keygen {
+        /// Private key path (mode 0600); the public key goes to PATH.pub. Never overwritten.
+        #[arg(long, value_name = "PATH", default_value = "firedrill_ed25519")]
+        out: PathBuf,
+        /// The principal named in the printed allowed_signers line.
+        #[arg(long, default_value = "firedrill")]
+        identity: String,
     },
     /// Print the JSON Schema of the scenario format (or of the report format).
     #[command(
@@ -117,7 +138,28 @@ fn main() -> ExitCode {
             );
             exit_code(EXIT_PASS)
         }
-        Command::Run { file, out, format } => run(&file, out.as_deref(), format),
+        Command::Run {
+            file,
+            out,
+            format,
+            sign_key,
+        } => run(&file, out.as_deref(), format, sign_key.as_deref()),
+        Command::Keygen { out, identity } => match signing::keygen(&out, &identity) {
+            Ok(public) => {
+                eprintln!(
+                    "wrote {} (private, mode 0600) and {}",
+                    out.display(),
+                    signing::pub_path(&out).display()
+                );
+                eprintln!("auditors add this line to their allowed_signers file:");
+                println!("{}", signing::allowed_signers_line(&identity, &public));
+                exit_code(EXIT_PASS)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                exit_code(EXIT_INVALID)
+            }
+        },
     }
 }
 
@@ -147,10 +189,18 @@ fn scenario_error(e: &ScenarioError) -> ExitCode {
     exit_code(EXIT_INVALID)
 }
 
-fn run(file: &Path, out: Option<&Path>, format: Format) -> ExitCode {
+fn run(file: &Path, out: Option<&Path>, format: Format, sign_key: Option<&Path>) -> ExitCode {
     let loaded = match scenario::load(file) {
         Ok(l) => l,
         Err(e) => return scenario_error(&e),
+    };
+    // Loaded before the drill: a bad key must not cost a drill.
+    let signer = match sign_key.map(signing::Signer::load).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: signing key {e}");
+            return exit_code(EXIT_INVALID);
+        }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -179,9 +229,13 @@ fn run(file: &Path, out: Option<&Path>, format: Format) -> ExitCode {
             return exit_code(EXIT_ENVIRONMENT);
         }
     };
-    let report = outcome.report;
+    let mut report = outcome.report;
+    report.signer = signer.as_ref().map(|s| report::SignerRef {
+        fingerprint: s.fingerprint(),
+        namespace: signing::NAMESPACE.into(),
+    });
     if let Some(dir) = out {
-        match write_report(dir, &report) {
+        match write_report(dir, &report, signer.as_ref()) {
             Ok(path) => eprintln!("report written to {}", path.display()),
             Err(e) => {
                 // The drill's evidence must not vanish silently: print it, then fail.
@@ -223,14 +277,33 @@ async fn watch_signals(cancel: watch::Sender<bool>) {
     let _ = cancel.send(true);
 }
 
-/// Writes DIR/report.json atomically: a temporary file, fsync, rename.
-fn write_report(dir: &Path, report: &Report) -> std::io::Result<PathBuf> {
+/// Writes DIR/report.json, and its signature DIR/report.json.sig over exactly those bytes;
+/// each file atomically (a temporary file, fsync, rename), the signature first so that a
+/// report never sits unsigned beside a stale signature.
+fn write_report(
+    dir: &Path,
+    report: &Report,
+    signer: Option<&signing::Signer>,
+) -> Result<PathBuf, Box<dyn std::error::Error>> {
     std::fs::create_dir_all(dir)?;
+    let mut bytes = serde_json::to_vec_pretty(report)?;
+    bytes.push(b'\n');
     let path = dir.join("report.json");
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    serde_json::to_writer_pretty(&mut tmp, report)?;
-    tmp.write_all(b"\n")?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(&path).map_err(|e| e.error)?;
+    if let Some(signer) = signer {
+        write_atomically(
+            &dir.join("report.json.sig"),
+            signer.sign(&bytes)?.as_bytes(),
+        )?;
+    }
+    write_atomically(&path, &bytes)?;
     Ok(path)
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }

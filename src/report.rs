@@ -31,6 +31,17 @@ pub struct Report {
     pub measurements: Measurements,
     pub targets: Vec<TargetResult>,
     pub timeline: Vec<TimelineEntry>,
+    /// Who signs this report (`report.json.sig`, SSHSIG); never the key itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer: Option<SignerRef>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SignerRef {
+    /// SHA-256 fingerprint of the signing key, as `ssh-keygen -l` prints it.
+    pub fingerprint: String,
+    /// The SSHSIG namespace: `firedrill-report`.
+    pub namespace: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

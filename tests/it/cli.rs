@@ -155,9 +155,24 @@ fn an_unreachable_existing_target_is_an_environment_error_without_the_password()
 }
 
 #[test]
-fn a_sandbox_drill_from_the_command_line_writes_its_report_and_exits_0() {
+fn a_signed_sandbox_drill_writes_a_report_that_ssh_keygen_verifies() {
     let _x = crate::exclusive();
     let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("firedrill_ed25519");
+    let (allowed_line, _) = expect_exit(
+        firedrill()
+            .args(["keygen", "--identity", "drills@example", "--out"])
+            .arg(&key),
+        0,
+    );
+    let allowed = dir.path().join("allowed_signers");
+    std::fs::write(&allowed, &allowed_line).unwrap();
+    // A second keygen to the same path refuses (exit 2) and leaves the key alone.
+    let before = std::fs::read(&key).unwrap();
+    expect_exit(firedrill().args(["keygen", "--out"]).arg(&key), 2);
+    assert_eq!(std::fs::read(&key).unwrap(), before);
+
+    let out_dir = dir.path().join("out");
     let (stdout, _) = expect_exit(
         firedrill()
             .args([
@@ -165,15 +180,16 @@ fn a_sandbox_drill_from_the_command_line_writes_its_report_and_exits_0() {
                 "scenarios/sandbox-failover-sync.yaml",
                 "--format",
                 "json",
-                "--out",
             ])
-            .arg(dir.path()),
+            .arg("--out")
+            .arg(&out_dir)
+            .arg("--sign-key")
+            .arg(&key),
         0,
     );
     let printed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    let written: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
-            .unwrap();
+    let report_bytes = std::fs::read(out_dir.join("report.json")).unwrap();
+    let written: serde_json::Value = serde_json::from_slice(&report_bytes).unwrap();
     assert_eq!(printed, written);
     assert_eq!(written["format_version"], 1);
     assert_eq!(written["verdict"], "pass");
@@ -193,6 +209,50 @@ fn a_sandbox_drill_from_the_command_line_writes_its_report_and_exits_0() {
     );
     assert!(written["measurements"]["rpo_ms"].is_number());
     assert_eq!(written["scenario"]["sha256"].as_str().unwrap().len(), 64);
+    assert!(
+        written["signer"]["fingerprint"]
+            .as_str()
+            .unwrap()
+            .starts_with("SHA256:")
+    );
+    let private = std::fs::read_to_string(&key).unwrap();
+    let private_body: String = private.lines().nth(1).unwrap().to_owned();
+    assert!(!String::from_utf8_lossy(&report_bytes).contains(&private_body));
+
+    // The auditor's command from the README, with OpenSSH alone.
+    let verified = std::process::Command::new("ssh-keygen")
+        .args(["-Y", "verify", "-f"])
+        .arg(&allowed)
+        .args(["-I", "drills@example", "-n", "firedrill-report", "-s"])
+        .arg(out_dir.join("report.json.sig"))
+        .stdin(std::fs::File::open(out_dir.join("report.json")).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "ssh-keygen: {}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+}
+
+#[test]
+fn a_bad_signing_key_is_refused_before_the_drill_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("not-a-key");
+    std::fs::write(&key, "hello").unwrap();
+    let (_, stderr) = expect_exit(
+        firedrill()
+            .args(["run", "scenarios/sandbox-failover-sync.yaml", "--out"])
+            .arg(dir.path())
+            .arg("--sign-key")
+            .arg(&key),
+        2,
+    );
+    assert!(stderr.starts_with("error: signing key "), "{stderr}");
+    assert!(
+        !stderr.contains("== setup"),
+        "the drill must not start: {stderr}"
+    );
 }
 
 /// The `postgres` target for real: an existing primary + standby (built here), reached through a
