@@ -151,6 +151,7 @@ pub async fn run(
         targets,
         timeline: sink.timeline(),
         signer: None,
+        chain: None,
     };
     Ok(Outcome { report, kept })
 }

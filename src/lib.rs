@@ -8,6 +8,7 @@ pub mod driver;
 pub mod engine;
 pub mod error;
 pub mod event;
+pub mod evidence;
 pub mod human;
 pub mod ledger;
 pub mod measure;

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use firedrill::engine::{self, RunError};
 use firedrill::error::*;
-use firedrill::report::{Report, Verdict};
+use firedrill::report::Verdict;
 use firedrill::scenario::{self, ScenarioError};
-use firedrill::{human, plan, report, signing};
+use firedrill::{evidence, human, plan, report, signing};
 use tokio::sync::watch;
 
 const EXIT_CODES: &str = "\
@@ -65,9 +65,29 @@ enum Command {
         /// What to print on stdout when the drill ends.
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
-        /// Sign the report with this OpenSSH Ed25519 key: DIR/report.json.sig (needs --out).
-        #[arg(long, value_name = "KEY", requires = "out")]
+        /// Sign the report with this OpenSSH Ed25519 key: report.json.sig beside report.json.
+        #[arg(long, value_name = "KEY")]
         sign_key: Option<PathBuf>,
+        /// Add the signed report to the hash chain of an evidence directory, in
+        /// DIR/NNNNNN-<scenario>/ (needs --sign-key).
+        #[arg(
+            long,
+            value_name = "DIR",
+            conflicts_with = "out",
+            requires = "sign_key"
+        )]
+        evidence: Option<PathBuf>,
+    },
+    /// Check every report of an evidence directory: signatures, the chain, and each verdict
+    /// recomputed from its measurements. Exit 1 on any problem.
+    #[command(
+        after_help = "Examples:\n  firedrill verify evidence/ --allowed-signers allowed_signers"
+    )]
+    Verify {
+        dir: PathBuf,
+        /// OpenSSH allowed_signers file (the keys whose signatures count).
+        #[arg(long, value_name = "FILE")]
+        allowed_signers: PathBuf,
     },
     /// Write an Ed25519 key pair (OpenSSH format) for signing reports.
     #[command(after_help = concat!(
@@ -143,7 +163,25 @@ fn main() -> ExitCode {
             out,
             format,
             sign_key,
-        } => run(&file, out.as_deref(), format, sign_key.as_deref()),
+            evidence,
+        } => {
+            if sign_key.is_some() && out.is_none() && evidence.is_none() {
+                eprintln!(
+                    "error: --sign-key needs --out DIR or --evidence DIR to write the signature"
+                );
+                return exit_code(EXIT_INVALID);
+            }
+            let dest = match (out, evidence) {
+                (Some(dir), _) => Some(Destination::Dir(dir)),
+                (None, Some(dir)) => Some(Destination::Evidence(dir)),
+                (None, None) => None,
+            };
+            run(&file, dest, format, sign_key.as_deref())
+        }
+        Command::Verify {
+            dir,
+            allowed_signers,
+        } => verify(&dir, &allowed_signers),
         Command::Keygen { out, identity } => match signing::keygen(&out, &identity) {
             Ok(public) => {
                 eprintln!(
@@ -189,7 +227,20 @@ fn scenario_error(e: &ScenarioError) -> ExitCode {
     exit_code(EXIT_INVALID)
 }
 
-fn run(file: &Path, out: Option<&Path>, format: Format, sign_key: Option<&Path>) -> ExitCode {
+/// Where a report goes.
+enum Destination {
+    /// DIR/report.json
+    Dir(PathBuf),
+    /// The next entry of an evidence chain in DIR.
+    Evidence(PathBuf),
+}
+
+fn run(
+    file: &Path,
+    dest: Option<Destination>,
+    format: Format,
+    sign_key: Option<&Path>,
+) -> ExitCode {
     let loaded = match scenario::load(file) {
         Ok(l) => l,
         Err(e) => return scenario_error(&e),
@@ -234,12 +285,24 @@ fn run(file: &Path, out: Option<&Path>, format: Format, sign_key: Option<&Path>)
         fingerprint: s.fingerprint(),
         namespace: signing::NAMESPACE.into(),
     });
-    if let Some(dir) = out {
-        match write_report(dir, &report, signer.as_ref()) {
+    if let Some(dest) = dest {
+        let dir = match dest {
+            Destination::Dir(dir) => Ok(dir),
+            Destination::Evidence(dir) => {
+                evidence::next(&dir, &report.scenario.name).map(|(link, entry)| {
+                    report.chain = Some(link);
+                    entry
+                })
+            }
+        };
+        let written = dir
+            .map_err(|e| e.into())
+            .and_then(|dir| evidence::write(&dir, &report, signer.as_ref()));
+        match written {
             Ok(path) => eprintln!("report written to {}", path.display()),
             Err(e) => {
                 // The drill's evidence must not vanish silently: print it, then fail.
-                eprintln!("error: cannot write the report to {}: {e}", dir.display());
+                eprintln!("error: cannot write the report: {e}");
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&report).expect("report is JSON")
@@ -263,6 +326,57 @@ fn run(file: &Path, out: Option<&Path>, format: Format, sign_key: Option<&Path>)
     })
 }
 
+fn verify(dir: &Path, allowed_signers: &Path) -> ExitCode {
+    let allowed = match signing::read_allowed_signers(allowed_signers) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit_code(EXIT_INVALID);
+        }
+    };
+    let v = match evidence::verify(dir, &allowed) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {}: {e}", dir.display());
+            return exit_code(EXIT_INVALID);
+        }
+    };
+    let mark = |ok: bool| if ok { "ok" } else { "FAIL" };
+    println!(
+        "{:<32} {:>5} {:<28} {:<8} {:<9} {:<6} recomputed",
+        "report", "seq", "scenario", "verdict", "signature", "chain"
+    );
+    for r in &v.rows {
+        println!(
+            "{:<32} {:>5} {:<28} {:<8} {:<9} {:<6} {}",
+            r.entry,
+            r.sequence
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into()),
+            r.scenario,
+            r.verdict
+                .map(|v| format!("{v:?}").to_lowercase())
+                .unwrap_or_else(|| "-".into()),
+            mark(r.signature.is_ok()),
+            mark(r.chain_ok),
+            mark(r.verdict_ok)
+        );
+    }
+    if v.problems.is_empty() {
+        println!(
+            "\n{} reports verified: signatures, chain and verdicts all hold",
+            v.rows.len()
+        );
+        exit_code(EXIT_PASS)
+    } else {
+        eprintln!();
+        for p in &v.problems {
+            eprintln!("problem: {p}");
+        }
+        exit_code(EXIT_TARGET_MISSED)
+    }
+}
+
 /// Ctrl-C or SIGTERM asks the engine to abort; it rolls back and reports.
 async fn watch_signals(cancel: watch::Sender<bool>) {
     let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -275,35 +389,4 @@ async fn watch_signals(cancel: watch::Sender<bool>) {
     }
     eprintln!("\ninterrupted: rolling back the fault and tearing down (this takes a few seconds)");
     let _ = cancel.send(true);
-}
-
-/// Writes DIR/report.json, and its signature DIR/report.json.sig over exactly those bytes;
-/// each file atomically (a temporary file, fsync, rename), the signature first so that a
-/// report never sits unsigned beside a stale signature.
-fn write_report(
-    dir: &Path,
-    report: &Report,
-    signer: Option<&signing::Signer>,
-) -> Result<PathBuf, Box<dyn std::error::Error>> {
-    std::fs::create_dir_all(dir)?;
-    let mut bytes = serde_json::to_vec_pretty(report)?;
-    bytes.push(b'\n');
-    let path = dir.join("report.json");
-    if let Some(signer) = signer {
-        write_atomically(
-            &dir.join("report.json.sig"),
-            signer.sign(&bytes)?.as_bytes(),
-        )?;
-    }
-    write_atomically(&path, &bytes)?;
-    Ok(path)
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }

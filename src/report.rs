@@ -34,6 +34,17 @@ pub struct Report {
     /// Who signs this report (`report.json.sig`, SSHSIG); never the key itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signer: Option<SignerRef>,
+    /// Place in an evidence directory's hash chain (`run --evidence DIR`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainLink>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ChainLink {
+    /// 1 for the first report in the directory, then one more for each.
+    pub sequence: u64,
+    /// SHA-256 of the previous report's `report.json` bytes; none for the first.
+    pub previous_sha256: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -144,57 +155,82 @@ pub struct TargetResult {
 
 /// Verdict per target: the whole rule set, from measurements and targets alone.
 pub fn evaluate(targets: &Targets, m: &Measurements, workload: bool) -> Vec<TargetResult> {
-    let mut out = Vec::new();
-    let at_most = |name: &str, limit: f64, achieved: Option<f64>, unit: &str| TargetResult {
+    let ms = |d: crate::scenario::Dur| crate::measure::ms(d.get());
+    let mut limits: Vec<(&str, f64)> = Vec::new();
+    if let Some(rto) = targets.rto {
+        limits.push(("rto", ms(rto)));
+    }
+    if let Some(rpo) = targets.rpo {
+        limits.push(("rpo", ms(rpo)));
+    }
+    if let Some(max) = targets.max_lost_writes {
+        limits.push(("max_lost_writes", max as f64));
+    }
+    if let Some(min) = targets.min_availability_pct {
+        limits.push(("min_availability_pct", min));
+    }
+    if workload {
+        // Rows that were never written, or with the wrong content, fail any drill (PI1).
+        limits.push(("integrity", 0.0));
+    }
+    limits
+        .into_iter()
+        .filter_map(|(name, limit)| judge(name, limit, m))
+        .collect()
+}
+
+/// One target against the measurements: what was achieved, in which unit, and whether it meets
+/// the limit. `None` for a target name this version does not know.
+pub fn judge(name: &str, limit: f64, m: &Measurements) -> Option<TargetResult> {
+    let (achieved, unit, at_least) = match name {
+        "rto" => (m.rto_ms, "ms", false),
+        "rpo" => (m.rpo_ms, "ms", false),
+        "max_lost_writes" => (m.lost_writes.map(|l| l as f64), "writes", false),
+        "min_availability_pct" => (m.availability_pct, "pct", true),
+        "integrity" => (m.integrity_failures.map(|f| f as f64), "failures", false),
+        _ => return None,
+    };
+    // Not measured is a miss: a drill proves only what it saw.
+    let met = achieved.is_some_and(|a| if at_least { a >= limit } else { a <= limit });
+    Some(TargetResult {
         name: name.into(),
         limit,
         achieved,
         unit: unit.into(),
-        met: achieved.is_some_and(|a| a <= limit),
-    };
-    if let Some(rto) = targets.rto {
-        out.push(at_most(
-            "rto",
-            crate::measure::ms(rto.get()),
-            m.rto_ms,
-            "ms",
+        met,
+    })
+}
+
+/// Recomputes every target and the verdict of a report from its raw measurements; returns what
+/// disagrees with what the report claims (empty for an honest report).
+pub fn recheck(r: &Report) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut results = Vec::new();
+    for claimed in &r.targets {
+        let Some(actual) = judge(&claimed.name, claimed.limit, &r.measurements) else {
+            problems.push(format!("unknown target {:?}", claimed.name));
+            continue;
+        };
+        if actual.met != claimed.met || actual.achieved != claimed.achieved {
+            problems.push(format!(
+                "target {} claims {} ({:?}) but the measurements give {} ({:?})",
+                claimed.name,
+                if claimed.met { "met" } else { "missed" },
+                claimed.achieved,
+                if actual.met { "met" } else { "missed" },
+                actual.achieved
+            ));
+        }
+        results.push(actual);
+    }
+    let actual = verdict(r.abort_reason.is_some(), &results);
+    if actual != r.verdict {
+        problems.push(format!(
+            "verdict claims {:?} but the targets give {:?}",
+            r.verdict, actual
         ));
     }
-    if let Some(rpo) = targets.rpo {
-        out.push(at_most(
-            "rpo",
-            crate::measure::ms(rpo.get()),
-            m.rpo_ms,
-            "ms",
-        ));
-    }
-    if let Some(max) = targets.max_lost_writes {
-        out.push(at_most(
-            "max_lost_writes",
-            max as f64,
-            m.lost_writes.map(|l| l as f64),
-            "writes",
-        ));
-    }
-    if let Some(min) = targets.min_availability_pct {
-        out.push(TargetResult {
-            name: "min_availability_pct".into(),
-            limit: min,
-            achieved: m.availability_pct,
-            unit: "pct".into(),
-            met: m.availability_pct.is_some_and(|a| a >= min),
-        });
-    }
-    if workload {
-        // Rows that were never written, or with the wrong content, fail any drill (PI1).
-        out.push(at_most(
-            "integrity",
-            0.0,
-            m.integrity_failures.map(|f| f as f64),
-            "failures",
-        ));
-    }
-    out
+    problems
 }
 
 pub fn verdict(aborted: bool, results: &[TargetResult]) -> Verdict {

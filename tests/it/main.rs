@@ -3,6 +3,7 @@
 mod bad_input;
 mod cli;
 mod drill;
+mod evidence;
 mod sandbox;
 mod signing;
 
