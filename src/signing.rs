@@ -196,10 +196,10 @@ pub fn read_allowed_signers(path: &Path) -> Result<Vec<AllowedSigner>, SigningEr
             }
             rest = key.trim_start();
         }
-        if let Some(ns) = &namespaces {
-            if !ns.split(',').any(|n| n == NAMESPACE || n == "*") {
-                continue;
-            }
+        if let Some(ns) = &namespaces
+            && !ns.split(',').any(|n| n == NAMESPACE || n == "*")
+        {
+            continue;
         }
         let key = PublicKey::from_openssh(rest).map_err(|e| bad(&format!("bad key: {e}")))?;
         out.push(AllowedSigner {
