@@ -160,12 +160,14 @@ pub fn summary(r: &Report) -> String {
         );
     }
     for o in &m.write_outages {
+        let length = o
+            .duration_ms
+            .map(|d| format!("{d:.1} ms"))
+            .unwrap_or_else(|| "not recovered".into());
         let _ = writeln!(
             out,
-            "  outage                 {:.1} ms from t={:.1} ms ({} failed probes)",
-            o.duration_ms.unwrap_or(f64::NAN),
-            o.start_ms,
-            o.failed_probes
+            "  outage                 {length} from t={:.1} ms ({} failed probes)",
+            o.start_ms, o.failed_probes
         );
     }
     let l = &m.latency;
