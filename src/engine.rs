@@ -96,6 +96,7 @@ pub async fn run(
         run_id: run_id.clone(),
         measurements: Measurements::default(),
         steady: None,
+        fault_at: None,
         pending_undo: Undo::Nothing,
     };
     let aborted = drill.run().await.err();
@@ -164,6 +165,8 @@ struct Drill<'a, 's> {
     run_id: String,
     measurements: Measurements,
     steady: Option<SteadyStateResult>,
+    /// When the fault was injected, on the drill clock; none before.
+    fault_at: Option<Duration>,
     /// A fault still in effect, undone on abort.
     pending_undo: Undo,
 }
@@ -289,6 +292,7 @@ impl Drill<'_, '_> {
         // Fault.
         self.sink.emit(Event::Phase(Phase::Fault));
         let fault_at = t0.elapsed();
+        self.fault_at = Some(fault_at);
         self.measurements.fault_at_ms = Some(ms(fault_at));
         let injected = match self.driver.inject(&s.fault).await {
             Ok(i) => i,
@@ -404,10 +408,9 @@ impl Drill<'_, '_> {
         let m = &mut self.measurements;
         m.acknowledged_writes = log.acks.len() as u64;
         m.in_doubt_writes = log.in_doubt.len() as u64;
-        let Some(fault_ms) = m.fault_at_ms else {
+        let Some(fault_at) = self.fault_at else {
             return log;
         };
-        let fault_at = Duration::from_secs_f64(fault_ms / 1000.0);
         let w = load.write.snapshot();
         let r = load.read.snapshot();
         let stability = s.observe.stability.get();
@@ -435,7 +438,7 @@ impl Drill<'_, '_> {
 
     async fn verify_ledger(&mut self, log: &WorkloadLog) {
         let s = &self.loaded.scenario;
-        let Some(fault_ms) = self.measurements.fault_at_ms else {
+        let Some(fault_at) = self.fault_at else {
             return;
         };
         let config = self.driver.client_config(Duration::from_secs(5));
@@ -463,7 +466,6 @@ impl Drill<'_, '_> {
             }
         };
         let Some(rows) = rows else { return };
-        let fault_at = Duration::from_secs_f64(fault_ms / 1000.0);
         let c = ledger::check(log, &rows, &self.run_id, fault_at);
         self.sink.emit(Event::Verified(format!(
             "{} acknowledged writes, {} lost, {} in doubt ({} committed), {} integrity failures",

@@ -101,7 +101,8 @@ impl Event {
     }
 }
 
-fn up(b: bool) -> &'static str {
+/// How a probe's state reads to a person.
+pub fn up(b: bool) -> &'static str {
     if b { "up" } else { "DOWN" }
 }
 

@@ -61,12 +61,11 @@ impl Reporter for LiveReporter {
                 read_up,
                 acknowledged_writes,
             } => {
-                let up = |b: &bool| if *b { "up" } else { "DOWN" };
                 let text = format!(
                     "{}: write probe {}, read probe {}, {acknowledged_writes} writes acknowledged",
                     self.phase.label(),
-                    up(write_up),
-                    up(read_up)
+                    crate::event::up(*write_up),
+                    crate::event::up(*read_up)
                 );
                 match &self.bar {
                     Some(bar) => bar.set_message(text),
