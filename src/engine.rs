@@ -18,6 +18,7 @@ use crate::ledger::{self, WorkloadLog};
 use crate::measure::{self, ms};
 use crate::probe::{self, ProbeKind, ProbeSpec, ProbeState};
 use crate::report::*;
+use crate::soc2;
 use crate::scenario::{Cleanup, LoadedScenario, Recovery, Target};
 use crate::workload::{self, WriterSpec};
 
@@ -96,11 +97,12 @@ pub async fn run(
         run_id: run_id.clone(),
         measurements: Measurements::default(),
         steady: None,
+        series: None,
         fault_at: None,
         pending_undo: Undo::Nothing,
     };
     let aborted = drill.run().await.err();
-    let (measurements, steady) = (drill.measurements, drill.steady);
+    let (measurements, steady, drill_series) = (drill.measurements, drill.steady, drill.series);
 
     sink.emit(Event::Phase(Phase::Teardown));
     let workload_on = s.workload.connections > 0;
@@ -133,8 +135,9 @@ pub async fn run(
             sha256: loaded.sha256.clone(),
             description: s.description.clone(),
             runbook: s.runbook.as_ref().map(|p| p.display().to_string()),
-            controls: s.controls.clone(),
         },
+        drill: DrillKind::Failover,
+        controls: s.controls.iter().filter_map(|c| soc2::control(c)).collect(),
         target: TargetRef {
             kind: match s.target {
                 Target::PostgresSandbox(_) => "postgres-sandbox",
@@ -151,6 +154,7 @@ pub async fn run(
         measurements,
         targets,
         timeline: sink.timeline(),
+        series: drill_series,
         signer: None,
         chain: None,
     };
@@ -165,6 +169,7 @@ struct Drill<'a, 's> {
     run_id: String,
     measurements: Measurements,
     steady: Option<SteadyStateResult>,
+    series: Option<measure::ProbeSeries>,
     /// When the fault was injected, on the drill clock; none before.
     fault_at: Option<Duration>,
     /// A fault still in effect, undone on abort.
@@ -408,11 +413,12 @@ impl Drill<'_, '_> {
         let m = &mut self.measurements;
         m.acknowledged_writes = log.acks.len() as u64;
         m.in_doubt_writes = log.in_doubt.len() as u64;
+        let w = load.write.snapshot();
+        let r = load.read.snapshot();
+        self.series = Some(measure::series(&w, &r, observed_until));
         let Some(fault_at) = self.fault_at else {
             return log;
         };
-        let w = load.write.snapshot();
-        let r = load.read.snapshot();
         let stability = s.observe.stability.get();
         let wr = measure::recovery(&w, fault_at, observed_until, stability);
         let rr = measure::recovery(&r, fault_at, observed_until, stability);

@@ -2,14 +2,44 @@
 //! report shows. Each report carries its sequence number and the SHA-256 of the previous
 //! report's file; both are inside the signed bytes.
 //!
-//! Layout: `DIR/000001-<scenario>/report.json` and `report.json.sig`, one directory per drill.
+//! Layout: `DIR/000001-<scenario>/report.json` and `report.json.sig`, one directory per drill,
+//! with the human and machine views beside them; `DIR/index.json` (+ `.sig`) lists every report
+//! with its hash, so that removing the newest report, which no later report points back at,
+//! shows too. Writers take `DIR/.lock` so two drills never claim the same sequence number.
 
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::report::{ChainLink, REPORT_FORMAT_VERSION, Report, Verdict, recheck};
+use serde::{Deserialize, Serialize};
+
+use crate::report::{ChainLink, DrillKind, REPORT_FORMAT_VERSION, Report, Verdict, recheck};
 use crate::signing::{self, AllowedSigner};
+
+pub const INDEX: &str = "index.json";
+pub const INDEX_KIND: &str = "firedrill-evidence-index";
+
+/// `DIR/index.json`: every report of the directory in sequence order. Signed with the reports'
+/// key (the `kind` field keeps it from ever parsing as a report).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Index {
+    pub kind: String,
+    pub format_version: u32,
+    pub reports: Vec<IndexEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IndexEntry {
+    pub sequence: u64,
+    /// The report's directory name inside the evidence directory.
+    pub entry: String,
+    /// SHA-256 of its `report.json`.
+    pub sha256: String,
+    pub scenario: String,
+    pub drill: DrillKind,
+    pub verdict: Verdict,
+    pub started_at: String,
+}
 
 /// One report found in an evidence directory.
 struct Entry {
@@ -71,9 +101,22 @@ pub fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// The link for the next report in `dir`, and the directory to write it in.
-pub fn next(dir: &Path, scenario: &str) -> std::io::Result<(ChainLink, PathBuf)> {
+/// Adds `report` to the evidence chain in `dir`: under the directory's lock, links it to the
+/// newest report, writes it (signed when a signer is given) with its views, and rewrites the
+/// signed index. Returns the report's path.
+pub fn append(
+    dir: &Path,
+    report: &mut Report,
+    signer: Option<&signing::Signer>,
+) -> Result<PathBuf, Box<dyn std::error::Error>> {
     std::fs::create_dir_all(dir)?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".lock"))?;
+    // Released when `lock` drops; a crashed writer's lock goes with its process.
+    lock.lock()?;
     let (entries, _) = entries(dir)?;
     let last = entries
         .iter()
@@ -83,14 +126,52 @@ pub fn next(dir: &Path, scenario: &str) -> std::io::Result<(ChainLink, PathBuf)>
         Some((seq, e)) => (seq + 1, Some(sha256(&e.bytes))),
         None => (1, None),
     };
-    let entry = dir.join(format!("{sequence:06}-{scenario}"));
-    Ok((
-        ChainLink {
-            sequence,
-            previous_sha256,
-        },
+    report.chain = Some(ChainLink {
+        sequence,
+        previous_sha256,
+    });
+    let entry = format!("{sequence:06}-{}", report.scenario.name);
+    let path = write(&dir.join(&entry), report, signer)?;
+    let bytes = std::fs::read(&path)?;
+
+    let mut index = read_index(dir).ok().flatten().unwrap_or(Index {
+        kind: INDEX_KIND.into(),
+        format_version: REPORT_FORMAT_VERSION,
+        reports: Vec::new(),
+    });
+    index.reports.retain(|r| r.sequence < sequence);
+    index.reports.push(IndexEntry {
+        sequence,
         entry,
-    ))
+        sha256: sha256(&bytes),
+        scenario: report.scenario.name.clone(),
+        drill: report.drill,
+        verdict: report.verdict,
+        started_at: report.started_at.clone(),
+    });
+    let mut bytes = serde_json::to_vec_pretty(&index)?;
+    bytes.push(b'\n');
+    if let Some(signer) = signer {
+        write_atomically(&dir.join(format!("{INDEX}.sig")), signer.sign(&bytes)?.as_bytes())?;
+    }
+    write_atomically(&dir.join(INDEX), &bytes)?;
+    Ok(path)
+}
+
+/// The index of `dir`; `None` when there is none.
+fn read_index(dir: &Path) -> Result<Option<Index>, String> {
+    let bytes = match std::fs::read(dir.join(INDEX)) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let index: Index = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    if index.kind != INDEX_KIND || index.format_version != REPORT_FORMAT_VERSION {
+        return Err(format!(
+            "not a version {REPORT_FORMAT_VERSION} firedrill index"
+        ));
+    }
+    Ok(Some(index))
 }
 
 /// What `verify` found for one report.
@@ -110,6 +191,9 @@ pub struct Verification {
     pub rows: Vec<Row>,
     /// Every problem, each naming the report it concerns.
     pub problems: Vec<String>,
+    /// The newest report and its SHA-256: recorded outside the directory, it pins the chain's
+    /// length (a whole directory rolled back to an older signed state cannot show otherwise).
+    pub head: Option<(String, String)>,
 }
 
 /// Checks every report in `dir`: its signature against `allowed`, its place in the chain, and
@@ -192,11 +276,64 @@ pub fn verify(dir: &Path, allowed: &[AllowedSigner]) -> std::io::Result<Verifica
     if entries.is_empty() {
         problems.push(format!("{}: no reports found", dir.display()));
     }
-    Ok(Verification { rows, problems })
+    check_index(dir, allowed, &entries, &mut problems);
+    let head = entries
+        .last()
+        .map(|e| (name(&e.dir), sha256(&e.bytes)));
+    Ok(Verification {
+        rows,
+        problems,
+        head,
+    })
 }
 
-/// Writes DIR/report.json, and with a signer DIR/report.json.sig over exactly those bytes; each
-/// file atomically (a temporary file, fsync, rename), the signature first so that a report
+/// The signed index must list exactly the reports present, with their hashes.
+fn check_index(dir: &Path, allowed: &[AllowedSigner], entries: &[Entry], problems: &mut Vec<String>) {
+    let index = match read_index(dir) {
+        Ok(Some(i)) => i,
+        Ok(None) => {
+            problems.push(format!(
+                "{INDEX}: missing, so a removed newest report would not show"
+            ));
+            return;
+        }
+        Err(e) => {
+            problems.push(format!("{INDEX}: {e}"));
+            return;
+        }
+    };
+    let bytes = std::fs::read(dir.join(INDEX)).unwrap_or_default();
+    match std::fs::read_to_string(dir.join(format!("{INDEX}.sig"))) {
+        Ok(armored) => {
+            if let Err(e) = signing::verify(allowed, &bytes, &armored) {
+                problems.push(format!("{INDEX}: signature: {e}"));
+            }
+        }
+        Err(_) => problems.push(format!("{INDEX}: signature: no {INDEX}.sig")),
+    }
+    for listed in &index.reports {
+        match entries.iter().find(|e| name(&e.dir) == listed.entry) {
+            None => problems.push(format!(
+                "{}: listed in the index (sequence {}) but missing: removed",
+                listed.entry, listed.sequence
+            )),
+            Some(e) if sha256(&e.bytes) != listed.sha256 => problems.push(format!(
+                "{}: does not match the SHA-256 in the index: edited or replaced",
+                listed.entry
+            )),
+            Some(_) => {}
+        }
+    }
+    for e in entries {
+        let n = name(&e.dir);
+        if !index.reports.iter().any(|l| l.entry == n) {
+            problems.push(format!("{n}: not in the index: added outside firedrill"));
+        }
+    }
+}
+
+/// Writes DIR/report.json, and with a signer DIR/report.json.sig over exactly those bytes, then
+/// the report's views (Markdown, HTML, JUnit, Prometheus); each file atomically (a temporary file, fsync, rename), the signature first so that a report
 /// never sits beside a signature of something else without failing verification.
 pub fn write(
     dir: &Path,
@@ -214,15 +351,33 @@ pub fn write(
         )?;
     }
     write_atomically(&path, &bytes)?;
+    write_views(dir, report)?;
     Ok(path)
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// The report's views (Markdown, HTML, JUnit, Prometheus) in `dir`, each written atomically.
+pub fn write_views(dir: &Path, report: &Report) -> std::io::Result<()> {
+    for (name, text) in crate::render::views(report) {
+        write_atomically(&dir.join(name), text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// A temporary file in the same directory, fsynced, renamed over `path`, and the directory
+/// fsynced: after a crash the file is either the old one or the whole new one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    // Evidence is for others to read (auditors, node_exporter); temporary files start as 0600.
+    use std::os::unix::fs::PermissionsExt;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    std::fs::File::open(dir)?.sync_all()
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::event::{Event, Phase, Reporter};
-use crate::report::{Report, TargetResult, Verdict};
+use crate::report::Report;
 
 pub struct LiveReporter {
     bar: Option<ProgressBar>,
@@ -101,11 +101,7 @@ impl Reporter for Silent {
 /// The end-of-drill summary: verdict, each target, and the key measurements.
 pub fn summary(r: &Report) -> String {
     let mut out = String::new();
-    let verdict = match r.verdict {
-        Verdict::Pass => "PASS",
-        Verdict::Fail => "FAIL",
-        Verdict::Aborted => "ABORTED",
-    };
+    let verdict = r.verdict.label();
     let _ = writeln!(out, "{verdict}  {}  (run {})", r.scenario.name, r.run_id);
     let _ = writeln!(out, "target: {}", r.target.description);
     if let Some(reason) = &r.abort_reason {
@@ -122,10 +118,8 @@ pub fn summary(r: &Report) -> String {
                 out,
                 "  {:<22} {:>14} {:>14}  {}",
                 t.name,
-                fmt_value(t, t.limit),
-                t.achieved
-                    .map(|a| fmt_value(t, a))
-                    .unwrap_or_else(|| "not seen".into()),
+                t.show(t.limit),
+                t.show_achieved(),
                 if t.met { "met" } else { "MISSED" }
             );
         }
@@ -180,12 +174,4 @@ pub fn summary(r: &Report) -> String {
         l.after_fault.write_probe.max_ms
     );
     out
-}
-
-fn fmt_value(t: &TargetResult, v: f64) -> String {
-    match t.unit.as_str() {
-        "ms" => format!("{v:.1} ms"),
-        "pct" => format!("{v:.2}%"),
-        _ => format!("{v}"),
-    }
 }

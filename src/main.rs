@@ -10,7 +10,7 @@ use firedrill::engine::{self, RunError};
 use firedrill::error::*;
 use firedrill::report::Verdict;
 use firedrill::scenario::{self, ScenarioError};
-use firedrill::{evidence, human, plan, report, signing};
+use firedrill::{evidence, human, plan, render, report, signing, summary};
 use tokio::sync::watch;
 
 const EXIT_CODES: &str = "\
@@ -77,6 +77,13 @@ enum Command {
             requires = "sign_key"
         )]
         evidence: Option<PathBuf>,
+        /// Also write the JUnit XML (one test case per target) to FILE, for CI.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Also write Prometheus metrics to FILE, atomically, for node_exporter's textfile
+        /// collector (e.g. /var/lib/node_exporter/textfile/firedrill-NAME.prom).
+        #[arg(long, value_name = "FILE")]
+        textfile: Option<PathBuf>,
     },
     /// Check every report of an evidence directory: signatures, the chain, and each verdict
     /// recomputed from its measurements. Exit 1 on any problem.
@@ -88,6 +95,43 @@ enum Command {
         /// OpenSSH allowed_signers file (the keys whose signatures count).
         #[arg(long, value_name = "FILE")]
         allowed_signers: PathBuf,
+    },
+    /// Summarize an evidence directory over an audit period: every drill, verdicts, the
+    /// RTO/RPO trend, and scheduled drills that did not happen. Exit 1 when a scheduled drill is
+    /// missing or (with --allowed-signers) the evidence does not verify.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  firedrill evidence evidence/ --from 2026-01-01 --to 2026-12-31 --allowed-signers allowed_signers\n",
+        "  firedrill evidence evidence/ --from 2026-07-01 --to 2026-09-30 --expect restore=monthly \\\n",
+        "    --expect sandbox-failover-sync=quarterly --out q3-evidence\n\n",
+        "Writes summary.md, summary.html and drills.csv into --out."
+    ))]
+    Evidence {
+        dir: PathBuf,
+        /// First day of the period (UTC), YYYY-MM-DD.
+        #[arg(long, value_parser = summary::Date::parse)]
+        from: summary::Date,
+        /// Last day of the period (UTC), inclusive.
+        #[arg(long, value_parser = summary::Date::parse)]
+        to: summary::Date,
+        /// KIND_OR_SCENARIO=monthly|quarterly|yearly; repeatable. Default: restore=monthly and
+        /// failover=quarterly.
+        #[arg(long, value_name = "WHAT=EVERY")]
+        expect: Vec<summary::Expectation>,
+        /// Verify signatures, chain and verdicts too (OpenSSH allowed_signers file).
+        #[arg(long, value_name = "FILE")]
+        allowed_signers: Option<PathBuf>,
+        /// Directory for the summary files [default: firedrill-evidence-FROM-to-TO]
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Rewrite the views of a report (Markdown, HTML, JUnit, Prometheus) from its report.json.
+    #[command(after_help = "Examples:\n  firedrill render evidence/000007-nightly/report.json")]
+    Render {
+        /// A report.json; the views are written beside it unless --out is given.
+        report: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
     /// Write an Ed25519 key pair (OpenSSH format) for signing reports.
     #[command(after_help = concat!(
@@ -164,6 +208,8 @@ fn main() -> ExitCode {
             format,
             sign_key,
             evidence,
+            junit,
+            textfile,
         } => {
             if sign_key.is_some() && out.is_none() && evidence.is_none() {
                 eprintln!(
@@ -176,8 +222,18 @@ fn main() -> ExitCode {
                 (None, Some(dir)) => Some(Destination::Evidence(dir)),
                 (None, None) => None,
             };
-            run(&file, dest, format, sign_key.as_deref())
+            let extra = Extra { junit, textfile };
+            run(&file, dest, format, sign_key.as_deref(), &extra)
         }
+        Command::Evidence {
+            dir,
+            from,
+            to,
+            expect,
+            allowed_signers,
+            out,
+        } => evidence_summary(&dir, from, to, expect, allowed_signers.as_deref(), out),
+        Command::Render { report, out } => render(&report, out),
         Command::Verify {
             dir,
             allowed_signers,
@@ -235,11 +291,18 @@ enum Destination {
     Evidence(PathBuf),
 }
 
+/// Files written at fixed paths besides the report, for CI and dashboards.
+struct Extra {
+    junit: Option<PathBuf>,
+    textfile: Option<PathBuf>,
+}
+
 fn run(
     file: &Path,
     dest: Option<Destination>,
     format: Format,
     sign_key: Option<&Path>,
+    extra: &Extra,
 ) -> ExitCode {
     let loaded = match scenario::load(file) {
         Ok(l) => l,
@@ -286,18 +349,10 @@ fn run(
         namespace: signing::NAMESPACE.into(),
     });
     if let Some(dest) = dest {
-        let dir = match dest {
-            Destination::Dir(dir) => Ok(dir),
-            Destination::Evidence(dir) => {
-                evidence::next(&dir, &report.scenario.name).map(|(link, entry)| {
-                    report.chain = Some(link);
-                    entry
-                })
-            }
+        let written = match dest {
+            Destination::Dir(dir) => evidence::write(&dir, &report, signer.as_ref()),
+            Destination::Evidence(dir) => evidence::append(&dir, &mut report, signer.as_ref()),
         };
-        let written = dir
-            .map_err(|e| e.into())
-            .and_then(|dir| evidence::write(&dir, &report, signer.as_ref()));
         match written {
             Ok(path) => eprintln!("report written to {}", path.display()),
             Err(e) => {
@@ -309,6 +364,17 @@ fn run(
                 );
                 return exit_code(EXIT_ENVIRONMENT);
             }
+        }
+    }
+    for (path, text) in [
+        (&extra.junit, render::junit::render(&report)),
+        (&extra.textfile, render::prometheus::render(&report)),
+    ] {
+        if let Some(path) = path
+            && let Err(e) = evidence::write_atomically(path, text.as_bytes())
+        {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return exit_code(EXIT_ENVIRONMENT);
         }
     }
     match format {
@@ -362,9 +428,13 @@ fn verify(dir: &Path, allowed_signers: &Path) -> ExitCode {
             mark(r.verdict_ok)
         );
     }
+    if let Some((entry, sha)) = &v.head {
+        println!("\nnewest report: {entry} (report.json SHA-256 {sha})");
+        println!("record it outside this directory: a later verify must still reach it");
+    }
     if v.problems.is_empty() {
         println!(
-            "\n{} reports verified: signatures, chain and verdicts all hold",
+            "\n{} reports verified: signatures, chain, index and verdicts all hold",
             v.rows.len()
         );
         exit_code(EXIT_PASS)
@@ -374,6 +444,130 @@ fn verify(dir: &Path, allowed_signers: &Path) -> ExitCode {
             eprintln!("problem: {p}");
         }
         exit_code(EXIT_TARGET_MISSED)
+    }
+}
+
+fn evidence_summary(
+    dir: &Path,
+    from: summary::Date,
+    to: summary::Date,
+    expect: Vec<summary::Expectation>,
+    allowed_signers: Option<&Path>,
+    out: Option<PathBuf>,
+) -> ExitCode {
+    if from > to {
+        eprintln!("error: --from {from} is after --to {to}");
+        return exit_code(EXIT_INVALID);
+    }
+    let allowed = match allowed_signers.map(signing::read_allowed_signers).transpose() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit_code(EXIT_INVALID);
+        }
+    };
+    let expect = if expect.is_empty() {
+        summary::default_expectations()
+    } else {
+        expect
+    };
+    let s = match summary::summarize(dir, from, to, &expect, allowed.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {}: {e}", dir.display());
+            return exit_code(EXIT_INVALID);
+        }
+    };
+    let out = out.unwrap_or_else(|| PathBuf::from(format!("firedrill-evidence-{from}-to-{to}")));
+    let csv = match summary::csv(&s) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: cannot write the CSV: {e}");
+            return exit_code(EXIT_ENVIRONMENT);
+        }
+    };
+    let files = [
+        ("summary.md", summary::markdown(&s)),
+        ("summary.html", summary::html(&s)),
+        ("drills.csv", csv),
+    ];
+    if let Err(e) = std::fs::create_dir_all(&out).and_then(|_| {
+        files
+            .iter()
+            .try_for_each(|(name, text)| evidence::write_atomically(&out.join(name), text.as_bytes()))
+    }) {
+        eprintln!("error: cannot write to {}: {e}", out.display());
+        return exit_code(EXIT_ENVIRONMENT);
+    }
+    for d in &s.drills {
+        println!(
+            "{}  {:<8} {:<32} {}",
+            d.report.started_at,
+            d.report.verdict.label(),
+            d.entry,
+            d.report.scenario.name
+        );
+    }
+    for g in &s.gaps {
+        println!("MISSING  {} in {} to {}", g.expectation, g.from, g.to);
+    }
+    let problems = s.verification.as_ref().map_or(0, |p| p.len());
+    println!(
+        "\n{} drills, {} passed, {} failed, {} aborted; {} scheduled drill(s) missing; {}",
+        s.drills.len(),
+        s.count(Verdict::Pass),
+        s.count(Verdict::Fail),
+        s.count(Verdict::Aborted),
+        s.gaps.len(),
+        match &s.verification {
+            None => "signatures not checked".to_owned(),
+            Some(_) => format!("{problems} verification problem(s)"),
+        }
+    );
+    eprintln!("summary written to {}", out.display());
+    exit_code(if s.gaps.is_empty() && problems == 0 {
+        EXIT_PASS
+    } else {
+        EXIT_TARGET_MISSED
+    })
+}
+
+fn render(path: &Path, out: Option<PathBuf>) -> ExitCode {
+    let read = std::fs::read(path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice::<report::Report>(&b).map_err(|e| e.to_string()));
+    let r = match read {
+        Ok(r) if r.format_version == report::REPORT_FORMAT_VERSION => r,
+        Ok(r) => {
+            eprintln!(
+                "error: {}: format_version {} is not one this firedrill reads ({})",
+                path.display(),
+                r.format_version,
+                report::REPORT_FORMAT_VERSION
+            );
+            return exit_code(EXIT_INVALID);
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            return exit_code(EXIT_INVALID);
+        }
+    };
+    let dir = out.unwrap_or_else(|| {
+        path.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf()
+    });
+    let written = std::fs::create_dir_all(&dir).and_then(|_| evidence::write_views(&dir, &r));
+    match written {
+        Ok(()) => {
+            eprintln!("wrote report.md, report.html, junit.xml and metrics.prom in {}", dir.display());
+            exit_code(EXIT_PASS)
+        }
+        Err(e) => {
+            eprintln!("error: cannot write to {}: {e}", dir.display());
+            exit_code(EXIT_ENVIRONMENT)
+        }
     }
 }
 

@@ -178,6 +178,54 @@ impl LatencyRecorder {
     }
 }
 
+/// Probe outcomes binned over time: enough to draw what a client saw, small enough to sign and
+/// verify by the thousand.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ProbeSeries {
+    /// Width of each bin in ms; bin `i` covers `[i * bin_ms, (i + 1) * bin_ms)` of drill time.
+    pub bin_ms: f64,
+    pub write: Vec<Bin>,
+    pub read: Vec<Bin>,
+}
+
+/// Probes that ended in one bin.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Bin {
+    pub ok: u32,
+    pub failed: u32,
+    /// Slowest successful probe in the bin, ms; none without a success.
+    pub max_ms: Option<f64>,
+}
+
+/// Bins are at least 100 ms and at most 200 of them cover the drill.
+const MAX_BINS: u128 = 200;
+
+pub fn series(write: &[Sample], read: &[Sample], until: Duration) -> ProbeSeries {
+    let bin_ms = (until.as_millis().div_ceil(MAX_BINS) as u64).max(100);
+    let bin = Duration::from_millis(bin_ms);
+    let n = (until.as_nanos() / bin.as_nanos()) as usize + 1;
+    let fill = |samples: &[Sample]| {
+        let mut bins = vec![Bin::default(); n];
+        for s in samples {
+            let i = ((s.end.as_nanos() / bin.as_nanos()) as usize).min(n - 1);
+            let b = &mut bins[i];
+            if s.ok {
+                b.ok += 1;
+                let lat = ms(s.end - s.start);
+                b.max_ms = Some(b.max_ms.map_or(lat, |m: f64| m.max(lat)));
+            } else {
+                b.failed += 1;
+            }
+        }
+        bins
+    };
+    ProbeSeries {
+        bin_ms: ms(bin),
+        write: fill(write),
+        read: fill(read),
+    }
+}
+
 /// Latencies of successful samples whose end falls in `[from, to)`.
 pub fn latency_between(samples: &[Sample], from: Duration, to: Duration) -> Latency {
     let mut rec = LatencyRecorder::default();

@@ -6,7 +6,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::event::TimelineEntry;
-use crate::measure::{Latency, Outage};
+use crate::measure::{Latency, Outage, ProbeSeries};
+use crate::soc2::ControlRef;
 use crate::scenario::Targets;
 
 /// Bumped on any change a reader must know about; readers refuse versions they do not know.
@@ -19,7 +20,11 @@ pub struct Report {
     /// Unique id of this run; also tags its ledger rows.
     pub run_id: String,
     pub scenario: ScenarioRef,
+    /// What kind of drill this was; evidence summaries expect each kind on a schedule.
+    pub drill: DrillKind,
     pub target: TargetRef,
+    /// The SOC 2 criteria this report evidences, each with what it shows.
+    pub controls: Vec<ControlRef>,
     /// UTC, RFC 3339.
     pub started_at: String,
     pub finished_at: String,
@@ -31,6 +36,9 @@ pub struct Report {
     pub measurements: Measurements,
     pub targets: Vec<TargetResult>,
     pub timeline: Vec<TimelineEntry>,
+    /// Probe outcomes over time, binned, for the timeline picture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<ProbeSeries>,
     /// Who signs this report (`report.json.sig`, SSHSIG); never the key itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signer: Option<SignerRef>,
@@ -70,7 +78,24 @@ pub struct ScenarioRef {
     pub description: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runbook: Option<String>,
-    pub controls: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DrillKind {
+    /// A fault injected into a running system and its recovery measured.
+    Failover,
+    /// A backup restored and its data proven.
+    Restore,
+}
+
+impl DrillKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            DrillKind::Failover => "failover",
+            DrillKind::Restore => "restore",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -151,6 +176,42 @@ pub struct TargetResult {
     /// `ms`, `writes`, `pct` or `failures`.
     pub unit: String,
     pub met: bool,
+}
+
+impl Verdict {
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Aborted => "ABORTED",
+        }
+    }
+}
+
+impl TargetResult {
+    /// `v` in this target's unit, for people.
+    pub fn show(&self, v: f64) -> String {
+        match self.unit.as_str() {
+            "ms" => format!("{v:.1} ms"),
+            "pct" => format!("{v:.2}%"),
+            _ => format!("{v}"),
+        }
+    }
+
+    pub fn show_achieved(&self) -> String {
+        self.achieved
+            .map(|a| self.show(a))
+            .unwrap_or_else(|| "not seen".into())
+    }
+
+    /// How the limit binds: `<=` for most, `>=` for availability.
+    pub fn relation(&self) -> &'static str {
+        if self.name == "min_availability_pct" {
+            ">="
+        } else {
+            "<="
+        }
+    }
 }
 
 /// Verdict per target: the whole rule set, from measurements and targets alone.

@@ -49,10 +49,13 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
         ));
     }
     for (i, c) in s.controls.iter().enumerate() {
-        if !is_control_id(c) {
+        if crate::soc2::control(c).is_none() {
             out.push(problem(
                 &format!("controls[{i}]"),
-                format!("{c:?} is not a SOC 2 criterion id such as `A1.2` or `PI1.4`"),
+                format!(
+                    "{c:?} is not a SOC 2 criterion a drill can evidence; known: {}",
+                    crate::soc2::known_ids().join(", ")
+                ),
             ));
         }
     }
@@ -288,16 +291,3 @@ fn is_identifier(s: &str) -> bool {
         && s.len() <= 63
 }
 
-/// `A1.2`, `PI1.4`, `CC7.5`: letters, a digit group, a dot, a digit group.
-fn is_control_id(s: &str) -> bool {
-    let letters = s.chars().take_while(|c| c.is_ascii_uppercase()).count();
-    let rest = &s[letters..];
-    let Some((a, b)) = rest.split_once('.') else {
-        return false;
-    };
-    (1..=2).contains(&letters)
-        && !a.is_empty()
-        && !b.is_empty()
-        && a.chars().all(|c| c.is_ascii_digit())
-        && b.chars().all(|c| c.is_ascii_digit())
-}

@@ -75,10 +75,9 @@ fn verify_accepts_an_intact_chain_and_names_every_kind_of_tampering() {
         if i == 4 {
             r.measurements.rto_ms = Some(99_999.0);
         }
-        let (link, dir) = evidence::next(&chain, &r.scenario.name).unwrap();
-        assert_eq!(link.sequence, i);
-        r.chain = Some(link);
-        evidence::write(&dir, &r, Some(&signer)).unwrap();
+        let path = evidence::append(&chain, &mut r, Some(&signer)).unwrap();
+        assert_eq!(r.chain.as_ref().unwrap().sequence, i);
+        assert!(path.ends_with(format!("{i:06}-sandbox-failover-sync/report.json")));
     }
     let (code, stdout, stderr) = verify(&chain, &allowed);
     assert_eq!(code, 1, "{stdout}{stderr}");
@@ -93,25 +92,48 @@ fn verify_accepts_an_intact_chain_and_names_every_kind_of_tampering() {
             ),
     );
 
-    // Without the liar the chain is intact: remove it by rebuilding from 1..3 plus 2 honest.
+    // Without the liar the chain is intact.
     let honest = tmp.path().join("honest");
-    std::fs::create_dir_all(&honest).unwrap();
-    copy_dir(
-        &chain.join("000001-sandbox-failover-sync"),
-        &honest.join("000001-sandbox-failover-sync"),
-    );
-    for i in 2..=5u64 {
+    for i in 1..=5u64 {
         let mut r = first.clone();
         r.run_id = format!("honest-{i}");
-        let (link, dir) = evidence::next(&honest, &r.scenario.name).unwrap();
-        r.chain = Some(link);
-        evidence::write(&dir, &r, Some(&signer)).unwrap();
+        evidence::append(&honest, &mut r, Some(&signer)).unwrap();
     }
     let (code, stdout, stderr) = verify(&honest, &allowed);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(
-        stdout.contains("5 reports verified: signatures, chain and verdicts all hold"),
+        stdout.contains("5 reports verified: signatures, chain, index and verdicts all hold"),
         "{stdout}"
+    );
+    let index = std::fs::read_to_string(honest.join("index.json")).unwrap();
+    assert_eq!(index.matches("\"sequence\"").count(), 5, "{index}");
+    // The index is signed like a report: the auditor's own tool accepts it.
+    crate::signing::ssh_keygen_verify(&allowed, "drills", &honest.join("index.json"))
+        .expect("ssh-keygen accepts the index signature");
+
+    // The newest report removed: no later report points back at it, the signed index does.
+    let newest = tmp.path().join("newest-removed");
+    copy_dir(&honest, &newest);
+    std::fs::remove_dir_all(newest.join("000005-sandbox-failover-sync")).unwrap();
+    let (code, _, stderr) = verify(&newest, &allowed);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(
+            "000005-sandbox-failover-sync: listed in the index (sequence 5) but missing: removed"
+        ),
+        "{stderr}"
+    );
+    // ...and rewriting the index to hide it breaks the index's signature.
+    let index_path = newest.join("index.json");
+    let mut idx: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&index_path).unwrap()).unwrap();
+    idx["reports"].as_array_mut().unwrap().pop();
+    std::fs::write(&index_path, serde_json::to_vec_pretty(&idx).unwrap()).unwrap();
+    let (code, _, stderr) = verify(&newest, &allowed);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("index.json: signature: signature does not match the content"),
+        "{stderr}"
     );
 
     // A report removed from the middle.

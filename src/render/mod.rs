@@ -1,0 +1,142 @@
+//! Views of a report for people and tools: Markdown, a self-contained HTML page with an SVG
+//! timeline, JUnit XML for CI, Prometheus text metrics for node_exporter's textfile collector.
+//! Each is a pure function of the report: the signed `report.json` stays the evidence and the
+//! views can be regenerated from it at any time (`firedrill render`).
+
+pub mod html;
+pub mod junit;
+pub mod markdown;
+pub mod prometheus;
+pub mod timeline;
+
+use crate::report::Report;
+
+/// The files written next to `report.json`, by name.
+pub fn views(r: &Report) -> Vec<(&'static str, String)> {
+    vec![
+        ("report.md", markdown::render(r)),
+        ("report.html", html::render(r)),
+        ("junit.xml", junit::render(r)),
+        ("metrics.prom", prometheus::render(r)),
+    ]
+}
+
+/// Text safe inside XML/HTML element content and attribute values.
+pub fn escape_xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            // XML 1.0 has no escape for most control characters: drop them.
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// An optional millisecond figure for people.
+pub fn show_ms(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.1} ms"))
+        .unwrap_or_else(|| "not measured".into())
+}
+
+/// The exact command an auditor runs to check this report's signature.
+pub fn auditor_command(r: &Report) -> Option<String> {
+    r.signer.as_ref().map(|s| {
+        format!(
+            "ssh-keygen -Y verify -f allowed_signers -I <identity> -n {} -s report.json.sig < report.json",
+            s.namespace
+        )
+    })
+}
+
+/// Facts about the drill, label and value, in the order every view shows them.
+pub fn facts(r: &Report) -> Vec<(&'static str, String)> {
+    let mut f = vec![
+        ("Verdict", r.verdict.label().to_owned()),
+        ("Scenario", format!("{} ({})", r.scenario.name, r.scenario.file)),
+        ("Scenario SHA-256", r.scenario.sha256.clone()),
+        ("Drill", r.drill.label().to_owned()),
+        ("Target", r.target.description.clone()),
+        ("Run", r.run_id.clone()),
+        ("Started", r.started_at.clone()),
+        ("Finished", r.finished_at.clone()),
+        ("firedrill", r.tool.version.clone()),
+    ];
+    if let Some(reason) = &r.abort_reason {
+        f.push(("Aborted", reason.clone()));
+    }
+    if let Some(rb) = &r.scenario.runbook {
+        f.push(("Runbook", rb.clone()));
+    }
+    f.push((
+        "Signed by",
+        r.signer
+            .as_ref()
+            .map(|s| format!("{} (namespace {})", s.fingerprint, s.namespace))
+            .unwrap_or_else(|| "not signed".into()),
+    ));
+    if let Some(c) = &r.chain {
+        f.push((
+            "Evidence chain",
+            format!(
+                "report {}; previous report SHA-256 {}",
+                c.sequence,
+                c.previous_sha256.as_deref().unwrap_or("none (first)")
+            ),
+        ));
+    }
+    f
+}
+
+/// Key measurements, label and value.
+pub fn measurements(r: &Report) -> Vec<(&'static str, String)> {
+    let m = &r.measurements;
+    let mut out = vec![
+        ("RTO (write)", show_ms(m.rto_ms)),
+        ("RTO (read)", show_ms(m.read_rto_ms)),
+        ("First success after the fault", show_ms(m.time_to_first_success_ms)),
+        ("RPO", show_ms(m.rpo_ms)),
+        ("Acknowledged writes", m.acknowledged_writes.to_string()),
+        (
+            "Lost writes",
+            m.lost_writes
+                .map(|l| l.to_string())
+                .unwrap_or_else(|| "not checked".into()),
+        ),
+        ("In-doubt writes", m.in_doubt_writes.to_string()),
+        (
+            "Integrity failures",
+            m.integrity_failures
+                .map(|l| l.to_string())
+                .unwrap_or_else(|| "not checked".into()),
+        ),
+        (
+            "Availability after the fault",
+            m.availability_pct
+                .map(|a| format!("{a:.2}% of write probes"))
+                .unwrap_or_else(|| "not measured".into()),
+        ),
+    ];
+    let l = &m.latency;
+    out.push((
+        "Write probe latency",
+        format!(
+            "steady p50 {:.2} / p99 {:.2} ms; after the fault p50 {:.2} / p99 {:.2} / max {:.2} ms",
+            l.steady.write_probe.p50_ms,
+            l.steady.write_probe.p99_ms,
+            l.after_fault.write_probe.p50_ms,
+            l.after_fault.write_probe.p99_ms,
+            l.after_fault.write_probe.max_ms
+        ),
+    ));
+    if !m.lost_examples.is_empty() {
+        out.push(("Lost writes (first)", m.lost_examples.join(", ")));
+    }
+    out
+}
