@@ -208,7 +208,10 @@ pub fn verify(dir: &Path, allowed: &[AllowedSigner]) -> std::io::Result<Verifica
         let sig_path = e.dir.join("report.json.sig");
         let signature = match std::fs::read_to_string(&sig_path) {
             Ok(armored) => signing::verify(allowed, &e.bytes, &armored).map_err(|x| x.to_string()),
-            Err(_) => Err("no report.json.sig".into()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err("no report.json.sig".into())
+            }
+            Err(e) => Err(format!("unreadable report.json.sig: {e}")),
         };
         if let Err(why) = &signature {
             problems.push(format!("{entry}: signature: {why}"));
@@ -309,7 +312,10 @@ fn check_index(dir: &Path, allowed: &[AllowedSigner], entries: &[Entry], problem
                 problems.push(format!("{INDEX}: signature: {e}"));
             }
         }
-        Err(_) => problems.push(format!("{INDEX}: signature: no {INDEX}.sig")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            problems.push(format!("{INDEX}: signature: no {INDEX}.sig"))
+        }
+        Err(e) => problems.push(format!("{INDEX}: signature: unreadable {INDEX}.sig: {e}")),
     }
     for listed in &index.reports {
         match entries.iter().find(|e| name(&e.dir) == listed.entry) {

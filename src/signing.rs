@@ -115,11 +115,14 @@ impl Signer {
         self.key.fingerprint(HashAlg::Sha256).to_string()
     }
 
-    /// An armored SSH signature (`-----BEGIN SSH SIGNATURE-----`) over `msg`.
+    /// An armored SSH signature (`-----BEGIN SSH SIGNATURE-----`) over `msg`, without the
+    /// trailing newline OpenSSH writes: ssh-keygen ignores whatever follows the END line, so
+    /// with it the file would hold one byte that nobody checks.
     pub fn sign(&self, msg: &[u8]) -> Result<String, SigningError> {
         self.key
             .sign(NAMESPACE, HashAlg::Sha512, msg)
             .and_then(|sig| sig.to_pem(LineEnding::LF))
+            .map(|pem| pem.trim_end().to_owned())
             .map_err(|e| SigningError::Signature(format!("signing failed: {e}")))
     }
 }
@@ -133,6 +136,17 @@ pub fn verify(
 ) -> Result<String, SigningError> {
     let sig = SshSig::from_pem(armored)
         .map_err(|e| SigningError::Signature(format!("unreadable signature: {e}")))?;
+    // The ssh-key decoder ignores a length prefix it does not need (ssh-encoding 0.2's
+    // `read_prefixed` never checks the nested length), so an altered signature file can still
+    // parse. Only the canonical encoding of what was parsed counts, as OpenSSH writes it.
+    let canonical = sig
+        .to_pem(ssh_key::LineEnding::LF)
+        .map_err(|e| SigningError::Signature(format!("unreadable signature: {e}")))?;
+    if armored.replace("\r\n", "\n").trim_end() != canonical.trim_end() {
+        return Err(SigningError::Signature(
+            "signature file was altered (not the encoding of the signature it holds)".into(),
+        ));
+    }
     if sig.namespace() != NAMESPACE {
         return Err(SigningError::Signature(format!(
             "signature is for namespace {:?}, not {NAMESPACE:?}",

@@ -66,7 +66,7 @@ pub fn render(r: &Report) -> String {
                 "\n      <failure type=\"target-missed\" message=\"{}: achieved {}, limit {} {}\"/>\n    </testcase>",
                 e(&t.name),
                 e(&t.show_achieved()),
-                t.relation().replace('<', "&lt;").replace('>', "&gt;"),
+                e(t.relation()),
                 e(&t.show(t.limit))
             );
         }

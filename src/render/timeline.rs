@@ -291,7 +291,7 @@ fn rto(o: &mut String, r: &Report, sc: &Scale) {
         x1.max(x0 + 1.0),
         RTO_Y + 4.0,
         target
-            .map(|t| format!(" (target {} {})", t.relation(), t.show(t.limit)))
+            .map(|t| escape_xml(&format!(" (target {} {})", t.relation(), t.show(t.limit))))
             .unwrap_or_default()
     );
 }

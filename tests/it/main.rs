@@ -5,6 +5,7 @@ mod cli;
 mod drill;
 mod evidence;
 mod sandbox;
+mod render;
 mod signing;
 
 use std::sync::{Mutex, MutexGuard};
