@@ -188,3 +188,126 @@ fn verify_accepts_an_intact_chain_and_names_every_kind_of_tampering() {
         "{stderr}"
     );
 }
+
+/// Two writers at once never claim the same sequence number: the directory lock serializes
+/// them and the chain stays intact.
+#[test]
+fn concurrent_writers_get_distinct_sequence_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("key");
+    let public = signing::keygen(&key, "test").unwrap();
+    let allowed = tmp.path().join("allowed_signers");
+    std::fs::write(&allowed, signing::allowed_signers_line("drills", &public)).unwrap();
+    let dir = tmp.path().join("evidence");
+    let base: Report = serde_json::from_slice(
+        &std::fs::read(repo("tests/fixtures/report-pass.json")).unwrap(),
+    )
+    .unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let (dir, key, mut r) = (dir.clone(), key.clone(), base.clone());
+            std::thread::spawn(move || {
+                r.run_id = format!("writer-{i}");
+                let signer = Signer::load(&key).unwrap();
+                evidence::append(&dir, &mut r, Some(&signer)).unwrap();
+                r.chain.unwrap().sequence
+            })
+        })
+        .collect();
+    let mut seqs: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    seqs.sort();
+    assert_eq!(seqs, (1..=8).collect::<Vec<_>>());
+    let (code, stdout, stderr) = verify(&dir, &allowed);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("8 reports verified"), "{stdout}");
+}
+
+/// A year of drills: the period summary lists those inside the period, flags the months
+/// without a restore test, and marks a tampered report.
+#[test]
+fn evidence_summary_flags_missing_months_and_unverified_reports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("key");
+    let public = signing::keygen(&key, "test").unwrap();
+    let allowed = tmp.path().join("allowed_signers");
+    std::fs::write(&allowed, signing::allowed_signers_line("drills", &public)).unwrap();
+    let dir = tmp.path().join("evidence");
+    let signer = Signer::load(&key).unwrap();
+    let base: Report = serde_json::from_slice(
+        &std::fs::read(repo("tests/fixtures/report-pass.json")).unwrap(),
+    )
+    .unwrap();
+    // Restore tests in Jan, Feb and Apr (none in March); a failover drill in Feb; one
+    // restore test in December of the year before, outside the period.
+    let drills = [
+        ("2025-12-15", firedrill::report::DrillKind::Restore, "monthly-restore"),
+        ("2026-01-10", firedrill::report::DrillKind::Restore, "monthly-restore"),
+        ("2026-02-10", firedrill::report::DrillKind::Restore, "monthly-restore"),
+        ("2026-02-20", firedrill::report::DrillKind::Failover, "sandbox-failover-sync"),
+        ("2026-04-02", firedrill::report::DrillKind::Restore, "monthly-restore"),
+    ];
+    for (i, (day, kind, name)) in drills.iter().enumerate() {
+        let mut r = base.clone();
+        r.run_id = format!("run-{i}");
+        r.started_at = format!("{day}T02:00:00.000Z");
+        r.finished_at = format!("{day}T02:00:09.500Z");
+        r.drill = *kind;
+        r.scenario.name = (*name).into();
+        evidence::append(&dir, &mut r, Some(&signer)).unwrap();
+    }
+    // Report 3 (February's restore test) edited after signing.
+    let edited = dir.join("000003-monthly-restore/report.json");
+    let text = std::fs::read_to_string(&edited).unwrap();
+    std::fs::write(&edited, text.replacen("\"rto_ms\": ", "\"rto_ms\": 1", 1)).unwrap();
+
+    let out_dir = tmp.path().join("summary");
+    let out = Command::cargo_bin("firedrill")
+        .unwrap()
+        .arg("evidence")
+        .arg(&dir)
+        .args(["--from", "2026-01-01", "--to", "2026-04-30", "--allowed-signers"])
+        .arg(&allowed)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("MISSING  restore=monthly in 2026-03-01 to 2026-03-31"), "{stdout}");
+    // Q1 has the February failover drill; the April part of Q2 has none.
+    assert!(stdout.contains("MISSING  failover=quarterly in 2026-04-01 to 2026-04-30"), "{stdout}");
+    assert!(!stdout.contains("2026-01-01 to 2026-03-31"), "{stdout}");
+    assert!(
+        stdout.contains("4 drills, 4 passed, 0 failed, 0 aborted; 2 scheduled drill(s) missing"),
+        "{stdout}"
+    );
+    let csv = std::fs::read_to_string(out_dir.join("drills.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 5, "{csv}");
+    assert!(rows[0].starts_with("entry,sequence,scenario,drill,started_at,verdict,rto_ms"));
+    let feb = rows.iter().find(|r| r.starts_with("000003-")).unwrap();
+    assert!(feb.contains(",PROBLEM,"), "the edited report is marked: {feb}");
+    // ...and so is the next one, whose link to it no longer holds.
+    let mar = rows.iter().find(|r| r.starts_with("000004-")).unwrap();
+    assert!(mar.contains(",PROBLEM,"), "{mar}");
+    assert_eq!(rows.iter().filter(|r| r.contains(",verified,")).count(), 2);
+    let md = std::fs::read_to_string(out_dir.join("summary.md")).unwrap();
+    assert!(md.contains("| restore=monthly | 2026-03-01 to 2026-03-31 |"), "{md}");
+    assert!(md.contains("| A1.3 |"), "{md}");
+    let html = std::fs::read_to_string(out_dir.join("summary.html")).unwrap();
+    assert!(html.contains("<table id=\"gaps\">") && !html.contains("<script"));
+
+    // A full period with everything present and intact exits 0.
+    let out = Command::cargo_bin("firedrill")
+        .unwrap()
+        .arg("evidence")
+        .arg(&dir)
+        .args(["--from", "2026-01-01", "--to", "2026-02-28", "--expect", "restore=monthly"])
+        .arg("--out")
+        .arg(tmp.path().join("q1"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("signatures not checked"), "{stdout}");
+}
