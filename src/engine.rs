@@ -18,8 +18,8 @@ use crate::ledger::{self, WorkloadLog};
 use crate::measure::{self, ms};
 use crate::probe::{self, ProbeKind, ProbeSpec, ProbeState};
 use crate::report::*;
-use crate::soc2;
 use crate::scenario::{Cleanup, LoadedScenario, Recovery, Target};
+use crate::soc2;
 use crate::workload::{self, WriterSpec};
 
 /// A finished drill: its report, and the sandbox directory if the cleanup policy kept it.

@@ -117,15 +117,12 @@ pub fn append(
         .open(dir.join(".lock"))?;
     // Released when `lock` drops; a crashed writer's lock goes with its process.
     lock.lock()?;
-    let (entries, _) = entries(dir)?;
-    let last = entries
-        .iter()
-        .filter_map(|e| Some((e.report.as_ref()?.chain.as_ref()?.sequence, e)))
-        .max_by_key(|(seq, _)| *seq);
-    let (sequence, previous_sha256) = match last {
-        Some((seq, e)) => (seq + 1, Some(sha256(&e.bytes))),
-        None => (1, None),
-    };
+    let mut index = head(dir)?;
+    let (sequence, previous_sha256) = index
+        .reports
+        .last()
+        .map(|l| (l.sequence + 1, Some(l.sha256.clone())))
+        .unwrap_or((1, None));
     report.chain = Some(ChainLink {
         sequence,
         previous_sha256,
@@ -133,29 +130,93 @@ pub fn append(
     let entry = format!("{sequence:06}-{}", report.scenario.name);
     let path = write(&dir.join(&entry), report, signer)?;
     let bytes = std::fs::read(&path)?;
-
-    let mut index = read_index(dir).ok().flatten().unwrap_or(Index {
-        kind: INDEX_KIND.into(),
-        format_version: REPORT_FORMAT_VERSION,
-        reports: Vec::new(),
-    });
-    index.reports.retain(|r| r.sequence < sequence);
-    index.reports.push(IndexEntry {
-        sequence,
-        entry,
-        sha256: sha256(&bytes),
-        scenario: report.scenario.name.clone(),
-        drill: report.drill,
-        verdict: report.verdict,
-        started_at: report.started_at.clone(),
-    });
+    index.reports.push(index_entry(entry, &bytes, report));
     let mut bytes = serde_json::to_vec_pretty(&index)?;
     bytes.push(b'\n');
     if let Some(signer) = signer {
-        write_atomically(&dir.join(format!("{INDEX}.sig")), signer.sign(&bytes)?.as_bytes())?;
+        write_atomically(
+            &dir.join(format!("{INDEX}.sig")),
+            signer.sign(&bytes)?.as_bytes(),
+        )?;
     }
     write_atomically(&dir.join(INDEX), &bytes)?;
     Ok(path)
+}
+
+fn index_entry(entry: String, bytes: &[u8], r: &Report) -> IndexEntry {
+    IndexEntry {
+        sequence: r.chain.as_ref().map_or(0, |c| c.sequence),
+        entry,
+        sha256: sha256(bytes),
+        scenario: r.scenario.name.clone(),
+        drill: r.drill,
+        verdict: r.verdict,
+        started_at: r.started_at.clone(),
+    }
+}
+
+/// The index to extend, checked against the directory without reading every report: its
+/// newest report must be there unchanged. A report written after it whose link points at it
+/// (a writer that crashed before updating the index) is adopted; anything else stops the
+/// append, since extending a chain that does not verify would bury the problem.
+fn head(dir: &Path) -> Result<Index, String> {
+    let mut index = match read_index(dir) {
+        Ok(Some(index)) => index,
+        Ok(None) => Index {
+            kind: INDEX_KIND.into(),
+            format_version: REPORT_FORMAT_VERSION,
+            reports: Vec::new(),
+        },
+        Err(e) => return Err(format!("{}: {INDEX}: {e}", dir.display())),
+    };
+    let inconsistent = |why: String| {
+        format!(
+            "{}: {why}; run `firedrill verify {}` and resolve it before adding reports",
+            dir.display(),
+            dir.display()
+        )
+    };
+    let names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+        .filter(|n| dir.join(n).join("report.json").is_file())
+        .collect();
+    if let Some(last) = index.reports.last() {
+        let bytes = std::fs::read(dir.join(&last.entry).join("report.json"))
+            .map_err(|_| inconsistent(format!("{} is in the index but missing", last.entry)))?;
+        if sha256(&bytes) != last.sha256 {
+            return Err(inconsistent(format!(
+                "{} differs from its SHA-256 in the index",
+                last.entry
+            )));
+        }
+    } else if !names.is_empty() {
+        return Err(inconsistent(format!("reports without an {INDEX}")));
+    }
+    loop {
+        let (next_seq, prev) = index
+            .reports
+            .last()
+            .map(|l| (l.sequence + 1, Some(l.sha256.clone())))
+            .unwrap_or((1, None));
+        let prefix = format!("{next_seq:06}-");
+        let Some(orphan) = names.iter().find(|n| n.starts_with(&prefix)) else {
+            return Ok(index);
+        };
+        let bytes = std::fs::read(dir.join(orphan).join("report.json"))
+            .map_err(|e| format!("{}: {orphan}: {e}", dir.display()))?;
+        let report: Report = serde_json::from_slice(&bytes)
+            .map_err(|_| inconsistent(format!("{orphan} is not a firedrill report")))?;
+        let link = report.chain.as_ref();
+        if link.map(|c| (c.sequence, c.previous_sha256.clone())) != Some((next_seq, prev)) {
+            return Err(inconsistent(format!(
+                "{orphan} is not in the index and does not link to its newest report"
+            )));
+        }
+        index
+            .reports
+            .push(index_entry(orphan.clone(), &bytes, &report));
+    }
 }
 
 /// The index of `dir`; `None` when there is none.
@@ -208,9 +269,7 @@ pub fn verify(dir: &Path, allowed: &[AllowedSigner]) -> std::io::Result<Verifica
         let sig_path = e.dir.join("report.json.sig");
         let signature = match std::fs::read_to_string(&sig_path) {
             Ok(armored) => signing::verify(allowed, &e.bytes, &armored).map_err(|x| x.to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err("no report.json.sig".into())
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err("no report.json.sig".into()),
             Err(e) => Err(format!("unreadable report.json.sig: {e}")),
         };
         if let Err(why) = &signature {
@@ -280,9 +339,7 @@ pub fn verify(dir: &Path, allowed: &[AllowedSigner]) -> std::io::Result<Verifica
         problems.push(format!("{}: no reports found", dir.display()));
     }
     check_index(dir, allowed, &entries, &mut problems);
-    let head = entries
-        .last()
-        .map(|e| (name(&e.dir), sha256(&e.bytes)));
+    let head = entries.last().map(|e| (name(&e.dir), sha256(&e.bytes)));
     Ok(Verification {
         rows,
         problems,
@@ -291,7 +348,12 @@ pub fn verify(dir: &Path, allowed: &[AllowedSigner]) -> std::io::Result<Verifica
 }
 
 /// The signed index must list exactly the reports present, with their hashes.
-fn check_index(dir: &Path, allowed: &[AllowedSigner], entries: &[Entry], problems: &mut Vec<String>) {
+fn check_index(
+    dir: &Path,
+    allowed: &[AllowedSigner],
+    entries: &[Entry],
+    problems: &mut Vec<String>,
+) {
     let index = match read_index(dir) {
         Ok(Some(i)) => i,
         Ok(None) => {

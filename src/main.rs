@@ -459,7 +459,10 @@ fn evidence_summary(
         eprintln!("error: --from {from} is after --to {to}");
         return exit_code(EXIT_INVALID);
     }
-    let allowed = match allowed_signers.map(signing::read_allowed_signers).transpose() {
+    let allowed = match allowed_signers
+        .map(signing::read_allowed_signers)
+        .transpose()
+    {
         Ok(a) => a,
         Err(e) => {
             eprintln!("error: {e}");
@@ -492,9 +495,9 @@ fn evidence_summary(
         ("drills.csv", csv),
     ];
     if let Err(e) = std::fs::create_dir_all(&out).and_then(|_| {
-        files
-            .iter()
-            .try_for_each(|(name, text)| evidence::write_atomically(&out.join(name), text.as_bytes()))
+        files.iter().try_for_each(|(name, text)| {
+            evidence::write_atomically(&out.join(name), text.as_bytes())
+        })
     }) {
         eprintln!("error: cannot write to {}: {e}", out.display());
         return exit_code(EXIT_ENVIRONMENT);
@@ -561,7 +564,10 @@ fn render(path: &Path, out: Option<PathBuf>) -> ExitCode {
     let written = std::fs::create_dir_all(&dir).and_then(|_| evidence::write_views(&dir, &r));
     match written {
         Ok(()) => {
-            eprintln!("wrote report.md, report.html, junit.xml and metrics.prom in {}", dir.display());
+            eprintln!(
+                "wrote report.md, report.html, junit.xml and metrics.prom in {}",
+                dir.display()
+            );
             exit_code(EXIT_PASS)
         }
         Err(e) => {

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::TimelineEntry;
 use crate::measure::{Latency, Outage, ProbeSeries};
-use crate::soc2::ControlRef;
 use crate::scenario::Targets;
+use crate::soc2::ControlRef;
 
 /// Bumped on any change a reader must know about; readers refuse versions they do not know.
 pub const REPORT_FORMAT_VERSION: u32 = 1;
@@ -80,7 +80,9 @@ pub struct ScenarioRef {
     pub runbook: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DrillKind {
     /// A fault injected into a running system and its recovery measured.

@@ -223,9 +223,10 @@ pub fn summarize(
         Some(allowed) => {
             let v = evidence::verify(dir, allowed)?;
             for d in &mut drills {
-                let named = v.problems.iter().any(|p| {
-                    p.starts_with(&format!("{}:", d.entry))
-                });
+                let named = v
+                    .problems
+                    .iter()
+                    .any(|p| p.starts_with(&format!("{}:", d.entry)));
                 d.verified = Some(!named);
             }
             Some(v.problems)
@@ -377,8 +378,16 @@ fn trend(s: &Summary) -> Vec<(String, usize, String, String)> {
             (
                 n.to_owned(),
                 of.len(),
-                spread(of.iter().filter_map(|d| d.report.measurements.rto_ms).collect()),
-                spread(of.iter().filter_map(|d| d.report.measurements.rpo_ms).collect()),
+                spread(
+                    of.iter()
+                        .filter_map(|d| d.report.measurements.rto_ms)
+                        .collect(),
+                ),
+                spread(
+                    of.iter()
+                        .filter_map(|d| d.report.measurements.rpo_ms)
+                        .collect(),
+                ),
             )
         })
         .collect()
@@ -396,7 +405,8 @@ fn headline(s: &Summary) -> String {
         s.gaps.len(),
         match &s.verification {
             None => "signatures not checked (no --allowed-signers)".to_owned(),
-            Some(p) if p.is_empty() => "every report's signature, chain and verdict verified".to_owned(),
+            Some(p) if p.is_empty() =>
+                "every report's signature, chain and verdict verified".to_owned(),
             Some(p) => format!("{} verification problem(s)", p.len()),
         }
     )
@@ -404,7 +414,13 @@ fn headline(s: &Summary) -> String {
 
 pub fn markdown(s: &Summary) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "# Drill evidence, {} to {}\n\n{}\n", s.from, s.to, headline(s));
+    let _ = writeln!(
+        o,
+        "# Drill evidence, {} to {}\n\n{}\n",
+        s.from,
+        s.to,
+        headline(s)
+    );
     let _ = writeln!(o, "## Missing scheduled drills\n");
     let expected: Vec<String> = s.expectations.iter().map(|x| x.to_string()).collect();
     let _ = writeln!(o, "Expected: {}\n", expected.join(", "));
@@ -502,7 +518,10 @@ pub fn html(s: &Summary) -> String {
     if s.gaps.is_empty() {
         let _ = writeln!(o, "<p>None.</p>");
     } else {
-        let _ = writeln!(o, "<table id=\"gaps\"><tr><th>Expected</th><th>Window</th></tr>");
+        let _ = writeln!(
+            o,
+            "<table id=\"gaps\"><tr><th>Expected</th><th>Window</th></tr>"
+        );
         for g in &s.gaps {
             let _ = writeln!(
                 o,
@@ -568,7 +587,12 @@ pub fn html(s: &Summary) -> String {
         "<h2>SOC 2 criteria evidenced</h2>\n<table id=\"controls\"><tr><th>Criterion</th><th>Says</th><th>Drills</th></tr>"
     );
     for (id, says, n) in controls(s) {
-        let _ = writeln!(o, "<tr><td>{}</td><td>{}</td><td>{n}</td></tr>", e(&id), e(&says));
+        let _ = writeln!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td>{n}</td></tr>",
+            e(&id),
+            e(&says)
+        );
     }
     let _ = writeln!(o, "</table>\n</body>\n</html>");
     o
@@ -596,7 +620,14 @@ mod tests {
     #[test]
     fn dates_are_real_calendar_days() {
         assert!(Date::parse("2024-02-29").is_ok());
-        for bad in ["2023-02-29", "2026-13-01", "2026-1-01", "26-01-01", "2026-04-31", "x"] {
+        for bad in [
+            "2023-02-29",
+            "2026-13-01",
+            "2026-1-01",
+            "26-01-01",
+            "2026-04-31",
+            "x",
+        ] {
             assert!(Date::parse(bad).is_err(), "{bad}");
         }
         let d = Date::parse("2026-11-15").unwrap();

@@ -38,7 +38,10 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(o, "<p>{}</p>", e(r.scenario.description.trim()));
     }
 
-    let _ = writeln!(o, "<section id=\"timeline-picture\">\n<h2>Timeline</h2>\n<figure>");
+    let _ = writeln!(
+        o,
+        "<section id=\"timeline-picture\">\n<h2>Timeline</h2>\n<figure>"
+    );
     o.push_str(&timeline::render(r));
     let _ = writeln!(
         o,
@@ -86,7 +89,10 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(o, "</table>\n</section>");
 
-    let _ = writeln!(o, "<section id=\"controls\">\n<h2>SOC 2 criteria evidenced</h2>");
+    let _ = writeln!(
+        o,
+        "<section id=\"controls\">\n<h2>SOC 2 criteria evidenced</h2>"
+    );
     if r.controls.is_empty() {
         let _ = writeln!(o, "<p>The scenario names no criteria.</p>");
     } else {

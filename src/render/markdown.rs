@@ -30,7 +30,10 @@ pub fn render(r: &Report) -> String {
     if r.targets.is_empty() {
         let _ = writeln!(o, "No targets were set.");
     } else {
-        let _ = writeln!(o, "| Target | Limit | Achieved | Result |\n|---|---|---|---|");
+        let _ = writeln!(
+            o,
+            "| Target | Limit | Achieved | Result |\n|---|---|---|---|"
+        );
         for t in &r.targets {
             let _ = writeln!(
                 o,
@@ -67,7 +70,10 @@ pub fn render(r: &Report) -> String {
         }
     }
 
-    let _ = writeln!(o, "\n## Timeline\n\n| t (ms) | Event | Detail |\n|---:|---|---|");
+    let _ = writeln!(
+        o,
+        "\n## Timeline\n\n| t (ms) | Event | Detail |\n|---:|---|---|"
+    );
     for e in &r.timeline {
         let _ = writeln!(o, "| {:.1} | {} | {} |", e.t_ms, e.kind, cell(&e.detail));
     }
@@ -78,7 +84,13 @@ pub fn render(r: &Report) -> String {
     } else {
         let _ = writeln!(o, "| Criterion | Says | This report shows |\n|---|---|---|");
         for c in &r.controls {
-            let _ = writeln!(o, "| {} | {} | {} |", c.id, cell(&c.criterion), cell(&c.evidence));
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} |",
+                c.id,
+                cell(&c.criterion),
+                cell(&c.evidence)
+            );
         }
     }
 

@@ -59,7 +59,10 @@ pub fn auditor_command(r: &Report) -> Option<String> {
 pub fn facts(r: &Report) -> Vec<(&'static str, String)> {
     let mut f = vec![
         ("Verdict", r.verdict.label().to_owned()),
-        ("Scenario", format!("{} ({})", r.scenario.name, r.scenario.file)),
+        (
+            "Scenario",
+            format!("{} ({})", r.scenario.name, r.scenario.file),
+        ),
         ("Scenario SHA-256", r.scenario.sha256.clone()),
         ("Drill", r.drill.label().to_owned()),
         ("Target", r.target.description.clone()),
@@ -100,7 +103,10 @@ pub fn measurements(r: &Report) -> Vec<(&'static str, String)> {
     let mut out = vec![
         ("RTO (write)", show_ms(m.rto_ms)),
         ("RTO (read)", show_ms(m.read_rto_ms)),
-        ("First success after the fault", show_ms(m.time_to_first_success_ms)),
+        (
+            "First success after the fault",
+            show_ms(m.time_to_first_success_ms),
+        ),
         ("RPO", show_ms(m.rpo_ms)),
         ("Acknowledged writes", m.acknowledged_writes.to_string()),
         (

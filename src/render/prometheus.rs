@@ -78,11 +78,19 @@ pub fn render(r: &Report) -> String {
         .map(|v| {
             (
                 format!("{base},verdict=\"{v}\""),
-                if r.verdict.label().eq_ignore_ascii_case(v) { 1.0 } else { 0.0 },
+                if r.verdict.label().eq_ignore_ascii_case(v) {
+                    1.0
+                } else {
+                    0.0
+                },
             )
         })
         .collect();
-    gauge("firedrill_verdict", "The last drill's verdict (1 for the one it had).", &verdicts);
+    gauge(
+        "firedrill_verdict",
+        "The last drill's verdict (1 for the one it had).",
+        &verdicts,
+    );
     let finished = humantime::parse_rfc3339(&r.finished_at)
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())

@@ -131,8 +131,24 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(o, "</g>");
 
     if let Some(s) = series {
-        lane(&mut o, "write-probe", "write probe", WRITE_Y, &s.write, s.bin_ms, &sc);
-        lane(&mut o, "read-probe", "read probe", READ_Y, &s.read, s.bin_ms, &sc);
+        lane(
+            &mut o,
+            "write-probe",
+            "write probe",
+            WRITE_Y,
+            &s.write,
+            s.bin_ms,
+            &sc,
+        );
+        lane(
+            &mut o,
+            "read-probe",
+            "read probe",
+            READ_Y,
+            &s.read,
+            s.bin_ms,
+            &sc,
+        );
         latency(&mut o, s, &sc);
     } else {
         let _ = writeln!(
@@ -189,7 +205,12 @@ fn latency(o: &mut String, s: &crate::measure::ProbeSeries, sc: &Scale) {
         o,
         r##"<rect x="{LEFT}" y="{LAT_Y}" width="{PLOT}" height="{LAT_H}" fill="none" stroke="#ccc"/>"##
     );
-    for (ms, label) in [(1.0, "1 ms"), (10.0, "10 ms"), (100.0, "100 ms"), (1000.0, "1 s")] {
+    for (ms, label) in [
+        (1.0, "1 ms"),
+        (10.0, "10 ms"),
+        (100.0, "100 ms"),
+        (1000.0, "1 s"),
+    ] {
         let y = lat_y(ms);
         let _ = writeln!(
             o,

@@ -199,10 +199,9 @@ fn concurrent_writers_get_distinct_sequence_numbers() {
     let allowed = tmp.path().join("allowed_signers");
     std::fs::write(&allowed, signing::allowed_signers_line("drills", &public)).unwrap();
     let dir = tmp.path().join("evidence");
-    let base: Report = serde_json::from_slice(
-        &std::fs::read(repo("tests/fixtures/report-pass.json")).unwrap(),
-    )
-    .unwrap();
+    let base: Report =
+        serde_json::from_slice(&std::fs::read(repo("tests/fixtures/report-pass.json")).unwrap())
+            .unwrap();
     let threads: Vec<_> = (0..8)
         .map(|i| {
             let (dir, key, mut r) = (dir.clone(), key.clone(), base.clone());
@@ -233,18 +232,37 @@ fn evidence_summary_flags_missing_months_and_unverified_reports() {
     std::fs::write(&allowed, signing::allowed_signers_line("drills", &public)).unwrap();
     let dir = tmp.path().join("evidence");
     let signer = Signer::load(&key).unwrap();
-    let base: Report = serde_json::from_slice(
-        &std::fs::read(repo("tests/fixtures/report-pass.json")).unwrap(),
-    )
-    .unwrap();
+    let base: Report =
+        serde_json::from_slice(&std::fs::read(repo("tests/fixtures/report-pass.json")).unwrap())
+            .unwrap();
     // Restore tests in Jan, Feb and Apr (none in March); a failover drill in Feb; one
     // restore test in December of the year before, outside the period.
     let drills = [
-        ("2025-12-15", firedrill::report::DrillKind::Restore, "monthly-restore"),
-        ("2026-01-10", firedrill::report::DrillKind::Restore, "monthly-restore"),
-        ("2026-02-10", firedrill::report::DrillKind::Restore, "monthly-restore"),
-        ("2026-02-20", firedrill::report::DrillKind::Failover, "sandbox-failover-sync"),
-        ("2026-04-02", firedrill::report::DrillKind::Restore, "monthly-restore"),
+        (
+            "2025-12-15",
+            firedrill::report::DrillKind::Restore,
+            "monthly-restore",
+        ),
+        (
+            "2026-01-10",
+            firedrill::report::DrillKind::Restore,
+            "monthly-restore",
+        ),
+        (
+            "2026-02-10",
+            firedrill::report::DrillKind::Restore,
+            "monthly-restore",
+        ),
+        (
+            "2026-02-20",
+            firedrill::report::DrillKind::Failover,
+            "sandbox-failover-sync",
+        ),
+        (
+            "2026-04-02",
+            firedrill::report::DrillKind::Restore,
+            "monthly-restore",
+        ),
     ];
     for (i, (day, kind, name)) in drills.iter().enumerate() {
         let mut r = base.clone();
@@ -265,7 +283,13 @@ fn evidence_summary_flags_missing_months_and_unverified_reports() {
         .unwrap()
         .arg("evidence")
         .arg(&dir)
-        .args(["--from", "2026-01-01", "--to", "2026-04-30", "--allowed-signers"])
+        .args([
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-04-30",
+            "--allowed-signers",
+        ])
         .arg(&allowed)
         .arg("--out")
         .arg(&out_dir)
@@ -273,9 +297,15 @@ fn evidence_summary_flags_missing_months_and_unverified_reports() {
         .unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("MISSING  restore=monthly in 2026-03-01 to 2026-03-31"), "{stdout}");
+    assert!(
+        stdout.contains("MISSING  restore=monthly in 2026-03-01 to 2026-03-31"),
+        "{stdout}"
+    );
     // Q1 has the February failover drill; the April part of Q2 has none.
-    assert!(stdout.contains("MISSING  failover=quarterly in 2026-04-01 to 2026-04-30"), "{stdout}");
+    assert!(
+        stdout.contains("MISSING  failover=quarterly in 2026-04-01 to 2026-04-30"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("2026-01-01 to 2026-03-31"), "{stdout}");
     assert!(
         stdout.contains("4 drills, 4 passed, 0 failed, 0 aborted; 2 scheduled drill(s) missing"),
@@ -286,13 +316,19 @@ fn evidence_summary_flags_missing_months_and_unverified_reports() {
     assert_eq!(rows.len(), 5, "{csv}");
     assert!(rows[0].starts_with("entry,sequence,scenario,drill,started_at,verdict,rto_ms"));
     let feb = rows.iter().find(|r| r.starts_with("000003-")).unwrap();
-    assert!(feb.contains(",PROBLEM,"), "the edited report is marked: {feb}");
+    assert!(
+        feb.contains(",PROBLEM,"),
+        "the edited report is marked: {feb}"
+    );
     // ...and so is the next one, whose link to it no longer holds.
     let mar = rows.iter().find(|r| r.starts_with("000004-")).unwrap();
     assert!(mar.contains(",PROBLEM,"), "{mar}");
     assert_eq!(rows.iter().filter(|r| r.contains(",verified,")).count(), 2);
     let md = std::fs::read_to_string(out_dir.join("summary.md")).unwrap();
-    assert!(md.contains("| restore=monthly | 2026-03-01 to 2026-03-31 |"), "{md}");
+    assert!(
+        md.contains("| restore=monthly | 2026-03-01 to 2026-03-31 |"),
+        "{md}"
+    );
     assert!(md.contains("| A1.3 |"), "{md}");
     let html = std::fs::read_to_string(out_dir.join("summary.html")).unwrap();
     assert!(html.contains("<table id=\"gaps\">") && !html.contains("<script"));
@@ -302,7 +338,14 @@ fn evidence_summary_flags_missing_months_and_unverified_reports() {
         .unwrap()
         .arg("evidence")
         .arg(&dir)
-        .args(["--from", "2026-01-01", "--to", "2026-02-28", "--expect", "restore=monthly"])
+        .args([
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-02-28",
+            "--expect",
+            "restore=monthly",
+        ])
         .arg("--out")
         .arg(tmp.path().join("q1"))
         .output()
@@ -310,4 +353,51 @@ fn evidence_summary_flags_missing_months_and_unverified_reports() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("signatures not checked"), "{stdout}");
+}
+
+/// A writer that died between its report and the index leaves a report the next append adopts
+/// (it links to the indexed head); a removed newest report stops the next append instead of
+/// being buried under it.
+#[test]
+fn append_adopts_a_crashed_writers_report_and_refuses_a_broken_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("key");
+    let public = signing::keygen(&key, "test").unwrap();
+    let allowed = tmp.path().join("allowed_signers");
+    std::fs::write(&allowed, signing::allowed_signers_line("drills", &public)).unwrap();
+    let signer = Signer::load(&key).unwrap();
+    let dir = tmp.path().join("evidence");
+    let base: Report =
+        serde_json::from_slice(&std::fs::read(repo("tests/fixtures/report-pass.json")).unwrap())
+            .unwrap();
+    let mut r = base.clone();
+    let second = evidence::append(&dir, &mut r.clone(), Some(&signer))
+        .and_then(|_| evidence::append(&dir, &mut r, Some(&signer)))
+        .unwrap();
+    // The crashed writer: report 3 written and linked, index not updated.
+    let mut orphan = base.clone();
+    orphan.run_id = "crashed".into();
+    orphan.chain = Some(firedrill::report::ChainLink {
+        sequence: 3,
+        previous_sha256: Some(evidence::sha256(&std::fs::read(&second).unwrap())),
+    });
+    evidence::write(&dir.join("000003-crashed"), &orphan, Some(&signer)).unwrap();
+    let mut fourth = base.clone();
+    evidence::append(&dir, &mut fourth, Some(&signer)).unwrap();
+    assert_eq!(fourth.chain.unwrap().sequence, 4);
+    let (code, stdout, stderr) = verify(&dir, &allowed);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("4 reports verified"), "{stdout}");
+
+    std::fs::remove_dir_all(dir.join("000004-sandbox-failover-sync")).unwrap();
+    let err = evidence::append(&dir, &mut base.clone(), Some(&signer))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "000004-sandbox-failover-sync is in the index but missing; run `firedrill verify"
+        ),
+        "{err}"
+    );
+    assert!(!dir.join("000004-sandbox-failover-sync").exists());
 }

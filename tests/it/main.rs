@@ -4,8 +4,8 @@ mod bad_input;
 mod cli;
 mod drill;
 mod evidence;
-mod sandbox;
 mod render;
+mod sandbox;
 mod signing;
 
 use std::sync::{Mutex, MutexGuard};

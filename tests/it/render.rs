@@ -102,7 +102,9 @@ fn prometheus_lines_follow_the_text_format() {
         let (_, value) = rest.rsplit_once("} ").expect(line);
         value.parse::<f64>().expect(line);
     }
-    assert!(text.contains("firedrill_rto_seconds{scenario=\"sandbox-failover-sync\",drill=\"failover\"} 0.616022\n"));
+    assert!(text.contains(
+        "firedrill_rto_seconds{scenario=\"sandbox-failover-sync\",drill=\"failover\"} 0.616022\n"
+    ));
     assert!(text.contains("firedrill_verdict{scenario=\"sandbox-failover-sync\",drill=\"failover\",verdict=\"pass\"} 1\n"));
 }
 
@@ -182,6 +184,12 @@ fn html_report_renders_in_headless_chromium() {
             _ => {}
         }
     }
-    assert!(green > 5_000, "{green} green pixels: the probe lanes did not render");
-    assert!(red > 500, "{red} red pixels: the failed probes did not render");
+    assert!(
+        green > 5_000,
+        "{green} green pixels: the probe lanes did not render"
+    );
+    assert!(
+        red > 500,
+        "{red} red pixels: the failed probes did not render"
+    );
 }

@@ -97,7 +97,10 @@ fn a_signed_report_is_accepted_by_ssh_keygen_and_firedrill() {
     );
     use std::os::unix::fs::PermissionsExt;
     let key = f.dir.join("drill_ed25519");
-    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     assert!(matches!(
         signing::keygen(&key, "again"),
         Err(signing::SigningError::Exists { .. })
@@ -113,10 +116,16 @@ fn every_byte_of_the_signature_file_matters_to_both_verifiers() {
         let mask = (at % 255) as u8 + 1;
         let bad = flip(sig, at, mask);
         // `firedrill verify` reads the file as text: invalid UTF-8 is refused before parsing.
-        let firedrill = String::from_utf8(bad.clone())
-            .is_ok_and(|text| f.firedrill_accepts(&f.msg, &text));
-        assert!(!firedrill, "firedrill accepted signature byte {at} ^ {mask:#x}");
-        assert!(!f.ssh_keygen_accepts(&f.msg, &bad), "ssh-keygen accepted signature byte {at} ^ {mask:#x}");
+        let firedrill =
+            String::from_utf8(bad.clone()).is_ok_and(|text| f.firedrill_accepts(&f.msg, &text));
+        assert!(
+            !firedrill,
+            "firedrill accepted signature byte {at} ^ {mask:#x}"
+        );
+        assert!(
+            !f.ssh_keygen_accepts(&f.msg, &bad),
+            "ssh-keygen accepted signature byte {at} ^ {mask:#x}"
+        );
     }
 }
 
@@ -171,7 +180,6 @@ fn a_key_not_in_allowed_signers_is_named_and_refused() {
     );
 }
 
-
 /// The other direction: a signature OpenSSH made, over a report, verifies in firedrill.
 #[test]
 fn firedrill_accepts_a_signature_made_by_ssh_keygen() {
@@ -184,7 +192,11 @@ fn firedrill_accepts_a_signature_made_by_ssh_keygen() {
         .arg(&report)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let armored = std::fs::read_to_string(f.dir.join("report.json.sig")).unwrap();
     assert_eq!(
         signing::verify(&f.signers, &f.msg, &armored).unwrap(),
