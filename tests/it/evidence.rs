@@ -193,6 +193,7 @@ fn verify_accepts_an_intact_chain_and_names_every_kind_of_tampering() {
 /// them and the chain stays intact.
 #[test]
 fn concurrent_writers_get_distinct_sequence_numbers() {
+    let _x = crate::exclusive();
     let tmp = tempfile::tempdir().unwrap();
     let key = tmp.path().join("key");
     let public = signing::keygen(&key, "test").unwrap();
@@ -225,6 +226,7 @@ fn concurrent_writers_get_distinct_sequence_numbers() {
 /// without a restore test, and marks a tampered report.
 #[test]
 fn evidence_summary_flags_missing_months_and_unverified_reports() {
+    let _x = crate::exclusive();
     let tmp = tempfile::tempdir().unwrap();
     let key = tmp.path().join("key");
     let public = signing::keygen(&key, "test").unwrap();
@@ -360,6 +362,7 @@ fn evidence_summary_flags_missing_months_and_unverified_reports() {
 /// being buried under it.
 #[test]
 fn append_adopts_a_crashed_writers_report_and_refuses_a_broken_directory() {
+    let _x = crate::exclusive();
     let tmp = tempfile::tempdir().unwrap();
     let key = tmp.path().join("key");
     let public = signing::keygen(&key, "test").unwrap();

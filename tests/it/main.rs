@@ -10,8 +10,9 @@ mod signing;
 
 use std::sync::{Mutex, MutexGuard};
 
-/// Drills measure time on a 2-core machine: run them one at a time so that one drill's load
-/// does not skew another's RTO.
+/// Drills measure time on a 2-core machine: run them one at a time, and keep tests that load
+/// the machine (Chromium, hundreds of ssh-keygen processes, fsync-heavy chains) out of their
+/// way, so that nothing skews a measured RTO.
 pub fn exclusive() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
