@@ -279,45 +279,36 @@ pub async fn narrow(
             out.extend(leaf(source, restored, table, &col, &filter, hash).await?);
             continue;
         }
-        if queries >= limits.max_queries {
-            out.push(KeyRange::Range {
-                lo,
-                hi,
-                source_rows: a.rows,
-                restored_rows: b.rows,
-            });
-            continue;
-        }
-        // Split at the median key of the side with more rows in this range.
+        // Split at the median key of the side with more rows in this range, while the query
+        // budget lasts; past it (or if a range cannot split), the range itself is the answer.
         let (side, n) = if a.rows >= b.rows {
             (source, a.rows)
         } else {
             (restored, b.rows)
         };
-        let mid: String = side
-            .query_one(
-                &format!(
-                    "SELECT {col}::text FROM ONLY {} t {filter} ORDER BY {col} OFFSET {} LIMIT 1",
-                    table.sql(),
-                    n / 2
-                ),
-                &[],
-            )
-            .await?
-            .get(0);
-        if lo.as_deref() == Some(mid.as_str()) {
-            // Cannot split further (should not happen with a unique key): report the range.
-            out.push(KeyRange::Range {
+        let mid: Option<String> = if queries < limits.max_queries {
+            let sql = format!(
+                "SELECT {col}::text FROM ONLY {} t {filter} ORDER BY {col} OFFSET {} LIMIT 1",
+                table.sql(),
+                n / 2
+            );
+            Some(side.query_one(&sql, &[]).await?.get(0))
+        } else {
+            None
+        };
+        match mid {
+            Some(mid) if lo.as_deref() != Some(mid.as_str()) => {
+                // Upper half first on the stack so ranges come out in key order.
+                stack.push((Some(mid.clone()), hi));
+                stack.push((lo, Some(mid)));
+            }
+            _ => out.push(KeyRange::Range {
                 lo,
                 hi,
                 source_rows: a.rows,
                 restored_rows: b.rows,
-            });
-            continue;
+            }),
         }
-        // Upper half first on the stack so ranges come out in key order.
-        stack.push((Some(mid.clone()), hi));
-        stack.push((lo, Some(mid)));
     }
     Ok(out)
 }

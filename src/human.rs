@@ -124,34 +124,11 @@ pub fn summary(r: &Report) -> String {
             );
         }
     }
-    let m = &r.measurements;
-    let opt_ms = |v: Option<f64>| {
-        v.map(|v| format!("{v:.1} ms"))
-            .unwrap_or_else(|| "-".into())
-    };
-    let _ = writeln!(out, "\n  rto (write)            {}", opt_ms(m.rto_ms));
-    let _ = writeln!(out, "  rto (read)             {}", opt_ms(m.read_rto_ms));
-    let _ = writeln!(
-        out,
-        "  first success          {}",
-        opt_ms(m.time_to_first_success_ms)
-    );
-    let _ = writeln!(out, "  rpo                    {}", opt_ms(m.rpo_ms));
-    let _ = writeln!(
-        out,
-        "  writes                 {} acknowledged, {} lost, {} in doubt",
-        m.acknowledged_writes,
-        m.lost_writes
-            .map(|l| l.to_string())
-            .unwrap_or_else(|| "?".into()),
-        m.in_doubt_writes
-    );
-    if let Some(a) = m.availability_pct {
-        let _ = writeln!(
-            out,
-            "  availability           {a:.2}% of write probes after the fault"
-        );
+    let _ = writeln!(out);
+    for (k, v) in crate::render::measurements(r) {
+        let _ = writeln!(out, "  {k:<30} {v}");
     }
+    let m = &r.measurements;
     for o in &m.write_outages {
         let length = o
             .duration_ms
@@ -159,19 +136,9 @@ pub fn summary(r: &Report) -> String {
             .unwrap_or_else(|| "not recovered".into());
         let _ = writeln!(
             out,
-            "  outage                 {length} from t={:.1} ms ({} failed probes)",
-            o.start_ms, o.failed_probes
+            "  {:<30} {length} from t={:.1} ms ({} failed probes)",
+            "Write outage", o.start_ms, o.failed_probes
         );
     }
-    let l = &m.latency;
-    let _ = writeln!(
-        out,
-        "  write probe latency    steady p50 {:.2} p99 {:.2} ms; after fault p50 {:.2} p99 {:.2} max {:.2} ms",
-        l.steady.write_probe.p50_ms,
-        l.steady.write_probe.p99_ms,
-        l.after_fault.write_probe.p50_ms,
-        l.after_fault.write_probe.p99_ms,
-        l.after_fault.write_probe.max_ms
-    );
     out
 }

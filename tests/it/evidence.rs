@@ -39,15 +39,46 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// A fresh key, its allowed_signers file and an evidence directory path, in a temp dir.
+struct Keyring {
+    tmp: tempfile::TempDir,
+    key: std::path::PathBuf,
+    allowed: std::path::PathBuf,
+    dir: std::path::PathBuf,
+}
+
+impl Keyring {
+    fn new() -> Keyring {
+        let tmp = tempfile::tempdir().unwrap();
+        let key = tmp.path().join("key");
+        let public = signing::keygen(&key, "test").unwrap();
+        let allowed = tmp.path().join("allowed_signers");
+        std::fs::write(&allowed, signing::allowed_signers_line("drills", &public)).unwrap();
+        let dir = tmp.path().join("evidence");
+        Keyring {
+            tmp,
+            key,
+            allowed,
+            dir,
+        }
+    }
+
+    fn signer(&self) -> Signer {
+        Signer::load(&self.key).unwrap()
+    }
+}
+
+/// The committed report of a real drill.
+fn fixture() -> Report {
+    serde_json::from_slice(&std::fs::read(repo("tests/fixtures/report-pass.json")).unwrap())
+        .unwrap()
+}
+
 #[test]
 fn verify_accepts_an_intact_chain_and_names_every_kind_of_tampering() {
     let _x = crate::exclusive();
-    let tmp = tempfile::tempdir().unwrap();
-    let key = tmp.path().join("key");
-    let public = signing::keygen(&key, "test").unwrap();
-    let allowed = tmp.path().join("allowed_signers");
-    std::fs::write(&allowed, signing::allowed_signers_line("drills", &public)).unwrap();
-    let chain = tmp.path().join("evidence");
+    let k = Keyring::new();
+    let (tmp, key, allowed, chain) = (k.tmp.path(), &k.key, &k.allowed, k.dir.clone());
 
     // Report 1: a real drill, through the command line.
     Command::cargo_bin("firedrill")
@@ -93,7 +124,7 @@ fn verify_accepts_an_intact_chain_and_names_every_kind_of_tampering() {
     );
 
     // Without the liar the chain is intact.
-    let honest = tmp.path().join("honest");
+    let honest = tmp.join("honest");
     for i in 1..=5u64 {
         let mut r = first.clone();
         r.run_id = format!("honest-{i}");
@@ -112,7 +143,7 @@ fn verify_accepts_an_intact_chain_and_names_every_kind_of_tampering() {
         .expect("ssh-keygen accepts the index signature");
 
     // The newest report removed: no later report points back at it, the signed index does.
-    let newest = tmp.path().join("newest-removed");
+    let newest = tmp.join("newest-removed");
     copy_dir(&honest, &newest);
     std::fs::remove_dir_all(newest.join("000005-sandbox-failover-sync")).unwrap();
     let (code, _, stderr) = verify(&newest, &allowed);
@@ -137,7 +168,7 @@ fn verify_accepts_an_intact_chain_and_names_every_kind_of_tampering() {
     );
 
     // A report removed from the middle.
-    let removed = tmp.path().join("removed");
+    let removed = tmp.join("removed");
     std::fs::create_dir_all(&removed).unwrap();
     copy_dir(&honest, &removed);
     std::fs::remove_dir_all(removed.join("000003-sandbox-failover-sync")).unwrap();
@@ -150,7 +181,7 @@ fn verify_accepts_an_intact_chain_and_names_every_kind_of_tampering() {
     );
 
     // A verdict edited by hand: the signature breaks, and so does the next link.
-    let edited = tmp.path().join("edited");
+    let edited = tmp.join("edited");
     std::fs::create_dir_all(&edited).unwrap();
     copy_dir(&honest, &edited);
     let path = edited.join("000002-sandbox-failover-sync/report.json");
@@ -194,15 +225,9 @@ fn verify_accepts_an_intact_chain_and_names_every_kind_of_tampering() {
 #[test]
 fn concurrent_writers_get_distinct_sequence_numbers() {
     let _x = crate::exclusive();
-    let tmp = tempfile::tempdir().unwrap();
-    let key = tmp.path().join("key");
-    let public = signing::keygen(&key, "test").unwrap();
-    let allowed = tmp.path().join("allowed_signers");
-    std::fs::write(&allowed, signing::allowed_signers_line("drills", &public)).unwrap();
-    let dir = tmp.path().join("evidence");
-    let base: Report =
-        serde_json::from_slice(&std::fs::read(repo("tests/fixtures/report-pass.json")).unwrap())
-            .unwrap();
+    let k = Keyring::new();
+    let (_, key, allowed, dir) = (k.tmp.path(), &k.key, &k.allowed, k.dir.clone());
+    let base = fixture();
     let threads: Vec<_> = (0..8)
         .map(|i| {
             let (dir, key, mut r) = (dir.clone(), key.clone(), base.clone());
@@ -227,16 +252,10 @@ fn concurrent_writers_get_distinct_sequence_numbers() {
 #[test]
 fn evidence_summary_flags_missing_months_and_unverified_reports() {
     let _x = crate::exclusive();
-    let tmp = tempfile::tempdir().unwrap();
-    let key = tmp.path().join("key");
-    let public = signing::keygen(&key, "test").unwrap();
-    let allowed = tmp.path().join("allowed_signers");
-    std::fs::write(&allowed, signing::allowed_signers_line("drills", &public)).unwrap();
-    let dir = tmp.path().join("evidence");
-    let signer = Signer::load(&key).unwrap();
-    let base: Report =
-        serde_json::from_slice(&std::fs::read(repo("tests/fixtures/report-pass.json")).unwrap())
-            .unwrap();
+    let k = Keyring::new();
+    let (tmp, _, allowed, dir) = (k.tmp.path(), &k.key, &k.allowed, k.dir.clone());
+    let signer = k.signer();
+    let base = fixture();
     // Restore tests in Jan, Feb and Apr (none in March); a failover drill in Feb; one
     // restore test in December of the year before, outside the period.
     let drills = [
@@ -280,7 +299,7 @@ fn evidence_summary_flags_missing_months_and_unverified_reports() {
     let text = std::fs::read_to_string(&edited).unwrap();
     std::fs::write(&edited, text.replacen("\"rto_ms\": ", "\"rto_ms\": 1", 1)).unwrap();
 
-    let out_dir = tmp.path().join("summary");
+    let out_dir = tmp.join("summary");
     let out = Command::cargo_bin("firedrill")
         .unwrap()
         .arg("evidence")
@@ -349,7 +368,7 @@ fn evidence_summary_flags_missing_months_and_unverified_reports() {
             "restore=monthly",
         ])
         .arg("--out")
-        .arg(tmp.path().join("q1"))
+        .arg(tmp.join("q1"))
         .output()
         .unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -363,16 +382,8 @@ fn evidence_summary_flags_missing_months_and_unverified_reports() {
 #[test]
 fn append_adopts_a_crashed_writers_report_and_refuses_a_broken_directory() {
     let _x = crate::exclusive();
-    let tmp = tempfile::tempdir().unwrap();
-    let key = tmp.path().join("key");
-    let public = signing::keygen(&key, "test").unwrap();
-    let allowed = tmp.path().join("allowed_signers");
-    std::fs::write(&allowed, signing::allowed_signers_line("drills", &public)).unwrap();
-    let signer = Signer::load(&key).unwrap();
-    let dir = tmp.path().join("evidence");
-    let base: Report =
-        serde_json::from_slice(&std::fs::read(repo("tests/fixtures/report-pass.json")).unwrap())
-            .unwrap();
+    let k = Keyring::new();
+    let (allowed, dir, signer, base) = (&k.allowed, &k.dir, k.signer(), fixture());
     let mut r = base.clone();
     let second = evidence::append(&dir, &mut r.clone(), Some(&signer))
         .and_then(|_| evidence::append(&dir, &mut r, Some(&signer)))
