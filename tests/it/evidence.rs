@@ -87,7 +87,7 @@ fn verify_accepts_an_intact_chain_and_names_every_kind_of_tampering() {
         .args(["run", "scenarios/sandbox-failover-sync.yaml", "--evidence"])
         .arg(&chain)
         .arg("--sign-key")
-        .arg(&key)
+        .arg(key)
         .assert()
         .code(0);
     let first: Report = serde_json::from_slice(
@@ -99,7 +99,7 @@ fn verify_accepts_an_intact_chain_and_names_every_kind_of_tampering() {
 
     // Reports 2..5 through the same write path; report 4 lies: it claims pass with an RTO over
     // its target, correctly signed and chained (a forged or buggy writer).
-    let signer = Signer::load(&key).unwrap();
+    let signer = Signer::load(key).unwrap();
     for i in 2..=5u64 {
         let mut r = first.clone();
         r.run_id = format!("run-{i}");
@@ -110,7 +110,7 @@ fn verify_accepts_an_intact_chain_and_names_every_kind_of_tampering() {
         assert_eq!(r.chain.as_ref().unwrap().sequence, i);
         assert!(path.ends_with(format!("{i:06}-sandbox-failover-sync/report.json")));
     }
-    let (code, stdout, stderr) = verify(&chain, &allowed);
+    let (code, stdout, stderr) = verify(&chain, allowed);
     assert_eq!(code, 1, "{stdout}{stderr}");
     assert_eq!(
         stderr.trim(),
@@ -130,7 +130,7 @@ fn verify_accepts_an_intact_chain_and_names_every_kind_of_tampering() {
         r.run_id = format!("honest-{i}");
         evidence::append(&honest, &mut r, Some(&signer)).unwrap();
     }
-    let (code, stdout, stderr) = verify(&honest, &allowed);
+    let (code, stdout, stderr) = verify(&honest, allowed);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(
         stdout.contains("5 reports verified: signatures, chain, index and verdicts all hold"),
@@ -139,14 +139,14 @@ fn verify_accepts_an_intact_chain_and_names_every_kind_of_tampering() {
     let index = std::fs::read_to_string(honest.join("index.json")).unwrap();
     assert_eq!(index.matches("\"sequence\"").count(), 5, "{index}");
     // The index is signed like a report: the auditor's own tool accepts it.
-    crate::signing::ssh_keygen_verify(&allowed, "drills", &honest.join("index.json"))
+    crate::signing::ssh_keygen_verify(allowed, "drills", &honest.join("index.json"))
         .expect("ssh-keygen accepts the index signature");
 
     // The newest report removed: no later report points back at it, the signed index does.
     let newest = tmp.join("newest-removed");
     copy_dir(&honest, &newest);
     std::fs::remove_dir_all(newest.join("000005-sandbox-failover-sync")).unwrap();
-    let (code, _, stderr) = verify(&newest, &allowed);
+    let (code, _, stderr) = verify(&newest, allowed);
     assert_eq!(code, 1);
     assert!(
         stderr.contains(
@@ -160,7 +160,7 @@ fn verify_accepts_an_intact_chain_and_names_every_kind_of_tampering() {
         serde_json::from_str(&std::fs::read_to_string(&index_path).unwrap()).unwrap();
     idx["reports"].as_array_mut().unwrap().pop();
     std::fs::write(&index_path, serde_json::to_vec_pretty(&idx).unwrap()).unwrap();
-    let (code, _, stderr) = verify(&newest, &allowed);
+    let (code, _, stderr) = verify(&newest, allowed);
     assert_eq!(code, 1);
     assert!(
         stderr.contains("index.json: signature: signature does not match the content"),
@@ -172,7 +172,7 @@ fn verify_accepts_an_intact_chain_and_names_every_kind_of_tampering() {
     std::fs::create_dir_all(&removed).unwrap();
     copy_dir(&honest, &removed);
     std::fs::remove_dir_all(removed.join("000003-sandbox-failover-sync")).unwrap();
-    let (code, _, stderr) = verify(&removed, &allowed);
+    let (code, _, stderr) = verify(&removed, allowed);
     assert_eq!(code, 1);
     assert!(
         stderr
@@ -191,7 +191,7 @@ fn verify_accepts_an_intact_chain_and_names_every_kind_of_tampering() {
         text.replacen("\"verdict\": \"pass\"", "\"verdict\": \"fail\"", 1),
     )
     .unwrap();
-    let (code, _, stderr) = verify(&edited, &allowed);
+    let (code, _, stderr) = verify(&edited, allowed);
     assert_eq!(code, 1);
     assert!(
         stderr.contains(
@@ -212,7 +212,7 @@ fn verify_accepts_an_intact_chain_and_names_every_kind_of_tampering() {
 
     // A missing signature file.
     std::fs::remove_file(honest.join("000005-sandbox-failover-sync/report.json.sig")).unwrap();
-    let (code, _, stderr) = verify(&honest, &allowed);
+    let (code, _, stderr) = verify(&honest, allowed);
     assert_eq!(code, 1);
     assert!(
         stderr.contains("000005-sandbox-failover-sync: signature: no report.json.sig"),
@@ -242,7 +242,7 @@ fn concurrent_writers_get_distinct_sequence_numbers() {
     let mut seqs: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
     seqs.sort();
     assert_eq!(seqs, (1..=8).collect::<Vec<_>>());
-    let (code, stdout, stderr) = verify(&dir, &allowed);
+    let (code, stdout, stderr) = verify(&dir, allowed);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(stdout.contains("8 reports verified"), "{stdout}");
 }
@@ -311,7 +311,7 @@ fn evidence_summary_flags_missing_months_and_unverified_reports() {
             "2026-04-30",
             "--allowed-signers",
         ])
-        .arg(&allowed)
+        .arg(allowed)
         .arg("--out")
         .arg(&out_dir)
         .output()
@@ -385,8 +385,8 @@ fn append_adopts_a_crashed_writers_report_and_refuses_a_broken_directory() {
     let k = Keyring::new();
     let (allowed, dir, signer, base) = (&k.allowed, &k.dir, k.signer(), fixture());
     let mut r = base.clone();
-    let second = evidence::append(&dir, &mut r.clone(), Some(&signer))
-        .and_then(|_| evidence::append(&dir, &mut r, Some(&signer)))
+    let second = evidence::append(dir, &mut r.clone(), Some(&signer))
+        .and_then(|_| evidence::append(dir, &mut r, Some(&signer)))
         .unwrap();
     // The crashed writer: report 3 written and linked, index not updated.
     let mut orphan = base.clone();
@@ -397,14 +397,14 @@ fn append_adopts_a_crashed_writers_report_and_refuses_a_broken_directory() {
     });
     evidence::write(&dir.join("000003-crashed"), &orphan, Some(&signer)).unwrap();
     let mut fourth = base.clone();
-    evidence::append(&dir, &mut fourth, Some(&signer)).unwrap();
+    evidence::append(dir, &mut fourth, Some(&signer)).unwrap();
     assert_eq!(fourth.chain.unwrap().sequence, 4);
-    let (code, stdout, stderr) = verify(&dir, &allowed);
+    let (code, stdout, stderr) = verify(dir, allowed);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(stdout.contains("4 reports verified"), "{stdout}");
 
     std::fs::remove_dir_all(dir.join("000004-sandbox-failover-sync")).unwrap();
-    let err = evidence::append(&dir, &mut base.clone(), Some(&signer))
+    let err = evidence::append(dir, &mut base.clone(), Some(&signer))
         .unwrap_err()
         .to_string();
     assert!(
