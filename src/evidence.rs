@@ -42,14 +42,25 @@ pub struct IndexEntry {
 }
 
 /// One report found in an evidence directory.
-struct Entry {
+pub struct Entry {
+    /// Its directory name, e.g. `000007-nightly-restore`.
+    pub name: String,
     dir: PathBuf,
     bytes: Vec<u8>,
-    report: Option<Report>,
+    /// The parsed report; `None` when it is not one this build reads (a problem says why).
+    pub report: Option<Report>,
 }
 
-fn entries(dir: &Path) -> std::io::Result<(Vec<Entry>, Vec<String>)> {
-    let mut out = Vec::new();
+/// Every report of an evidence directory, read once.
+pub struct Loaded {
+    /// In chain order (unchained or unreadable reports first).
+    pub entries: Vec<Entry>,
+    /// Reports that could not be read, each named.
+    problems: Vec<String>,
+}
+
+pub fn load(dir: &Path) -> std::io::Result<Loaded> {
+    let mut entries = Vec::new();
     let mut problems = Vec::new();
     for e in std::fs::read_dir(dir)? {
         let path = e?.path();
@@ -58,37 +69,27 @@ fn entries(dir: &Path) -> std::io::Result<(Vec<Entry>, Vec<String>)> {
             continue;
         }
         let bytes = std::fs::read(&file)?;
-        let report = match serde_json::from_slice::<Report>(&bytes) {
-            Ok(r) if r.format_version == REPORT_FORMAT_VERSION => Some(r),
-            Ok(r) => {
-                problems.push(format!(
-                    "{}: format_version {} is not one this firedrill reads ({REPORT_FORMAT_VERSION})",
-                    name(&path),
-                    r.format_version
-                ));
-                None
-            }
-            Err(e) => {
-                problems.push(format!("{}: not a firedrill report: {e}", name(&path)));
-                None
-            }
-        };
-        out.push(Entry {
+        let name = name(&path);
+        let report = crate::report::from_json(&bytes)
+            .map_err(|why| problems.push(format!("{name}: {why}")))
+            .ok();
+        entries.push(Entry {
+            name,
             dir: path,
             bytes,
             report,
         });
     }
-    out.sort_by_key(|e| {
+    entries.sort_by_key(|e| {
         (
             e.report
                 .as_ref()
                 .and_then(|r| r.chain.as_ref())
                 .map(|c| c.sequence),
-            e.dir.clone(),
+            e.name.clone(),
         )
     });
-    Ok((out, problems))
+    Ok(Loaded { entries, problems })
 }
 
 fn name(p: &Path) -> String {
@@ -128,8 +129,7 @@ pub fn append(
         previous_sha256,
     });
     let entry = format!("{sequence:06}-{}", report.scenario.name);
-    let path = write(&dir.join(&entry), report, signer)?;
-    let bytes = std::fs::read(&path)?;
+    let (path, bytes) = write_report(&dir.join(&entry), report, signer)?;
     index.reports.push(index_entry(entry, &bytes, report));
     let mut bytes = serde_json::to_vec_pretty(&index)?;
     bytes.push(b'\n');
@@ -161,7 +161,7 @@ fn index_entry(entry: String, bytes: &[u8], r: &Report) -> IndexEntry {
 /// append, since extending a chain that does not verify would bury the problem.
 fn head(dir: &Path) -> Result<Index, String> {
     let mut index = match read_index(dir) {
-        Ok(Some(index)) => index,
+        Ok(Some((index, _))) => index,
         Ok(None) => Index {
             kind: INDEX_KIND.into(),
             format_version: REPORT_FORMAT_VERSION,
@@ -205,8 +205,8 @@ fn head(dir: &Path) -> Result<Index, String> {
         };
         let bytes = std::fs::read(dir.join(orphan).join("report.json"))
             .map_err(|e| format!("{}: {orphan}: {e}", dir.display()))?;
-        let report: Report = serde_json::from_slice(&bytes)
-            .map_err(|_| inconsistent(format!("{orphan} is not a firedrill report")))?;
+        let report = crate::report::from_json(&bytes)
+            .map_err(|why| inconsistent(format!("{orphan}: {why}")))?;
         let link = report.chain.as_ref();
         if link.map(|c| (c.sequence, c.previous_sha256.clone())) != Some((next_seq, prev)) {
             return Err(inconsistent(format!(
@@ -219,8 +219,8 @@ fn head(dir: &Path) -> Result<Index, String> {
     }
 }
 
-/// The index of `dir`; `None` when there is none.
-fn read_index(dir: &Path) -> Result<Option<Index>, String> {
+/// The index of `dir` and its bytes (for its signature); `None` when there is none.
+fn read_index(dir: &Path) -> Result<Option<(Index, Vec<u8>)>, String> {
     let bytes = match std::fs::read(dir.join(INDEX)) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -232,7 +232,7 @@ fn read_index(dir: &Path) -> Result<Option<Index>, String> {
             "not a version {REPORT_FORMAT_VERSION} firedrill index"
         ));
     }
-    Ok(Some(index))
+    Ok(Some((index, bytes)))
 }
 
 /// What `verify` found for one report.
@@ -247,6 +247,13 @@ pub struct Row {
     pub verdict_ok: bool,
 }
 
+impl Row {
+    /// Signature, chain (and index) and verdict all hold.
+    pub fn ok(&self) -> bool {
+        self.signature.is_ok() && self.chain_ok && self.verdict_ok
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Verification {
     pub rows: Vec<Row>,
@@ -257,15 +264,21 @@ pub struct Verification {
     pub head: Option<(String, String)>,
 }
 
-/// Checks every report in `dir`: its signature against `allowed`, its place in the chain, and
-/// its verdict recomputed from its own measurements.
+/// Checks every report in `dir`: its signature against `allowed`, its place in the chain and
+/// the signed index, and its verdict recomputed from its own measurements.
 pub fn verify(dir: &Path, allowed: &[AllowedSigner]) -> std::io::Result<Verification> {
-    let (entries, mut problems) = entries(dir)?;
+    Ok(verify_loaded(dir, &load(dir)?, allowed))
+}
+
+/// [`verify`] over reports already read.
+pub fn verify_loaded(dir: &Path, loaded: &Loaded, allowed: &[AllowedSigner]) -> Verification {
+    let entries = &loaded.entries;
+    let mut problems = loaded.problems.clone();
     let mut rows = Vec::new();
     let mut expected_seq = 1;
     let mut previous: Option<&Entry> = None;
-    for e in &entries {
-        let entry = name(&e.dir);
+    for e in entries {
+        let entry = e.name.clone();
         let sig_path = e.dir.join("report.json.sig");
         let signature = match std::fs::read_to_string(&sig_path) {
             Ok(armored) => signing::verify(allowed, &e.bytes, &armored).map_err(|x| x.to_string()),
@@ -313,7 +326,7 @@ pub fn verify(dir: &Path, allowed: &[AllowedSigner]) -> std::io::Result<Verifica
                     problems.push(format!(
                         "{entry}: the previous report's SHA-256 does not match{}",
                         previous
-                            .map(|p| format!(" ({} was edited or replaced)", name(&p.dir)))
+                            .map(|p| format!(" ({} was edited or replaced)", p.name))
                             .unwrap_or_default()
                     ));
                 }
@@ -338,36 +351,41 @@ pub fn verify(dir: &Path, allowed: &[AllowedSigner]) -> std::io::Result<Verifica
     if entries.is_empty() {
         problems.push(format!("{}: no reports found", dir.display()));
     }
-    check_index(dir, allowed, &entries, &mut problems);
-    let head = entries.last().map(|e| (name(&e.dir), sha256(&e.bytes)));
-    Ok(Verification {
+    for flagged in check_index(dir, allowed, entries, &mut problems) {
+        if let Some(row) = rows.iter_mut().find(|r| r.entry == flagged) {
+            row.chain_ok = false;
+        }
+    }
+    let head = entries.last().map(|e| (e.name.clone(), sha256(&e.bytes)));
+    Verification {
         rows,
         problems,
         head,
-    })
+    }
 }
 
-/// The signed index must list exactly the reports present, with their hashes.
+/// The signed index must list exactly the reports present, with their hashes. Returns the
+/// reports present that it flags.
 fn check_index(
     dir: &Path,
     allowed: &[AllowedSigner],
     entries: &[Entry],
     problems: &mut Vec<String>,
-) {
-    let index = match read_index(dir) {
+) -> Vec<String> {
+    let (index, bytes) = match read_index(dir) {
         Ok(Some(i)) => i,
         Ok(None) => {
             problems.push(format!(
                 "{INDEX}: missing, so a removed newest report would not show"
             ));
-            return;
+            return Vec::new();
         }
         Err(e) => {
             problems.push(format!("{INDEX}: {e}"));
-            return;
+            return Vec::new();
         }
     };
-    let bytes = std::fs::read(dir.join(INDEX)).unwrap_or_default();
+    let mut flagged = Vec::new();
     match std::fs::read_to_string(dir.join(format!("{INDEX}.sig"))) {
         Ok(armored) => {
             if let Err(e) = signing::verify(allowed, &bytes, &armored) {
@@ -380,34 +398,51 @@ fn check_index(
         Err(e) => problems.push(format!("{INDEX}: signature: unreadable {INDEX}.sig: {e}")),
     }
     for listed in &index.reports {
-        match entries.iter().find(|e| name(&e.dir) == listed.entry) {
+        match entries.iter().find(|e| e.name == listed.entry) {
             None => problems.push(format!(
                 "{}: listed in the index (sequence {}) but missing: removed",
                 listed.entry, listed.sequence
             )),
-            Some(e) if sha256(&e.bytes) != listed.sha256 => problems.push(format!(
-                "{}: does not match the SHA-256 in the index: edited or replaced",
-                listed.entry
-            )),
+            Some(e) if sha256(&e.bytes) != listed.sha256 => {
+                problems.push(format!(
+                    "{}: does not match the SHA-256 in the index: edited or replaced",
+                    listed.entry
+                ));
+                flagged.push(e.name.clone());
+            }
             Some(_) => {}
         }
     }
     for e in entries {
-        let n = name(&e.dir);
-        if !index.reports.iter().any(|l| l.entry == n) {
-            problems.push(format!("{n}: not in the index: added outside firedrill"));
+        if !index.reports.iter().any(|l| l.entry == e.name) {
+            problems.push(format!(
+                "{}: not in the index: added outside firedrill",
+                e.name
+            ));
+            flagged.push(e.name.clone());
         }
     }
+    flagged
 }
 
 /// Writes DIR/report.json, and with a signer DIR/report.json.sig over exactly those bytes, then
-/// the report's views (Markdown, HTML, JUnit, Prometheus); each file atomically (a temporary file, fsync, rename), the signature first so that a report
-/// never sits beside a signature of something else without failing verification.
+/// the report's views (Markdown, HTML, JUnit, Prometheus); each file atomically (a temporary
+/// file, fsync, rename), the signature first so that a report never sits beside a signature of
+/// something else without failing verification.
 pub fn write(
     dir: &Path,
     report: &Report,
     signer: Option<&signing::Signer>,
 ) -> Result<PathBuf, Box<dyn std::error::Error>> {
+    write_report(dir, report, signer).map(|(path, _)| path)
+}
+
+/// [`write`], also returning the bytes written as `report.json` (the chain hashes them).
+fn write_report(
+    dir: &Path,
+    report: &Report,
+    signer: Option<&signing::Signer>,
+) -> Result<(PathBuf, Vec<u8>), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(dir)?;
     let mut bytes = serde_json::to_vec_pretty(report)?;
     bytes.push(b'\n');
@@ -420,7 +455,7 @@ pub fn write(
     }
     write_atomically(&path, &bytes)?;
     write_views(dir, report)?;
-    Ok(path)
+    Ok((path, bytes))
 }
 
 /// The report's views (Markdown, HTML, JUnit, Prometheus) in `dir`, each written atomically.

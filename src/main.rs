@@ -538,18 +538,9 @@ fn evidence_summary(
 fn render(path: &Path, out: Option<PathBuf>) -> ExitCode {
     let read = std::fs::read(path)
         .map_err(|e| e.to_string())
-        .and_then(|b| serde_json::from_slice::<report::Report>(&b).map_err(|e| e.to_string()));
+        .and_then(|b| report::from_json(&b));
     let r = match read {
-        Ok(r) if r.format_version == report::REPORT_FORMAT_VERSION => r,
-        Ok(r) => {
-            eprintln!(
-                "error: {}: format_version {} is not one this firedrill reads ({})",
-                path.display(),
-                r.format_version,
-                report::REPORT_FORMAT_VERSION
-            );
-            return exit_code(EXIT_INVALID);
-        }
+        Ok(r) => r,
         Err(e) => {
             eprintln!("error: {}: {e}", path.display());
             return exit_code(EXIT_INVALID);

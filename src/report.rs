@@ -306,6 +306,24 @@ pub fn verdict(aborted: bool, results: &[TargetResult]) -> Verdict {
     }
 }
 
+/// Reads a report, refusing a `format_version` this build does not know. The version is read
+/// first, so a report from a later firedrill is named as such rather than as malformed.
+pub fn from_json(bytes: &[u8]) -> Result<Report, String> {
+    #[derive(Deserialize)]
+    struct Version {
+        format_version: u32,
+    }
+    let v: Version =
+        serde_json::from_slice(bytes).map_err(|e| format!("not a firedrill report: {e}"))?;
+    if v.format_version != REPORT_FORMAT_VERSION {
+        return Err(format!(
+            "format_version {} is not one this firedrill reads ({REPORT_FORMAT_VERSION})",
+            v.format_version
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|e| format!("not a firedrill report: {e}"))
+}
+
 /// The JSON Schema of the report format.
 pub fn json_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(Report)).expect("a schema is plain JSON")

@@ -8,7 +8,8 @@ use std::path::Path;
 
 use crate::evidence;
 use crate::render::escape_xml as e;
-use crate::report::{DrillKind, REPORT_FORMAT_VERSION, Report, Verdict};
+use crate::render::table::{Cell, Table};
+use crate::report::{DrillKind, Report, Verdict};
 use crate::signing::AllowedSigner;
 
 /// A calendar date (UTC), as reports and `--from/--to` give it.
@@ -189,49 +190,28 @@ pub fn summarize(
     expectations: &[Expectation],
     allowed: Option<&[AllowedSigner]>,
 ) -> std::io::Result<Summary> {
-    let mut drills = Vec::new();
-    for d in std::fs::read_dir(dir)? {
-        let path = d?.path();
-        let Ok(bytes) = std::fs::read(path.join("report.json")) else {
-            continue;
-        };
-        let Ok(report) = serde_json::from_slice::<Report>(&bytes) else {
-            continue;
-        };
-        if report.format_version != REPORT_FORMAT_VERSION {
-            continue;
-        }
-        let entry = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        drills.push(Drill {
-            entry,
-            report,
-            verified: None,
-        });
-    }
+    let loaded = evidence::load(dir)?;
+    let verification = allowed.map(|a| evidence::verify_loaded(dir, &loaded, a));
     let (lo, hi) = (from.to_string(), to.to_string());
-    drills.retain(|d| d.date() >= lo.as_str() && d.date() <= hi.as_str());
+    let mut drills: Vec<Drill> = loaded
+        .entries
+        .into_iter()
+        .filter_map(|e| {
+            let verified = verification
+                .as_ref()
+                .map(|v| v.rows.iter().any(|row| row.entry == e.name && row.ok()));
+            Some(Drill {
+                report: e.report?,
+                entry: e.name,
+                verified,
+            })
+        })
+        .filter(|d| d.date() >= lo.as_str() && d.date() <= hi.as_str())
+        .collect();
     drills.sort_by(|a, b| {
         (a.report.started_at.as_str(), a.entry.as_str())
             .cmp(&(b.report.started_at.as_str(), b.entry.as_str()))
     });
-
-    let verification = match allowed {
-        None => None,
-        Some(allowed) => {
-            let v = evidence::verify(dir, allowed)?;
-            for d in &mut drills {
-                let named = v
-                    .problems
-                    .iter()
-                    .any(|p| p.starts_with(&format!("{}:", d.entry)));
-                d.verified = Some(!named);
-            }
-            Some(v.problems)
-        }
-    };
 
     let mut gaps = Vec::new();
     for x in expectations {
@@ -240,20 +220,7 @@ pub fn summarize(
         start.month -= (start.month - 1) % x.every.months();
         while start <= to {
             let next = start.add_months(x.every.months());
-            let last = if next.month == 1 {
-                Date {
-                    year: next.year - 1,
-                    month: 12,
-                    day: 31,
-                }
-            } else {
-                Date {
-                    year: next.year,
-                    month: next.month - 1,
-                    day: 1,
-                }
-                .month_end()
-            };
+            let last = start.add_months(x.every.months() - 1).month_end();
             let (w_from, w_to) = (start.max(from), last.min(to));
             let (a, b) = (w_from.to_string(), w_to.to_string());
             let seen = drills
@@ -275,7 +242,7 @@ pub fn summarize(
         expectations: expectations.to_vec(),
         drills,
         gaps,
-        verification,
+        verification: verification.map(|v| v.problems),
     })
 }
 
@@ -347,7 +314,7 @@ pub fn csv(s: &Summary) -> Result<String, csv::Error> {
 }
 
 /// Per scenario: how many drills, and the best, median and worst RTO and RPO.
-fn trend(s: &Summary) -> Vec<(String, usize, String, String)> {
+fn trend(s: &Summary) -> Table {
     let mut names: Vec<&str> = s
         .drills
         .iter()
@@ -367,30 +334,101 @@ fn trend(s: &Summary) -> Vec<(String, usize, String, String)> {
             v[v.len() - 1]
         )
     };
-    names
-        .into_iter()
-        .map(|n| {
-            let of: Vec<&Drill> = s
-                .drills
-                .iter()
-                .filter(|d| d.report.scenario.name == n)
-                .collect();
-            (
-                n.to_owned(),
-                of.len(),
-                spread(
-                    of.iter()
-                        .filter_map(|d| d.report.measurements.rto_ms)
-                        .collect(),
-                ),
-                spread(
-                    of.iter()
-                        .filter_map(|d| d.report.measurements.rpo_ms)
-                        .collect(),
-                ),
-            )
-        })
-        .collect()
+    let mut t = Table::new(
+        &[
+            ("Scenario", false),
+            ("Drills", true),
+            ("RTO ms best / median / worst", true),
+            ("RPO ms best / median / worst", true),
+        ],
+        "No drills in the period.",
+    );
+    for n in names {
+        let of: Vec<&Report> = s
+            .drills
+            .iter()
+            .map(|d| &d.report)
+            .filter(|r| r.scenario.name == n)
+            .collect();
+        t.row(vec![
+            n.into(),
+            of.len().to_string().into(),
+            spread(of.iter().filter_map(|r| r.measurements.rto_ms).collect()).into(),
+            spread(of.iter().filter_map(|r| r.measurements.rpo_ms).collect()).into(),
+        ]);
+    }
+    t
+}
+
+/// Every drill of the period, one row each.
+fn drills(s: &Summary) -> Table {
+    let mut t = Table::new(
+        &[
+            ("Started (UTC)", false),
+            ("Report", false),
+            ("Scenario", false),
+            ("Kind", false),
+            ("Verdict", false),
+            ("RTO ms", true),
+            ("RPO ms", true),
+            ("Lost writes", true),
+            ("Missed targets", false),
+            ("Signature", false),
+        ],
+        "No drills in the period.",
+    );
+    for d in &s.drills {
+        let r = &d.report;
+        t.row(vec![
+            r.started_at.as_str().into(),
+            d.entry.as_str().into(),
+            r.scenario.name.as_str().into(),
+            r.drill.label().into(),
+            Cell::alarm(r.verdict.label(), r.verdict != Verdict::Pass),
+            opt(r.measurements.rto_ms).into(),
+            opt(r.measurements.rpo_ms).into(),
+            r.measurements
+                .lost_writes
+                .map(|l| l.to_string())
+                .unwrap_or_default()
+                .into(),
+            missed_targets(r).into(),
+            Cell::alarm(verified_text(d.verified), d.verified == Some(false)),
+        ]);
+    }
+    t
+}
+
+/// Each window in which an expected drill did not happen.
+fn gaps(s: &Summary) -> Table {
+    let mut t = Table::new(&[("Expected", false), ("Window", false)], "None.");
+    for g in &s.gaps {
+        t.row(vec![
+            Cell::alarm(g.expectation.as_str(), true),
+            format!("{} to {}", g.from, g.to).into(),
+        ]);
+    }
+    t
+}
+
+/// Which criteria the period's drills evidence, and by how many drills.
+fn controls(s: &Summary) -> Table {
+    let mut counts: Vec<(&str, &str, usize)> = Vec::new();
+    for c in s.drills.iter().flat_map(|d| &d.report.controls) {
+        match counts.iter_mut().find(|(id, _, _)| *id == c.id) {
+            Some(row) => row.2 += 1,
+            None => counts.push((&c.id, &c.criterion, 1)),
+        }
+    }
+    counts.sort();
+    let mut t = Table::new(
+        &[("Criterion", false), ("Says", false), ("Drills", true)],
+        "No criteria evidenced.",
+    );
+    for (id, says, n) in counts {
+        t.row(vec![id.into(), says.into(), n.to_string().into()]);
+    }
+    t
 }
 
 fn headline(s: &Summary) -> String {
@@ -412,6 +450,11 @@ fn headline(s: &Summary) -> String {
     )
 }
 
+fn expected(s: &Summary) -> String {
+    let expected: Vec<String> = s.expectations.iter().map(|x| x.to_string()).collect();
+    format!("Expected: {}", expected.join(", "))
+}
+
 pub fn markdown(s: &Summary) -> String {
     let mut o = String::new();
     let _ = writeln!(
@@ -421,90 +464,30 @@ pub fn markdown(s: &Summary) -> String {
         s.to,
         headline(s)
     );
-    let _ = writeln!(o, "## Missing scheduled drills\n");
-    let expected: Vec<String> = s.expectations.iter().map(|x| x.to_string()).collect();
-    let _ = writeln!(o, "Expected: {}\n", expected.join(", "));
-    if s.gaps.is_empty() {
-        let _ = writeln!(o, "None.");
-    } else {
-        let _ = writeln!(o, "| Expected | Window |\n|---|---|");
-        for g in &s.gaps {
-            let _ = writeln!(o, "| {} | {} to {} |", g.expectation, g.from, g.to);
-        }
-    }
-    let _ = writeln!(
-        o,
-        "\n## Trend\n\n| Scenario | Drills | RTO ms best / median / worst | RPO ms best / median / worst |\n|---|---:|---|---|"
-    );
-    for (n, count, rto, rpo) in trend(s) {
-        let _ = writeln!(o, "| {n} | {count} | {rto} | {rpo} |");
-    }
-    let _ = writeln!(
-        o,
-        "\n## Drills\n\n| Started (UTC) | Report | Scenario | Kind | Verdict | RTO ms | RPO ms | Lost writes | Missed targets | Signature |\n|---|---|---|---|---|---:|---:|---:|---|---|"
-    );
-    for d in &s.drills {
-        let r = &d.report;
-        let _ = writeln!(
-            o,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            r.started_at,
-            d.entry,
-            r.scenario.name,
-            r.drill.label(),
-            r.verdict.label(),
-            opt(r.measurements.rto_ms),
-            opt(r.measurements.rpo_ms),
-            r.measurements
-                .lost_writes
-                .map(|l| l.to_string())
-                .unwrap_or_default(),
-            missed_targets(r),
-            verified_text(d.verified)
-        );
-    }
+    let _ = writeln!(o, "## Missing scheduled drills\n\n{}\n", expected(s));
+    gaps(s).markdown(&mut o);
+    let _ = writeln!(o, "\n## Trend\n");
+    trend(s).markdown(&mut o);
+    let _ = writeln!(o, "\n## Drills\n");
+    drills(s).markdown(&mut o);
     if let Some(problems) = &s.verification
         && !problems.is_empty()
     {
         let _ = writeln!(o, "\n## Verification problems\n");
         for p in problems {
-            let _ = writeln!(o, "- {}", p.replace('|', "\\|"));
+            let _ = writeln!(o, "- {p}");
         }
     }
-    controls_section(&mut o, s);
+    let _ = writeln!(o, "\n## SOC 2 criteria evidenced\n");
+    controls(s).markdown(&mut o);
     o
-}
-
-/// Which criteria the period's drills evidence, and by how many drills.
-fn controls(s: &Summary) -> Vec<(String, String, usize)> {
-    let mut out: Vec<(String, String, usize)> = Vec::new();
-    for d in &s.drills {
-        for c in &d.report.controls {
-            match out.iter_mut().find(|(id, _, _)| *id == c.id) {
-                Some(row) => row.2 += 1,
-                None => out.push((c.id.clone(), c.criterion.clone(), 1)),
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-fn controls_section(o: &mut String, s: &Summary) {
-    let _ = writeln!(
-        o,
-        "\n## SOC 2 criteria evidenced\n\n| Criterion | Says | Drills |\n|---|---|---:|"
-    );
-    for (id, says, n) in controls(s) {
-        let _ = writeln!(o, "| {id} | {says} | {n} |");
-    }
 }
 
 pub fn html(s: &Summary) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Drill evidence {} to {}</title>\n<style>body{{font-family:sans-serif;margin:2em auto;max-width:1100px}}table{{border-collapse:collapse;margin:.5em 0 1.5em}}td,th{{border:1px solid #ddd;padding:.25em .6em;text-align:left}}th{{background:#f4f4f4}}.bad{{color:#d62728;font-weight:bold}}</style>\n</head>\n<body>",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Drill evidence {} to {}</title>\n<style>body{{font-family:sans-serif;margin:2em auto;max-width:1100px}}table{{border-collapse:collapse;margin:.5em 0 1.5em}}td,th{{border:1px solid #ddd;padding:.25em .6em;text-align:left}}th{{background:#f4f4f4}}td.num{{text-align:right}}.alarm{{color:#d62728;font-weight:bold}}</style>\n</head>\n<body>",
         s.from, s.to
     );
     let _ = writeln!(
@@ -514,65 +497,16 @@ pub fn html(s: &Summary) -> String {
         s.to,
         e(&headline(s))
     );
-    let _ = writeln!(o, "<h2>Missing scheduled drills</h2>");
-    if s.gaps.is_empty() {
-        let _ = writeln!(o, "<p>None.</p>");
-    } else {
-        let _ = writeln!(
-            o,
-            "<table id=\"gaps\"><tr><th>Expected</th><th>Window</th></tr>"
-        );
-        for g in &s.gaps {
-            let _ = writeln!(
-                o,
-                "<tr><td class=\"bad\">{}</td><td>{} to {}</td></tr>",
-                e(&g.expectation),
-                g.from,
-                g.to
-            );
-        }
-        let _ = writeln!(o, "</table>");
-    }
     let _ = writeln!(
         o,
-        "<h2>Trend</h2>\n<table id=\"trend\"><tr><th>Scenario</th><th>Drills</th><th>RTO ms best / median / worst</th><th>RPO ms best / median / worst</th></tr>"
+        "<h2>Missing scheduled drills</h2>\n<p>{}</p>",
+        e(&expected(s))
     );
-    for (n, count, rto, rpo) in trend(s) {
-        let _ = writeln!(
-            o,
-            "<tr><td>{}</td><td>{count}</td><td>{rto}</td><td>{rpo}</td></tr>",
-            e(&n)
-        );
-    }
-    let _ = writeln!(
-        o,
-        "</table>\n<h2>Drills</h2>\n<table id=\"drills\"><tr><th>Started (UTC)</th><th>Report</th><th>Scenario</th><th>Kind</th><th>Verdict</th><th>RTO ms</th><th>RPO ms</th><th>Lost writes</th><th>Missed targets</th><th>Signature</th></tr>"
-    );
-    for d in &s.drills {
-        let r = &d.report;
-        let bad = |b: bool| if b { " class=\"bad\"" } else { "" };
-        let _ = writeln!(
-            o,
-            "<tr><td>{}</td><td><a href=\"{}/report.html\">{}</a></td><td>{}</td><td>{}</td><td{}>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td{}>{}</td></tr>",
-            e(&r.started_at),
-            e(&d.entry),
-            e(&d.entry),
-            e(&r.scenario.name),
-            r.drill.label(),
-            bad(r.verdict != Verdict::Pass),
-            r.verdict.label(),
-            opt(r.measurements.rto_ms),
-            opt(r.measurements.rpo_ms),
-            r.measurements
-                .lost_writes
-                .map(|l| l.to_string())
-                .unwrap_or_default(),
-            e(&missed_targets(r)),
-            bad(d.verified == Some(false)),
-            verified_text(d.verified)
-        );
-    }
-    let _ = writeln!(o, "</table>");
+    gaps(s).html(&mut o, Some("gaps"));
+    let _ = writeln!(o, "<h2>Trend</h2>");
+    trend(s).html(&mut o, Some("trend"));
+    let _ = writeln!(o, "<h2>Drills</h2>");
+    drills(s).html(&mut o, Some("drills"));
     if let Some(problems) = &s.verification
         && !problems.is_empty()
     {
@@ -582,19 +516,9 @@ pub fn html(s: &Summary) -> String {
         }
         let _ = writeln!(o, "</ul>");
     }
-    let _ = writeln!(
-        o,
-        "<h2>SOC 2 criteria evidenced</h2>\n<table id=\"controls\"><tr><th>Criterion</th><th>Says</th><th>Drills</th></tr>"
-    );
-    for (id, says, n) in controls(s) {
-        let _ = writeln!(
-            o,
-            "<tr><td>{}</td><td>{}</td><td>{n}</td></tr>",
-            e(&id),
-            e(&says)
-        );
-    }
-    let _ = writeln!(o, "</table>\n</body>\n</html>");
+    let _ = writeln!(o, "<h2>SOC 2 criteria evidenced</h2>");
+    controls(s).html(&mut o, Some("controls"));
+    let _ = writeln!(o, "</body>\n</html>");
     o
 }
 

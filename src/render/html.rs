@@ -3,7 +3,11 @@
 
 use std::fmt::Write;
 
-use super::{auditor_command, escape_xml as e, facts, measurements, timeline};
+use super::table::pairs_html;
+use super::{
+    auditor_command, controls, escape_xml as e, events, facts, measurements, outages, targets,
+    timeline,
+};
 use crate::report::{Report, Verdict};
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em auto;max-width:1000px;color:#222}
@@ -12,7 +16,7 @@ h1 .verdict{padding:.1em .4em;border-radius:4px;color:#fff}
 table{border-collapse:collapse;margin:.5em 0 1.5em}
 td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.missed{color:#d62728;font-weight:bold}.met{color:#2ca02c}
+.alarm{color:#d62728;font-weight:bold}
 code,pre{background:#f6f6f6;padding:.1em .3em}figure{margin:0}";
 
 pub fn render(r: &Report) -> String {
@@ -49,71 +53,27 @@ pub fn render(r: &Report) -> String {
     );
 
     let _ = writeln!(o, "<section id=\"targets\">\n<h2>Targets</h2>");
-    if r.targets.is_empty() {
-        let _ = writeln!(o, "<p>No targets were set.</p>");
-    } else {
-        let _ = writeln!(
-            o,
-            "<table>\n<tr><th>Target</th><th>Limit</th><th>Achieved</th><th>Result</th></tr>"
-        );
-        for t in &r.targets {
-            let _ = writeln!(
-                o,
-                "<tr><td>{}</td><td class=\"num\">{} {}</td><td class=\"num\">{}</td><td class=\"{}\">{}</td></tr>",
-                e(&t.name),
-                e(t.relation()),
-                e(&t.show(t.limit)),
-                e(&t.show_achieved()),
-                if t.met { "met" } else { "missed" },
-                if t.met { "met" } else { "MISSED" }
-            );
-        }
-        let _ = writeln!(o, "</table>");
-    }
-    let _ = writeln!(o, "</section>");
-
-    kv_table(&mut o, "measurements", "Measurements", &measurements(r));
-
+    targets(r).html(&mut o, None);
     let _ = writeln!(
         o,
-        "<section id=\"events\">\n<h2>Events</h2>\n<table>\n<tr><th>t (ms)</th><th>Event</th><th>Detail</th></tr>"
+        "</section>\n<section id=\"measurements\">\n<h2>Measurements</h2>"
     );
-    for ev in &r.timeline {
-        let _ = writeln!(
-            o,
-            "<tr><td class=\"num\">{:.1}</td><td>{}</td><td>{}</td></tr>",
-            ev.t_ms,
-            e(&ev.kind),
-            e(&ev.detail)
-        );
-    }
-    let _ = writeln!(o, "</table>\n</section>");
-
+    pairs_html(&mut o, &measurements(r));
+    let _ = writeln!(o, "<h3>Write outages</h3>");
+    outages(r).html(&mut o, None);
+    let _ = writeln!(o, "</section>\n<section id=\"events\">\n<h2>Events</h2>");
+    events(r).html(&mut o, None);
     let _ = writeln!(
         o,
-        "<section id=\"controls\">\n<h2>SOC 2 criteria evidenced</h2>"
+        "</section>\n<section id=\"controls\">\n<h2>SOC 2 criteria evidenced</h2>"
     );
-    if r.controls.is_empty() {
-        let _ = writeln!(o, "<p>The scenario names no criteria.</p>");
-    } else {
-        let _ = writeln!(
-            o,
-            "<table>\n<tr><th>Criterion</th><th>Says</th><th>This report shows</th></tr>"
-        );
-        for c in &r.controls {
-            let _ = writeln!(
-                o,
-                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                e(&c.id),
-                e(&c.criterion),
-                e(&c.evidence)
-            );
-        }
-        let _ = writeln!(o, "</table>");
-    }
+    controls(r).html(&mut o, None);
+    let _ = writeln!(
+        o,
+        "</section>\n<section id=\"facts\">\n<h2>About this drill</h2>"
+    );
+    pairs_html(&mut o, &facts(r));
     let _ = writeln!(o, "</section>");
-
-    kv_table(&mut o, "facts", "About this drill", &facts(r));
 
     let _ = writeln!(o, "<section id=\"verification\">\n<h2>Verification</h2>");
     match auditor_command(r) {
@@ -130,12 +90,4 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(o, "</section>\n</body>\n</html>");
     o
-}
-
-fn kv_table(o: &mut String, id: &str, title: &str, rows: &[(&str, String)]) {
-    let _ = writeln!(o, "<section id=\"{id}\">\n<h2>{title}</h2>\n<table>");
-    for (k, v) in rows {
-        let _ = writeln!(o, "<tr><th>{}</th><td>{}</td></tr>", e(k), e(v));
-    }
-    let _ = writeln!(o, "</table>\n</section>");
 }

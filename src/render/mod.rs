@@ -7,9 +7,11 @@ pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod prometheus;
+pub mod table;
 pub mod timeline;
 
 use crate::report::Report;
+use table::{Cell, Table};
 
 /// The files written next to `report.json`, by name.
 pub fn views(r: &Report) -> Vec<(&'static str, String)> {
@@ -145,4 +147,87 @@ pub fn measurements(r: &Report) -> Vec<(&'static str, String)> {
         out.push(("Lost writes (first)", m.lost_examples.join(", ")));
     }
     out
+}
+
+/// Each target: its limit, what was achieved, met or missed.
+pub fn targets(r: &Report) -> Table {
+    let mut t = Table::new(
+        &[
+            ("Target", false),
+            ("Limit", true),
+            ("Achieved", true),
+            ("Result", false),
+        ],
+        "No targets were set.",
+    );
+    for x in &r.targets {
+        t.row(vec![
+            x.name.as_str().into(),
+            format!("{} {}", x.relation(), x.show(x.limit)).into(),
+            x.show_achieved().into(),
+            Cell::alarm(if x.met { "met" } else { "MISSED" }, !x.met),
+        ]);
+    }
+    t
+}
+
+/// Write outages, each with its length.
+pub fn outages(r: &Report) -> Table {
+    let mut t = Table::new(
+        &[
+            ("From (ms)", true),
+            ("Length", true),
+            ("Failed probes", true),
+        ],
+        "No write outage.",
+    );
+    for w in &r.measurements.write_outages {
+        t.row(vec![
+            format!("{:.1}", w.start_ms).into(),
+            Cell::alarm(
+                w.duration_ms
+                    .map(|d| format!("{d:.1} ms"))
+                    .unwrap_or_else(|| "not recovered".into()),
+                w.duration_ms.is_none(),
+            ),
+            w.failed_probes.to_string().into(),
+        ]);
+    }
+    t
+}
+
+/// The drill's events, in order.
+pub fn events(r: &Report) -> Table {
+    let mut t = Table::new(
+        &[("t (ms)", true), ("Event", false), ("Detail", false)],
+        "No events were recorded.",
+    );
+    for e in &r.timeline {
+        t.row(vec![
+            format!("{:.1}", e.t_ms).into(),
+            e.kind.as_str().into(),
+            e.detail.as_str().into(),
+        ]);
+    }
+    t
+}
+
+/// The SOC 2 criteria the report evidences.
+pub fn controls(r: &Report) -> Table {
+    let mut t = Table::new(
+        &[
+            ("Criterion", false),
+            ("Says", false),
+            ("This report shows", false),
+        ],
+        "The scenario names no criteria.",
+    );
+    for c in &r.controls {
+        t.row(vec![
+            c.id.as_str().into(),
+            c.criterion.as_str().into(),
+            c.evidence.as_str().into(),
+        ]);
+    }
+    t
 }

@@ -347,7 +347,7 @@ fn evidence_summary_flags_missing_months_and_unverified_reports() {
     assert_eq!(rows.iter().filter(|r| r.contains(",verified,")).count(), 2);
     let md = std::fs::read_to_string(out_dir.join("summary.md")).unwrap();
     assert!(
-        md.contains("| restore=monthly | 2026-03-01 to 2026-03-31 |"),
+        md.contains("| **restore=monthly** | 2026-03-01 to 2026-03-31 |"),
         "{md}"
     );
     assert!(md.contains("| A1.3 |"), "{md}");

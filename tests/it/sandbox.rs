@@ -1,5 +1,8 @@
 //! The local sandbox for real: initdb, streaming standbys, faults, promotion, teardown.
 
+// The drill lock is held for the whole test on purpose (see `exclusive`).
+#![allow(clippy::await_holding_lock)]
+
 use std::time::Duration;
 
 use firedrill::pg::binaries::{self, PgBinaries};
@@ -18,6 +21,8 @@ pub fn config(standbys: u8, replication: Replication) -> SandboxConfig {
 
 #[tokio::test]
 async fn sync_pair_survives_primary_kill_and_teardown_removes_everything() {
+    // initdb and pg_basebackup load both cores: not while a drill measures time.
+    let _x = crate::exclusive();
     let bins = PgBinaries::locate(None).expect("postgres binaries");
     let mut sb = Sandbox::build(bins, config(1, Replication::Synchronous), &|_| {})
         .await
