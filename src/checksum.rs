@@ -115,14 +115,32 @@ pub async fn fingerprint(
     client: &Client,
     table: &TableName,
 ) -> Result<(Fingerprint, RowHash), tokio_postgres::Error> {
+    // Inside a transaction (a source read in a dump's exported snapshot) the failed attempt
+    // would abort it: try under a savepoint there. Outside one, SAVEPOINT itself fails (25P01).
+    let savepoint = match client.batch_execute("SAVEPOINT firedrill_hash").await {
+        Ok(()) => true,
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::NO_ACTIVE_SQL_TRANSACTION) => {
+            false
+        }
+        Err(e) => return Err(e),
+    };
     match fingerprint_with(client, table, RowHash::Typed).await {
-        Ok(f) => Ok((f, RowHash::Typed)),
+        Ok(f) => {
+            if savepoint {
+                client.batch_execute("RELEASE SAVEPOINT firedrill_hash").await?;
+            }
+            Ok((f, RowHash::Typed))
+        }
         // "could not identify an extended hash function for type ...": raised at the first
         // value of such a type, so usually at once.
-        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_FUNCTION) => Ok((
-            fingerprint_with(client, table, RowHash::Text).await?,
-            RowHash::Text,
-        )),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_FUNCTION) => {
+            if savepoint {
+                client
+                    .batch_execute("ROLLBACK TO SAVEPOINT firedrill_hash; RELEASE SAVEPOINT firedrill_hash")
+                    .await?;
+            }
+            Ok((fingerprint_with(client, table, RowHash::Text).await?, RowHash::Text))
+        }
         Err(e) => Err(e),
     }
 }

@@ -18,14 +18,14 @@ use crate::ledger::{self, WorkloadLog};
 use crate::measure::{self, ms};
 use crate::probe::{self, ProbeKind, ProbeSpec, ProbeState};
 use crate::report::*;
-use crate::scenario::{Cleanup, LoadedScenario, Recovery, Target};
+use crate::scenario::{Cleanup, DrillSpec, Fault, LoadedScenario, Recovery, Target};
 use crate::soc2;
 use crate::workload::{self, WriterSpec};
 
-/// A finished drill: its report, and the sandbox directory if the cleanup policy kept it.
+/// A finished drill: its report, and the sandbox directories the cleanup policy kept.
 pub struct Outcome {
     pub report: Report,
-    pub kept: Option<PathBuf>,
+    pub kept: Vec<PathBuf>,
 }
 
 /// Why the drill stopped early.
@@ -39,6 +39,9 @@ pub enum RunError {
     /// Interrupted before the target was up; whatever was built has been removed.
     #[error("aborted during setup; nothing was left running")]
     AbortedInSetup,
+    /// A scenario that did not come through [`crate::scenario::load`] or `parse`.
+    #[error("the scenario is neither a failover nor a restore drill; run `firedrill validate`")]
+    NotValidated,
 }
 
 const STATUS_EVERY: Duration = Duration::from_millis(250);
@@ -53,11 +56,114 @@ pub async fn run(
     cancel: watch::Receiver<bool>,
 ) -> Result<Outcome, RunError> {
     let s = &loaded.scenario;
+    let spec = s.drill().ok_or(RunError::NotValidated)?;
     let t0 = Instant::now();
     let started_at = SystemTime::now();
     let run_id = new_run_id(&loaded.sha256, started_at);
     let sink = EventSink::new(t0, reporter);
 
+    let ran = match spec {
+        DrillSpec::Failover { fault, recovery } => {
+            failover(loaded, fault, recovery, &sink, cancel, &run_id).await?
+        }
+        DrillSpec::Restore(r) => {
+            crate::restore::run(
+                crate::restore::Context {
+                    loaded,
+                    restore: r,
+                    sink: &sink,
+                    cancel,
+                    run_id: &run_id,
+                    started_at,
+                },
+            )
+            .await?
+        }
+    };
+
+    sink.emit(Event::Phase(Phase::Teardown));
+    let workload_on = s.workload.connections > 0 && ran.ledger_checked;
+    let targets = evaluate(&s.targets, &ran.measurements, workload_on);
+    let verdict = verdict(ran.aborted.is_some(), &targets);
+    let keep = match s.cleanup {
+        Cleanup::Always => false,
+        Cleanup::OnSuccess => verdict != Verdict::Pass,
+        Cleanup::Never => true,
+    };
+    let kept = (ran.teardown)(keep);
+    for dir in &kept {
+        sink.emit(Event::Setup(format!(
+            "kept {} (cleanup: {:?}); remove it when done",
+            dir.display(),
+            s.cleanup
+        )));
+    }
+
+    let report = Report {
+        format_version: REPORT_FORMAT_VERSION,
+        tool: Tool {
+            name: "firedrill".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+        run_id: run_id.clone(),
+        scenario: ScenarioRef {
+            name: s.name.clone(),
+            file: loaded.path.display().to_string(),
+            sha256: loaded.sha256.clone(),
+            description: s.description.clone(),
+            runbook: s.runbook.as_ref().map(|p| p.display().to_string()),
+        },
+        drill: match spec {
+            DrillSpec::Failover { .. } => DrillKind::Failover,
+            DrillSpec::Restore(_) => DrillKind::Restore,
+        },
+        controls: s.controls.iter().filter_map(|c| soc2::control(c)).collect(),
+        target: TargetRef {
+            kind: match s.target {
+                Target::PostgresSandbox(_) => "postgres-sandbox",
+                Target::Postgres(_) => "postgres",
+            }
+            .into(),
+            description: ran.description,
+        },
+        started_at: humantime::format_rfc3339_millis(started_at).to_string(),
+        finished_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        verdict,
+        abort_reason: ran.aborted,
+        steady_state: ran.steady,
+        measurements: ran.measurements,
+        targets,
+        timeline: sink.timeline(),
+        series: ran.series,
+        signer: None,
+        chain: None,
+    };
+    Ok(Outcome { report, kept })
+}
+
+/// What a drill of either kind hands back before teardown: the teardown waits for the verdict,
+/// since the cleanup policy may keep a failed drill's sandboxes.
+pub struct Ran<'a> {
+    pub description: String,
+    pub measurements: Measurements,
+    pub steady: Option<SteadyStateResult>,
+    pub series: Option<measure::ProbeSeries>,
+    pub aborted: Option<String>,
+    /// Whether the workload's ledger was read back (its integrity is then a target).
+    pub ledger_checked: bool,
+    /// Tears everything down; `true` keeps the sandbox directories, which it returns.
+    pub teardown: Box<dyn FnOnce(bool) -> Vec<PathBuf> + Send + 'a>,
+}
+
+async fn failover<'a>(
+    loaded: &'a LoadedScenario,
+    fault: &'a Fault,
+    recovery: &'a Recovery,
+    sink: &EventSink<'_>,
+    cancel: watch::Receiver<bool>,
+    run_id: &str,
+) -> Result<Ran<'a>, RunError> {
+    let s = &loaded.scenario;
     sink.emit(Event::Phase(Phase::Setup));
     let mut driver = {
         let progress = |m| sink.emit(Event::Setup(m));
@@ -91,10 +197,12 @@ pub async fn run(
 
     let mut drill = Drill {
         loaded,
-        sink: &sink,
+        fault,
+        recovery,
+        sink,
         driver: &mut driver,
         cancel,
-        run_id: run_id.clone(),
+        run_id: run_id.to_owned(),
         measurements: Measurements::default(),
         steady: None,
         series: None,
@@ -102,67 +210,22 @@ pub async fn run(
         pending_undo: Undo::Nothing,
     };
     let aborted = drill.run().await.err();
-    let (measurements, steady, drill_series) = (drill.measurements, drill.steady, drill.series);
-
-    sink.emit(Event::Phase(Phase::Teardown));
-    let workload_on = s.workload.connections > 0;
-    let targets = evaluate(&s.targets, &measurements, workload_on);
-    let verdict = verdict(aborted.is_some(), &targets);
-    let keep = match s.cleanup {
-        Cleanup::Always => false,
-        Cleanup::OnSuccess => verdict != Verdict::Pass,
-        Cleanup::Never => true,
-    };
-    let kept = driver.teardown(keep);
-    if let Some(dir) = &kept {
-        sink.emit(Event::Setup(format!(
-            "kept the sandbox at {} (cleanup: {:?}); remove it when done",
-            dir.display(),
-            s.cleanup
-        )));
-    }
-
-    let report = Report {
-        format_version: REPORT_FORMAT_VERSION,
-        tool: Tool {
-            name: "firedrill".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        },
-        run_id,
-        scenario: ScenarioRef {
-            name: s.name.clone(),
-            file: loaded.path.display().to_string(),
-            sha256: loaded.sha256.clone(),
-            description: s.description.clone(),
-            runbook: s.runbook.as_ref().map(|p| p.display().to_string()),
-        },
-        drill: DrillKind::Failover,
-        controls: s.controls.iter().filter_map(|c| soc2::control(c)).collect(),
-        target: TargetRef {
-            kind: match s.target {
-                Target::PostgresSandbox(_) => "postgres-sandbox",
-                Target::Postgres(_) => "postgres",
-            }
-            .into(),
-            description,
-        },
-        started_at: humantime::format_rfc3339_millis(started_at).to_string(),
-        finished_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-        verdict,
-        abort_reason: aborted.map(|a| a.0),
-        steady_state: steady,
+    let (measurements, steady, series) = (drill.measurements, drill.steady, drill.series);
+    Ok(Ran {
+        description,
         measurements,
-        targets,
-        timeline: sink.timeline(),
-        series: drill_series,
-        signer: None,
-        chain: None,
-    };
-    Ok(Outcome { report, kept })
+        steady,
+        series,
+        aborted: aborted.map(|a| a.0),
+        ledger_checked: true,
+        teardown: Box::new(move |keep| driver.teardown(keep).into_iter().collect()),
+    })
 }
 
 struct Drill<'a, 's> {
     loaded: &'a LoadedScenario,
+    fault: &'a Fault,
+    recovery: &'a Recovery,
     sink: &'a EventSink<'s>,
     driver: &'a mut Driver,
     cancel: watch::Receiver<bool>,
@@ -299,7 +362,7 @@ impl Drill<'_, '_> {
         let fault_at = t0.elapsed();
         self.fault_at = Some(fault_at);
         self.measurements.fault_at_ms = Some(ms(fault_at));
-        let injected = match self.driver.inject(&s.fault).await {
+        let injected = match self.driver.inject(self.fault).await {
             Ok(i) => i,
             Err(e) => return Err(Abort(format!("fault injection failed: {e}"))),
         };
@@ -316,7 +379,7 @@ impl Drill<'_, '_> {
         if let Some(d) = injected.ends_after {
             actions.push((fault_at + d, Action::EndFault));
         }
-        match &s.recovery {
+        match self.recovery {
             Recovery::Promote { after, .. } | Recovery::Command { after, .. } => {
                 actions.push((fault_at + after.get(), Action::Recover))
             }
@@ -336,7 +399,7 @@ impl Drill<'_, '_> {
                             .emit(Event::Warning(format!("ending the fault: {e}"))),
                     }
                 }
-                Action::Recover => match self.driver.recover(&s.recovery).await {
+                Action::Recover => match self.driver.recover(self.recovery).await {
                     Ok(Some(d)) => self.sink.emit(Event::RecoveryAction(d)),
                     Ok(None) => {}
                     // The system did not recover: the measurements will show it.

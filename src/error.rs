@@ -59,6 +59,9 @@ pub enum EnvError {
     Unreachable { what: String, reason: String },
     #[error("{0}")]
     Database(String),
+    /// The backup a restore drill names is missing or cannot give what the scenario asks.
+    #[error("backup: {0}")]
+    Backup(String),
 }
 
 fn log_suffix(log: &str) -> String {

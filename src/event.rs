@@ -15,6 +15,10 @@ pub enum Phase {
     Setup,
     SteadyState,
     Fault,
+    /// Restore drills: taking (or checking) the backup.
+    Backup,
+    /// Restore drills: restoring into a new sandbox until the first query.
+    Restore,
     Verify,
     Teardown,
 }
@@ -25,6 +29,8 @@ impl Phase {
             Phase::Setup => "setup",
             Phase::SteadyState => "steady state",
             Phase::Fault => "fault and recovery",
+            Phase::Backup => "backup",
+            Phase::Restore => "restore",
             Phase::Verify => "verify",
             Phase::Teardown => "teardown",
         }
@@ -52,6 +58,10 @@ pub enum Event {
         acknowledged_writes: u64,
     },
     Verified(String),
+    /// A step of a restore drill done (backup taken, restore finished), with its figures.
+    Step(String),
+    /// A check of a restore drill that failed, with its reason.
+    CheckFailed(String),
     Warning(String),
     Aborted(String),
 }
@@ -69,6 +79,8 @@ impl Event {
             Event::RecoveryFailed(_) => "recovery-failed",
             Event::Status { .. } => return None,
             Event::Verified(_) => "verified",
+            Event::Step(_) => "step",
+            Event::CheckFailed(_) => "check-failed",
             Event::Warning(_) => "warning",
             Event::Aborted(_) => "aborted",
         })
@@ -83,6 +95,8 @@ impl Event {
             | Event::RecoveryAction(s)
             | Event::RecoveryFailed(s)
             | Event::Verified(s)
+            | Event::Step(s)
+            | Event::CheckFailed(s)
             | Event::Warning(s)
             | Event::Aborted(s) => s.clone(),
             Event::SteadyState { met, detail } => {

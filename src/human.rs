@@ -126,7 +126,7 @@ pub fn summary(r: &Report) -> String {
     }
     let _ = writeln!(out);
     for (k, v) in crate::render::measurements(r) {
-        let _ = writeln!(out, "  {k:<30} {v}");
+        let _ = writeln!(out, "  {k:<40} {v}");
     }
     let m = &r.measurements;
     for o in &m.write_outages {
@@ -136,7 +136,7 @@ pub fn summary(r: &Report) -> String {
             .unwrap_or_else(|| "not recovered".into());
         let _ = writeln!(
             out,
-            "  {:<30} {length} from t={:.1} ms ({} failed probes)",
+            "  {:<40} {length} from t={:.1} ms ({} failed probes)",
             "Write outage", o.start_ms, o.failed_probes
         );
     }

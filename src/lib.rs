@@ -18,6 +18,7 @@ pub mod plan;
 pub mod probe;
 pub mod render;
 pub mod report;
+pub mod restore;
 pub mod scenario;
 pub mod signing;
 pub mod soc2;

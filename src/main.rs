@@ -342,6 +342,10 @@ fn run(
             eprintln!("error: {e}");
             return exit_code(EXIT_ENVIRONMENT);
         }
+        Err(e @ RunError::NotValidated) => {
+            eprintln!("error: {e}");
+            return exit_code(EXIT_INVALID);
+        }
     };
     let mut report = outcome.report;
     report.signer = signer.as_ref().map(|s| report::SignerRef {

@@ -3,7 +3,10 @@
 
 use std::fmt::Write as _;
 
-use crate::scenario::{Cleanup, Fault, Recovery, Replication, Scenario, Target};
+use crate::scenario::{
+    Backup, Cleanup, DrillSpec, DumpFormat, Fault, RecoveryTarget, Recovery, Replication, Restore,
+    Scenario, Target,
+};
 
 pub fn render(s: &Scenario) -> String {
     let mut out = String::new();
@@ -50,79 +53,13 @@ pub fn render(s: &Scenario) -> String {
             );
         }
     }
-    step(
-        &mut out,
-        format!(
-            "create tables {} and firedrill_probe if missing (side effect on the target's database)",
-            s.workload.table
-        ),
-    );
-    step(
-        &mut out,
-        format!(
-            "start {} writer connection(s) and write/read probes every {} (timeout {})",
-            s.workload.connections, s.probes.interval, s.probes.timeout
-        ),
-    );
-    let ss = &s.steady_state;
-    step(
-        &mut out,
-        format!(
-            "steady state for {}: probes at least {}% successful{}; otherwise abort, injecting nothing",
-            ss.duration,
-            ss.min_success_pct,
-            ss.max_p99_latency
-                .map(|p| format!(", write p99 at most {p}"))
-                .unwrap_or_default()
-        ),
-    );
-    let fault = match &s.fault {
-        Fault::Kill { node } => format!("FAULT: SIGKILL every process of {node}"),
-        Fault::Stop { node, mode } => {
-            format!(
-                "FAULT: stop {node} ({} shutdown)",
-                format!("{mode:?}").to_lowercase()
-            )
+    match s.drill() {
+        Some(DrillSpec::Failover { fault, recovery }) => {
+            failover_steps(s, fault, recovery, &mut |t| step(&mut out, t))
         }
-        Fault::Pause { node, duration } => {
-            format!("FAULT: SIGSTOP every process of {node}, SIGCONT after {duration}")
-        }
-        Fault::Command { run, undo, .. } => format!(
-            "FAULT: run `{}`{}",
-            run.join(" "),
-            undo.as_ref()
-                .map(|u| format!(" (undo on abort: `{}`)", u.join(" ")))
-                .unwrap_or_default()
-        ),
-    };
-    step(&mut out, fault);
-    match &s.recovery {
-        Recovery::Promote { node, after } => step(
-            &mut out,
-            format!("RECOVERY: {after} after the fault, promote {node} and repoint other standbys"),
-        ),
-        Recovery::Command { run, after, .. } => step(
-            &mut out,
-            format!("RECOVERY: {after} after the fault, run `{}`", run.join(" ")),
-        ),
-        Recovery::Wait => step(
-            &mut out,
-            "RECOVERY: none by firedrill; wait for the fault to end or an external controller"
-                .into(),
-        ),
+        Some(DrillSpec::Restore(r)) => restore_steps(s, r, &mut |t| step(&mut out, t)),
+        None => step(&mut out, "(not a valid drill: run `firedrill validate`)".into()),
     }
-    step(
-        &mut out,
-        format!(
-            "observe for {} after the fault; recovered = probes successful for {} in a row",
-            s.observe.duration, s.observe.stability
-        ),
-    );
-    step(
-        &mut out,
-        "stop the load; read the ledger back from the primary; count lost and in-doubt writes"
-            .into(),
-    );
     let cleanup = match (&s.target, s.cleanup) {
         (Target::Postgres(_), _) => {
             "leave the target as it is (ledger rows stay, tagged with the run id)"
@@ -149,5 +86,163 @@ pub fn render(s: &Scenario) -> String {
     if let Some(v) = t.min_availability_pct {
         let _ = writeln!(out, "  availability >= {v}%");
     }
+    if t.checksums.is_some() {
+        let _ = writeln!(out, "  checksums: every table equal to the source at the recovery point");
+    }
     out
+}
+
+fn failover_steps(s: &Scenario, fault: &Fault, recovery: &Recovery, step: &mut dyn FnMut(String)) {
+    step(
+        format!(
+            "create tables {} and firedrill_probe if missing (side effect on the target's database)",
+            s.workload.table
+        ),
+    );
+    step(
+        format!(
+            "start {} writer connection(s) and write/read probes every {} (timeout {})",
+            s.workload.connections, s.probes.interval, s.probes.timeout
+        ),
+    );
+    let ss = &s.steady_state;
+    step(
+        format!(
+            "steady state for {}: probes at least {}% successful{}; otherwise abort, injecting nothing",
+            ss.duration,
+            ss.min_success_pct,
+            ss.max_p99_latency
+                .map(|p| format!(", write p99 at most {p}"))
+                .unwrap_or_default()
+        ),
+    );
+    let fault = match fault {
+        Fault::Kill { node } => format!("FAULT: SIGKILL every process of {node}"),
+        Fault::Stop { node, mode } => {
+            format!(
+                "FAULT: stop {node} ({} shutdown)",
+                format!("{mode:?}").to_lowercase()
+            )
+        }
+        Fault::Pause { node, duration } => {
+            format!("FAULT: SIGSTOP every process of {node}, SIGCONT after {duration}")
+        }
+        Fault::Command { run, undo, .. } => format!(
+            "FAULT: run `{}`{}",
+            run.join(" "),
+            undo.as_ref()
+                .map(|u| format!(" (undo on abort: `{}`)", u.join(" ")))
+                .unwrap_or_default()
+        ),
+    };
+    step(fault);
+    match recovery {
+        Recovery::Promote { node, after } => step(
+            format!("RECOVERY: {after} after the fault, promote {node} and repoint other standbys"),
+        ),
+        Recovery::Command { run, after, .. } => step(
+            format!("RECOVERY: {after} after the fault, run `{}`", run.join(" ")),
+        ),
+        Recovery::Wait => step(
+            "RECOVERY: none by firedrill; wait for the fault to end or an external controller"
+                .into(),
+        ),
+    }
+    step(
+        format!(
+            "observe for {} after the fault; recovered = probes successful for {} in a row",
+            s.observe.duration, s.observe.stability
+        ),
+    );
+    step(
+        "stop the load; read the ledger back from the primary; count lost and in-doubt writes"
+            .into(),
+    );
+}
+
+fn restore_steps(s: &Scenario, r: &Restore, step: &mut dyn FnMut(String)) {
+    let sandbox = matches!(s.target, Target::PostgresSandbox(_));
+    if sandbox {
+        if r.seed.pgbench_scale > 0 {
+            step(format!(
+                "seed the source: pgbench -i -s {} ({} pgbench_accounts rows)",
+                r.seed.pgbench_scale,
+                r.seed.pgbench_scale as u64 * 100_000
+            ));
+        }
+        if !r.seed.sql.is_empty() {
+            step(format!("seed the source: run {} SQL statement(s)", r.seed.sql.len()));
+        }
+    }
+    if s.workload.connections > 0 && r.backup.takes(sandbox) {
+        step(format!(
+            "start {} writer connection(s) into {} (side effect on the source's database)",
+            s.workload.connections, s.workload.table
+        ));
+    }
+    let take = match &r.backup {
+        Backup::PgDump { path: Some(p), .. } | Backup::PgBasebackup { path: Some(p), .. } => {
+            format!("use the existing backup {}", p.display())
+        }
+        Backup::PgDump { format, jobs, .. } => format!(
+            "BACKUP: export a snapshot on the source and pg_dump ({} format{}) inside it",
+            format!("{format:?}").to_lowercase(),
+            if *format == DumpFormat::Directory { format!(", {jobs} jobs") } else { String::new() }
+        ),
+        Backup::PgBasebackup { .. } => {
+            "BACKUP: pg_basebackup (plain, WAL streamed) with WAL archiving on".into()
+        }
+        Backup::Pgbackrest { stanza, .. } if sandbox => format!(
+            "BACKUP: create pgBackRest stanza {stanza} in a temporary repository, archive WAL \
+             through it, take a full backup"
+        ),
+        Backup::Pgbackrest { stanza, config } => format!(
+            "use the latest backup of pgBackRest stanza {stanza} ({})",
+            config.as_ref().map(|c| c.display().to_string()).unwrap_or_default()
+        ),
+    };
+    step(take);
+    if r.backup.takes(sandbox) && r.backup.point_in_time() && s.workload.connections > 0 {
+        step(format!("keep writing for {} after the backup", r.write_after_backup));
+    }
+    if r.verify.backup {
+        step(
+            match r.backup {
+                Backup::PgDump { .. } => "verify the dump's table of contents (pg_restore --list)",
+                Backup::PgBasebackup { .. } => {
+                    "verify the backup (pg_verifybackup) and the WAL archive for gaps"
+                }
+                Backup::Pgbackrest { .. } => "verify the repository (pgbackrest verify)",
+            }
+            .into(),
+        );
+    }
+    let point = match &r.recovery_target {
+        RecoveryTarget::Latest => "the latest point".to_owned(),
+        RecoveryTarget::Time { at } => at.clone(),
+        RecoveryTarget::AfterBackup { offset } => format!("{offset} after the backup ended"),
+    };
+    step(format!(
+        "RESTORE into a new sandbox (own directory and 127.0.0.1 port, never the source) to {point}; \
+         time it until the first query"
+    ));
+    if r.verify.schema {
+        step("compare schemas: tables, columns, constraints, indexes, sequences".into());
+    }
+    if r.verify.checksums {
+        step("compare every table's row count and content checksum with the source at the \
+              recovery point; narrow differences to key ranges"
+            .into());
+    }
+    if s.workload.connections > 0 && r.backup.takes(sandbox) {
+        step("check the ledger: every write acknowledged before the recovery point present, \
+              none sent after it"
+            .into());
+    }
+    if r.verify.amcheck {
+        step("pg_amcheck --heapallindexed on the restored database".into());
+    }
+    for a in &r.verify.assertions {
+        step(format!("assert {}: {}", a.name, a.sql.trim()));
+    }
 }

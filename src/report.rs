@@ -151,6 +151,66 @@ pub struct Measurements {
     pub read_outages: Vec<Outage>,
     pub workload_writes_per_s: Option<f64>,
     pub latency: LatencyByPhase,
+    /// Restore drills: the backup, the restore and every check of the restored data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreResult>,
+}
+
+/// What a restore drill did and found. In a restore drill `rto_ms` is the time from the start of
+/// the restore to the first successful query on the restored database, and `rpo_ms` the age of
+/// the recovery point when the drill ran.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RestoreResult {
+    /// `pg-dump`, `pg-basebackup` or `pgbackrest`.
+    pub backup_kind: String,
+    /// Whether firedrill took the backup in this drill (else an existing one was restored).
+    pub backup_taken: bool,
+    /// Where the backup came from (a path or a stanza; never credentials).
+    pub backup_source: String,
+    pub backup_bytes: Option<u64>,
+    /// Time to take the backup, when firedrill took it.
+    pub backup_ms: Option<f64>,
+    /// The point the restored data stands for (UTC, RFC 3339).
+    pub recovery_point: Option<String>,
+    /// How the recovery point was chosen: `latest`, `time`, `after-backup`, `snapshot`.
+    pub recovery_target: String,
+    /// Time to restore (copy or load, and WAL recovery) until the cluster accepts writes.
+    pub restore_ms: Option<f64>,
+    /// Backup bytes per second of restore time, in MB/s.
+    pub throughput_mb_s: Option<f64>,
+    /// Every check run, in order; a failed one fails the `verification` target.
+    pub checks: Vec<Check>,
+    /// Per-table comparison with the source at the recovery point.
+    pub tables: Vec<TableResult>,
+    /// Tables whose row count or content checksum differ (or that exist on one side only);
+    /// `None` when the checksums were not computed.
+    pub tables_differing: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Check {
+    /// e.g. `restore`, `pg_verifybackup`, `wal archive`, `pg_amcheck`, `schema`, `assertion: NAME`.
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TableResult {
+    /// `schema.table`.
+    pub table: String,
+    pub source_rows: Option<i64>,
+    pub restored_rows: Option<i64>,
+    /// Source and restored fingerprints are equal.
+    pub matches: bool,
+    /// Where they differ: `missing in the restored copy`, key ranges, keys.
+    pub differences: Vec<String>,
+}
+
+impl RestoreResult {
+    pub fn failed_checks(&self) -> u64 {
+        self.checks.iter().filter(|c| !c.ok).count() as u64
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -169,13 +229,14 @@ pub struct ProbeLatency {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TargetResult {
-    /// `rto`, `rpo`, `max_lost_writes`, `min_availability_pct` or `integrity`.
+    /// `rto`, `rpo`, `max_lost_writes`, `min_availability_pct`, `integrity`, `checksums` or
+    /// `verification`.
     pub name: String,
     /// The limit, in the unit of `unit`.
     pub limit: f64,
     /// What was achieved, same unit; `None` when it could not be measured (a miss).
     pub achieved: Option<f64>,
-    /// `ms`, `writes`, `pct` or `failures`.
+    /// `ms`, `writes`, `pct`, `failures`, `tables` or `failed checks`.
     pub unit: String,
     pub met: bool,
 }
@@ -236,6 +297,14 @@ pub fn evaluate(targets: &Targets, m: &Measurements, workload: bool) -> Vec<Targ
         // Rows that were never written, or with the wrong content, fail any drill (PI1).
         limits.push(("integrity", 0.0));
     }
+    if targets.checksums.is_some() {
+        limits.push(("checksums", 0.0));
+    }
+    if m.restore.is_some() {
+        // A restore that failed, a damaged backup, corruption or a failed assertion fails any
+        // restore drill.
+        limits.push(("verification", 0.0));
+    }
     limits
         .into_iter()
         .filter_map(|(name, limit)| judge(name, limit, m))
@@ -251,6 +320,19 @@ pub fn judge(name: &str, limit: f64, m: &Measurements) -> Option<TargetResult> {
         "max_lost_writes" => (m.lost_writes.map(|l| l as f64), "writes", false),
         "min_availability_pct" => (m.availability_pct, "pct", true),
         "integrity" => (m.integrity_failures.map(|f| f as f64), "failures", false),
+        "checksums" => (
+            m.restore
+                .as_ref()
+                .and_then(|r| r.tables_differing)
+                .map(|t| t as f64),
+            "tables",
+            false,
+        ),
+        "verification" => (
+            m.restore.as_ref().map(|r| r.failed_checks() as f64),
+            "failed checks",
+            false,
+        ),
         _ => return None,
     };
     // Not measured is a miss: a drill proves only what it saw.
@@ -341,6 +423,7 @@ mod tests {
             rpo: Some(Dur::from_secs(0)),
             max_lost_writes: Some(0),
             min_availability_pct: Some(50.0),
+            checksums: None,
         };
         let m = Measurements {
             rto_ms: Some(2000.0),

@@ -73,6 +73,7 @@ pub async fn run_writer(
         let (c, stmt) = conn.as_ref().expect("connected above");
         seq += 1;
         let body = payload(&spec.run, client_id, seq);
+        let sent = t0.elapsed();
         let result = tokio::time::timeout(
             spec.timeout,
             c.execute(
@@ -86,12 +87,14 @@ pub async fn run_writer(
                 log.acks.push(Ack {
                     client: client_id,
                     seq,
+                    sent,
                     at: t0.elapsed(),
                 });
                 acked.fetch_add(1, Ordering::Relaxed);
             }
             _ => {
                 log.in_doubt.push((client_id, seq));
+                log.in_doubt_sent.push(sent);
                 conn = None;
             }
         }

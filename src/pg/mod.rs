@@ -2,3 +2,4 @@
 
 pub mod binaries;
 pub mod sandbox;
+pub mod tool;

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::{Client, NoTls};
 
 use super::binaries::PgBinaries;
+use super::tool::last_lines;
 use crate::error::EnvError;
 use crate::scenario::{Replication, StopMode};
 
@@ -75,56 +76,9 @@ impl Sandbox {
         config: SandboxConfig,
         progress: Progress<'_>,
     ) -> Result<Sandbox, EnvError> {
-        let mut builder = tempfile::Builder::new();
-        builder.prefix("firedrill-sandbox-");
-        let root = match &config.work_dir {
-            Some(dir) => builder.tempdir_in(dir),
-            None => builder.tempdir(),
-        }
-        .map_err(EnvError::io("cannot create the sandbox directory"))?;
-        let root_path = root.path().to_owned();
-        let mut sb = Sandbox {
-            root: Some(root),
-            root_path,
-            bins,
-            config,
-            nodes: Vec::new(),
-        };
-        std::fs::create_dir(sb.root_path.join("sock"))
-            .map_err(EnvError::io("cannot create the socket directory"))?;
-        std::fs::create_dir(sb.root_path.join("log"))
-            .map_err(EnvError::io("cannot create the log directory"))?;
-        sb.chown(&sb.root_path.clone())?;
-        sb.chown(&sb.root_path.join("sock"))?;
-
-        let primary_port = free_port()?;
-        let primary_dir = sb.root_path.join("primary");
-        progress(format!("initdb primary in {}", primary_dir.display()));
-        let initdb = sb.bins.program("initdb");
-        sb.run_tool(
-            "initdb",
-            Command::new(initdb).arg("-D").arg(&primary_dir).args([
-                "-U",
-                SUPERUSER,
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ]),
-        )?;
-        let conf = sb.base_conf(primary_port);
-        append(&primary_dir.join("postgresql.conf"), &conf)?;
-        sb.nodes.push(Node {
-            name: "primary".into(),
-            port: primary_port,
-            data_dir: primary_dir,
-            role: Role::Primary,
-            child: None,
-        });
-        sb.start(0).await?;
-        progress(format!("primary up on 127.0.0.1:{primary_port}"));
-
+        let mut sb = Sandbox::create(bins, config)?;
+        sb.init_primary(progress).await?;
+        let primary_port = sb.nodes[0].port;
         for i in 1..=sb.config.standbys {
             let name = format!("standby{i}");
             let port = free_port()?;
@@ -176,6 +130,164 @@ impl Sandbox {
             }
         ));
         Ok(sb)
+    }
+
+    /// An empty sandbox: its directory, socket and log directories, no node yet.
+    pub fn create(bins: PgBinaries, config: SandboxConfig) -> Result<Sandbox, EnvError> {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("firedrill-sandbox-");
+        let root = match &config.work_dir {
+            Some(dir) => builder.tempdir_in(dir),
+            None => builder.tempdir(),
+        }
+        .map_err(EnvError::io("cannot create the sandbox directory"))?;
+        let root_path = root.path().to_owned();
+        let sb = Sandbox {
+            root: Some(root),
+            root_path,
+            bins,
+            config,
+            nodes: Vec::new(),
+        };
+        std::fs::create_dir(sb.root_path.join("sock"))
+            .map_err(EnvError::io("cannot create the socket directory"))?;
+        std::fs::create_dir(sb.root_path.join("log"))
+            .map_err(EnvError::io("cannot create the log directory"))?;
+        sb.chown(&sb.root_path)?;
+        sb.chown(&sb.root_path.join("sock"))?;
+        Ok(sb)
+    }
+
+    /// initdb and start the primary.
+    pub async fn init_primary(&mut self, progress: Progress<'_>) -> Result<(), EnvError> {
+        let primary_port = free_port()?;
+        let primary_dir = self.root_path.join("primary");
+        progress(format!("initdb primary in {}", primary_dir.display()));
+        let initdb = self.bins.program("initdb");
+        self.run_tool(
+            "initdb",
+            Command::new(initdb).arg("-D").arg(&primary_dir).args([
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ]),
+        )?;
+        let conf = self.base_conf(primary_port);
+        append(&primary_dir.join("postgresql.conf"), &conf)?;
+        self.nodes.push(Node {
+            name: "primary".into(),
+            port: primary_port,
+            data_dir: primary_dir,
+            role: Role::Primary,
+            child: None,
+        });
+        self.start(0).await?;
+        progress(format!("primary up on 127.0.0.1:{primary_port}"));
+        Ok(())
+    }
+
+    /// Starts a node on a data directory someone else filled (a restored base backup) and
+    /// waits until it accepts connections. `extra_conf` is appended to its `postgresql.conf`
+    /// (recovery settings); WAL archiving is switched off, so a restored copy never writes
+    /// into its source's archive. The node becomes the sandbox's primary.
+    pub async fn start_restored(
+        &mut self,
+        name: &str,
+        data_dir: PathBuf,
+        extra_conf: &str,
+    ) -> Result<usize, EnvError> {
+        let port = free_port()?;
+        let mut conf = self.base_conf(port);
+        conf.push_str("archive_mode = off\n");
+        conf.push_str(extra_conf);
+        append(&data_dir.join("postgresql.conf"), &conf)?;
+        // A server refuses a data directory others can read; copies may have lost the mode.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(EnvError::io(format!("cannot chmod {}", data_dir.display())))?;
+        self.nodes.push(Node {
+            name: name.into(),
+            port,
+            data_dir,
+            role: Role::Primary,
+            child: None,
+        });
+        let idx = self.nodes.len() - 1;
+        self.start(idx).await?;
+        Ok(idx)
+    }
+
+    /// Waits until node `idx` has left recovery (reached its recovery target and promoted).
+    /// A server that stops instead (the target was never reached, WAL is missing) is an error
+    /// with the last lines of its log.
+    pub async fn wait_promoted(&mut self, idx: usize, deadline: Duration) -> Result<(), EnvError> {
+        let until = Instant::now() + deadline;
+        let log_path = self.log_path(&self.nodes[idx].name);
+        loop {
+            if let Some(Ok(Some(status))) = self.nodes[idx].child.as_mut().map(|c| c.try_wait()) {
+                self.nodes[idx].child = None;
+                self.nodes[idx].role = Role::Down;
+                return Err(EnvError::Command {
+                    what: format!("recovery of {}", self.nodes[idx].name),
+                    status: status.to_string(),
+                    log: tail(&log_path, 15),
+                });
+            }
+            if let Ok(c) = self.connect(idx).await
+                && let Ok(row) = c.query_one("select pg_is_in_recovery()", &[]).await
+                && !row.get::<_, bool>(0)
+            {
+                return Ok(());
+            }
+            if Instant::now() > until {
+                return Err(EnvError::Timeout {
+                    what: format!("recovery of {}", self.nodes[idx].name),
+                    waited: humantime::format_duration(deadline).to_string(),
+                    log: tail(&log_path, 15),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The uid/gid PostgreSQL runs as, when firedrill runs as root.
+    pub fn run_as(&self) -> Option<(u32, u32)> {
+        self.config.run_as
+    }
+
+    pub fn bins(&self) -> &PgBinaries {
+        &self.bins
+    }
+
+    /// The socket directory (for tools that connect over the Unix socket, e.g. pgBackRest).
+    pub fn socket_dir(&self) -> PathBuf {
+        self.root_path.join("sock")
+    }
+
+    /// The server log of a node, for messages.
+    pub fn log_tail(&self, node: &str, n: usize) -> String {
+        tail(&self.log_path(node), n)
+    }
+
+    /// Sets `path` (and, for a directory, everything under it) to the PostgreSQL user.
+    pub fn chown_tree(&self, path: &Path) -> Result<(), EnvError> {
+        if self.config.run_as.is_none() {
+            return Ok(());
+        }
+        self.chown(path)?;
+        if path.is_dir() {
+            for e in std::fs::read_dir(path)
+                .map_err(EnvError::io(format!("cannot list {}", path.display())))?
+            {
+                let e = e.map_err(EnvError::io(format!("cannot list {}", path.display())))?;
+                self.chown_tree(&e.path())?;
+            }
+        }
+        Ok(())
     }
 
     pub fn root(&self) -> &Path {
@@ -616,10 +728,6 @@ fn tail(path: &Path, n: usize) -> String {
         .unwrap_or_default()
 }
 
-fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
 
 /// A postmaster killed with SIGKILL leaves its System V shared memory segment behind; its id is
 /// on line 7 of `postmaster.pid`. Removing it (when nothing is attached) keeps repeated drills

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::table::pairs_html;
 use super::{
-    auditor_command, controls, escape_xml as e, events, facts, measurements, outages, targets,
+    auditor_command, checks, controls, escape_xml as e, tables, events, facts, measurements, outages, targets,
     timeline,
 };
 use crate::report::{Report, Verdict};
@@ -59,8 +59,18 @@ pub fn render(r: &Report) -> String {
         "</section>\n<section id=\"measurements\">\n<h2>Measurements</h2>"
     );
     pairs_html(&mut o, &measurements(r));
-    let _ = writeln!(o, "<h3>Write outages</h3>");
-    outages(r).html(&mut o, None);
+    match &r.measurements.restore {
+        Some(x) => {
+            let _ = writeln!(o, "<h3>Checks</h3>");
+            checks(x).html(&mut o, None);
+            let _ = writeln!(o, "<h3>Tables</h3>");
+            tables(x).html(&mut o, None);
+        }
+        None => {
+            let _ = writeln!(o, "<h3>Write outages</h3>");
+            outages(r).html(&mut o, None);
+        }
+    }
     let _ = writeln!(o, "</section>\n<section id=\"events\">\n<h2>Events</h2>");
     events(r).html(&mut o, None);
     let _ = writeln!(

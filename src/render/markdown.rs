@@ -3,7 +3,9 @@
 use std::fmt::Write;
 
 use super::table::pairs_markdown;
-use super::{auditor_command, controls, events, facts, measurements, outages, targets};
+use super::{
+    auditor_command, checks, controls, events, facts, measurements, outages, tables, targets,
+};
 use crate::report::Report;
 
 pub fn render(r: &Report) -> String {
@@ -24,8 +26,18 @@ pub fn render(r: &Report) -> String {
 
     let _ = writeln!(o, "\n## Measurements\n");
     pairs_markdown(&mut o, &measurements(r));
-    let _ = writeln!(o, "\n### Write outages\n");
-    outages(r).markdown(&mut o);
+    match &r.measurements.restore {
+        Some(x) => {
+            let _ = writeln!(o, "\n### Checks\n");
+            checks(x).markdown(&mut o);
+            let _ = writeln!(o, "\n### Tables\n");
+            tables(x).markdown(&mut o);
+        }
+        None => {
+            let _ = writeln!(o, "\n### Write outages\n");
+            outages(r).markdown(&mut o);
+        }
+    }
 
     let _ = writeln!(o, "\n## Timeline\n");
     events(r).markdown(&mut o);

@@ -10,7 +10,7 @@ pub mod prometheus;
 pub mod table;
 pub mod timeline;
 
-use crate::report::Report;
+use crate::report::{Report, RestoreResult};
 use table::{Cell, Table};
 
 /// The files written next to `report.json`, by name.
@@ -101,6 +101,119 @@ pub fn facts(r: &Report) -> Vec<(&'static str, String)> {
 
 /// Key measurements, label and value.
 pub fn measurements(r: &Report) -> Vec<(&'static str, String)> {
+    match &r.measurements.restore {
+        Some(restore) => restore_measurements(r, restore),
+        None => failover_measurements(r),
+    }
+}
+
+fn restore_measurements(r: &Report, x: &RestoreResult) -> Vec<(&'static str, String)> {
+    let m = &r.measurements;
+    let mut out = vec![
+        ("Restore RTO (to first query)", show_ms(m.rto_ms)),
+        ("Restore duration", show_ms(x.restore_ms)),
+        (
+            "Recovery point",
+            format!(
+                "{} ({})",
+                x.recovery_point.as_deref().unwrap_or("unknown"),
+                x.recovery_target
+            ),
+        ),
+        ("RPO exposure (recovery point age)", show_ms(m.rpo_ms)),
+        (
+            "Backup",
+            format!(
+                "{}{}: {}",
+                x.backup_kind,
+                if x.backup_taken { ", taken by this drill" } else { ", existing" },
+                x.backup_source
+            ),
+        ),
+        (
+            "Backup size",
+            x.backup_bytes
+                .map(|b| format!("{:.1} MB", b as f64 / 1e6))
+                .unwrap_or_else(|| "unknown".into()),
+        ),
+        ("Backup time", show_ms(x.backup_ms)),
+        (
+            "Restore throughput",
+            x.throughput_mb_s
+                .map(|t| format!("{t:.1} MB/s"))
+                .unwrap_or_else(|| "not measured".into()),
+        ),
+        (
+            "Tables compared",
+            match x.tables_differing {
+                Some(d) => format!("{} ({d} differing)", x.tables.len()),
+                None => "not compared".into(),
+            },
+        ),
+        (
+            "Checks failed",
+            format!("{} of {}", x.failed_checks(), x.checks.len()),
+        ),
+    ];
+    if m.lost_writes.is_some() {
+        out.push(("Acknowledged writes", m.acknowledged_writes.to_string()));
+        out.push((
+            "Lost writes (before the recovery point)",
+            m.lost_writes.unwrap_or(0).to_string(),
+        ));
+        out.push((
+            "Integrity failures",
+            m.integrity_failures.unwrap_or(0).to_string(),
+        ));
+    }
+    if !m.lost_examples.is_empty() {
+        out.push(("Lost writes (first)", m.lost_examples.join(", ")));
+    }
+    out
+}
+
+/// A restore drill's checks, in the order they ran.
+pub fn checks(x: &RestoreResult) -> Table {
+    let mut t = Table::new(
+        &[("Check", false), ("Result", false), ("Detail", false)],
+        "No check ran.",
+    );
+    for c in &x.checks {
+        t.row(vec![
+            c.name.as_str().into(),
+            Cell::alarm(if c.ok { "ok" } else { "FAILED" }, !c.ok),
+            c.detail.as_str().into(),
+        ]);
+    }
+    t
+}
+
+/// A restore drill's per-table comparison with the source.
+pub fn tables(x: &RestoreResult) -> Table {
+    let mut t = Table::new(
+        &[
+            ("Table", false),
+            ("Source rows", true),
+            ("Restored rows", true),
+            ("Checksum", false),
+            ("Differences", false),
+        ],
+        "No table was compared.",
+    );
+    let rows = |n: Option<i64>| n.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
+    for tr in &x.tables {
+        t.row(vec![
+            tr.table.as_str().into(),
+            rows(tr.source_rows).into(),
+            rows(tr.restored_rows).into(),
+            Cell::alarm(if tr.matches { "match" } else { "DIFFERS" }, !tr.matches),
+            tr.differences.join("; ").into(),
+        ]);
+    }
+    t
+}
+
+fn failover_measurements(r: &Report) -> Vec<(&'static str, String)> {
     let m = &r.measurements;
     let mut out = vec![
         ("RTO (write)", show_ms(m.rto_ms)),

@@ -49,9 +49,10 @@ fn phase_colour(label: &str) -> &'static str {
         "steady state" => "#b7d7f0",
         "fault and recovery" => "#f6c7b6",
         "verify" => "#c9e7c1",
+        "backup" => "#f3e3b5",
+        "restore" => "#e8dcf2",
         "teardown" => "#e5e5e5",
-        // Restore drills name their own phases.
-        _ => "#e8dcf2",
+        _ => "#eeeeee",
     }
 }
 

@@ -5,6 +5,7 @@ pub mod duration;
 mod locate;
 pub mod model;
 pub mod validate;
+mod validate_restore;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -11,7 +11,7 @@ pub struct Problem {
     pub message: String,
 }
 
-fn problem(path: &str, message: impl Into<String>) -> Problem {
+pub(super) fn problem(path: &str, message: impl Into<String>) -> Problem {
     Problem {
         path: path.to_owned(),
         message: message.into(),
@@ -60,9 +60,18 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
         }
     }
 
-    check_target_and_fault(s, &mut out);
-    check_timing(s, &mut out);
-    check_targets(&s.targets, &mut out);
+    match s.drill() {
+        Some(DrillSpec::Failover { fault, recovery }) => {
+            check_target_and_fault(s, fault, recovery, &mut out);
+            check_timing(s, fault, recovery, &mut out);
+            check_failover_targets(&s.targets, &mut out);
+        }
+        Some(DrillSpec::Restore(r)) => {
+            super::validate_restore::check(s, r, &mut out);
+        }
+        None => out.push(drill_kind_problem(s)),
+    }
+    check_target_common(s, &mut out);
 
     if s.workload.connections > 256 {
         out.push(problem(
@@ -86,31 +95,34 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
     out
 }
 
-fn check_target_and_fault(s: &Scenario, out: &mut Vec<Problem>) {
+/// A scenario that is neither kind of drill, or both.
+fn drill_kind_problem(s: &Scenario) -> Problem {
+    match (&s.fault, &s.recovery, &s.restore) {
+        (_, _, Some(_)) => problem(
+            "restore",
+            "a scenario is a failover drill (`fault` and `recovery`) or a restore drill \
+             (`restore`), not both",
+        ),
+        (Some(_), None, None) => problem(
+            "recovery",
+            "missing: a failover drill needs `recovery` (promote, wait or command)",
+        ),
+        (None, Some(_), None) => problem(
+            "fault",
+            "missing: a failover drill needs `fault` (kill, stop, pause or command)",
+        ),
+        _ => problem(
+            "fault",
+            "missing: a failover drill needs `fault` and `recovery`; a restore drill needs \
+             `restore`",
+        ),
+    }
+}
+
+/// Checks on the target that hold for every kind of drill.
+fn check_target_common(s: &Scenario, out: &mut Vec<Problem>) {
     match &s.target {
         Target::PostgresSandbox(spec) => {
-            if spec.standbys == 0 || spec.standbys > 8 {
-                out.push(problem("target.standbys", "a sandbox has 1 to 8 standbys"));
-            }
-            let nodes = sandbox_nodes(spec.standbys);
-            let known = |n: &str| nodes.iter().any(|k| k == n);
-            if let Some(node) = s.fault.node()
-                && !known(node)
-            {
-                out.push(problem(
-                    "fault.node",
-                    format!(
-                        "unknown node {node:?}; this sandbox has {}",
-                        nodes.join(", ")
-                    ),
-                ));
-            }
-            if let Fault::Command { .. } = s.fault {
-                out.push(problem(
-                    "fault.type",
-                    "a `command` fault is for `postgres` targets; the sandbox takes kill, stop or pause",
-                ));
-            }
             for key in spec.settings.keys() {
                 if RESERVED_SETTINGS.contains(&key.as_str()) {
                     out.push(problem(
@@ -118,39 +130,6 @@ fn check_target_and_fault(s: &Scenario, out: &mut Vec<Problem>) {
                         format!("{key} is managed by the sandbox and cannot be set"),
                     ));
                 }
-            }
-            match &s.recovery {
-                Recovery::Promote { node, .. } => {
-                    if !node.starts_with("standby") || !known(node) {
-                        out.push(problem(
-                            "recovery.node",
-                            format!(
-                                "cannot promote {node:?}; promote one of the standbys: {}",
-                                nodes[1..].join(", ")
-                            ),
-                        ));
-                    } else if s.fault.node() == Some(node.as_str()) {
-                        out.push(problem(
-                            "recovery.node",
-                            format!("{node} is the node the fault takes down"),
-                        ));
-                    }
-                }
-                Recovery::Wait => {
-                    if matches!(s.fault, Fault::Kill { .. } | Fault::Stop { .. })
-                        && s.fault.node() == Some("primary")
-                    {
-                        out.push(problem(
-                            "recovery.type",
-                            "nothing would recover the sandbox after the primary goes down: \
-                             use `type: promote` with a standby",
-                        ));
-                    }
-                }
-                Recovery::Command { .. } => out.push(problem(
-                    "recovery.type",
-                    "a `command` recovery is for `postgres` targets; the sandbox takes promote or wait",
-                )),
             }
         }
         Target::Postgres(spec) => {
@@ -165,7 +144,71 @@ fn check_target_and_fault(s: &Scenario, out: &mut Vec<Problem>) {
                     "must name an environment variable (letters, digits, `_`), not hold the DSN itself",
                 ));
             }
-            match &s.fault {
+        }
+    }
+}
+
+fn check_target_and_fault(s: &Scenario, fault: &Fault, recovery: &Recovery, out: &mut Vec<Problem>) {
+    match &s.target {
+        Target::PostgresSandbox(spec) => {
+            if spec.standbys == 0 || spec.standbys > 8 {
+                out.push(problem("target.standbys", "a sandbox has 1 to 8 standbys"));
+            }
+            let nodes = sandbox_nodes(spec.standbys);
+            let known = |n: &str| nodes.iter().any(|k| k == n);
+            if let Some(node) = fault.node()
+                && !known(node)
+            {
+                out.push(problem(
+                    "fault.node",
+                    format!(
+                        "unknown node {node:?}; this sandbox has {}",
+                        nodes.join(", ")
+                    ),
+                ));
+            }
+            if let Fault::Command { .. } = fault {
+                out.push(problem(
+                    "fault.type",
+                    "a `command` fault is for `postgres` targets; the sandbox takes kill, stop or pause",
+                ));
+            }
+            match recovery {
+                Recovery::Promote { node, .. } => {
+                    if !node.starts_with("standby") || !known(node) {
+                        out.push(problem(
+                            "recovery.node",
+                            format!(
+                                "cannot promote {node:?}; promote one of the standbys: {}",
+                                nodes[1..].join(", ")
+                            ),
+                        ));
+                    } else if fault.node() == Some(node.as_str()) {
+                        out.push(problem(
+                            "recovery.node",
+                            format!("{node} is the node the fault takes down"),
+                        ));
+                    }
+                }
+                Recovery::Wait => {
+                    if matches!(fault, Fault::Kill { .. } | Fault::Stop { .. })
+                        && fault.node() == Some("primary")
+                    {
+                        out.push(problem(
+                            "recovery.type",
+                            "nothing would recover the sandbox after the primary goes down: \
+                             use `type: promote` with a standby",
+                        ));
+                    }
+                }
+                Recovery::Command { .. } => out.push(problem(
+                    "recovery.type",
+                    "a `command` recovery is for `postgres` targets; the sandbox takes promote or wait",
+                )),
+            }
+        }
+        Target::Postgres(_) => {
+            match fault {
                 Fault::Command { run, .. } => check_argv("fault.run", run, out),
                 other => out.push(problem(
                     "fault.type",
@@ -175,7 +218,7 @@ fn check_target_and_fault(s: &Scenario, out: &mut Vec<Problem>) {
                     ),
                 )),
             }
-            match &s.recovery {
+            match recovery {
                 Recovery::Command { run, .. } => check_argv("recovery.run", run, out),
                 Recovery::Wait => {}
                 Recovery::Promote { .. } => out.push(problem(
@@ -196,9 +239,11 @@ const RESERVED_SETTINGS: &[&str] = &[
     "primary_conninfo",
     "synchronous_standby_names",
     "hot_standby",
+    "archive_mode",
+    "archive_command",
 ];
 
-fn check_argv(path: &str, run: &[String], out: &mut Vec<Problem>) {
+pub(super) fn check_argv(path: &str, run: &[String], out: &mut Vec<Problem>) {
     if run.is_empty() || run[0].is_empty() {
         out.push(problem(
             path,
@@ -207,7 +252,7 @@ fn check_argv(path: &str, run: &[String], out: &mut Vec<Problem>) {
     }
 }
 
-fn check_timing(s: &Scenario, out: &mut Vec<Problem>) {
+fn check_timing(s: &Scenario, fault: &Fault, recovery: &Recovery, out: &mut Vec<Problem>) {
     let p = &s.probes;
     if p.interval.get() < Dur::from_millis(1).get() {
         out.push(problem("probes.interval", "must be at least 1ms"));
@@ -234,7 +279,7 @@ fn check_timing(s: &Scenario, out: &mut Vec<Problem>) {
             ),
         ));
     }
-    let recovery_after = match &s.recovery {
+    let recovery_after = match recovery {
         Recovery::Promote { after, .. } | Recovery::Command { after, .. } => Some(*after),
         Recovery::Wait => None,
     };
@@ -249,7 +294,7 @@ fn check_timing(s: &Scenario, out: &mut Vec<Problem>) {
             ),
         ));
     }
-    if let Fault::Pause { duration, .. } = &s.fault
+    if let Fault::Pause { duration, .. } = fault
         && duration.get() + obs.stability.get() >= obs.duration.get()
     {
         out.push(problem(
@@ -262,7 +307,14 @@ fn check_timing(s: &Scenario, out: &mut Vec<Problem>) {
     }
 }
 
-fn check_targets(t: &Targets, out: &mut Vec<Problem>) {
+fn check_failover_targets(t: &Targets, out: &mut Vec<Problem>) {
+    if t.checksums.is_some() {
+        out.push(problem(
+            "targets.checksums",
+            "checksums are proven by restore drills; a failover drill proves its data with the \
+             write ledger (max_lost_writes)",
+        ));
+    }
     if t.rto.is_none()
         && t.rpo.is_none()
         && t.max_lost_writes.is_none()
@@ -284,7 +336,7 @@ fn check_targets(t: &Targets, out: &mut Vec<Problem>) {
     }
 }
 
-fn is_identifier(s: &str) -> bool {
+pub(super) fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')

@@ -82,10 +82,12 @@ async fn lossy_failover_reports_exactly_the_k_writes_the_standby_never_received(
         }
     };
     for seq in 1..=BEFORE {
+        let sent = t0.elapsed();
         insert(seq).await;
         log.acks.push(Ack {
             client: 0,
             seq,
+            sent,
             at: t0.elapsed(),
         });
     }
@@ -112,10 +114,12 @@ async fn lossy_failover_reports_exactly_the_k_writes_the_standby_never_received(
     wait_for(&primary, "select count(*) = 0 from pg_stat_replication").await;
 
     for seq in BEFORE + 1..=BEFORE + K {
+        let sent = t0.elapsed();
         insert(seq).await;
         log.acks.push(Ack {
             client: 0,
             seq,
+            sent,
             at: t0.elapsed(),
         });
     }

@@ -1,0 +1,794 @@
+//! Restore drills: take (or pick) a backup of the target's database, restore it into a new
+//! sandbox that is never the source, and prove the restored data against the source's state at
+//! the recovery point: backup integrity, schema, per-table checksums, the workload's ledger,
+//! `pg_amcheck` and the scenario's own assertions. Each step is timed in the timeline.
+//!
+//! How each backup kind knows the source's state at its recovery point (the README explains it
+//! too): a dump is taken inside a snapshot firedrill exports and keeps open, and the source is
+//! checksummed in that same snapshot; a physical restore to the latest point is compared after
+//! firedrill's workload has stopped and the last WAL is archived (the sandbox source is then
+//! quiescent); a restore to a point in time under live writes is checked write by write against
+//! the ledger (every write acknowledged before the point present, none sent after it), and the
+//! other tables, which nothing wrote, by checksum.
+//!
+//! Boundary: the drill's flow and its findings. The backup tools are driven by [`backup`], the
+//! schema read by [`schema`], the WAL archive checked by [`wal`].
+
+mod backup;
+pub mod schema;
+pub mod wal;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_postgres::{Client, Config, NoTls};
+
+use crate::checksum::{self, NarrowLimits, TableName};
+use crate::driver::Driver;
+use crate::engine::{Ran, RunError};
+use crate::error::EnvError;
+use crate::event::{Event, EventSink, Phase};
+use crate::ledger::{self, WorkloadLog};
+use crate::measure::ms;
+use crate::pg::binaries::{self, PgBinaries};
+use crate::pg::sandbox::{Sandbox, SandboxConfig, describe_pg_error};
+use crate::pg::tool::ToolError;
+use crate::report::{Check, Measurements, RestoreResult, TableResult};
+use crate::scenario::{Backup, LoadedScenario, RecoveryTarget, Replication, Restore, Target};
+use crate::workload::{self, WriterSpec};
+
+/// Longest wait for a restored cluster to finish WAL recovery, and for the last WAL to be
+/// archived.
+const RECOVERY_DEADLINE: Duration = Duration::from_secs(600);
+const ARCHIVE_DEADLINE: Duration = Duration::from_secs(60);
+
+pub struct Context<'a, 's> {
+    pub loaded: &'a LoadedScenario,
+    pub restore: &'a Restore,
+    pub sink: &'a EventSink<'s>,
+    pub cancel: watch::Receiver<bool>,
+    pub run_id: &'a str,
+    pub started_at: SystemTime,
+}
+
+/// Why the drill stopped early: Ctrl-C or SIGTERM.
+struct Interrupted;
+
+impl From<ToolError> for Finding {
+    fn from(e: ToolError) -> Finding {
+        match e {
+            ToolError::Cancelled => Finding::Interrupted,
+            ToolError::Env(e) => Finding::Failed(e.to_string()),
+        }
+    }
+}
+
+/// A step that did not succeed: a finding for the report, or an interruption.
+enum Finding {
+    Failed(String),
+    Interrupted,
+}
+
+impl From<EnvError> for Finding {
+    fn from(e: EnvError) -> Finding {
+        Finding::Failed(e.to_string())
+    }
+}
+
+impl From<tokio_postgres::Error> for Finding {
+    fn from(e: tokio_postgres::Error) -> Finding {
+        Finding::Failed(describe_pg_error(&e))
+    }
+}
+
+/// The backup, once taken or found: what to restore and where the source stood.
+pub(crate) struct Taken {
+    /// The dump file or directory, the base backup directory, or the pgBackRest repository.
+    pub path: PathBuf,
+    /// How the backup is named in the report (a path or a stanza).
+    pub source: String,
+    pub bytes: Option<u64>,
+    /// The recovery point, when known before the restore (UTC, RFC 3339).
+    pub point: Option<String>,
+    /// The recovery point on the drill clock, as an interval (see [`ledger::check_point`]).
+    pub point_on_clock: Option<(Duration, Duration)>,
+    /// `recovery_target_time` to restore to, for point-in-time kinds.
+    pub target_time: Option<String>,
+    /// A client on the source inside the dump's exported snapshot, for exact checksums.
+    pub snapshot: Option<Client>,
+}
+
+pub async fn run<'a>(cx: Context<'a, '_>) -> Result<Ran<'a>, RunError> {
+    let s = &cx.loaded.scenario;
+    let r = cx.restore;
+    let sink = cx.sink;
+    sink.emit(Event::Phase(Phase::Setup));
+    let sandbox_source = matches!(s.target, Target::PostgresSandbox(_));
+    backup::preflight(r, &cx.loaded.path, sandbox_source, &mut cx.cancel.clone()).await?;
+
+    let restored_config = restored_sandbox_config(s, r)?;
+    let bins = PgBinaries::locate(restored_bin_dir(s, r))?;
+    let ws = Workspace::create(restored_config.work_dir.as_deref(), restored_config.run_as)?;
+    let target = backup::source_target(&s.target, r, &ws);
+
+    let driver = {
+        let progress = |m| sink.emit(Event::Setup(m));
+        let build = Driver::build(&target, &progress);
+        let mut cancel = cx.cancel.clone();
+        tokio::select! {
+            d = build => d?,
+            _ = cancel.wait_for(|c| *c) => return Err(RunError::AbortedInSetup),
+        }
+    };
+    let description = format!(
+        "{}; restored from {} into a new local sandbox",
+        driver.describe(),
+        r.backup.kind()
+    );
+    sink.emit(Event::Setup(description.clone()));
+
+    let mut drill = RestoreDrill {
+        cx,
+        bins,
+        restored_config,
+        ws,
+        driver,
+        restored: None,
+        m: Measurements::default(),
+        result: RestoreResult {
+            backup_kind: r.backup.kind().into(),
+            backup_taken: r.backup.takes(sandbox_source),
+            recovery_target: match (&r.backup, &r.recovery_target) {
+                (Backup::PgDump { .. }, _) => "snapshot".into(),
+                (_, RecoveryTarget::Latest) => "latest".into(),
+                (_, RecoveryTarget::Time { .. }) => "time".into(),
+                (_, RecoveryTarget::AfterBackup { .. }) => "after-backup".into(),
+            },
+            ..Default::default()
+        },
+        ledger_checked: false,
+    };
+    let aborted = match drill.run().await {
+        Ok(()) => None,
+        Err(Interrupted) => {
+            drill.cx.sink.emit(Event::Aborted(
+                "interrupted (Ctrl-C or SIGTERM); tearing down".into(),
+            ));
+            Some("interrupted (Ctrl-C or SIGTERM)".to_owned())
+        }
+    };
+    let RestoreDrill {
+        mut driver,
+        mut restored,
+        ws,
+        mut m,
+        result,
+        ledger_checked,
+        ..
+    } = drill;
+    m.restore = Some(result);
+    Ok(Ran {
+        description,
+        measurements: m,
+        steady: None,
+        series: None,
+        aborted,
+        ledger_checked,
+        teardown: Box::new(move |keep| {
+            let mut kept = Vec::new();
+            if let Some(sb) = restored.as_mut() {
+                kept.extend(sb.teardown(keep));
+            }
+            kept.extend(driver.teardown(keep));
+            kept.extend(ws.close(keep));
+            kept
+        }),
+    })
+}
+
+/// The drill's own directory: the backup, the WAL archive, pgBackRest's repository and logs.
+pub(crate) struct Workspace {
+    dir: Option<tempfile::TempDir>,
+    pub path: PathBuf,
+    pub run_as: Option<(u32, u32)>,
+}
+
+impl Workspace {
+    fn create(parent: Option<&Path>, run_as: Option<(u32, u32)>) -> Result<Workspace, EnvError> {
+        let mut b = tempfile::Builder::new();
+        b.prefix("firedrill-restore-");
+        let dir = match parent {
+            Some(p) => b.tempdir_in(p),
+            None => b.tempdir(),
+        }
+        .map_err(EnvError::io("cannot create the restore drill's directory"))?;
+        let path = dir.path().to_owned();
+        let ws = Workspace {
+            dir: Some(dir),
+            path,
+            run_as,
+        };
+        // PostgreSQL's archiver and pgBackRest write here as the PostgreSQL user.
+        for sub in ["", "archive"] {
+            let p = ws.path.join(sub);
+            if !sub.is_empty() {
+                std::fs::create_dir(&p).map_err(EnvError::io(format!(
+                    "cannot create {}",
+                    p.display()
+                )))?;
+            }
+            ws.chown(&p)?;
+        }
+        Ok(ws)
+    }
+
+    pub fn archive(&self) -> PathBuf {
+        self.path.join("archive")
+    }
+
+    pub fn chown(&self, p: &Path) -> Result<(), EnvError> {
+        if let Some((uid, gid)) = self.run_as {
+            std::os::unix::fs::chown(p, Some(uid), Some(gid))
+                .map_err(EnvError::io(format!("cannot chown {}", p.display())))?;
+        }
+        Ok(())
+    }
+
+    fn close(mut self, keep: bool) -> Option<PathBuf> {
+        match self.dir.take() {
+            Some(d) if keep => Some(d.keep()),
+            Some(d) => {
+                let _ = d.close();
+                None
+            }
+            None => None,
+        }
+    }
+}
+
+fn restored_bin_dir<'s>(s: &'s crate::scenario::Scenario, r: &'s Restore) -> Option<&'s Path> {
+    r.sandbox.bin_dir.as_deref().or(match &s.target {
+        Target::PostgresSandbox(t) => t.bin_dir.as_deref(),
+        Target::Postgres(_) => None,
+    })
+}
+
+fn restored_sandbox_config(
+    s: &crate::scenario::Scenario,
+    r: &Restore,
+) -> Result<SandboxConfig, EnvError> {
+    let (run_as, work_dir) = match &s.target {
+        Target::PostgresSandbox(t) => (
+            r.sandbox.run_as.clone().or(t.run_as.clone()),
+            r.sandbox.work_dir.clone().or(t.work_dir.clone()),
+        ),
+        Target::Postgres(_) => (r.sandbox.run_as.clone(), r.sandbox.work_dir.clone()),
+    };
+    Ok(SandboxConfig {
+        standbys: 0,
+        replication: Replication::Async,
+        settings: r.sandbox.settings.clone(),
+        work_dir,
+        run_as: binaries::run_as(run_as.as_deref())?,
+    })
+}
+
+/// The writers of the ledger workload, running against the source while the backup is taken.
+struct Writers {
+    stop: watch::Sender<bool>,
+    handles: Vec<JoinHandle<WorkloadLog>>,
+    acked: Arc<AtomicU64>,
+    started: Duration,
+}
+
+impl Writers {
+    async fn stop(self, sink: &EventSink<'_>) -> (WorkloadLog, Duration) {
+        let _ = self.stop.send(true);
+        let mut log = WorkloadLog::default();
+        for h in self.handles {
+            match h.await {
+                Ok(l) => log.merge(l),
+                Err(e) => sink.emit(Event::Warning(format!(
+                    "a writer stopped early: {e}; its acknowledged writes are not counted"
+                ))),
+            }
+        }
+        (log, sink.t0.elapsed().saturating_sub(self.started))
+    }
+}
+
+struct RestoreDrill<'a, 's> {
+    cx: Context<'a, 's>,
+    bins: PgBinaries,
+    restored_config: SandboxConfig,
+    ws: Workspace,
+    driver: Driver,
+    restored: Option<Sandbox>,
+    m: Measurements,
+    result: RestoreResult,
+    ledger_checked: bool,
+}
+
+impl RestoreDrill<'_, '_> {
+    fn emit(&self, e: Event) {
+        self.cx.sink.emit(e);
+    }
+
+    /// Records a check and shows it.
+    fn check(&mut self, name: &str, ok: bool, detail: String) {
+        self.emit(if ok {
+            Event::Verified(format!("{name}: {detail}"))
+        } else {
+            Event::CheckFailed(format!("{name}: {detail}"))
+        });
+        self.result.checks.push(Check {
+            name: name.into(),
+            ok,
+            detail,
+        });
+    }
+
+    fn interrupted(&self) -> bool {
+        *self.cx.cancel.borrow()
+    }
+
+    async fn run(&mut self) -> Result<(), Interrupted> {
+        let s = &self.cx.loaded.scenario;
+        let r = self.cx.restore;
+        let sandbox_source = matches!(s.target, Target::PostgresSandbox(_));
+        let source_config = self.driver.client_config(Duration::from_secs(10));
+
+        if sandbox_source {
+            match self.seed(&source_config).await {
+                Ok(()) => {}
+                Err(Finding::Interrupted) => return Err(Interrupted),
+                Err(Finding::Failed(e)) => {
+                    self.check("seed", false, e);
+                    return Ok(());
+                }
+            }
+        }
+
+        // Backup.
+        self.emit(Event::Phase(Phase::Backup));
+        let workload_on = s.workload.connections > 0 && r.backup.takes(sandbox_source);
+        let writers = if workload_on {
+            match self.start_writers(&source_config).await {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    self.check("workload", false, e);
+                    return Ok(());
+                }
+            }
+        } else {
+            None
+        };
+        let t0 = self.cx.sink.t0;
+        if writers.is_some() {
+            // Writes acknowledged before the backup, so that the ledger check has some to find.
+            let warm_up = r.write_after_backup.get().min(Duration::from_secs(1));
+            let mut cancel = self.cx.cancel.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(warm_up) => {}
+                _ = cancel.wait_for(|c| *c) => {}
+            }
+        }
+        let taken = backup::take(self, &source_config, writers).await;
+        let (taken, log) = match taken {
+            Ok(pair) => pair,
+            Err(Finding::Interrupted) => return Err(Interrupted),
+            Err(Finding::Failed(e)) => {
+                self.check("backup", false, e);
+                return Ok(());
+            }
+        };
+        self.result.backup_source = taken.source.clone();
+        self.result.backup_bytes = taken.bytes;
+        if let Some(log) = &log {
+            self.m.acknowledged_writes = log.acks.len() as u64;
+            self.m.in_doubt_writes = log.in_doubt.len() as u64;
+        }
+        if r.verify.backup {
+            match backup::verify(self, &taken).await {
+                Ok(()) => {}
+                Err(Finding::Interrupted) => return Err(Interrupted),
+                Err(Finding::Failed(e)) => self.check("backup verification", false, e),
+            }
+        }
+        if self.interrupted() {
+            return Err(Interrupted);
+        }
+
+        // Restore.
+        self.emit(Event::Phase(Phase::Restore));
+        let started = t0.elapsed();
+        let restored_at = match backup::restore(self, &taken).await {
+            Ok(idx) => idx,
+            Err(Finding::Interrupted) => return Err(Interrupted),
+            Err(Finding::Failed(e)) => {
+                self.check("restore", false, e);
+                return Ok(());
+            }
+        };
+        let restore_done = t0.elapsed();
+        let restored_db = database_of(&source_config);
+        let restored_client = match self.first_query(restored_at, &restored_db).await {
+            Ok(c) => c,
+            Err(Finding::Interrupted) => return Err(Interrupted),
+            Err(Finding::Failed(e)) => {
+                self.check("restore", false, format!("no query succeeded: {e}"));
+                return Ok(());
+            }
+        };
+        let first_query = t0.elapsed();
+        let restore_ms = ms(restore_done - started);
+        self.result.restore_ms = Some(restore_ms);
+        self.m.rto_ms = Some(ms(first_query - started));
+        self.result.throughput_mb_s = taken
+            .bytes
+            .filter(|_| restore_ms > 0.0)
+            .map(|b| b as f64 / 1e6 / (restore_ms / 1000.0));
+        let point = match &taken.point {
+            Some(p) => Some(p.clone()),
+            None => last_replayed(&restored_client).await,
+        };
+        if let Some(p) = &point
+            && let Ok(at) = humantime::parse_rfc3339_weak(p.trim_end_matches('Z'))
+        {
+            self.m.rpo_ms = Some(ms(SystemTime::now()
+                .duration_since(at)
+                .unwrap_or_default()));
+        }
+        self.result.recovery_point = point;
+        self.check(
+            "restore",
+            true,
+            format!(
+                "restored in {:.1} s, first query after {:.1} s{}",
+                restore_ms / 1000.0,
+                ms(first_query - started) / 1000.0,
+                self.result
+                    .throughput_mb_s
+                    .map(|t| format!(" ({t:.1} MB/s of backup)"))
+                    .unwrap_or_default()
+            ),
+        );
+
+        // Verify.
+        self.emit(Event::Phase(Phase::Verify));
+        let source = match &taken.snapshot {
+            Some(_) => None,
+            None => match connect(&source_config).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    self.check("source", false, format!("cannot connect: {e}"));
+                    return Ok(());
+                }
+            },
+        };
+        let source = taken.snapshot.as_ref().or(source.as_ref()).expect("one of them");
+        if r.verify.schema {
+            self.compare_schema(source, &restored_client).await;
+        }
+        if r.verify.checksums {
+            // After a restore to a point while the workload wrote on, the ledger moved past
+            // the point; it is checked write by write below instead.
+            let moving = match (&r.recovery_target, taken.snapshot.is_some()) {
+                (RecoveryTarget::Latest, _) | (_, true) => None,
+                _ if workload_on => Some(TableName {
+                    schema: "public".into(),
+                    name: s.workload.table.clone(),
+                }),
+                _ => None,
+            };
+            self.compare_tables(source, &restored_client, moving.as_ref())
+                .await;
+        }
+        if let (Some(log), Some((lo, hi))) = (&log, taken.point_on_clock) {
+            self.check_ledger(&restored_client, log, lo, hi).await;
+        }
+        if self.interrupted() {
+            return Err(Interrupted);
+        }
+        if r.verify.amcheck {
+            let port = self.restored.as_ref().map(|sb| sb.nodes[restored_at].port);
+            if let Some(port) = port {
+                match backup::amcheck(self, port, &restored_db).await {
+                    Ok(detail) => self.check("pg_amcheck", true, detail),
+                    Err(Finding::Interrupted) => return Err(Interrupted),
+                    Err(Finding::Failed(e)) => self.check("pg_amcheck", false, e),
+                }
+            }
+        }
+        for a in &r.verify.assertions {
+            let (ok, detail) = match restored_client.query_opt(a.sql.as_str(), &[]).await {
+                Ok(Some(row)) => match row.try_get::<_, Option<bool>>(0) {
+                    Ok(Some(true)) => (true, "true".to_owned()),
+                    Ok(Some(false)) => (false, "returned false".to_owned()),
+                    Ok(None) => (false, "returned null".to_owned()),
+                    Err(_) => (false, "its first column is not a boolean".to_owned()),
+                },
+                Ok(None) => (false, "returned no row".to_owned()),
+                Err(e) => (false, describe_pg_error(&e)),
+            };
+            self.check(&format!("assertion {}", a.name), ok, detail);
+        }
+        Ok(())
+    }
+
+    async fn seed(&mut self, source: &Config) -> Result<(), Finding> {
+        let r = self.cx.restore;
+        let s = &self.cx.loaded.scenario;
+        let started = Instant::now();
+        if r.seed.pgbench_scale > 0 {
+            backup::pgbench_init(self, source, r.seed.pgbench_scale).await?;
+        }
+        let client = connect(source).await.map_err(Finding::Failed)?;
+        for sql in &r.seed.sql {
+            client.batch_execute(sql).await?;
+        }
+        if s.workload.connections > 0 {
+            workload::prepare(&client, &s.workload.table).await?;
+        }
+        self.emit(Event::Setup(format!(
+            "seeded the source (pgbench scale {}, {} SQL statement(s)) in {:.1} s",
+            r.seed.pgbench_scale,
+            r.seed.sql.len(),
+            started.elapsed().as_secs_f64()
+        )));
+        Ok(())
+    }
+
+    async fn start_writers(&self, source: &Config) -> Result<Writers, String> {
+        let s = &self.cx.loaded.scenario;
+        let client = connect(source).await?;
+        workload::prepare(&client, &s.workload.table)
+            .await
+            .map_err(|e| describe_pg_error(&e))?;
+        let (stop, stop_rx) = watch::channel(false);
+        let acked = Arc::new(AtomicU64::new(0));
+        let mut config = source.clone();
+        config.connect_timeout(s.workload.timeout.get());
+        let spec = Arc::new(WriterSpec {
+            config,
+            table: s.workload.table.clone(),
+            run: self.cx.run_id.to_owned(),
+            timeout: s.workload.timeout.get(),
+        });
+        let handles = (0..s.workload.connections as u32)
+            .map(|id| {
+                tokio::spawn(workload::run_writer(
+                    spec.clone(),
+                    id,
+                    self.cx.sink.t0,
+                    stop_rx.clone(),
+                    acked.clone(),
+                ))
+            })
+            .collect();
+        self.emit(Event::Setup(format!(
+            "{} writer(s) writing into {}",
+            s.workload.connections, s.workload.table
+        )));
+        Ok(Writers {
+            stop,
+            handles,
+            acked,
+            started: self.cx.sink.t0.elapsed(),
+        })
+    }
+
+    /// Waits until a query succeeds on the restored database: the restore RTO ends here.
+    async fn first_query(&mut self, idx: usize, db: &str) -> Result<Client, Finding> {
+        let sb = self.restored.as_ref().expect("restored above");
+        let mut config = sb.client_config(Duration::from_secs(5));
+        config.dbname(db);
+        let port = sb.nodes[idx].port;
+        let mut one = tokio_postgres::Config::new();
+        one.host("127.0.0.1")
+            .port(port)
+            .user(crate::pg::sandbox::SUPERUSER)
+            .dbname(db)
+            .connect_timeout(Duration::from_secs(5));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if self.interrupted() {
+                return Err(Finding::Interrupted);
+            }
+            let attempt = async {
+                let (c, conn) = one.connect(NoTls).await?;
+                tokio::spawn(conn);
+                c.simple_query("select 1").await?;
+                Ok::<_, tokio_postgres::Error>(c)
+            }
+            .await;
+            match attempt {
+                Ok(c) => return Ok(c),
+                Err(e) if Instant::now() > deadline => return Err(e.into()),
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    }
+
+    async fn compare_schema(&mut self, source: &Client, restored: &Client) {
+        let defs = async {
+            Ok::<_, tokio_postgres::Error>((
+                schema::definitions(source).await?,
+                schema::definitions(restored).await?,
+            ))
+        }
+        .await;
+        match defs {
+            Ok((a, b)) => {
+                let diff = schema::diff(&a, &b);
+                if diff.is_empty() {
+                    self.check("schema", true, format!("{} definitions equal", a.len()));
+                } else {
+                    let mut detail = format!("{} difference(s): ", diff.len());
+                    detail.push_str(&diff.iter().take(10).cloned().collect::<Vec<_>>().join("; "));
+                    self.check("schema", false, detail);
+                }
+            }
+            Err(e) => self.check("schema", false, describe_pg_error(&e)),
+        }
+    }
+
+    async fn compare_tables(&mut self, source: &Client, restored: &Client, skip: Option<&TableName>) {
+        let started = Instant::now();
+        let checks = match checksum::compare(source, restored, NarrowLimits::default()).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.check("checksums", false, describe_pg_error(&e));
+                return;
+            }
+        };
+        let mut differing = 0;
+        for c in checks {
+            if Some(&c.table) == skip {
+                continue;
+            }
+            let differences: Vec<String> = match &c.difference {
+                None => Vec::new(),
+                Some(checksum::Difference::MissingInRestored) => {
+                    vec!["missing in the restored copy".into()]
+                }
+                Some(checksum::Difference::OnlyInRestored) => {
+                    vec!["only in the restored copy".into()]
+                }
+                Some(checksum::Difference::Content {
+                    source_rows,
+                    restored_rows,
+                    ranges,
+                }) => {
+                    let mut d = vec![format!(
+                        "content differs ({source_rows} rows in the source, {restored_rows} restored)"
+                    )];
+                    d.extend(ranges.iter().take(50).map(|r| r.to_string()));
+                    d
+                }
+            };
+            if !differences.is_empty() {
+                differing += 1;
+            }
+            self.result.tables.push(TableResult {
+                table: c.table.to_string(),
+                source_rows: c.source.as_ref().map(|f| f.rows),
+                restored_rows: c.restored.as_ref().map(|f| f.rows),
+                matches: differences.is_empty(),
+                differences,
+            });
+        }
+        self.result.tables_differing = Some(differing);
+        let rows: i64 = self
+            .result
+            .tables
+            .iter()
+            .filter_map(|t| t.source_rows)
+            .sum();
+        let n = self.result.tables.len();
+        if differing == 0 {
+            self.emit(Event::Verified(format!(
+                "checksums: {n} tables, {rows} rows equal to the source{} ({:.1} s)",
+                skip.map(|t| format!(" ({t} checked by its ledger)"))
+                    .unwrap_or_default(),
+                started.elapsed().as_secs_f64()
+            )));
+        } else {
+            let named: Vec<String> = self
+                .result
+                .tables
+                .iter()
+                .filter(|t| !t.matches)
+                .map(|t| format!("{}: {}", t.table, t.differences.join(", ")))
+                .collect();
+            self.emit(Event::CheckFailed(format!(
+                "checksums: {differing} of {n} tables differ: {}",
+                named.join("; ")
+            )));
+        }
+    }
+
+    async fn check_ledger(&mut self, restored: &Client, log: &WorkloadLog, lo: Duration, hi: Duration) {
+        let s = &self.cx.loaded.scenario;
+        let rows = match workload::read_back(restored, &s.workload.table, self.cx.run_id).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                self.check("ledger", false, describe_pg_error(&e));
+                return;
+            }
+        };
+        let c = ledger::check_point(log, &rows, self.cx.run_id, lo, hi);
+        self.ledger_checked = true;
+        self.m.lost_writes = Some(c.missing);
+        self.m.lost_examples = c.missing_examples.clone();
+        self.m.integrity_failures = Some(c.integrity_failures + c.present_after);
+        self.m.in_doubt_present = None;
+        let ok = c.missing == 0 && c.present_after == 0 && c.integrity_failures == 0;
+        let mut detail = format!(
+            "{} writes acknowledged before the recovery point, {} missing; {} sent after it, {} \
+             present; {} in flight across it",
+            c.before, c.missing, c.after, c.present_after, c.across
+        );
+        if !c.missing_examples.is_empty() {
+            detail.push_str(&format!("; missing: {}", c.missing_examples.join(", ")));
+        }
+        if !c.present_after_examples.is_empty() {
+            detail.push_str(&format!(
+                "; present after the point: {}",
+                c.present_after_examples.join(", ")
+            ));
+        }
+        if c.integrity_failures > 0 {
+            detail.push_str(&format!("; {} rows no writer wrote", c.integrity_failures));
+        }
+        self.check("ledger", ok, detail);
+    }
+}
+
+pub(crate) async fn connect(config: &Config) -> Result<Client, String> {
+    let (c, conn) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| describe_pg_error(&e))?;
+    tokio::spawn(conn);
+    Ok(c)
+}
+
+pub(crate) fn database_of(config: &Config) -> String {
+    config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or("postgres")
+        .to_owned()
+}
+
+/// The commit time of the last transaction a restored cluster replayed: its recovery point
+/// when the backup does not name one.
+async fn last_replayed(c: &Client) -> Option<String> {
+    c.query_one(
+        "select to_char(pg_last_xact_replay_timestamp() at time zone 'UTC', \
+         'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+        &[],
+    )
+    .await
+    .ok()?
+    .get(0)
+}
+
+/// Total size in bytes of a file or a directory tree.
+pub(crate) fn size_of(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if meta.is_dir() {
+        std::fs::read_dir(path)
+            .map(|entries| entries.flatten().map(|e| size_of(&e.path())).sum())
+            .unwrap_or(0)
+    } else {
+        meta.len()
+    }
+}

@@ -1,0 +1,209 @@
+//! Semantic checks on a restore drill (`restore:`), pure like the rest of validation: which
+//! backup kinds fit which target, which recovery targets a backup kind can reach, and whether
+//! the checksums a scenario asks for can be exact.
+
+use super::model::*;
+use super::validate::{Problem, problem};
+
+pub(super) fn check(s: &Scenario, r: &Restore, out: &mut Vec<Problem>) {
+    let sandbox = matches!(s.target, Target::PostgresSandbox(_));
+    if let Target::PostgresSandbox(spec) = &s.target
+        && spec.standbys > 8
+    {
+        out.push(problem("target.standbys", "a sandbox has 0 to 8 standbys"));
+    }
+
+    match &r.backup {
+        Backup::PgDump { jobs, path, .. } => {
+            if *jobs == 0 || *jobs > 64 {
+                out.push(problem("restore.backup.jobs", "must be between 1 and 64"));
+            }
+            if sandbox && path.is_some() {
+                out.push(problem(
+                    "restore.backup.path",
+                    "an existing dump belongs to a `postgres` target; on a sandbox firedrill \
+                     takes the dump of the data it seeds",
+                ));
+            }
+        }
+        Backup::PgBasebackup { path, wal_archive } => {
+            if sandbox && (path.is_some() || wal_archive.is_some()) {
+                out.push(problem(
+                    if path.is_some() {
+                        "restore.backup.path"
+                    } else {
+                        "restore.backup.wal_archive"
+                    },
+                    "on a sandbox firedrill takes the base backup and keeps the WAL archive \
+                     itself; an existing backup belongs to a `postgres` target",
+                ));
+            }
+            if !sandbox && path.is_none() {
+                out.push(problem(
+                    "restore.backup.path",
+                    "for a `postgres` target give the base backup directory to restore \
+                     (firedrill does not reconfigure an existing server's WAL archiving)",
+                ));
+            }
+        }
+        Backup::Pgbackrest { stanza, config } => {
+            if stanza.is_empty()
+                || !stanza
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                out.push(problem(
+                    "restore.backup.stanza",
+                    "a stanza name uses letters, digits, `-`, `_` and `.`",
+                ));
+            }
+            if sandbox && config.is_some() {
+                out.push(problem(
+                    "restore.backup.config",
+                    "on a sandbox firedrill writes the pgBackRest configuration itself",
+                ));
+            }
+            if !sandbox && config.is_none() {
+                out.push(problem(
+                    "restore.backup.config",
+                    "for a `postgres` target name the pgBackRest configuration of its repository",
+                ));
+            }
+        }
+    }
+
+    match &r.recovery_target {
+        RecoveryTarget::Latest => {}
+        RecoveryTarget::Time { at } => {
+            if !r.backup.point_in_time() {
+                out.push(problem(
+                    "restore.recovery_target.type",
+                    "a dump restores to the instant it was taken; a point in time needs \
+                     pg-basebackup or pgbackrest",
+                ));
+            }
+            if humantime::parse_rfc3339_weak(at).is_err() {
+                out.push(problem(
+                    "restore.recovery_target.at",
+                    format!("{at:?} is not a time; write RFC 3339, e.g. 2026-11-20T03:00:00Z"),
+                ));
+            } else if !at.ends_with('Z') {
+                out.push(problem(
+                    "restore.recovery_target.at",
+                    "give the time in UTC, ending in `Z` (e.g. 2026-11-20T03:00:00Z)",
+                ));
+            }
+        }
+        RecoveryTarget::AfterBackup { offset } => {
+            if !r.backup.point_in_time() {
+                out.push(problem(
+                    "restore.recovery_target.type",
+                    "a dump restores to the instant it was taken; a point in time needs \
+                     pg-basebackup or pgbackrest",
+                ));
+            }
+            if !r.backup.takes(sandbox) {
+                out.push(problem(
+                    "restore.recovery_target.type",
+                    "`after-backup` needs a backup firedrill takes; for an existing backup use \
+                     `type: time`",
+                ));
+            }
+            if offset.get() >= r.write_after_backup.get() {
+                out.push(problem(
+                    "restore.recovery_target.offset",
+                    format!(
+                        "the recovery point ({offset} after the backup) must fall while the \
+                         workload still writes (write_after_backup: {})",
+                        r.write_after_backup
+                    ),
+                ));
+            }
+            if s.workload.connections == 0 {
+                out.push(problem(
+                    "workload.connections",
+                    "a point-in-time restore under live writes needs the workload (at least 1)",
+                ));
+            }
+        }
+    }
+
+    if r.write_after_backup.get() > std::time::Duration::from_secs(3600) {
+        out.push(problem("restore.write_after_backup", "at most 1h"));
+    }
+
+    let v = &r.verify;
+    let exact_source = r.backup.takes(sandbox) || v.source_quiescent;
+    if s.targets.checksums.is_some() && !v.checksums {
+        out.push(problem(
+            "targets.checksums",
+            "a checksum target needs `restore.verify.checksums: true`",
+        ));
+    }
+    if v.checksums && !exact_source {
+        out.push(problem(
+            "restore.verify.source_quiescent",
+            "the source may have changed since this existing backup was taken, so checksums \
+             against it would not be exact: set `source_quiescent: true` if nothing writes to \
+             it, or `checksums: false`",
+        ));
+    }
+    for (i, a) in v.assertions.iter().enumerate() {
+        if a.name.trim().is_empty() {
+            out.push(problem(
+                &format!("restore.verify.assertions[{i}].name"),
+                "name the assertion",
+            ));
+        }
+        if a.sql.trim().is_empty() {
+            out.push(problem(
+                &format!("restore.verify.assertions[{i}].sql"),
+                "give the query; it must return one row whose first column is true",
+            ));
+        }
+    }
+    for key in r.sandbox.settings.keys() {
+        if RESERVED.contains(&key.as_str()) {
+            out.push(problem(
+                &format!("restore.sandbox.settings.{key}"),
+                format!("{key} is set by the restore and cannot be set"),
+            ));
+        }
+    }
+    let t = &s.targets;
+    if t.max_lost_writes.is_some() && !(r.backup.takes(sandbox) && s.workload.connections > 0) {
+        out.push(problem(
+            "targets.max_lost_writes",
+            "lost writes are counted by firedrill's workload on a backup it takes: needs a \
+             sandbox (or a backup firedrill takes) and workload.connections > 0",
+        ));
+    }
+    if t.min_availability_pct.is_some() {
+        out.push(problem(
+            "targets.min_availability_pct",
+            "availability is measured by failover drills; a restore drill states rto, rpo, \
+             checksums or max_lost_writes",
+        ));
+    }
+    if t.rto.is_none() && t.rpo.is_none() && t.checksums.is_none() && t.max_lost_writes.is_none()
+    {
+        out.push(problem(
+            "targets",
+            "state at least one target (rto, rpo, checksums, max_lost_writes): a drill must say \
+             what it proves",
+        ));
+    }
+}
+
+/// Settings the restore writes itself.
+const RESERVED: &[&str] = &[
+    "port",
+    "listen_addresses",
+    "unix_socket_directories",
+    "archive_mode",
+    "archive_command",
+    "restore_command",
+    "recovery_target",
+    "recovery_target_time",
+    "recovery_target_action",
+];
