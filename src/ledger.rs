@@ -114,7 +114,7 @@ pub fn check(log: &WorkloadLog, rows: &[Row], run: &str, fault_at: Duration) -> 
 /// took a snapshot). Every write acknowledged before `lo` committed before the point and must
 /// be present; every write sent after `hi` committed after it and must be absent; a write in
 /// flight across the point may be either.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PointCheck {
     /// Acknowledged before the point: must all be present.
     pub before: u64,

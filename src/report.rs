@@ -185,6 +185,10 @@ pub struct RestoreResult {
     /// Tables whose row count or content checksum differ (or that exist on one side only);
     /// `None` when the checksums were not computed.
     pub tables_differing: Option<u64>,
+    /// The workload's writes against the recovery point, when firedrill wrote while it took
+    /// the backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<crate::ledger::PointCheck>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -746,6 +746,7 @@ impl RestoreDrill<'_, '_> {
             detail.push_str(&format!("; {} rows no writer wrote", c.integrity_failures));
         }
         self.check("ledger", ok, detail);
+        self.result.ledger = Some(c);
     }
 }
 

@@ -60,6 +60,7 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
         }
     }
 
+    check_target_common(s, &mut out);
     match s.drill() {
         Some(DrillSpec::Failover { fault, recovery }) => {
             check_target_and_fault(s, fault, recovery, &mut out);
@@ -71,7 +72,6 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
         }
         None => out.push(drill_kind_problem(s)),
     }
-    check_target_common(s, &mut out);
 
     if s.workload.connections > 256 {
         out.push(problem(

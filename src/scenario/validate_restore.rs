@@ -82,6 +82,13 @@ pub(super) fn check(s: &Scenario, r: &Restore, out: &mut Vec<Problem>) {
                      pg-basebackup or pgbackrest",
                 ));
             }
+            if r.backup.takes(sandbox) {
+                out.push(problem(
+                    "restore.recovery_target.type",
+                    "a fixed time lies before a backup this drill takes; use `type: after-backup` \
+                     (or `latest`), or restore an existing backup",
+                ));
+            }
             if humantime::parse_rfc3339_weak(at).is_err() {
                 out.push(problem(
                     "restore.recovery_target.at",
@@ -133,7 +140,8 @@ pub(super) fn check(s: &Scenario, r: &Restore, out: &mut Vec<Problem>) {
     }
 
     let v = &r.verify;
-    let exact_source = r.backup.takes(sandbox) || v.source_quiescent;
+    // On a sandbox an existing backup is already refused above.
+    let exact_source = sandbox || r.backup.takes(sandbox) || v.source_quiescent;
     if s.targets.checksums.is_some() && !v.checksums {
         out.push(problem(
             "targets.checksums",
