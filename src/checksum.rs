@@ -127,7 +127,9 @@ pub async fn fingerprint(
     match fingerprint_with(client, table, RowHash::Typed).await {
         Ok(f) => {
             if savepoint {
-                client.batch_execute("RELEASE SAVEPOINT firedrill_hash").await?;
+                client
+                    .batch_execute("RELEASE SAVEPOINT firedrill_hash")
+                    .await?;
             }
             Ok((f, RowHash::Typed))
         }
@@ -136,10 +138,15 @@ pub async fn fingerprint(
         Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_FUNCTION) => {
             if savepoint {
                 client
-                    .batch_execute("ROLLBACK TO SAVEPOINT firedrill_hash; RELEASE SAVEPOINT firedrill_hash")
+                    .batch_execute(
+                        "ROLLBACK TO SAVEPOINT firedrill_hash; RELEASE SAVEPOINT firedrill_hash",
+                    )
                     .await?;
             }
-            Ok((fingerprint_with(client, table, RowHash::Text).await?, RowHash::Text))
+            Ok((
+                fingerprint_with(client, table, RowHash::Text).await?,
+                RowHash::Text,
+            ))
         }
         Err(e) => Err(e),
     }

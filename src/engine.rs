@@ -67,16 +67,14 @@ pub async fn run(
             failover(loaded, fault, recovery, &sink, cancel, &run_id).await?
         }
         DrillSpec::Restore(r) => {
-            crate::restore::run(
-                crate::restore::Context {
-                    loaded,
-                    restore: r,
-                    sink: &sink,
-                    cancel,
-                    run_id: &run_id,
-                    started_at,
-                },
-            )
+            crate::restore::run(crate::restore::Context {
+                loaded,
+                restore: r,
+                sink: &sink,
+                cancel,
+                run_id: &run_id,
+                started_at,
+            })
             .await?
         }
     };

@@ -219,11 +219,26 @@ mod tests {
             in_doubt_sent: vec![Duration::from_millis(800)],
         };
         let ok = [row(0, 1), row(0, 2), row(0, 3)];
-        let c = check_point(&log, &ok, "r", Duration::from_millis(500), Duration::from_millis(510));
-        assert_eq!((c.before, c.missing, c.after, c.present_after, c.across), (2, 0, 3, 0, 1));
+        let c = check_point(
+            &log,
+            &ok,
+            "r",
+            Duration::from_millis(500),
+            Duration::from_millis(510),
+        );
+        assert_eq!(
+            (c.before, c.missing, c.after, c.present_after, c.across),
+            (2, 0, 3, 0, 1)
+        );
         // The restore stopped early (0,2 missing) and another went past the point (0,4, 1/1).
         let bad = [row(0, 1), row(0, 4), row(1, 1), row(9, 9)];
-        let c = check_point(&log, &bad, "r", Duration::from_millis(500), Duration::from_millis(510));
+        let c = check_point(
+            &log,
+            &bad,
+            "r",
+            Duration::from_millis(500),
+            Duration::from_millis(510),
+        );
         assert_eq!(c.missing_examples, vec!["0/2"]);
         assert_eq!(c.present_after_examples, vec!["0/4", "1/1"]);
         assert_eq!(c.integrity_failures, 1);

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::scenario::{
-    Backup, Cleanup, DrillSpec, DumpFormat, Fault, RecoveryTarget, Recovery, Replication, Restore,
+    Backup, Cleanup, DrillSpec, DumpFormat, Fault, Recovery, RecoveryTarget, Replication, Restore,
     Scenario, Target,
 };
 
@@ -58,7 +58,10 @@ pub fn render(s: &Scenario) -> String {
             failover_steps(s, fault, recovery, &mut |t| step(&mut out, t))
         }
         Some(DrillSpec::Restore(r)) => restore_steps(s, r, &mut |t| step(&mut out, t)),
-        None => step(&mut out, "(not a valid drill: run `firedrill validate`)".into()),
+        None => step(
+            &mut out,
+            "(not a valid drill: run `firedrill validate`)".into(),
+        ),
     }
     let cleanup = match (&s.target, s.cleanup) {
         (Target::Postgres(_), _) => {
@@ -87,35 +90,32 @@ pub fn render(s: &Scenario) -> String {
         let _ = writeln!(out, "  availability >= {v}%");
     }
     if t.checksums.is_some() {
-        let _ = writeln!(out, "  checksums: every table equal to the source at the recovery point");
+        let _ = writeln!(
+            out,
+            "  checksums: every table equal to the source at the recovery point"
+        );
     }
     out
 }
 
 fn failover_steps(s: &Scenario, fault: &Fault, recovery: &Recovery, step: &mut dyn FnMut(String)) {
-    step(
-        format!(
-            "create tables {} and firedrill_probe if missing (side effect on the target's database)",
-            s.workload.table
-        ),
-    );
-    step(
-        format!(
-            "start {} writer connection(s) and write/read probes every {} (timeout {})",
-            s.workload.connections, s.probes.interval, s.probes.timeout
-        ),
-    );
+    step(format!(
+        "create tables {} and firedrill_probe if missing (side effect on the target's database)",
+        s.workload.table
+    ));
+    step(format!(
+        "start {} writer connection(s) and write/read probes every {} (timeout {})",
+        s.workload.connections, s.probes.interval, s.probes.timeout
+    ));
     let ss = &s.steady_state;
-    step(
-        format!(
-            "steady state for {}: probes at least {}% successful{}; otherwise abort, injecting nothing",
-            ss.duration,
-            ss.min_success_pct,
-            ss.max_p99_latency
-                .map(|p| format!(", write p99 at most {p}"))
-                .unwrap_or_default()
-        ),
-    );
+    step(format!(
+        "steady state for {}: probes at least {}% successful{}; otherwise abort, injecting nothing",
+        ss.duration,
+        ss.min_success_pct,
+        ss.max_p99_latency
+            .map(|p| format!(", write p99 at most {p}"))
+            .unwrap_or_default()
+    ));
     let fault = match fault {
         Fault::Kill { node } => format!("FAULT: SIGKILL every process of {node}"),
         Fault::Stop { node, mode } => {
@@ -137,23 +137,22 @@ fn failover_steps(s: &Scenario, fault: &Fault, recovery: &Recovery, step: &mut d
     };
     step(fault);
     match recovery {
-        Recovery::Promote { node, after } => step(
-            format!("RECOVERY: {after} after the fault, promote {node} and repoint other standbys"),
-        ),
-        Recovery::Command { run, after, .. } => step(
-            format!("RECOVERY: {after} after the fault, run `{}`", run.join(" ")),
-        ),
+        Recovery::Promote { node, after } => step(format!(
+            "RECOVERY: {after} after the fault, promote {node} and repoint other standbys"
+        )),
+        Recovery::Command { run, after, .. } => step(format!(
+            "RECOVERY: {after} after the fault, run `{}`",
+            run.join(" ")
+        )),
         Recovery::Wait => step(
             "RECOVERY: none by firedrill; wait for the fault to end or an external controller"
                 .into(),
         ),
     }
-    step(
-        format!(
-            "observe for {} after the fault; recovered = probes successful for {} in a row",
-            s.observe.duration, s.observe.stability
-        ),
-    );
+    step(format!(
+        "observe for {} after the fault; recovered = probes successful for {} in a row",
+        s.observe.duration, s.observe.stability
+    ));
     step(
         "stop the load; read the ledger back from the primary; count lost and in-doubt writes"
             .into(),
@@ -171,7 +170,10 @@ fn restore_steps(s: &Scenario, r: &Restore, step: &mut dyn FnMut(String)) {
             ));
         }
         if !r.seed.sql.is_empty() {
-            step(format!("seed the source: run {} SQL statement(s)", r.seed.sql.len()));
+            step(format!(
+                "seed the source: run {} SQL statement(s)",
+                r.seed.sql.len()
+            ));
         }
     }
     if s.workload.connections > 0 && r.backup.takes(sandbox) {
@@ -187,7 +189,11 @@ fn restore_steps(s: &Scenario, r: &Restore, step: &mut dyn FnMut(String)) {
         Backup::PgDump { format, jobs, .. } => format!(
             "BACKUP: export a snapshot on the source and pg_dump ({} format{}) inside it",
             format!("{format:?}").to_lowercase(),
-            if *format == DumpFormat::Directory { format!(", {jobs} jobs") } else { String::new() }
+            if *format == DumpFormat::Directory {
+                format!(", {jobs} jobs")
+            } else {
+                String::new()
+            }
         ),
         Backup::PgBasebackup { .. } => {
             "BACKUP: pg_basebackup (plain, WAL streamed) with WAL archiving on".into()
@@ -198,12 +204,18 @@ fn restore_steps(s: &Scenario, r: &Restore, step: &mut dyn FnMut(String)) {
         ),
         Backup::Pgbackrest { stanza, config } => format!(
             "use the latest backup of pgBackRest stanza {stanza} ({})",
-            config.as_ref().map(|c| c.display().to_string()).unwrap_or_default()
+            config
+                .as_ref()
+                .map(|c| c.display().to_string())
+                .unwrap_or_default()
         ),
     };
     step(take);
     if r.backup.takes(sandbox) && r.backup.point_in_time() && s.workload.connections > 0 {
-        step(format!("keep writing for {} after the backup", r.write_after_backup));
+        step(format!(
+            "keep writing for {} after the backup",
+            r.write_after_backup
+        ));
     }
     if r.verify.backup {
         step(
@@ -230,14 +242,18 @@ fn restore_steps(s: &Scenario, r: &Restore, step: &mut dyn FnMut(String)) {
         step("compare schemas: tables, columns, constraints, indexes, sequences".into());
     }
     if r.verify.checksums {
-        step("compare every table's row count and content checksum with the source at the \
+        step(
+            "compare every table's row count and content checksum with the source at the \
               recovery point; narrow differences to key ranges"
-            .into());
+                .into(),
+        );
     }
     if s.workload.connections > 0 && r.backup.takes(sandbox) {
-        step("check the ledger: every write acknowledged before the recovery point present, \
+        step(
+            "check the ledger: every write acknowledged before the recovery point present, \
               none sent after it"
-            .into());
+                .into(),
+        );
     }
     if r.verify.amcheck {
         step("pg_amcheck --heapallindexed on the restored database".into());

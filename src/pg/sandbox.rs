@@ -728,7 +728,6 @@ fn tail(path: &Path, n: usize) -> String {
         .unwrap_or_default()
 }
 
-
 /// A postmaster killed with SIGKILL leaves its System V shared memory segment behind; its id is
 /// on line 7 of `postmaster.pid`. Removing it (when nothing is attached) keeps repeated drills
 /// from exhausting the kernel's segment table.

@@ -5,8 +5,8 @@ use std::fmt::Write;
 
 use super::table::pairs_html;
 use super::{
-    auditor_command, checks, controls, escape_xml as e, tables, events, facts, measurements, outages, targets,
-    timeline,
+    auditor_command, checks, controls, escape_xml as e, events, facts, measurements, outages,
+    tables, targets, timeline,
 };
 use crate::report::{Report, Verdict};
 

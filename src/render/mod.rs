@@ -126,7 +126,11 @@ fn restore_measurements(r: &Report, x: &RestoreResult) -> Vec<(&'static str, Str
             format!(
                 "{}{}: {}",
                 x.backup_kind,
-                if x.backup_taken { ", taken by this drill" } else { ", existing" },
+                if x.backup_taken {
+                    ", taken by this drill"
+                } else {
+                    ", existing"
+                },
                 x.backup_source
             ),
         ),

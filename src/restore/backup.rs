@@ -15,8 +15,8 @@ use tokio_postgres::Config;
 use tokio_postgres::config::{Host, SslMode};
 
 use super::{
-    ARCHIVE_DEADLINE, Finding, RECOVERY_DEADLINE, RestoreDrill, Taken, Workspace, Writers,
-    connect, size_of, wal,
+    ARCHIVE_DEADLINE, Finding, RECOVERY_DEADLINE, RestoreDrill, Taken, Workspace, Writers, connect,
+    size_of, wal,
 };
 use crate::driver::Driver;
 use crate::engine::RunError;
@@ -86,7 +86,10 @@ pub(super) async fn preflight(
     cancel: &mut watch::Receiver<bool>,
 ) -> Result<(), RunError> {
     let missing = |what: &str, p: &Path| {
-        RunError::Env(EnvError::Backup(format!("{what} {} does not exist", p.display())))
+        RunError::Env(EnvError::Backup(format!(
+            "{what} {} does not exist",
+            p.display()
+        )))
     };
     match &r.backup {
         Backup::PgDump { path: Some(p), .. } => {
@@ -284,10 +287,7 @@ pub(super) async fn take(
     let env = libpq_env(source);
     let started = t0.elapsed();
     let result = match &r.backup {
-        Backup::PgDump {
-            path: Some(p),
-            ..
-        } => {
+        Backup::PgDump { path: Some(p), .. } => {
             let path = resolve(&scenario_file, p);
             let point = dump_created_at(&d.bins, &path, &mut cancel).await;
             Ok(Taken {
@@ -383,8 +383,9 @@ pub(super) async fn take(
                     port = sb.nodes[primary].port,
                     sock = sb.socket_dir().display(),
                 );
-                std::fs::write(&conf, text)
-                    .map_err(|e| Finding::Failed(format!("cannot write {}: {e}", conf.display())))?;
+                std::fs::write(&conf, text).map_err(|e| {
+                    Finding::Failed(format!("cannot write {}: {e}", conf.display()))
+                })?;
                 d.ws.chown(&conf)?;
                 for step in [&["stanza-create"][..], &["--type=full", "backup"][..]] {
                     Tool::new(format!("pgbackrest {}", step.join(" ")), "pgbackrest")
@@ -604,7 +605,6 @@ pub(super) async fn verify(d: &mut RestoreDrill<'_, '_>, taken: &Taken) -> Resul
                 } else {
                     Vec::new()
                 })
-                .as_user(d.ws.run_as)
                 .current_dir(&d.ws.path)
                 .run(&mut cancel)
                 .await;
@@ -642,7 +642,12 @@ pub(super) async fn verify(d: &mut RestoreDrill<'_, '_>, taken: &Taken) -> Resul
                             "{} segment(s) missing between {start} and {}: {}",
                             missing.len(),
                             last.unwrap_or_default(),
-                            missing.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
+                            missing
+                                .iter()
+                                .take(10)
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     ),
                     Err(e) => d.check(
@@ -718,16 +723,22 @@ pub(super) async fn restore(d: &mut RestoreDrill<'_, '_>, taken: &Taken) -> Resu
             if db != "postgres" {
                 let admin = d.restored.as_ref().expect("set above").connect(0).await?;
                 admin
-                    .batch_execute(&format!(
-                        "create database {}",
-                        crate::checksum::ident(&db)
-                    ))
+                    .batch_execute(&format!("create database {}", crate::checksum::ident(&db)))
                     .await?;
             }
             Tool::new("pg_restore", d.bins.program("pg_restore"))
                 .args(["--no-owner", "--no-privileges", "--exit-on-error", "-j"])
                 .arg(jobs.to_string())
-                .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", SUPERUSER, "-d", &db])
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "-U",
+                    SUPERUSER,
+                    "-d",
+                    &db,
+                ])
                 .arg(&taken.path)
                 .run(&mut cancel)
                 .await?;
@@ -777,7 +788,9 @@ pub(super) async fn restore(d: &mut RestoreDrill<'_, '_>, taken: &Taken) -> Resu
                 .arg(format!("--pg1-path={}", dir.display()))
                 .arg("--archive-mode=off");
             if let Some(t) = &taken.target_time {
-                tool = tool.args(["--type=time", "--target-action=promote"]).arg(format!("--target={t}"));
+                tool = tool
+                    .args(["--type=time", "--target-action=promote"])
+                    .arg(format!("--target={t}"));
             }
             tool.arg("restore")
                 .as_user(d.ws.run_as)

@@ -216,10 +216,8 @@ impl Workspace {
         for sub in ["", "archive"] {
             let p = ws.path.join(sub);
             if !sub.is_empty() {
-                std::fs::create_dir(&p).map_err(EnvError::io(format!(
-                    "cannot create {}",
-                    p.display()
-                )))?;
+                std::fs::create_dir(&p)
+                    .map_err(EnvError::io(format!("cannot create {}", p.display())))?;
             }
             ws.chown(&p)?;
         }
@@ -439,9 +437,7 @@ impl RestoreDrill<'_, '_> {
         if let Some(p) = &point
             && let Ok(at) = humantime::parse_rfc3339_weak(p.trim_end_matches('Z'))
         {
-            self.m.rpo_ms = Some(ms(SystemTime::now()
-                .duration_since(at)
-                .unwrap_or_default()));
+            self.m.rpo_ms = Some(ms(SystemTime::now().duration_since(at).unwrap_or_default()));
         }
         self.result.recovery_point = point;
         self.check(
@@ -470,7 +466,11 @@ impl RestoreDrill<'_, '_> {
                 }
             },
         };
-        let source = taken.snapshot.as_ref().or(source.as_ref()).expect("one of them");
+        let source = taken
+            .snapshot
+            .as_ref()
+            .or(source.as_ref())
+            .expect("one of them");
         if r.verify.schema {
             self.compare_schema(source, &restored_client).await;
         }
@@ -637,7 +637,12 @@ impl RestoreDrill<'_, '_> {
         }
     }
 
-    async fn compare_tables(&mut self, source: &Client, restored: &Client, skip: Option<&TableName>) {
+    async fn compare_tables(
+        &mut self,
+        source: &Client,
+        restored: &Client,
+        skip: Option<&TableName>,
+    ) {
         let started = Instant::now();
         let checks = match checksum::compare(source, restored, NarrowLimits::default()).await {
             Ok(c) => c,
@@ -712,7 +717,13 @@ impl RestoreDrill<'_, '_> {
         }
     }
 
-    async fn check_ledger(&mut self, restored: &Client, log: &WorkloadLog, lo: Duration, hi: Duration) {
+    async fn check_ledger(
+        &mut self,
+        restored: &Client,
+        log: &WorkloadLog,
+        lo: Duration,
+        hi: Duration,
+    ) {
         let s = &self.cx.loaded.scenario;
         let rows = match workload::read_back(restored, &s.workload.table, self.cx.run_id).await {
             Ok(rows) => rows,

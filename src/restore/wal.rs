@@ -13,7 +13,9 @@ const SEGMENTS_PER_LOG: u64 = 0x1_0000_0000 / (16 * 1024 * 1024);
 /// The WAL segment a base backup starts in, from its `backup_label`.
 pub fn start_segment(backup_dir: &Path) -> Option<String> {
     let label = std::fs::read_to_string(backup_dir.join("backup_label")).ok()?;
-    let line = label.lines().find(|l| l.starts_with("START WAL LOCATION:"))?;
+    let line = label
+        .lines()
+        .find(|l| l.starts_with("START WAL LOCATION:"))?;
     let file = line.split("(file ").nth(1)?.trim_end_matches(')');
     is_segment(file).then(|| file.to_owned())
 }
@@ -74,7 +76,11 @@ mod tests {
     #[test]
     fn a_gap_is_named_and_log_boundaries_are_crossed() {
         let dir = tempfile::tempdir().unwrap();
-        for n in ["0000000100000000000000FE", "000000010000000100000000", "000000010000000100000002"] {
+        for n in [
+            "0000000100000000000000FE",
+            "000000010000000100000000",
+            "000000010000000100000002",
+        ] {
             std::fs::write(dir.path().join(n), b"").unwrap();
         }
         // 0/FF is the next segment after 0/FE; 1/01 is missing too.

@@ -148,7 +148,12 @@ fn check_target_common(s: &Scenario, out: &mut Vec<Problem>) {
     }
 }
 
-fn check_target_and_fault(s: &Scenario, fault: &Fault, recovery: &Recovery, out: &mut Vec<Problem>) {
+fn check_target_and_fault(
+    s: &Scenario,
+    fault: &Fault,
+    recovery: &Recovery,
+    out: &mut Vec<Problem>,
+) {
     match &s.target {
         Target::PostgresSandbox(spec) => {
             if spec.standbys == 0 || spec.standbys > 8 {

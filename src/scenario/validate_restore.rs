@@ -193,8 +193,7 @@ pub(super) fn check(s: &Scenario, r: &Restore, out: &mut Vec<Problem>) {
              checksums or max_lost_writes",
         ));
     }
-    if t.rto.is_none() && t.rpo.is_none() && t.checksums.is_none() && t.max_lost_writes.is_none()
-    {
+    if t.rto.is_none() && t.rpo.is_none() && t.checksums.is_none() && t.max_lost_writes.is_none() {
         out.push(problem(
             "targets",
             "state at least one target (rto, rpo, checksums, max_lost_writes): a drill must say \

@@ -6,6 +6,7 @@ mod cli;
 mod drill;
 mod evidence;
 mod render;
+mod restore;
 mod sandbox;
 mod signing;
 
