@@ -35,13 +35,15 @@ pub fn render(s: &Scenario) -> String {
                 &mut out,
                 "initdb the primary and start it on a free 127.0.0.1 port".into(),
             );
-            step(
-                &mut out,
-                format!(
-                    "pg_basebackup {} standby(s) and start them, {mode} streaming replication",
-                    t.standbys
-                ),
-            );
+            if t.standbys > 0 {
+                step(
+                    &mut out,
+                    format!(
+                        "pg_basebackup {} standby(s) and start them, {mode} streaming replication",
+                        t.standbys
+                    ),
+                );
+            }
         }
         Target::Postgres(t) => {
             step(

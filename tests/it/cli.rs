@@ -75,6 +75,11 @@ fn plan_lists_the_side_effects() {
         0,
     );
     insta::assert_snapshot!("plan-sandbox-failover-sync", plan);
+    let (plan, _) = expect_exit(
+        firedrill().args(["plan", "scenarios/sandbox-restore-pitr.yaml"]),
+        0,
+    );
+    insta::assert_snapshot!("plan-sandbox-restore-pitr", plan);
 }
 
 #[test]

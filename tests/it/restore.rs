@@ -486,3 +486,63 @@ async fn bad_input_is_one_clear_error_with_exit_4_and_nothing_left() {
     );
     src.assert_nothing_left();
 }
+
+/// Ctrl-C while the writers go on after the backup: the writers stop, the source sandbox and
+/// the backup are removed, the report says aborted, exit 3.
+#[test]
+fn ctrl_c_during_a_restore_drill_cleans_up_and_reports_aborted() {
+    use std::io::{BufRead, BufReader};
+    let _x = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    if let Some((uid, gid)) = binaries::run_as(None).unwrap() {
+        std::os::unix::fs::chown(&work, Some(uid), Some(gid)).unwrap();
+    }
+    let scenario = dir.path().join("long-restore.yaml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "version: 1\nname: long-restore\ntarget: {{type: postgres-sandbox, standbys: 0, work_dir: {w}}}\n\
+             workload: {{connections: 2}}\nrestore:\n  seed: {{pgbench_scale: 1}}\n  \
+             backup: {{type: pg-basebackup}}\n  write_after_backup: 60s\ntargets: {{rto: 1m}}\n",
+            w = work.display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("firedrill"))
+        .args(["run", "--out"])
+        .arg(dir.path().join("out"))
+        .arg(&scenario)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("pg_basebackup of the source") {
+            break;
+        }
+    }
+    assert!(
+        std::fs::read_dir(&work).unwrap().count() >= 1,
+        "the drill built its sandbox"
+    );
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "{rest:?}");
+    let left: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let leftover = Std::new("pgrep")
+        .args(["-f", &work.display().to_string()])
+        .output()
+        .unwrap();
+    assert!(leftover.stdout.is_empty(), "processes left");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["verdict"], "aborted");
+    assert_eq!(report["drill"], "restore");
+}
