@@ -307,17 +307,7 @@ impl Drill<'_, '_> {
             run: self.run_id.clone(),
             timeout: s.workload.timeout.get(),
         });
-        let writers = (0..s.workload.connections as u32)
-            .map(|id| {
-                tokio::spawn(workload::run_writer(
-                    writer.clone(),
-                    id,
-                    t0,
-                    stop_rx.clone(),
-                    acked.clone(),
-                ))
-            })
-            .collect();
+        let writers = workload::spawn_writers(writer, s.workload.connections, t0, &stop_rx, &acked);
         Load {
             stop,
             write,

@@ -102,6 +102,27 @@ pub async fn run_writer(
     log
 }
 
+/// Starts `n` writers (client ids 0..n) sharing `spec`; each stops on `stop`.
+pub fn spawn_writers(
+    spec: Arc<WriterSpec>,
+    n: u16,
+    t0: Instant,
+    stop: &watch::Receiver<bool>,
+    acked: &Arc<AtomicU64>,
+) -> Vec<tokio::task::JoinHandle<WorkloadLog>> {
+    (0..n as u32)
+        .map(|id| {
+            tokio::spawn(run_writer(
+                spec.clone(),
+                id,
+                t0,
+                stop.clone(),
+                acked.clone(),
+            ))
+        })
+        .collect()
+}
+
 /// Reads back this run's ledger rows.
 pub async fn read_back(
     client: &Client,

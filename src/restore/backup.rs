@@ -250,7 +250,7 @@ pub(super) fn source_target(target: &Target, r: &Restore, ws: &Workspace) -> Tar
     t
 }
 
-fn source_sandbox<'d>(driver: &'d Driver) -> Option<&'d Sandbox> {
+fn source_sandbox(driver: &Driver) -> Option<&Sandbox> {
     match driver {
         Driver::Sandbox(sb) => Some(sb),
         Driver::Existing { .. } => None,

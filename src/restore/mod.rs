@@ -559,17 +559,13 @@ impl RestoreDrill<'_, '_> {
             run: self.cx.run_id.to_owned(),
             timeout: s.workload.timeout.get(),
         });
-        let handles = (0..s.workload.connections as u32)
-            .map(|id| {
-                tokio::spawn(workload::run_writer(
-                    spec.clone(),
-                    id,
-                    self.cx.sink.t0,
-                    stop_rx.clone(),
-                    acked.clone(),
-                ))
-            })
-            .collect();
+        let handles = workload::spawn_writers(
+            spec,
+            s.workload.connections,
+            self.cx.sink.t0,
+            &stop_rx,
+            &acked,
+        );
         self.emit(Event::Setup(format!(
             "{} writer(s) writing into {}",
             s.workload.connections, s.workload.table

@@ -209,6 +209,12 @@ impl Source {
         (report, String::from_utf8(out.stderr).unwrap())
     }
 
+    /// Runs a PostgreSQL client program against the source and asserts it succeeded.
+    fn run(&self, name: &str, args: &[&str], out: &Path) {
+        let ok = self.tool(name).args(args).arg(out).status().unwrap();
+        assert!(ok.success(), "{name} failed");
+    }
+
     fn work_dir(&self) -> std::path::PathBuf {
         let w = self.dir.path().join("work");
         std::fs::create_dir_all(&w).unwrap();
@@ -244,13 +250,7 @@ async fn a_restore_missing_a_table_and_a_row_fails_and_names_both() {
     let _x = exclusive();
     let src = Source::new(false).await;
     let dump = src.dir.path().join("nightly.dump");
-    let ok = src
-        .tool("pg_dump")
-        .args(["-Fc", "-d", "postgres", "-f"])
-        .arg(&dump)
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    src.run("pg_dump", &["-Fc", "-d", "postgres", "-f"], &dump);
     // After the dump: one more row and one more table, so the dump lacks both.
     let c = src.sb.connect(0).await.unwrap();
     c.batch_execute(
@@ -298,14 +298,7 @@ async fn a_dump_with_flipped_bytes_fails_the_restore_and_says_why() {
     let _x = exclusive();
     let src = Source::new(false).await;
     let dump = src.dir.path().join("nightly.dump");
-    assert!(
-        src.tool("pg_dump")
-            .args(["-Fc", "-d", "postgres", "-f"])
-            .arg(&dump)
-            .status()
-            .unwrap()
-            .success()
-    );
+    src.run("pg_dump", &["-Fc", "-d", "postgres", "-f"], &dump);
     let len = std::fs::metadata(&dump).unwrap().len();
     // The compressed table data sits in the second half of the file.
     flip_bytes(&dump, len * 3 / 4, 16);
@@ -338,13 +331,10 @@ async fn a_damaged_base_backup_and_a_missing_wal_segment_are_named() {
     let _x = exclusive();
     let src = Source::new(true).await;
     let base = src.dir.path().join("base");
-    assert!(
-        src.tool("pg_basebackup")
-            .args(["-X", "stream", "-c", "fast", "-D"])
-            .arg(&base)
-            .status()
-            .unwrap()
-            .success()
+    src.run(
+        "pg_basebackup",
+        &["-X", "stream", "-c", "fast", "-D"],
+        &base,
     );
     // WAL after the backup, over several segments, all archived.
     let c = src.sb.connect(0).await.unwrap();
@@ -463,13 +453,10 @@ async fn bad_input_is_one_clear_error_with_exit_4_and_nothing_left() {
 
     // A recovery target before the base backup.
     let base = src.dir.path().join("base");
-    assert!(
-        src.tool("pg_basebackup")
-            .args(["-X", "stream", "-c", "fast", "-D"])
-            .arg(&base)
-            .status()
-            .unwrap()
-            .success()
+    src.run(
+        "pg_basebackup",
+        &["-X", "stream", "-c", "fast", "-D"],
+        &base,
     );
     let (_, stderr) = src.drill(
         &format!(
