@@ -84,6 +84,10 @@ enum Command {
         /// collector (e.g. /var/lib/node_exporter/textfile/firedrill-NAME.prom).
         #[arg(long, value_name = "FILE")]
         textfile: Option<PathBuf>,
+        /// Keep every sandbox and backup the drill built, whatever the outcome (overrides the
+        /// scenario's `cleanup`); their directories are printed.
+        #[arg(long)]
+        keep: bool,
     },
     /// Check every report of an evidence directory: signatures, the chain, and each verdict
     /// recomputed from its measurements. Exit 1 on any problem.
@@ -210,6 +214,7 @@ fn main() -> ExitCode {
             evidence,
             junit,
             textfile,
+            keep,
         } => {
             if sign_key.is_some() && out.is_none() && evidence.is_none() {
                 eprintln!(
@@ -222,7 +227,11 @@ fn main() -> ExitCode {
                 (None, Some(dir)) => Some(Destination::Evidence(dir)),
                 (None, None) => None,
             };
-            let extra = Extra { junit, textfile };
+            let extra = Extra {
+                junit,
+                textfile,
+                keep,
+            };
             run(&file, dest, format, sign_key.as_deref(), &extra)
         }
         Command::Evidence {
@@ -295,6 +304,7 @@ enum Destination {
 struct Extra {
     junit: Option<PathBuf>,
     textfile: Option<PathBuf>,
+    keep: bool,
 }
 
 fn run(
@@ -304,10 +314,13 @@ fn run(
     sign_key: Option<&Path>,
     extra: &Extra,
 ) -> ExitCode {
-    let loaded = match scenario::load(file) {
+    let mut loaded = match scenario::load(file) {
         Ok(l) => l,
         Err(e) => return scenario_error(&e),
     };
+    if extra.keep {
+        loaded.scenario.cleanup = scenario::Cleanup::Never;
+    }
     // Loaded before the drill: a bad key must not cost a drill.
     let signer = match sign_key.map(signing::Signer::load).transpose() {
         Ok(s) => s,

@@ -508,7 +508,9 @@ async fn close_archive(
             )
             .await?;
         let (last, failed): (String, String) = (row.get(0), row.get(1));
-        if last.len() == 24 && last[8..] >= seg[8..] {
+        // The newest archived file may be a backup history file (`SEGMENT.OFFSET.backup`),
+        // which the archiver takes after the segment it names (it archives in name order).
+        if last.get(8..24).is_some_and(|l| l >= &seg[8..]) {
             break;
         }
         if Instant::now() > deadline {

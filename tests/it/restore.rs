@@ -533,3 +533,28 @@ fn ctrl_c_during_a_restore_drill_cleans_up_and_reports_aborted() {
     assert_eq!(report["verdict"], "aborted");
     assert_eq!(report["drill"], "restore");
 }
+
+/// Regression: with no writes after the backup, `pg_switch_wal()` has nothing to switch and the
+/// newest archived file is the backup's history file (`SEGMENT.OFFSET.backup`); the drill waited
+/// 60s for a segment name it never saw and failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_latest_restore_without_writes_sees_the_archive_closed() {
+    let _x = exclusive();
+    let yaml = "version: 1\nname: quiet-restore\ntarget: {type: postgres-sandbox, standbys: 0}\n\
+         workload: {connections: 0}\nrestore:\n  seed: {pgbench_scale: 1}\n  \
+         backup: {type: pg-basebackup}\ntargets: {checksums: match, rto: 30s}\n";
+    let loaded = scenario::LoadedScenario {
+        path: "quiet-restore.yaml".into(),
+        sha256: String::new(),
+        scenario: scenario::parse(Path::new("quiet-restore.yaml"), yaml).unwrap(),
+    };
+    let (_tx, rx) = watch::channel(false);
+    let started = std::time::Instant::now();
+    let r = engine::run(&loaded, &mut Silent, rx).await.unwrap().report;
+    all_checks_pass(&r);
+    assert!(
+        started.elapsed() < Duration::from_secs(50),
+        "{:?}",
+        started.elapsed()
+    );
+}
