@@ -307,8 +307,10 @@ pub(super) async fn take(
             let lo = t0.elapsed();
             let row = snap
                 .query_one(
-                    "select pg_export_snapshot(), to_char(clock_timestamp() at time zone 'UTC', \
-                     'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+                    &format!(
+                        "select pg_export_snapshot(), {}",
+                        super::utc_rfc3339("clock_timestamp()")
+                    ),
                     &[],
                 )
                 .await?;
@@ -454,9 +456,8 @@ pub(super) async fn take(
                 _ = tokio::time::sleep_until(until.into()) => {}
                 _ = cancel.wait_for(|c| *c) => {}
             }
-            let acked = w.acked.load(std::sync::atomic::Ordering::Relaxed);
-            let (l, wrote_for) = w.stop(d.cx.sink).await;
-            d.m.workload_writes_per_s = Some(acked as f64 / wrote_for.as_secs_f64().max(1e-3));
+            let (l, rate) = w.stop(d.cx.sink).await;
+            d.m.workload_writes_per_s = Some(rate);
             log = Some(l);
             if *cancel.borrow() {
                 return Err(Finding::Interrupted);
@@ -477,9 +478,8 @@ pub(super) async fn take(
             }
         }
     } else if let Some(w) = writers {
-        let acked = w.acked.load(std::sync::atomic::Ordering::Relaxed);
-        let (l, wrote_for) = w.stop(d.cx.sink).await;
-        d.m.workload_writes_per_s = Some(acked as f64 / wrote_for.as_secs_f64().max(1e-3));
+        let (l, rate) = w.stop(d.cx.sink).await;
+        d.m.workload_writes_per_s = Some(rate);
         log = Some(l);
     }
     Ok((taken, log))

@@ -61,7 +61,7 @@ async fn checksums_match_equal_content_and_narrow_differences_to_keys() {
         .await
         .unwrap();
 
-    let checks = checksum::compare(&src, &dst, NarrowLimits::default())
+    let checks = checksum::compare(&src, &dst, NarrowLimits::default(), &[])
         .await
         .unwrap();
     let names: Vec<String> = checks.iter().map(|c| c.table.to_string()).collect();
@@ -81,7 +81,7 @@ async fn checksums_match_equal_content_and_narrow_differences_to_keys() {
     )
     .await
     .unwrap();
-    let checks = checksum::compare(&src, &dst, NarrowLimits::default())
+    let checks = checksum::compare(&src, &dst, NarrowLimits::default(), &[])
         .await
         .unwrap();
     let diff = |name: &str| {
