@@ -42,6 +42,7 @@ async fn run(scale: u32) {
         settings,
         work_dir: None,
         run_as: binaries::run_as(None).unwrap(),
+        journal: Default::default(),
     };
     let mut sb = Sandbox::build(bins.clone(), config, &|_| {}).await.unwrap();
     let port = sb.nodes[0].port.to_string();

@@ -45,6 +45,7 @@ async fn sandbox() -> Sandbox {
         settings: Default::default(),
         work_dir: None,
         run_as: binaries::run_as(None).unwrap(),
+        journal: Default::default(),
     };
     Sandbox::build(PgBinaries::locate(None).unwrap(), config, &|_| {})
         .await

@@ -80,6 +80,7 @@ fn sandbox_config(settings: &[(&str, String)]) -> SandboxConfig {
             .collect(),
         work_dir: None,
         run_as: binaries::run_as(None).unwrap(),
+        journal: Default::default(),
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio_postgres::Config;
 
 use crate::error::EnvError;
+use crate::journal::{EffectId, Journal, Undo};
 use crate::pg::binaries::{self, PgBinaries};
 use crate::pg::sandbox::{Progress, Sandbox, SandboxConfig};
 use crate::scenario::{Fault, Recovery, Target};
@@ -18,20 +19,11 @@ pub enum Driver {
     Existing { config: Config, description: String },
 }
 
-/// How to take back an injected fault.
-#[derive(Clone, Debug)]
-pub enum Undo {
-    /// Nothing to undo (a killed node stays dead; recovery replaces it).
-    Nothing,
-    /// SIGCONT these processes.
-    Resume(Vec<i32>),
-    /// Run the operator's undo command.
-    Command(Vec<String>),
-}
-
 pub struct Injected {
     pub description: String,
-    pub undo: Undo,
+    /// How to take the fault back while it is in effect, and its journal entry; `None` when
+    /// there is nothing to take back (a killed node stays dead; recovery replaces it).
+    pub undo: Option<(Undo, EffectId)>,
     /// The fault ends by itself this long after injection (a pause).
     pub ends_after: Option<Duration>,
 }
@@ -39,7 +31,11 @@ pub struct Injected {
 impl Driver {
     /// Checks the environment and builds or reaches the target. A sandbox is fully running and
     /// replicating when this returns.
-    pub async fn build(target: &Target, progress: Progress<'_>) -> Result<Driver, EnvError> {
+    pub async fn build(
+        target: &Target,
+        journal: &Journal,
+        progress: Progress<'_>,
+    ) -> Result<Driver, EnvError> {
         match target {
             Target::PostgresSandbox(spec) => {
                 let bins = PgBinaries::locate(spec.bin_dir.as_deref())?;
@@ -51,6 +47,7 @@ impl Driver {
                     settings: spec.settings.clone(),
                     work_dir: spec.work_dir.clone(),
                     run_as,
+                    journal: journal.clone(),
                 };
                 Ok(Driver::Sandbox(
                     Sandbox::build(bins, config, progress).await?,
@@ -96,49 +93,79 @@ impl Driver {
         }
     }
 
-    pub async fn inject(&mut self, fault: &Fault) -> Result<Injected, EnvError> {
+    /// Injects the fault, after recording it and its undo in the journal.
+    pub async fn inject(&mut self, fault: &Fault, journal: &Journal) -> Result<Injected, EnvError> {
         match (self, fault) {
             (Driver::Sandbox(sb), Fault::Kill { node }) => {
                 let idx = node_index(sb, node)?;
                 let pid = sb.nodes[idx].pid().unwrap_or_default();
+                let description = format!("SIGKILL every process of {node} (postmaster pid {pid})");
+                journal.effect(&description, None)?;
                 sb.kill(idx)?;
                 Ok(Injected {
-                    description: format!("SIGKILL every process of {node} (postmaster pid {pid})"),
-                    undo: Undo::Nothing,
+                    description,
+                    undo: None,
                     ends_after: None,
                 })
             }
             (Driver::Sandbox(sb), Fault::Stop { node, mode }) => {
                 let idx = node_index(sb, node)?;
+                let description = format!("stopped {node} ({mode:?} shutdown)").to_lowercase();
+                journal.effect(&description, None)?;
                 sb.stop(idx, *mode).await?;
                 Ok(Injected {
-                    description: format!("stopped {node} ({mode:?} shutdown)").to_lowercase(),
-                    undo: Undo::Nothing,
+                    description,
+                    undo: None,
                     ends_after: None,
                 })
             }
             (Driver::Sandbox(sb), Fault::Pause { node, duration }) => {
                 let idx = node_index(sb, node)?;
-                let pids = sb.pause(idx).ok_or_else(|| {
-                    EnvError::Database(format!("{node} is not running; nothing to pause"))
-                })?;
+                if sb.nodes[idx].pid().is_none() {
+                    return Err(EnvError::Database(format!(
+                        "{node} is not running; nothing to pause"
+                    )));
+                }
+                let undo = Undo::Resume {
+                    dir: sb.nodes[idx].data_dir.clone(),
+                };
+                let id = journal.effect(
+                    format!("SIGSTOP every process of {node} for {duration}"),
+                    Some(undo.clone()),
+                )?;
+                let pids = sb.pause(idx).unwrap_or_default();
                 Ok(Injected {
                     description: format!(
                         "SIGSTOP all {} processes of {node} for {duration}",
                         pids.len()
                     ),
-                    undo: Undo::Resume(pids),
+                    undo: Some((undo, id)),
                     ends_after: Some(duration.get()),
                 })
             }
             (Driver::Existing { .. }, Fault::Command { run, undo, timeout }) => {
-                run_command("fault command", run, timeout.get()).await?;
+                let undo = undo.as_ref().map(|u| Undo::Command { argv: u.0.clone() });
+                let id = journal.effect(
+                    format!("run fault command {}", shell_words(run)),
+                    undo.clone(),
+                )?;
+                if let Err(e) = run_command("fault command", run, timeout.get()).await {
+                    // A failed command may have half-applied: take it back before reporting.
+                    if let Some(u) = undo {
+                        match crate::recover::apply(&u, Duration::from_secs(60)).await {
+                            Ok(how) => journal.undone(id, how),
+                            Err(undo_err) => {
+                                return Err(EnvError::Database(format!(
+                                    "{e}; its undo failed too: {undo_err}; run `firedrill recover`"
+                                )));
+                            }
+                        }
+                    }
+                    return Err(e);
+                }
                 Ok(Injected {
                     description: format!("ran {}", shell_words(run)),
-                    undo: undo
-                        .as_ref()
-                        .map(|u| Undo::Command(u.0.clone()))
-                        .unwrap_or(Undo::Nothing),
+                    undo: undo.map(|u| (u, id)),
                     ends_after: None,
                 })
             }
@@ -149,19 +176,23 @@ impl Driver {
         }
     }
 
-    /// Takes back a fault that is still in effect (on abort, or when a pause ends).
-    pub async fn undo(&mut self, undo: &Undo) -> Result<Option<String>, EnvError> {
-        match undo {
-            Undo::Nothing => Ok(None),
-            Undo::Resume(pids) => {
-                Sandbox::resume(pids);
-                Ok(Some(format!("SIGCONT all {} processes", pids.len())))
-            }
-            Undo::Command(run) => {
-                run_command("undo command", run, Duration::from_secs(60)).await?;
-                Ok(Some(format!("ran {}", shell_words(run))))
-            }
-        }
+    /// Takes back a fault that is still in effect (on abort, or when a pause ends), and records
+    /// it in the journal.
+    pub async fn undo(
+        &mut self,
+        (undo, id): (Undo, EffectId),
+        journal: &Journal,
+    ) -> Result<String, EnvError> {
+        let timeout = if crate::signals::hurry() {
+            Duration::from_secs(10)
+        } else {
+            Duration::from_secs(60)
+        };
+        let how = crate::recover::apply(&undo, timeout)
+            .await
+            .map_err(EnvError::Database)?;
+        journal.undone(id, &how);
+        Ok(how)
     }
 
     /// Performs the scenario's recovery action; `None` when there is none to perform.
@@ -193,6 +224,27 @@ impl Driver {
     }
 }
 
+/// What a target lock is named after: the database an existing target's DSN reaches (hosts,
+/// ports, database; never the user or password). A sandbox is built by its own drill, so no
+/// other drill can share it: `None`.
+pub fn lock_key(target: &Target) -> Option<String> {
+    let Target::Postgres(spec) = target else {
+        return None;
+    };
+    let config = std::env::var(&spec.dsn_env)
+        .ok()
+        .and_then(|dsn| Config::from_str(&dsn).ok());
+    Some(match config {
+        Some(c) => format!(
+            "postgres://{}/{}",
+            describe_hosts(&c),
+            c.get_dbname().or(c.get_user()).unwrap_or("")
+        ),
+        // The drill itself reports the missing or bad DSN.
+        None => format!("postgres:${}", spec.dsn_env),
+    })
+}
+
 fn node_index(sb: &Sandbox, node: &str) -> Result<usize, EnvError> {
     sb.node(node)
         .ok_or_else(|| EnvError::Database(format!("no node named {node} in this sandbox")))
@@ -218,7 +270,7 @@ fn describe_hosts(config: &Config) -> String {
         .join(", ")
 }
 
-fn shell_words(argv: &[String]) -> String {
+pub(crate) fn shell_words(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
             if a.chars()
@@ -235,7 +287,11 @@ fn shell_words(argv: &[String]) -> String {
 
 /// Runs an operator's command with a deadline; its output is kept out of reports (it may
 /// print secrets) except for a short tail on failure.
-async fn run_command(what: &str, argv: &[String], timeout: Duration) -> Result<(), EnvError> {
+pub(crate) async fn run_command(
+    what: &str,
+    argv: &[String],
+    timeout: Duration,
+) -> Result<(), EnvError> {
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| EnvError::Database(format!("{what} is empty")))?;

@@ -11,9 +11,11 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::driver::{Driver, Undo};
+use crate::driver::Driver;
 use crate::error::EnvError;
 use crate::event::{Event, EventSink, Phase, Reporter};
+use crate::guardrail::Guard;
+use crate::journal::{EffectId, Journal, Undo};
 use crate::ledger::{self, WorkloadLog};
 use crate::measure::{self, ms};
 use crate::probe::{self, ProbeKind, ProbeSpec, ProbeState};
@@ -47,24 +49,57 @@ pub enum RunError {
 const STATUS_EVERY: Duration = Duration::from_millis(250);
 const VERIFY_DEADLINE: Duration = Duration::from_secs(30);
 
-/// Runs the drill. `cancel` turning true (Ctrl-C, SIGTERM) aborts it: the fault is undone, the
-/// target torn down, and the report says `aborted`. Errors before the drill starts (a missing
-/// program, an unreachable target) are returned as [`EnvError`].
+/// One run of a scenario: its id, and the journal its side effects are recorded in.
+pub struct Session {
+    pub run_id: String,
+    pub started_at: SystemTime,
+    pub journal: Journal,
+}
+
+impl Session {
+    /// A new run id, and no journal (see [`crate::journal`] for the CLI's).
+    pub fn new(loaded: &LoadedScenario) -> Session {
+        let started_at = SystemTime::now();
+        Session {
+            run_id: new_run_id(&loaded.sha256, started_at),
+            started_at,
+            journal: Journal::disabled(),
+        }
+    }
+}
+
+/// Runs the drill without a journal; see [`run_session`].
 pub async fn run(
     loaded: &LoadedScenario,
     reporter: &mut dyn Reporter,
     cancel: watch::Receiver<bool>,
 ) -> Result<Outcome, RunError> {
+    run_session(loaded, reporter, cancel, Session::new(loaded)).await
+}
+
+/// Runs the drill. `cancel` turning true (Ctrl-C, SIGTERM) aborts it: the fault is undone, the
+/// target torn down, and the report says `aborted`. Errors before the drill starts (a missing
+/// program, an unreachable target) are returned as [`EnvError`]. Every side effect is recorded
+/// in the session's journal before it happens.
+pub async fn run_session(
+    loaded: &LoadedScenario,
+    reporter: &mut dyn Reporter,
+    cancel: watch::Receiver<bool>,
+    session: Session,
+) -> Result<Outcome, RunError> {
     let s = &loaded.scenario;
     let spec = s.drill().ok_or(RunError::NotValidated)?;
     let t0 = Instant::now();
-    let started_at = SystemTime::now();
-    let run_id = new_run_id(&loaded.sha256, started_at);
+    let Session {
+        run_id,
+        started_at,
+        journal,
+    } = session;
     let sink = EventSink::new(t0, reporter);
 
     let ran = match spec {
         DrillSpec::Failover { fault, recovery } => {
-            failover(loaded, fault, recovery, &sink, cancel, &run_id).await?
+            failover(loaded, fault, recovery, &sink, cancel, &run_id, &journal).await?
         }
         DrillSpec::Restore(r) => {
             crate::restore::run(crate::restore::Context {
@@ -74,6 +109,7 @@ pub async fn run(
                 cancel,
                 run_id: &run_id,
                 started_at,
+                journal: journal.clone(),
             })
             .await?
         }
@@ -160,12 +196,13 @@ async fn failover<'a>(
     sink: &EventSink<'_>,
     cancel: watch::Receiver<bool>,
     run_id: &str,
+    journal: &Journal,
 ) -> Result<Ran<'a>, RunError> {
     let s = &loaded.scenario;
     sink.emit(Event::Phase(Phase::Setup));
     let mut driver = {
         let progress = |m| sink.emit(Event::Setup(m));
-        let build = Driver::build(&s.target, &progress);
+        let build = Driver::build(&s.target, journal, &progress);
         let mut cancel = cancel.clone();
         tokio::select! {
             d = build => d?,
@@ -205,7 +242,8 @@ async fn failover<'a>(
         steady: None,
         series: None,
         fault_at: None,
-        pending_undo: Undo::Nothing,
+        pending_undo: None,
+        journal: journal.clone(),
     };
     let aborted = drill.run().await.err();
     let (measurements, steady, series) = (drill.measurements, drill.steady, drill.series);
@@ -234,7 +272,8 @@ struct Drill<'a, 's> {
     /// When the fault was injected, on the drill clock; none before.
     fault_at: Option<Duration>,
     /// A fault still in effect, undone on abort.
-    pending_undo: Undo,
+    pending_undo: Option<(Undo, EffectId)>,
+    journal: Journal,
 }
 
 /// The probes and writers running against the target.
@@ -245,6 +284,7 @@ struct Load {
     acked: Arc<AtomicU64>,
     probes: Vec<JoinHandle<()>>,
     writers: Vec<JoinHandle<WorkloadLog>>,
+    guard: Guard,
 }
 
 impl Drop for Load {
@@ -308,6 +348,7 @@ impl Drill<'_, '_> {
             timeout: s.workload.timeout.get(),
         });
         let writers = workload::spawn_writers(writer, s.workload.connections, t0, &stop_rx, &acked);
+        let guard = Guard::arm(&s.guardrails, t0, &stop_rx);
         Load {
             stop,
             write,
@@ -315,6 +356,7 @@ impl Drill<'_, '_> {
             acked,
             probes,
             writers,
+            guard,
         }
     }
 
@@ -350,7 +392,7 @@ impl Drill<'_, '_> {
         let fault_at = t0.elapsed();
         self.fault_at = Some(fault_at);
         self.measurements.fault_at_ms = Some(ms(fault_at));
-        let injected = match self.driver.inject(self.fault).await {
+        let injected = match self.driver.inject(self.fault, &self.journal).await {
             Ok(i) => i,
             Err(e) => return Err(Abort(format!("fault injection failed: {e}"))),
         };
@@ -378,13 +420,13 @@ impl Drill<'_, '_> {
             self.wait_until(at, load).await?;
             match action {
                 Action::EndFault => {
-                    let undo = std::mem::replace(&mut self.pending_undo, Undo::Nothing);
-                    match self.driver.undo(&undo).await {
-                        Ok(Some(d)) => self.sink.emit(Event::FaultEnded(d)),
-                        Ok(None) => {}
-                        Err(e) => self
-                            .sink
-                            .emit(Event::Warning(format!("ending the fault: {e}"))),
+                    if let Some(undo) = self.pending_undo.take() {
+                        match self.driver.undo(undo, &self.journal).await {
+                            Ok(d) => self.sink.emit(Event::FaultEnded(d)),
+                            Err(e) => self
+                                .sink
+                                .emit(Event::Warning(format!("ending the fault: {e}"))),
+                        }
                     }
                 }
                 Action::Recover => match self.driver.recover(self.recovery).await {
@@ -540,22 +582,43 @@ impl Drill<'_, '_> {
         m.rpo_ms = Some(c.rpo_ms);
     }
 
-    /// Waits until `at` (drill time), showing live status; returns early with an abort on cancel.
+    /// Waits until `at` (drill time), showing live status and checking the guardrails every
+    /// probe interval; returns early with an abort on cancel or when a guardrail holds.
     async fn wait_until(&mut self, at: Duration, load: &Load) -> Result<(), Abort> {
+        let tick = STATUS_EVERY.min(self.loaded.scenario.probes.interval.get());
+        let mut last_status: Option<Duration> = None;
         loop {
             if *self.cancel.borrow() {
                 return Err(Abort("interrupted (Ctrl-C or SIGTERM)".into()));
             }
             let now = self.sink.t0.elapsed();
+            if let Some(t) = load.guard.check(now, &load.write, &load.read) {
+                self.sink.emit_at(
+                    now,
+                    Event::GuardrailTripped(format!("{}: {}", t.condition, t.detail)),
+                );
+                let when = if self.fault_at.is_some() {
+                    "the fault was rolled back"
+                } else {
+                    "before the fault; nothing was injected"
+                };
+                return Err(Abort(format!(
+                    "guardrail tripped: {} ({}); {when}",
+                    t.condition, t.detail
+                )));
+            }
             if now >= at {
                 return Ok(());
             }
-            self.sink.emit(Event::Status {
-                write_up: load.write.up.load(Ordering::Relaxed),
-                read_up: load.read.up.load(Ordering::Relaxed),
-                acknowledged_writes: load.acked.load(Ordering::Relaxed),
-            });
-            let nap = (at - now).min(STATUS_EVERY);
+            if last_status.is_none_or(|l| now >= l + STATUS_EVERY) {
+                last_status = Some(now);
+                self.sink.emit(Event::Status {
+                    write_up: load.write.up.load(Ordering::Relaxed),
+                    read_up: load.read.up.load(Ordering::Relaxed),
+                    acknowledged_writes: load.acked.load(Ordering::Relaxed),
+                });
+            }
+            let nap = (at - now).min(tick);
             tokio::select! {
                 _ = tokio::time::sleep(nap) => {}
                 _ = self.cancel.changed() => {}
@@ -564,14 +627,15 @@ impl Drill<'_, '_> {
     }
 
     async fn undo_pending(&mut self) {
-        let undo = std::mem::replace(&mut self.pending_undo, Undo::Nothing);
-        match self.driver.undo(&undo).await {
-            Ok(Some(d)) => self
+        let Some(undo) = self.pending_undo.take() else {
+            return;
+        };
+        match self.driver.undo(undo, &self.journal).await {
+            Ok(d) => self
                 .sink
                 .emit(Event::FaultEnded(format!("rolled back: {d}"))),
-            Ok(None) => {}
             Err(e) => self.sink.emit(Event::Warning(format!(
-                "rolling back the fault failed: {e}; undo it by hand"
+                "rolling back the fault failed: {e}; `firedrill recover` retries it"
             ))),
         }
     }

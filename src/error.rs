@@ -13,6 +13,9 @@ pub const EXIT_INVALID: u8 = 2;
 pub const EXIT_ABORTED: u8 = 3;
 /// 4: the environment is not fit: a missing program or user, an unreachable target.
 pub const EXIT_ENVIRONMENT: u8 = 4;
+/// 5: refused before touching anything: the target is in use by another drill, has an
+/// unrecovered journal, or is production and was not confirmed.
+pub const EXIT_REFUSED: u8 = 5;
 
 pub fn exit_code(code: u8) -> ExitCode {
     ExitCode::from(code)

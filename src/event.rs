@@ -64,6 +64,8 @@ pub enum Event {
     CheckFailed(String),
     Warning(String),
     Aborted(String),
+    /// A guardrail held: the condition and what was seen. The drill aborts and rolls back.
+    GuardrailTripped(String),
 }
 
 impl Event {
@@ -83,6 +85,7 @@ impl Event {
             Event::CheckFailed(_) => "check-failed",
             Event::Warning(_) => "warning",
             Event::Aborted(_) => "aborted",
+            Event::GuardrailTripped(_) => "guardrail-tripped",
         })
     }
 
@@ -98,7 +101,8 @@ impl Event {
             | Event::Step(s)
             | Event::CheckFailed(s)
             | Event::Warning(s)
-            | Event::Aborted(s) => s.clone(),
+            | Event::Aborted(s)
+            | Event::GuardrailTripped(s) => s.clone(),
             Event::SteadyState { met, detail } => {
                 format!("{}: {detail}", if *met { "met" } else { "not met" })
             }

@@ -8,9 +8,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use firedrill::engine::{self, RunError};
 use firedrill::error::*;
+use firedrill::journal::{self, Journal};
+use firedrill::lock::{self, StateDir};
 use firedrill::report::Verdict;
 use firedrill::scenario::{self, ScenarioError};
-use firedrill::{evidence, human, plan, render, report, signing, summary};
+use firedrill::{
+    driver, evidence, human, plan, recover, render, report, signals, signing, summary,
+};
 use tokio::sync::watch;
 
 const EXIT_CODES: &str = "\
@@ -19,7 +23,9 @@ Exit codes:
   1  the drill ran and missed a target
   2  invalid scenario or usage
   3  the drill was aborted (steady state not met, Ctrl-C, SIGTERM); the fault was rolled back
-  4  environment error: a missing program or user, an unreachable target";
+  4  environment error: a missing program or user, an unreachable target
+  5  refused: the target is in use by another drill, has an unrecovered journal
+     (run `firedrill recover`), or is production and was not confirmed";
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +37,10 @@ Exit codes:
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Where drill journals and target locks live [default: $FIREDRILL_STATE_DIR, else
+    /// $XDG_STATE_HOME/firedrill, else ~/.local/state/firedrill]
+    #[arg(long, global = true, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -53,9 +63,14 @@ enum Command {
         "Verify a signed report with OpenSSH alone:\n",
         "  ssh-keygen -Y verify -f allowed_signers -I firedrill -n firedrill-report \\\n",
         "    -s reports/x/report.json.sig < reports/x/report.json\n\n",
-        "Ctrl-C aborts: the fault is rolled back, the sandbox removed, and the report says aborted.\n\n",
+        "Ctrl-C or SIGTERM aborts: the fault is rolled back, the sandbox removed, and the report\n",
+        "says aborted; a second Ctrl-C skips waiting. Every side effect is journaled first, so a\n",
+        "drill that was killed outright is undone by `firedrill recover`.\n\n",
+        "A scenario with `environment: production` runs only with --confirm NAME (its name) or\n",
+        "after the name is typed at a terminal.\n\n",
         "Exit codes:\n  0 every target met, 1 a target missed, 2 invalid scenario or usage,\n",
-        "  3 drill aborted, 4 environment error (missing program, unreachable target)"
+        "  3 drill aborted, 4 environment error (missing program, unreachable target),\n",
+        "  5 refused (target in use, unrecovered journal, production not confirmed)"
     ))]
     Run {
         file: PathBuf,
@@ -88,6 +103,26 @@ enum Command {
         /// scenario's `cleanup`); their directories are printed.
         #[arg(long)]
         keep: bool,
+        /// Run a production scenario unattended: NAME must be the scenario's name.
+        #[arg(long, value_name = "NAME")]
+        confirm: Option<String>,
+    },
+    /// Undo what a killed drill left behind (a paused process, a sandbox, a fault), from its
+    /// journal; prints what it did. Safe to run twice: the second run finds nothing to do.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  firedrill recover              # every journal with something left to undo\n",
+        "  firedrill recover ~/.local/state/firedrill/journals/2026-11-23T10-00-00Z-1a2b3c4d.jsonl\n",
+        "  firedrill recover --list       # show them, undo nothing\n\n",
+        "Exit codes:\n  0 everything undone (or nothing to undo), 4 an undo failed (it stays in the\n",
+        "  journal; fix the cause and run recover again), 5 the journal's drill is still running"
+    ))]
+    Recover {
+        /// One journal; default: every journal in the state directory with pending effects.
+        journal: Option<PathBuf>,
+        /// List what would be undone, and undo nothing.
+        #[arg(long)]
+        list: bool,
     },
     /// Check every report of an evidence directory: signatures, the chain, and each verdict
     /// recomputed from its measurements. Exit 1 on any problem.
@@ -215,6 +250,7 @@ fn main() -> ExitCode {
             junit,
             textfile,
             keep,
+            confirm,
         } => {
             if sign_key.is_some() && out.is_none() && evidence.is_none() {
                 eprintln!(
@@ -231,9 +267,12 @@ fn main() -> ExitCode {
                 junit,
                 textfile,
                 keep,
+                confirm,
+                state_dir: cli.state_dir,
             };
-            run(&file, dest, format, sign_key.as_deref(), &extra)
+            run(&file, dest, format, sign_key.as_deref(), extra)
         }
+        Command::Recover { journal, list } => recover(cli.state_dir, journal, list),
         Command::Evidence {
             dir,
             from,
@@ -305,6 +344,8 @@ struct Extra {
     junit: Option<PathBuf>,
     textfile: Option<PathBuf>,
     keep: bool,
+    confirm: Option<String>,
+    state_dir: Option<PathBuf>,
 }
 
 fn run(
@@ -312,7 +353,7 @@ fn run(
     dest: Option<Destination>,
     format: Format,
     sign_key: Option<&Path>,
-    extra: &Extra,
+    extra: Extra,
 ) -> ExitCode {
     let mut loaded = match scenario::load(file) {
         Ok(l) => l,
@@ -339,27 +380,38 @@ fn run(
             return exit_code(EXIT_ENVIRONMENT);
         }
     };
+    if let Err(code) = confirm_production(file, &loaded, extra.confirm.as_deref()) {
+        return code;
+    }
+    let mut session = engine::Session::new(&loaded);
+    // Held until the process ends, however it ends.
+    let (_lock, journal) = match open_journal(file, &loaded, &session, extra.state_dir) {
+        Ok(j) => j,
+        Err(code) => return code,
+    };
+    session.journal = journal.clone();
     let result = runtime.block_on(async {
         let (cancel_tx, cancel_rx) = watch::channel(false);
-        tokio::spawn(watch_signals(cancel_tx));
+        tokio::spawn(signals::watch(cancel_tx));
         let mut reporter = human::LiveReporter::stderr();
-        engine::run(&loaded, &mut reporter, cancel_rx).await
+        engine::run_session(&loaded, &mut reporter, cancel_rx, session).await
     });
     let outcome = match result {
         Ok(o) => o,
-        Err(RunError::AbortedInSetup) => {
-            eprintln!("error: {}", RunError::AbortedInSetup);
-            return exit_code(EXIT_ABORTED);
-        }
-        Err(RunError::Env(e)) => {
+        Err(e) => {
+            journal.finished(&format!("error: {e}"));
             eprintln!("error: {e}");
-            return exit_code(EXIT_ENVIRONMENT);
-        }
-        Err(e @ RunError::NotValidated) => {
-            eprintln!("error: {e}");
-            return exit_code(EXIT_INVALID);
+            if let Some(p) = journal.path() {
+                eprintln!("journal: {}", p.display());
+            }
+            return exit_code(match e {
+                RunError::AbortedInSetup => EXIT_ABORTED,
+                RunError::Env(_) => EXIT_ENVIRONMENT,
+                RunError::NotValidated => EXIT_INVALID,
+            });
         }
     };
+    journal.finished(outcome.report.verdict.label());
     let mut report = outcome.report;
     report.signer = signer.as_ref().map(|s| report::SignerRef {
         fingerprint: s.fingerprint(),
@@ -585,16 +637,229 @@ fn render(path: &Path, out: Option<PathBuf>) -> ExitCode {
     }
 }
 
-/// Ctrl-C or SIGTERM asks the engine to abort; it rolls back and reports.
-async fn watch_signals(cancel: watch::Sender<bool>) {
-    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    else {
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// A production scenario runs only when confirmed: by `--confirm NAME`, or by typing the name
+/// at a terminal. Refusing costs nothing: nothing has been touched yet.
+fn confirm_production(
+    file: &Path,
+    loaded: &scenario::LoadedScenario,
+    confirm: Option<&str>,
+) -> Result<(), ExitCode> {
+    use std::io::IsTerminal;
+    let s = &loaded.scenario;
+    if s.environment != Some(scenario::Environment::Production) {
+        return Ok(());
     }
-    eprintln!("\ninterrupted: rolling back the fault and tearing down (this takes a few seconds)");
-    let _ = cancel.send(true);
+    match confirm {
+        Some(name) if name == s.name => Ok(()),
+        Some(name) => {
+            eprintln!(
+                "error: {}: --confirm {name:?} is not this scenario's name ({:?}); nothing was touched",
+                file.display(),
+                s.name
+            );
+            Err(exit_code(EXIT_REFUSED))
+        }
+        None if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() => {
+            eprint!("{}", plan::render(s));
+            eprint!(
+                "\n{} runs against PRODUCTION. Type its name ({}) to go on: ",
+                file.display(),
+                s.name
+            );
+            let mut answer = String::new();
+            let _ = std::io::stdin().read_line(&mut answer);
+            if answer.trim() == s.name {
+                Ok(())
+            } else {
+                eprintln!("error: not confirmed; nothing was touched");
+                Err(exit_code(EXIT_REFUSED))
+            }
+        }
+        None => {
+            eprintln!(
+                "error: {}: scenario {} runs against production; pass --confirm {} to run it \
+                 unattended (or run it at a terminal to confirm); nothing was touched",
+                file.display(),
+                s.name,
+                s.name
+            );
+            Err(exit_code(EXIT_REFUSED))
+        }
+    }
+}
+
+/// Takes the target's lock, refuses a target with an unrecovered journal, and opens this
+/// drill's journal.
+fn open_journal(
+    file: &Path,
+    loaded: &scenario::LoadedScenario,
+    session: &engine::Session,
+    state_dir: Option<PathBuf>,
+) -> Result<(lock::TargetLock, Journal), ExitCode> {
+    let s = &loaded.scenario;
+    let state = StateDir::resolve(state_dir).map_err(|e| {
+        eprintln!("error: {e}");
+        exit_code(EXIT_ENVIRONMENT)
+    })?;
+    let target = driver::lock_key(&s.target)
+        .unwrap_or_else(|| format!("postgres-sandbox/{}", session.run_id));
+    let holder = format!(
+        "drill {} of {} (pid {}) since {}",
+        session.run_id,
+        s.name,
+        std::process::id(),
+        journal::now()
+    );
+    let lock = match lock::acquire(&state, &target, &holder) {
+        Ok(l) => l,
+        Err(e @ lock::LockError::Busy { .. }) => {
+            eprintln!("error: {e}; one drill at a time per target; nothing was touched");
+            return Err(exit_code(EXIT_REFUSED));
+        }
+        Err(lock::LockError::Env(e)) => {
+            eprintln!("error: {e}");
+            return Err(exit_code(EXIT_ENVIRONMENT));
+        }
+    };
+    for r in recover::pending(&state) {
+        let (run_id, scenario, _, _) = r.started();
+        let n = r.pending().len();
+        if r.target() == target {
+            eprintln!(
+                "error: target {target} has an unrecovered journal {} (drill {run_id} of \
+                 {scenario}, {n} effect(s) not undone); run `firedrill recover {}` first; \
+                 nothing was touched",
+                r.path.display(),
+                r.path.display()
+            );
+            return Err(exit_code(EXIT_REFUSED));
+        } else if !lock::is_held(&state, r.target()) {
+            eprintln!(
+                "warning: journal {} (drill {run_id} of {scenario}) has {n} effect(s) not \
+                 undone; `firedrill recover` takes them back",
+                r.path.display()
+            );
+        }
+    }
+    let stamp = humantime::format_rfc3339_seconds(session.started_at)
+        .to_string()
+        .replace(':', "-");
+    let path = state
+        .journals()
+        .join(format!("{stamp}-{}.jsonl", session.run_id));
+    let journal = Journal::create(
+        &path,
+        journal::Entry::Started {
+            at: journal::now(),
+            run_id: session.run_id.clone(),
+            scenario: s.name.clone(),
+            file: file.display().to_string(),
+            target,
+            pid: std::process::id(),
+        },
+    )
+    .map_err(|e| {
+        eprintln!("error: {e}");
+        exit_code(EXIT_ENVIRONMENT)
+    })?;
+    Ok((lock, journal))
+}
+
+fn recover(state_dir: Option<PathBuf>, journal: Option<PathBuf>, list: bool) -> ExitCode {
+    let state = match StateDir::resolve(state_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit_code(EXIT_ENVIRONMENT);
+        }
+    };
+    let explicit = journal.is_some();
+    let reads = match journal {
+        Some(p) => match journal::Read::open(&p) {
+            Ok(r) => vec![r],
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit_code(EXIT_INVALID);
+            }
+        },
+        None => recover::pending(&state),
+    };
+    let reads: Vec<_> = reads
+        .into_iter()
+        .filter(|r| !r.pending().is_empty())
+        .collect();
+    if reads.is_empty() {
+        println!(
+            "nothing to recover: no journal{} has an effect left to undo",
+            if explicit {
+                ""
+            } else {
+                " in the state directory"
+            }
+        );
+        return exit_code(EXIT_PASS);
+    }
+    if list {
+        for r in &reads {
+            let (run_id, scenario, target, pid) = r.started();
+            println!(
+                "{} (drill {run_id} of {scenario} on {target}, pid {pid}{}):",
+                r.path.display(),
+                if lock::is_held(&state, target) {
+                    ", still running"
+                } else {
+                    ""
+                }
+            );
+            for (_, what, undo) in r.pending() {
+                println!("  pending: {what} -> {}", undo.describe());
+            }
+        }
+        return exit_code(EXIT_PASS);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit_code(EXIT_ENVIRONMENT);
+        }
+    };
+    let mut code = EXIT_PASS;
+    for r in reads {
+        match runtime.block_on(recover::recover(&state, &r.path)) {
+            Ok(done) => {
+                println!(
+                    "{} (drill {} of {}):",
+                    done.journal.display(),
+                    done.run_id,
+                    done.scenario
+                );
+                for (what, how) in &done.undone {
+                    println!("  undone: {what} -> {how}");
+                }
+                for (what, why) in &done.failed {
+                    println!("  FAILED: {what}: {why}");
+                }
+                if done.failed.is_empty() {
+                    println!("  recovered: {} effect(s) undone", done.undone.len());
+                } else {
+                    code = code.max(EXIT_ENVIRONMENT);
+                }
+            }
+            Err(e @ recover::RecoverError::Running { .. }) => {
+                eprintln!("{}: {e}", if explicit { "error" } else { "skipped" });
+                if explicit {
+                    code = code.max(EXIT_REFUSED);
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                code = code.max(EXIT_ENVIRONMENT);
+            }
+        }
+    }
+    exit_code(code)
 }

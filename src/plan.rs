@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 
 use crate::scenario::{
-    Backup, Cleanup, DrillSpec, DumpFormat, Fault, Recovery, RecoveryTarget, Replication, Restore,
-    Scenario, Target,
+    Backup, Cleanup, DrillSpec, DumpFormat, Environment, Fault, Recovery, RecoveryTarget,
+    Replication, Restore, Scenario, Target,
 };
 
 pub fn render(s: &Scenario) -> String {
@@ -19,7 +19,16 @@ pub fn render(s: &Scenario) -> String {
     if !s.description.is_empty() {
         let _ = writeln!(out, "       {}", s.description.trim());
     }
-    let _ = writeln!(out);
+    let env = match (s.environment, &s.target) {
+        (Some(Environment::Production), _) => format!(
+            "production: runs only with --confirm {} or after its name is typed at a terminal",
+            s.name
+        ),
+        (Some(e), _) => format!("{e:?}").to_lowercase(),
+        (None, Target::PostgresSandbox(_)) => "a local sandbox".to_owned(),
+        (None, Target::Postgres(_)) => "not declared (required)".to_owned(),
+    };
+    let _ = writeln!(out, "environment: {env}\n");
 
     match &s.target {
         Target::PostgresSandbox(t) => {
@@ -77,6 +86,29 @@ pub fn render(s: &Scenario) -> String {
     };
     step(&mut out, format!("teardown: {cleanup}"));
 
+    if !s.guardrails.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nguardrails (checked every {} from the steady state on; the first that holds \
+             aborts the drill and rolls the fault back):",
+            s.probes
+                .interval
+                .min(crate::scenario::Dur::from_millis(250))
+        );
+        for g in &s.guardrails {
+            let _ = writeln!(out, "  - {}", g.describe());
+        }
+    }
+
+    let _ = writeln!(
+        out,
+        "\nside effects (each journaled before it happens; `firedrill recover` undoes what a \
+         killed drill left):"
+    );
+    for (effect, undo) in side_effects(s) {
+        let _ = writeln!(out, "  - {effect}\n      undo: {undo}");
+    }
+
     let _ = writeln!(out, "\ntargets:");
     let t = &s.targets;
     if let Some(v) = t.rto {
@@ -96,6 +128,89 @@ pub fn render(s: &Scenario) -> String {
             out,
             "  checksums: every table equal to the source at the recovery point"
         );
+    }
+    out
+}
+
+/// Every change the drill makes outside itself, and how it is taken back.
+fn side_effects(s: &Scenario) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut add = |e: String, u: &str| out.push((e, u.to_owned()));
+    let sandbox_undo = "stop every process in it and remove it";
+    match &s.target {
+        Target::PostgresSandbox(_) => add(
+            "create a sandbox directory and start PostgreSQL nodes in it".into(),
+            sandbox_undo,
+        ),
+        Target::Postgres(t) => add(
+            format!(
+                "create tables {} and firedrill_probe in the database of ${} and write rows \
+                 tagged with the run id",
+                s.workload.table, t.dsn_env
+            ),
+            "none; the rows stay (delete them by run id if unwanted)",
+        ),
+    }
+    match s.drill() {
+        Some(DrillSpec::Failover { fault, recovery }) => {
+            match fault {
+                Fault::Kill { node } => add(
+                    format!("SIGKILL every process of {node}"),
+                    "none needed; the sandbox's removal covers it",
+                ),
+                Fault::Stop { node, .. } => add(
+                    format!("stop {node}"),
+                    "none needed; the sandbox's removal covers it",
+                ),
+                Fault::Pause { node, duration } => add(
+                    format!("SIGSTOP every process of {node} for {duration}"),
+                    "SIGCONT every process of the node",
+                ),
+                Fault::Command { run, undo, .. } => match undo {
+                    Some(u) => add(
+                        format!("run {}", crate::driver::shell_words(run)),
+                        &format!("run {}", crate::driver::shell_words(u)),
+                    ),
+                    None => add(
+                        format!("run {}", crate::driver::shell_words(run)),
+                        "NONE GIVEN: undo it by hand after an abort (set fault.undo)",
+                    ),
+                },
+            }
+            match recovery {
+                Recovery::Promote { node, .. } => add(
+                    format!("promote {node}"),
+                    "none needed; the sandbox's removal covers it",
+                ),
+                Recovery::Command { run, .. } => add(
+                    format!("run {}", crate::driver::shell_words(run)),
+                    "none (it is the recovery)",
+                ),
+                Recovery::Wait => {}
+            }
+            for g in &s.guardrails {
+                if let crate::scenario::Guardrail::Command { run, every, .. } = g {
+                    add(
+                        format!(
+                            "run the check {} every {every}",
+                            crate::driver::shell_words(run)
+                        ),
+                        "none (a check)",
+                    );
+                }
+            }
+        }
+        Some(DrillSpec::Restore(_)) => {
+            add(
+                "create the restore drill's directory (backup, WAL archive)".into(),
+                sandbox_undo,
+            );
+            add(
+                "create a sandbox directory for the restored copy and start it".into(),
+                sandbox_undo,
+            );
+        }
+        None => {}
     }
     out
 }

@@ -36,6 +36,17 @@ impl ProbeState {
     pub fn snapshot(&self) -> Vec<Sample> {
         self.samples.lock().expect("probe samples lock").clone()
     }
+
+    /// Samples that ended after `from`, read from the end (they are recorded in end order), so
+    /// that a guardrail checked every interval costs the window, not the drill.
+    pub fn since(&self, from: Duration) -> Vec<Sample> {
+        let samples = self.samples.lock().expect("probe samples lock");
+        let first = samples
+            .iter()
+            .rposition(|s| s.end <= from)
+            .map_or(0, |i| i + 1);
+        samples[first..].to_vec()
+    }
 }
 
 pub struct ProbeSpec {

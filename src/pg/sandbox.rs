@@ -17,6 +17,7 @@ use tokio_postgres::{Client, NoTls};
 use super::binaries::PgBinaries;
 use super::tool::last_lines;
 use crate::error::EnvError;
+use crate::journal::{self, EffectId, Journal};
 use crate::scenario::{Replication, StopMode};
 
 /// The bootstrap superuser of every sandbox.
@@ -31,6 +32,8 @@ pub struct SandboxConfig {
     pub work_dir: Option<PathBuf>,
     /// uid/gid to run PostgreSQL as (when firedrill is root).
     pub run_as: Option<(u32, u32)>,
+    /// Where the sandbox's directory is recorded before it is made.
+    pub journal: Journal,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,7 +61,8 @@ impl Node {
 }
 
 pub struct Sandbox {
-    root: Option<tempfile::TempDir>,
+    /// The journal entry of the directory, while it exists and is ours to remove.
+    root: Option<EffectId>,
     root_path: PathBuf,
     bins: PgBinaries,
     config: SandboxConfig,
@@ -134,14 +138,12 @@ impl Sandbox {
 
     /// An empty sandbox: its directory, socket and log directories, no node yet.
     pub fn create(bins: PgBinaries, config: SandboxConfig) -> Result<Sandbox, EnvError> {
-        let mut builder = tempfile::Builder::new();
-        builder.prefix("firedrill-sandbox-");
-        let root = match &config.work_dir {
-            Some(dir) => builder.tempdir_in(dir),
-            None => builder.tempdir(),
-        }
-        .map_err(EnvError::io("cannot create the sandbox directory"))?;
-        let root_path = root.path().to_owned();
+        let (root_path, root) = journal::create_dir(
+            &config.journal,
+            config.work_dir.as_deref(),
+            "firedrill-sandbox-",
+            "the sandbox directory",
+        )?;
         let sb = Sandbox {
             root: Some(root),
             root_path,
@@ -525,7 +527,9 @@ impl Sandbox {
                 signal_node(pid, libc::SIGCONT);
                 // SAFETY: kill has no memory-safety preconditions.
                 unsafe { libc::kill(pid, libc::SIGQUIT) };
-                let deadline = Instant::now() + Duration::from_secs(5);
+                // After a second Ctrl-C nobody waits for a graceful exit.
+                let grace = if crate::signals::hurry() { 0 } else { 5 };
+                let deadline = Instant::now() + Duration::from_secs(grace);
                 while !matches!(child.try_wait(), Ok(Some(_))) && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(5));
                 }
@@ -536,14 +540,26 @@ impl Sandbox {
             }
             release_shared_memory(&n.data_dir);
         }
-        match self.root.take() {
-            Some(dir) if keep => Some(dir.keep()),
-            Some(dir) => {
-                let _ = dir.close();
-                None
-            }
-            None => None,
+        let id = self.root.take()?;
+        if keep {
+            self.config.journal.undone(
+                id,
+                "stopped every node; directory kept by the cleanup policy",
+            );
+            return Some(self.root_path.clone());
         }
+        match std::fs::remove_dir_all(&self.root_path) {
+            Ok(()) => self
+                .config
+                .journal
+                .undone(id, "stopped every node and removed it"),
+            // Left pending in the journal: `firedrill recover` retries.
+            Err(e) => eprintln!(
+                "warning: cannot remove {}: {e}; `firedrill recover` retries",
+                self.root_path.display()
+            ),
+        }
+        None
     }
 
     // ---- helpers ------------------------------------------------------------------------
@@ -731,7 +747,7 @@ fn tail(path: &Path, n: usize) -> String {
 /// A postmaster killed with SIGKILL leaves its System V shared memory segment behind; its id is
 /// on line 7 of `postmaster.pid`. Removing it (when nothing is attached) keeps repeated drills
 /// from exhausting the kernel's segment table.
-fn release_shared_memory(data_dir: &Path) {
+pub fn release_shared_memory(data_dir: &Path) {
     let Ok(pidfile) = std::fs::read_to_string(data_dir.join("postmaster.pid")) else {
         return;
     };

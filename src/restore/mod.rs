@@ -32,6 +32,7 @@ use crate::driver::Driver;
 use crate::engine::{Ran, RunError};
 use crate::error::EnvError;
 use crate::event::{Event, EventSink, Phase};
+use crate::journal::{self, EffectId, Journal};
 use crate::ledger::{self, WorkloadLog};
 use crate::measure::ms;
 use crate::pg::binaries::{self, PgBinaries};
@@ -53,6 +54,7 @@ pub struct Context<'a, 's> {
     pub cancel: watch::Receiver<bool>,
     pub run_id: &'a str,
     pub started_at: SystemTime,
+    pub journal: Journal,
 }
 
 /// Why the drill stopped early: Ctrl-C or SIGTERM.
@@ -110,14 +112,18 @@ pub async fn run<'a>(cx: Context<'a, '_>) -> Result<Ran<'a>, RunError> {
     let sandbox_source = matches!(s.target, Target::PostgresSandbox(_));
     backup::preflight(r, &cx.loaded.path, sandbox_source, &mut cx.cancel.clone()).await?;
 
-    let restored_config = restored_sandbox_config(s, r)?;
+    let restored_config = restored_sandbox_config(s, r, &cx.journal)?;
     let bins = PgBinaries::locate(restored_bin_dir(s, r))?;
-    let ws = Workspace::create(restored_config.work_dir.as_deref(), restored_config.run_as)?;
+    let ws = Workspace::create(
+        &cx.journal,
+        restored_config.work_dir.as_deref(),
+        restored_config.run_as,
+    )?;
     let target = backup::source_target(&s.target, r, &ws);
 
     let driver = {
         let progress = |m| sink.emit(Event::Setup(m));
-        let build = Driver::build(&target, &progress);
+        let build = Driver::build(&target, &cx.journal, &progress);
         let mut cancel = cx.cancel.clone();
         tokio::select! {
             d = build => d?,
@@ -192,23 +198,28 @@ pub async fn run<'a>(cx: Context<'a, '_>) -> Result<Ran<'a>, RunError> {
 
 /// The drill's own directory: the backup, the WAL archive, pgBackRest's repository and logs.
 pub(crate) struct Workspace {
-    dir: Option<tempfile::TempDir>,
+    /// Its journal entry, while the directory is ours to remove.
+    id: Option<EffectId>,
+    journal: Journal,
     pub path: PathBuf,
     pub run_as: Option<(u32, u32)>,
 }
 
 impl Workspace {
-    fn create(parent: Option<&Path>, run_as: Option<(u32, u32)>) -> Result<Workspace, EnvError> {
-        let mut b = tempfile::Builder::new();
-        b.prefix("firedrill-restore-");
-        let dir = match parent {
-            Some(p) => b.tempdir_in(p),
-            None => b.tempdir(),
-        }
-        .map_err(EnvError::io("cannot create the restore drill's directory"))?;
-        let path = dir.path().to_owned();
+    fn create(
+        journal: &Journal,
+        parent: Option<&Path>,
+        run_as: Option<(u32, u32)>,
+    ) -> Result<Workspace, EnvError> {
+        let (path, id) = journal::create_dir(
+            journal,
+            parent,
+            "firedrill-restore-",
+            "the restore drill's directory",
+        )?;
         let ws = Workspace {
-            dir: Some(dir),
+            id: Some(id),
+            journal: journal.clone(),
             path,
             run_as,
         };
@@ -237,13 +248,32 @@ impl Workspace {
     }
 
     fn close(mut self, keep: bool) -> Option<PathBuf> {
-        match self.dir.take() {
-            Some(d) if keep => Some(d.keep()),
-            Some(d) => {
-                let _ = d.close();
-                None
-            }
-            None => None,
+        let id = self.id.take()?;
+        if keep {
+            self.journal
+                .undone(id, "directory kept by the cleanup policy");
+            return Some(self.path.clone());
+        }
+        self.remove(id);
+        None
+    }
+
+    fn remove(&self, id: EffectId) {
+        match std::fs::remove_dir_all(&self.path) {
+            Ok(()) => self.journal.undone(id, "removed"),
+            Err(e) => eprintln!(
+                "warning: cannot remove {}: {e}; `firedrill recover` retries",
+                self.path.display()
+            ),
+        }
+    }
+}
+
+impl Drop for Workspace {
+    /// An error or an abort between creation and [`Workspace::close`] still removes it.
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.remove(id);
         }
     }
 }
@@ -258,6 +288,7 @@ fn restored_bin_dir<'s>(s: &'s crate::scenario::Scenario, r: &'s Restore) -> Opt
 fn restored_sandbox_config(
     s: &crate::scenario::Scenario,
     r: &Restore,
+    journal: &Journal,
 ) -> Result<SandboxConfig, EnvError> {
     let (run_as, work_dir) = match &s.target {
         Target::PostgresSandbox(t) => (
@@ -272,6 +303,7 @@ fn restored_sandbox_config(
         settings: r.sandbox.settings.clone(),
         work_dir,
         run_as: binaries::run_as(run_as.as_deref())?,
+        journal: journal.clone(),
     })
 }
 

@@ -33,6 +33,10 @@ pub struct Scenario {
     /// SOC 2 controls the drill evidences, e.g. `A1.2`, `A1.3`, `PI1.4`.
     #[serde(default)]
     pub controls: Vec<String>,
+    /// Where the target runs; required for a `postgres` target. A `production` drill runs only
+    /// with `--confirm NAME` or a confirmation typed at a terminal.
+    #[serde(default)]
+    pub environment: Option<Environment>,
     pub target: Target,
     #[serde(default)]
     pub workload: Workload,
@@ -50,6 +54,10 @@ pub struct Scenario {
     /// recovery).
     #[serde(default)]
     pub restore: Option<Restore>,
+    /// Stop conditions (failover drills): when one holds, the drill aborts within one probe
+    /// interval and rolls the fault back.
+    #[serde(default)]
+    pub guardrails: Vec<Guardrail>,
     #[serde(default)]
     pub observe: Observe,
     pub targets: Targets,
@@ -350,6 +358,105 @@ pub struct Targets {
 #[serde(rename_all = "kebab-case")]
 pub enum ChecksumTarget {
     Match,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Environment {
+    Production,
+    Staging,
+    Development,
+    Test,
+}
+
+/// A stop condition, checked every probe interval from the start of the steady state to the end
+/// of the observation.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Guardrail {
+    /// More than `above_pct` percent of the probes that ended in the last `for` failed.
+    ErrorRate {
+        #[serde(default)]
+        probe: ProbeSide,
+        above_pct: f64,
+        #[serde(rename = "for")]
+        window: Dur,
+    },
+    /// The p99 latency of the probes that ended in the last `for` (a failed probe counts at the
+    /// time it took) is above `above`.
+    P99Latency {
+        #[serde(default)]
+        probe: ProbeSide,
+        above: Dur,
+        #[serde(rename = "for")]
+        window: Dur,
+    },
+    /// An external check (a health endpoint, an alert query) exits non-zero at every run for
+    /// `for`. It runs every `every`, each run limited to `timeout` (which counts as non-zero).
+    Command {
+        run: Argv,
+        #[serde(rename = "for")]
+        window: Dur,
+        #[serde(default = "default_guard_every")]
+        every: Dur,
+        #[serde(default = "default_guard_timeout")]
+        timeout: Dur,
+    },
+}
+
+fn default_guard_every() -> Dur {
+    Dur::from_millis(500)
+}
+fn default_guard_timeout() -> Dur {
+    Dur::from_secs(5)
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeSide {
+    #[default]
+    Write,
+    Read,
+}
+
+impl Guardrail {
+    pub fn window(&self) -> std::time::Duration {
+        match self {
+            Guardrail::ErrorRate { window, .. }
+            | Guardrail::P99Latency { window, .. }
+            | Guardrail::Command { window, .. } => window.get(),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Guardrail::ErrorRate {
+                probe,
+                above_pct,
+                window,
+            } => format!(
+                "{} probe errors above {above_pct}% for {window}",
+                probe.label()
+            ),
+            Guardrail::P99Latency {
+                probe,
+                above,
+                window,
+            } => format!("{} probe p99 above {above} for {window}", probe.label()),
+            Guardrail::Command { run, window, .. } => {
+                format!("`{}` failing for {window}", crate::driver::shell_words(run))
+            }
+        }
+    }
+}
+
+impl ProbeSide {
+    pub fn label(self) -> &'static str {
+        match self {
+            ProbeSide::Write => "write",
+            ProbeSide::Read => "read",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

@@ -61,14 +61,22 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
     }
 
     check_target_common(s, &mut out);
+    check_environment(s, &mut out);
     match s.drill() {
         Some(DrillSpec::Failover { fault, recovery }) => {
             check_target_and_fault(s, fault, recovery, &mut out);
             check_timing(s, fault, recovery, &mut out);
             check_failover_targets(&s.targets, &mut out);
+            check_guardrails(s, &mut out);
         }
         Some(DrillSpec::Restore(r)) => {
             super::validate_restore::check(s, r, &mut out);
+            if !s.guardrails.is_empty() {
+                out.push(problem(
+                    "guardrails",
+                    "guardrails watch the probes of a failover drill; a restore drill has none",
+                ));
+            }
         }
         None => out.push(drill_kind_problem(s)),
     }
@@ -116,6 +124,66 @@ fn drill_kind_problem(s: &Scenario) -> Problem {
             "missing: a failover drill needs `fault` and `recovery`; a restore drill needs \
              `restore`",
         ),
+    }
+}
+
+fn check_environment(s: &Scenario, out: &mut Vec<Problem>) {
+    match (&s.target, s.environment) {
+        (Target::Postgres(_), None) => out.push(problem(
+            "environment",
+            "missing: a drill on an existing database must say where it runs              (production, staging, development or test)",
+        )),
+        (Target::PostgresSandbox(_), Some(Environment::Production)) => out.push(problem(
+            "environment",
+            "a sandbox that firedrill builds is never production",
+        )),
+        _ => {}
+    }
+}
+
+fn check_guardrails(s: &Scenario, out: &mut Vec<Problem>) {
+    let interval = s.probes.interval.get();
+    for (i, g) in s.guardrails.iter().enumerate() {
+        let at = |key: &str| format!("guardrails[{i}].{key}");
+        if g.window() < interval {
+            out.push(problem(
+                &at("for"),
+                format!(
+                    "shorter than the probe interval ({}): the condition cannot be seen to hold",
+                    s.probes.interval
+                ),
+            ));
+        }
+        match g {
+            Guardrail::ErrorRate { above_pct, .. } if !(0.0..100.0).contains(above_pct) => out
+                .push(problem(
+                    &at("above_pct"),
+                    "must be at least 0 and below 100",
+                )),
+            Guardrail::Command {
+                run,
+                every,
+                window,
+                timeout,
+            } => {
+                if run.is_empty() {
+                    out.push(problem(&at("run"), "empty command"));
+                }
+                if every.get() > window.get() {
+                    out.push(problem(
+                        &at("every"),
+                        format!("runs less often than `for` ({window}) lasts"),
+                    ));
+                }
+                if timeout.get() > window.get() {
+                    out.push(problem(
+                        &at("timeout"),
+                        format!("longer than `for` ({window}): one hung run would hide it"),
+                    ));
+                }
+            }
+            _ => {}
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use assert_cmd::Command;
 use crate::repo;
 
 fn firedrill() -> Command {
-    let mut c = Command::cargo_bin("firedrill").unwrap();
+    let mut c = crate::firedrill_cmd();
     c.current_dir(repo(""));
     c
 }
@@ -281,7 +281,7 @@ fn an_existing_cluster_is_driven_through_its_dsn_and_operator_commands() {
     std::fs::write(
         &scenario,
         format!(
-            "version: 1\nname: existing\ntarget: {{type: postgres, dsn_env: APP_DSN}}\n\
+            "version: 1\nname: existing\nenvironment: test\ntarget: {{type: postgres, dsn_env: APP_DSN}}\n\
              workload: {{connections: 2}}\nsteady_state: {{duration: 500ms}}\n\
              fault: {{type: command, run: [kill, -9, '{pid}']}}\n\
              recovery: {{type: command, after: 300ms, \
@@ -342,7 +342,7 @@ fn ctrl_c_during_a_pause_rolls_back_cleans_up_and_reports_aborted() {
          recovery: {type: wait}\nobserve: {duration: 90s, stability: 1s}\ntargets: {rto: 1s}\n",
     )
     .unwrap();
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("firedrill"))
+    let mut child = crate::firedrill_process()
         .args(["run", "--out"])
         .arg(dir.path())
         .arg(&scenario)

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use assert_cmd::Command;
 use firedrill::evidence;
 use firedrill::report::Report;
 use firedrill::signing::{self, Signer};
@@ -11,8 +10,7 @@ use firedrill::signing::{self, Signer};
 use crate::repo;
 
 fn verify(dir: &Path, allowed: &Path) -> (i32, String, String) {
-    let out = Command::cargo_bin("firedrill")
-        .unwrap()
+    let out = crate::firedrill_cmd()
         .arg("verify")
         .arg(dir)
         .arg("--allowed-signers")
@@ -81,8 +79,7 @@ fn verify_accepts_an_intact_chain_and_names_every_kind_of_tampering() {
     let (tmp, key, allowed, chain) = (k.tmp.path(), &k.key, &k.allowed, k.dir.clone());
 
     // Report 1: a real drill, through the command line.
-    Command::cargo_bin("firedrill")
-        .unwrap()
+    crate::firedrill_cmd()
         .current_dir(repo(""))
         .args(["run", "scenarios/sandbox-failover-sync.yaml", "--evidence"])
         .arg(&chain)
@@ -300,8 +297,7 @@ fn evidence_summary_flags_missing_months_and_unverified_reports() {
     std::fs::write(&edited, text.replacen("\"rto_ms\": ", "\"rto_ms\": 1", 1)).unwrap();
 
     let out_dir = tmp.join("summary");
-    let out = Command::cargo_bin("firedrill")
-        .unwrap()
+    let out = crate::firedrill_cmd()
         .arg("evidence")
         .arg(&dir)
         .args([
@@ -355,8 +351,7 @@ fn evidence_summary_flags_missing_months_and_unverified_reports() {
     assert!(html.contains("<table id=\"gaps\">") && !html.contains("<script"));
 
     // A full period with everything present and intact exits 0.
-    let out = Command::cargo_bin("firedrill")
-        .unwrap()
+    let out = crate::firedrill_cmd()
         .arg("evidence")
         .arg(&dir)
         .args([

@@ -23,3 +23,24 @@ pub fn exclusive() -> MutexGuard<'static, ()> {
 pub fn repo(path: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
+
+/// The state directory (journals, target locks) every firedrill the tests start uses, so that
+/// tests never touch the user's own (tests that check journals make their own).
+pub fn test_state_dir() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
+/// `firedrill` for assert_cmd, with the tests' state directory.
+pub fn firedrill_cmd() -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::cargo_bin("firedrill").unwrap();
+    c.env("FIREDRILL_STATE_DIR", test_state_dir());
+    c
+}
+
+/// `firedrill` as a plain process (to signal it), with the tests' state directory.
+pub fn firedrill_process() -> std::process::Command {
+    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("firedrill"));
+    c.env("FIREDRILL_STATE_DIR", test_state_dir());
+    c
+}

@@ -9,7 +9,6 @@ use std::path::Path;
 use std::process::Command as Std;
 use std::time::Duration;
 
-use assert_cmd::Command;
 use firedrill::engine;
 use firedrill::human::Silent;
 use firedrill::pg::binaries::{self, PgBinaries};
@@ -149,6 +148,7 @@ impl Source {
             settings,
             work_dir: None,
             run_as,
+            journal: Default::default(),
         };
         let bins = PgBinaries::locate(None).unwrap();
         let sb = Sandbox::build(bins.clone(), config, &|_| {}).await.unwrap();
@@ -189,14 +189,13 @@ impl Source {
     /// Runs a restore scenario (YAML after `restore:`) against this source through the CLI.
     fn drill(&self, restore: &str, targets: &str, code: i32) -> (Option<Report>, String) {
         let yaml = format!(
-            "version: 1\nname: existing-restore\ntarget:\n  type: postgres\n  dsn_env: FD_TEST_DSN\n\
+            "version: 1\nname: existing-restore\nenvironment: test\ntarget:\n  type: postgres\n  dsn_env: FD_TEST_DSN\n\
              restore:\n{restore}\n  sandbox:\n    work_dir: {work}\ntargets:\n{targets}\n",
             work = self.work_dir().display()
         );
         let path = self.dir.path().join("scenario.yaml");
         std::fs::write(&path, yaml).unwrap();
-        let out = Command::cargo_bin("firedrill")
-            .unwrap()
+        let out = crate::firedrill_cmd()
             .args(["run", "--format", "json"])
             .arg(&path)
             .env("FD_TEST_DSN", self.dsn())
@@ -497,7 +496,7 @@ fn ctrl_c_during_a_restore_drill_cleans_up_and_reports_aborted() {
         ),
     )
     .unwrap();
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("firedrill"))
+    let mut child = crate::firedrill_process()
         .args(["run", "--out"])
         .arg(dir.path().join("out"))
         .arg(&scenario)

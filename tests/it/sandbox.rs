@@ -16,6 +16,7 @@ pub fn config(standbys: u8, replication: Replication) -> SandboxConfig {
         settings: Default::default(),
         work_dir: None,
         run_as: binaries::run_as(None).expect("run-as user"),
+        journal: Default::default(),
     }
 }
 
