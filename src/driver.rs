@@ -62,6 +62,7 @@ impl Driver {
                     name: name.clone(),
                     reason: e.to_string(),
                 })?;
+                crate::secrets::register_dsn(&config);
                 if config.get_connect_timeout().is_none() {
                     config.connect_timeout(Duration::from_secs(5));
                 }

@@ -172,6 +172,7 @@ pub async fn run_session(
         signer: None,
         chain: None,
     };
+    let report = crate::secrets::redact_value(report);
     Ok(Outcome { report, kept })
 }
 

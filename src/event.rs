@@ -69,6 +69,29 @@ pub enum Event {
 }
 
 impl Event {
+    /// The same event with every registered secret masked (see [`crate::secrets`]).
+    fn redacted(self) -> Event {
+        let r = |s: String| crate::secrets::redact(&s).into_owned();
+        match self {
+            Event::Setup(s) => Event::Setup(r(s)),
+            Event::SteadyState { met, detail } => Event::SteadyState {
+                met,
+                detail: r(detail),
+            },
+            Event::FaultInjected(s) => Event::FaultInjected(r(s)),
+            Event::FaultEnded(s) => Event::FaultEnded(r(s)),
+            Event::RecoveryAction(s) => Event::RecoveryAction(r(s)),
+            Event::RecoveryFailed(s) => Event::RecoveryFailed(r(s)),
+            Event::Verified(s) => Event::Verified(r(s)),
+            Event::Step(s) => Event::Step(r(s)),
+            Event::CheckFailed(s) => Event::CheckFailed(r(s)),
+            Event::Warning(s) => Event::Warning(r(s)),
+            Event::Aborted(s) => Event::Aborted(r(s)),
+            Event::GuardrailTripped(s) => Event::GuardrailTripped(r(s)),
+            e @ (Event::Phase(_) | Event::Status { .. }) => e,
+        }
+    }
+
     /// The timeline's kind tag; `None` for events not worth keeping.
     fn kind(&self) -> Option<&'static str> {
         Some(match self {
@@ -167,6 +190,7 @@ impl<'a> EventSink<'a> {
 
     /// Records an event at a known instant (e.g. the fault instant taken just before a signal).
     pub fn emit_at(&self, at: Duration, event: Event) {
+        let event = event.redacted();
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(kind) = event.kind() {
             inner.timeline.push(TimelineEntry {

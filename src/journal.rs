@@ -159,7 +159,7 @@ impl Journal {
         self.append(&Entry::Effect {
             id,
             at: now(),
-            what: what.into(),
+            what: crate::secrets::redact(&what.into()).into_owned(),
             undo,
         })?;
         Ok(EffectId(Some(id)))

@@ -24,6 +24,7 @@ pub mod render;
 pub mod report;
 pub mod restore;
 pub mod scenario;
+pub mod secrets;
 pub mod signals;
 pub mod signing;
 pub mod soc2;

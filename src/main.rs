@@ -13,7 +13,7 @@ use firedrill::lock::{self, StateDir};
 use firedrill::report::Verdict;
 use firedrill::scenario::{self, ScenarioError};
 use firedrill::{
-    driver, evidence, human, plan, recover, render, report, signals, signing, summary,
+    driver, evidence, human, plan, recover, render, report, secrets, signals, signing, summary,
 };
 use tokio::sync::watch;
 
@@ -383,6 +383,9 @@ fn run(
     if let Err(code) = confirm_production(file, &loaded, extra.confirm.as_deref()) {
         return code;
     }
+    if let Ok(p) = std::env::var("PGPASSWORD") {
+        secrets::register(&p);
+    }
     let mut session = engine::Session::new(&loaded);
     // Held until the process ends, however it ends.
     let (_lock, journal) = match open_journal(file, &loaded, &session, extra.state_dir) {
@@ -398,13 +401,14 @@ fn run(
     });
     let outcome = match result {
         Ok(o) => o,
-        Err(e) => {
+        Err(kind) => {
+            let e = secrets::redact(&kind.to_string()).into_owned();
             journal.finished(&format!("error: {e}"));
             eprintln!("error: {e}");
             if let Some(p) = journal.path() {
                 eprintln!("journal: {}", p.display());
             }
-            return exit_code(match e {
+            return exit_code(match kind {
                 RunError::AbortedInSetup => EXIT_ABORTED,
                 RunError::Env(_) => EXIT_ENVIRONMENT,
                 RunError::NotValidated => EXIT_INVALID,

@@ -7,6 +7,7 @@ mod drill;
 mod evidence;
 mod render;
 mod restore;
+mod safety;
 mod sandbox;
 mod signing;
 

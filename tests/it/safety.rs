@@ -1,0 +1,652 @@
+//! Safe to run in production: a drill killed outright is undone by `firedrill recover`, one
+//! drill per target, production needs confirming, guardrails abort and roll back, and no
+//! password reaches any output.
+
+// The drill lock is held for the whole test on purpose (see `exclusive`).
+#![allow(clippy::await_holding_lock)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use firedrill::journal::{Entry, Read, Undo};
+use firedrill::pg::binaries::PgBinaries;
+use firedrill::pg::sandbox::Sandbox;
+use firedrill::scenario::Replication;
+
+/// A firedrill process whose stderr is read line by line.
+struct Running {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn start(state: &Path, args: &[&str], envs: &[(&str, &str)]) -> Running {
+        let mut cmd = crate::firedrill_process();
+        cmd.args(args)
+            .env("FIREDRILL_STATE_DIR", state)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads stderr until a line contains `pattern`; panics with what was seen after 90 s.
+    fn wait_for(&mut self, pattern: &str) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while Instant::now() < deadline {
+            match self.lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    let hit = line.contains(pattern);
+                    self.seen.push(line);
+                    if hit {
+                        return;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("never saw {pattern:?}:\n{}", self.seen.join("\n"));
+    }
+
+    fn kill9(mut self) -> Vec<String> {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
+        self.child.wait().unwrap();
+        self.seen.extend(self.lines.try_iter());
+        self.seen
+    }
+
+    /// Waits for the exit; (exit code, stdout, every stderr line).
+    fn finish(mut self) -> (i32, String, Vec<String>) {
+        let out = self.child.wait_with_output().unwrap();
+        self.seen.extend(self.lines.iter());
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            self.seen,
+        )
+    }
+}
+
+fn recover(state: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = crate::firedrill_process()
+        .arg("recover")
+        .args(args)
+        .env("FIREDRILL_STATE_DIR", state)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn only_journal(state: &Path) -> PathBuf {
+    let all = firedrill::journal::list(&state.join("journals"));
+    assert_eq!(all.len(), 1, "{all:?}");
+    all[0].clone()
+}
+
+/// Live (not zombie) processes whose command line mentions `text`.
+fn live_processes_mentioning(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .unwrap_or("?");
+        if state != "Z" && cmdline.contains(text) {
+            found.push(format!("{pid} {state} {cmdline}"));
+        }
+    }
+    found
+}
+
+/// Ports the sandbox announced ("... up on 127.0.0.1:PORT").
+fn announced_ports(lines: &[String]) -> Vec<u16> {
+    lines
+        .iter()
+        .filter_map(|l| l.split("up on 127.0.0.1:").nth(1)?.trim().parse().ok())
+        .collect()
+}
+
+const CRASH_SCENARIO: &str = "\
+version: 1
+name: crash
+target: {type: postgres-sandbox, standbys: 1}
+workload: {connections: 2}
+probes: {interval: 20ms, timeout: 300ms}
+steady_state: {duration: 1s}
+fault: {type: pause, node: primary, duration: 3s}
+recovery: {type: promote, node: standby1, after: 1s}
+observe: {duration: 4s, stability: 500ms}
+targets: {rto: 10s}
+";
+
+/// Kills firedrill with SIGKILL when its stderr shows `at`, then proves `firedrill recover`
+/// leaves nothing: no process, directory or port of the drill, a journal that says what was
+/// undone, and a second recover that does nothing.
+fn kill_then_recover(scenario: &str, at: &str) -> Vec<(String, String)> {
+    let _x = crate::exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let file = dir.path().join("scenario.yaml");
+    std::fs::write(&file, scenario).unwrap();
+    let mut run = Running::start(&state, &["run", file.to_str().unwrap()], &[]);
+    run.wait_for(at);
+    let lines = run.kill9();
+
+    let journal = only_journal(&state);
+    let before = Read::open(&journal).unwrap();
+    let dirs: Vec<PathBuf> = before
+        .pending()
+        .iter()
+        .filter_map(|(_, _, u)| match u {
+            Undo::RemoveDir { dir } => Some(dir.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(!dirs.is_empty(), "no directory journaled: {before:?}");
+    assert!(
+        dirs.iter().all(|d| d.exists()),
+        "killed drill left nothing?"
+    );
+    let ports = announced_ports(&lines);
+
+    let (code, stdout, stderr) = recover(&state, &[]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("recovered:"), "{stdout}");
+
+    for d in &dirs {
+        assert!(!d.exists(), "{} left behind", d.display());
+        let left = live_processes_mentioning(&d.display().to_string());
+        assert!(left.is_empty(), "processes left: {left:?}");
+    }
+    for p in &ports {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", *p)).is_err(),
+            "port {p} still accepts connections"
+        );
+    }
+    let after = Read::open(&journal).unwrap();
+    assert!(after.pending().is_empty(), "{after:?}");
+    assert!(matches!(
+        after.entries.last(),
+        Some(Entry::Recovered { .. })
+    ));
+    let undone: Vec<(String, String)> = stdout
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("undone: "))
+        .filter_map(|l| l.split_once(" -> "))
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .collect();
+    assert_eq!(undone.len(), before.pending().len(), "{stdout}");
+
+    // Idempotent: nothing left, nothing written.
+    let bytes = std::fs::read(&journal).unwrap();
+    let (code, stdout, _) = recover(&state, &[]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("nothing to recover"), "{stdout}");
+    let (code, stdout, _) = recover(&state, &[journal.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("nothing to recover"), "{stdout}");
+    assert_eq!(std::fs::read(&journal).unwrap(), bytes);
+    undone
+}
+
+#[test]
+fn killed_during_setup_recover_removes_the_half_built_sandbox() {
+    let undone = kill_then_recover(CRASH_SCENARIO, "pg_basebackup standby1");
+    assert!(undone[0].0.contains("sandbox directory"), "{undone:?}");
+}
+
+#[test]
+fn killed_after_the_fault_recover_resumes_the_paused_primary_and_removes_the_sandbox() {
+    let undone = kill_then_recover(CRASH_SCENARIO, "SIGSTOP all");
+    // Newest first: the pause, then the sandbox.
+    assert!(
+        undone[0].0.starts_with("SIGSTOP every process of primary"),
+        "{undone:?}"
+    );
+    assert!(undone[0].1.starts_with("SIGCONT "), "{undone:?}");
+    assert!(undone[1].1.contains("removed"), "{undone:?}");
+}
+
+#[test]
+fn killed_during_recovery_recover_cleans_up() {
+    let undone = kill_then_recover(CRASH_SCENARIO, "promoted standby1");
+    assert!(
+        undone.iter().any(|(w, _)| w.starts_with("SIGSTOP")),
+        "{undone:?}"
+    );
+}
+
+#[test]
+fn killed_during_verification_recover_cleans_up() {
+    let undone = kill_then_recover(CRASH_SCENARIO, "== verify");
+    assert!(
+        undone.iter().any(|(_, h)| h.contains("removed")),
+        "{undone:?}"
+    );
+}
+
+#[test]
+fn killed_while_a_restore_drill_takes_its_backup_recover_removes_every_directory() {
+    let undone = kill_then_recover(
+        "version: 1\nname: crash-restore\ntarget: {type: postgres-sandbox}\n\
+         workload: {connections: 2}\n\
+         restore:\n  backup: {type: pg-basebackup}\n  recovery_target: {type: latest}\n  \
+         seed: {pgbench_scale: 5}\ntargets: {checksums: match}\n",
+        "== backup",
+    );
+    // The workspace and the source sandbox (the restored one does not exist yet).
+    assert_eq!(undone.len(), 2, "{undone:?}");
+}
+
+// ---- an existing database: locks, unrecovered journals, passwords ---------------------------
+
+/// A PostgreSQL the test owns, reached as a `postgres` target by a password-authenticated role.
+struct Existing {
+    sb: Sandbox,
+    rt: tokio::runtime::Runtime,
+}
+
+const PASSWORD: &str = "Tr0ub4dor&3-secret";
+
+impl Existing {
+    fn new() -> Existing {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let bins = PgBinaries::locate(None).unwrap();
+        let sb = rt
+            .block_on(Sandbox::build(
+                bins,
+                crate::sandbox::config(0, Replication::Async),
+                &|_| {},
+            ))
+            .unwrap();
+        let hba = sb.nodes[0].data_dir.join("pg_hba.conf");
+        let rest = std::fs::read_to_string(&hba).unwrap();
+        std::fs::write(
+            &hba,
+            format!("host all drill 127.0.0.1/32 scram-sha-256\n{rest}"),
+        )
+        .unwrap();
+        rt.block_on(async {
+            let c = sb.connect(0).await.unwrap();
+            c.batch_execute(&format!(
+                "create role drill login superuser password '{PASSWORD}'; select pg_reload_conf();"
+            ))
+            .await
+            .unwrap();
+        });
+        Existing { sb, rt }
+    }
+
+    fn dsn(&self, password: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=drill password={password} dbname=postgres",
+            self.sb.nodes[0].port
+        )
+    }
+}
+
+impl Drop for Existing {
+    fn drop(&mut self) {
+        let _g = self.rt.enter();
+        self.sb.teardown(false);
+    }
+}
+
+fn existing_scenario(dir: &Path, fault: &str, observe: &str) -> PathBuf {
+    let file = dir.join("existing.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "version: 1\nname: existing-safety\nenvironment: test\n\
+             target: {{type: postgres, dsn_env: FD_SAFETY_DSN}}\n\
+             workload: {{connections: 1}}\nprobes: {{interval: 50ms, timeout: 500ms}}\n\
+             steady_state: {{duration: 500ms}}\nfault: {fault}\nrecovery: {{type: wait}}\n\
+             observe: {{duration: {observe}, stability: 200ms}}\ntargets: {{rto: 5s}}\n"
+        ),
+    )
+    .unwrap();
+    file
+}
+
+#[test]
+fn a_second_drill_on_the_same_target_is_refused_while_the_first_runs() {
+    let _x = crate::exclusive();
+    let db = Existing::new();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let file = existing_scenario(dir.path(), "{type: command, run: ['true']}", "3s");
+    let dsn = db.dsn(PASSWORD);
+    let env = [("FD_SAFETY_DSN", dsn.as_str())];
+    let mut first = Running::start(&state, &["run", file.to_str().unwrap()], &env);
+    first.wait_for("== steady state");
+
+    let second = Running::start(&state, &["run", file.to_str().unwrap()], &env);
+    let (code, _, lines) = second.finish();
+    let text = lines.join("\n");
+    assert_eq!(code, 5, "{text}");
+    assert!(
+        text.contains("is in use by drill") && text.contains("nothing was touched"),
+        "{text}"
+    );
+    let (code, _, lines) = first.finish();
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+    // The lock went with its holder.
+    let third = Running::start(&state, &["run", file.to_str().unwrap()], &env);
+    let (code, _, lines) = third.finish();
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+}
+
+#[test]
+fn a_target_with_an_unrecovered_journal_is_refused_until_recover_runs_the_undo() {
+    let _x = crate::exclusive();
+    let db = Existing::new();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let flag = dir.path().join("fault-in-effect");
+    let file = existing_scenario(
+        dir.path(),
+        &format!(
+            "{{type: command, run: [touch, '{f}'], undo: [rm, '{f}']}}",
+            f = flag.display()
+        ),
+        "20s",
+    );
+    let dsn = db.dsn(PASSWORD);
+    let env = [("FD_SAFETY_DSN", dsn.as_str())];
+    let mut run = Running::start(&state, &["run", file.to_str().unwrap()], &env);
+    run.wait_for("ran touch");
+    run.kill9();
+    assert!(flag.exists(), "the fault is in effect");
+
+    let again = Running::start(&state, &["run", file.to_str().unwrap()], &env);
+    let (code, _, lines) = again.finish();
+    let text = lines.join("\n");
+    assert_eq!(code, 5, "{text}");
+    assert!(text.contains("unrecovered journal"), "{text}");
+    assert!(text.contains("firedrill recover"), "{text}");
+    assert!(flag.exists(), "a refused run touched the target");
+
+    let (code, listed, _) = recover(&state, &["--list"]);
+    assert_eq!(code, 0);
+    assert!(
+        listed.contains("pending: run fault command touch"),
+        "{listed}"
+    );
+    assert!(flag.exists(), "--list undid something");
+
+    let (code, stdout, stderr) = recover(&state, &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("undone: run fault command touch"),
+        "{stdout}"
+    );
+    assert!(!flag.exists(), "the undo command did not run");
+
+    // The target is free again: the drill runs (its own fault and undo included).
+    let short = existing_scenario(dir.path(), "{type: command, run: ['true']}", "1s");
+    let ok = Running::start(&state, &["run", short.to_str().unwrap()], &env);
+    let (code, _, lines) = ok.finish();
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+}
+
+#[test]
+fn no_password_in_any_report_log_journal_or_error() {
+    let _x = crate::exclusive();
+    let db = Existing::new();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let out = dir.path().join("out");
+    // The fault command echoes the DSN, password and all, to its stderr and fails: the error
+    // message quotes the last lines of that output.
+    let file = existing_scenario(
+        dir.path(),
+        "{type: command, run: [sh, -c, 'echo \"using $FD_SAFETY_DSN\" >&2; exit 3']}",
+        "1s",
+    );
+    let dsn = db.dsn(PASSWORD);
+    let url = format!(
+        "postgresql://drill:{}@127.0.0.1:{}/postgres",
+        PASSWORD.replace('&', "%26"),
+        db.sb.nodes[0].port
+    );
+    let mut texts = Vec::new();
+    for (what, dsn) in [("key=value DSN", dsn.clone()), ("URL DSN", url)] {
+        let run = Running::start(
+            &state,
+            &[
+                "run",
+                "--out",
+                out.to_str().unwrap(),
+                "--junit",
+                dir.path().join("junit.xml").to_str().unwrap(),
+                "--textfile",
+                dir.path().join("m.prom").to_str().unwrap(),
+                file.to_str().unwrap(),
+            ],
+            &[("FD_SAFETY_DSN", dsn.as_str())],
+        );
+        let (code, stdout, lines) = run.finish();
+        let stderr = lines.join("\n");
+        // The injection failed: aborted, and the command's output was quoted (masked).
+        assert_eq!(code, 3, "{what}: {stderr}");
+        let both = format!("{stdout}{stderr}");
+        assert!(both.contains("using "), "{what}: {both}");
+        assert!(both.contains(firedrill::secrets::MASK), "{what}: {both}");
+        texts.push((format!("{what} stdout"), stdout));
+        texts.push((format!("{what} stderr"), stderr));
+    }
+    // A wrong password: an error, which must not quote it either.
+    let wrong = Running::start(
+        &state,
+        &["run", file.to_str().unwrap()],
+        &[("FD_SAFETY_DSN", db.dsn("Wr0ng-pa55word").as_str())],
+    );
+    let (code, stdout, lines) = wrong.finish();
+    assert_ne!(code, 0);
+    texts.push((
+        "wrong password".into(),
+        format!("{stdout}{}", lines.join("\n")),
+    ));
+
+    let mut files = 0;
+    for root in [dir.path().join("out"), state.clone(), dir.path().to_owned()] {
+        for f in walk(&root) {
+            if f.ends_with("existing.yaml") {
+                continue;
+            }
+            files += 1;
+            texts.push((
+                f.display().to_string(),
+                String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned(),
+            ));
+        }
+    }
+    assert!(files >= 8, "reports, views, journals: {files} files");
+    for (what, text) in &texts {
+        for secret in [PASSWORD, "Tr0ub4dor%263-secret", "Wr0ng-pa55word"] {
+            assert!(!text.contains(secret), "{secret} in {what}:\n{text}");
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+// ---- production and guardrails ---------------------------------------------------------------
+
+#[test]
+fn a_production_scenario_needs_its_name_confirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let file = dir.path().join("prod.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nname: orders-prod\nenvironment: production\n\
+         target: {type: postgres, dsn_env: FD_UNSET_DSN_FOR_PROD}\n\
+         fault: {type: command, run: ['true']}\nrecovery: {type: wait}\ntargets: {rto: 5s}\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    for (args, code, needle) in [
+        (vec!["run", f], 5, "pass --confirm orders-prod"),
+        (
+            vec!["run", "--confirm", "orders", f],
+            5,
+            "is not this scenario's name",
+        ),
+        // Confirmed: it goes on, and fails only for the unset DSN (exit 4).
+        (
+            vec!["run", "--confirm", "orders-prod", f],
+            4,
+            "FD_UNSET_DSN_FOR_PROD is not set",
+        ),
+    ] {
+        let (c, _, lines) = Running::start(&state, &args, &[]).finish();
+        let text = lines.join("\n");
+        assert_eq!(c, code, "{args:?}: {text}");
+        assert!(text.contains(needle), "{args:?}: {text}");
+    }
+    // Refused runs wrote no journal; the confirmed one did.
+    assert_eq!(firedrill::journal::list(&state.join("journals")).len(), 1);
+}
+
+/// A pause that would last 20s, with a guardrail on the write probe's error rate: the drill
+/// aborts within one probe interval of the condition holding (recomputed here from the report's
+/// probe series) and the pause is rolled back at once.
+#[test]
+fn a_guardrail_aborts_within_one_probe_interval_and_rolls_the_fault_back() {
+    let _x = crate::exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("guard.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nname: guarded\ntarget: {type: postgres-sandbox}\nworkload: {connections: 1}\n\
+         probes: {interval: 50ms, timeout: 200ms}\nsteady_state: {duration: 1s}\n\
+         guardrails:\n  - {type: error-rate, probe: write, above_pct: 90, for: 1s}\n\
+         fault: {type: pause, node: primary, duration: 20s}\nrecovery: {type: wait}\n\
+         observe: {duration: 30s, stability: 500ms}\ntargets: {rto: 30s}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let run = Running::start(
+        &dir.path().join("state"),
+        &[
+            "run",
+            "--out",
+            out.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let started = Instant::now();
+    let (code, _, lines) = run.finish();
+    assert_eq!(code, 3, "{}", lines.join("\n"));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "waited for the pause to end"
+    );
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(r["verdict"], "aborted");
+    assert!(
+        r["abort_reason"]
+            .as_str()
+            .unwrap()
+            .contains("guardrail tripped"),
+        "{r}"
+    );
+    let at = |kind: &str| -> f64 {
+        r["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| {
+                e["kind"] == kind
+                    && (kind != "fault-ended"
+                        || e["detail"].as_str().unwrap().contains("rolled back"))
+            })
+            .unwrap_or_else(|| panic!("no {kind} in {}", r["timeline"]))["t_ms"]
+            .as_f64()
+            .unwrap()
+    };
+    let (fault, tripped, rolled_back) = (
+        at("fault-injected"),
+        at("guardrail-tripped"),
+        at("fault-ended"),
+    );
+
+    // When the condition first held, from the report's own probe bins: the first bin end t
+    // where more than 90% of the write probes that ended in (t - 1s, t] failed.
+    let bin = r["series"]["bin_ms"].as_f64().unwrap();
+    let bins = r["series"]["write"].as_array().unwrap();
+    let per_window = (1000.0 / bin).round() as usize;
+    let held = (per_window..bins.len())
+        .map(|i| {
+            let w = &bins[i + 1 - per_window..=i];
+            let ok: u64 = w.iter().map(|b| b["ok"].as_u64().unwrap()).sum();
+            let failed: u64 = w.iter().map(|b| b["failed"].as_u64().unwrap()).sum();
+            ((i + 1) as f64 * bin, ok, failed)
+        })
+        .find(|(t, ok, failed)| {
+            *t > fault && ok + failed > 0 && *failed as f64 * 100.0 / (ok + failed) as f64 > 90.0
+        })
+        .map(|(t, _, _)| t)
+        .expect("the condition held according to the series");
+    // Within one probe interval (50ms), give or take the bins' own width.
+    assert!(
+        tripped <= held + 50.0 + bin && tripped >= held - bin,
+        "fault {fault}, condition held at {held}, tripped at {tripped} (bins of {bin}ms)"
+    );
+    assert!(tripped > fault, "tripped at {tripped}, before the fault at {fault}");
+    eprintln!(
+        "fault {fault}ms, condition held {held}ms, tripped {tripped}ms, rolled back {rolled_back}ms"
+    );
+    assert!(
+        rolled_back >= tripped && rolled_back - tripped <= 50.0,
+        "tripped {tripped}, rolled back {rolled_back}"
+    );
+}
