@@ -176,12 +176,38 @@ fn syntax_diagnostic(file: &Path, text: &str, e: &serde_saphyr::Error) -> Diagno
     if let Some(cut) = message.rfind(" at line ") {
         message.truncate(cut);
     }
+    // The parser's resource budgets, in the author's terms.
+    if message.contains("budget breached") || message.contains("recursion limit exceeded") {
+        message = if message.contains("Depth") || message.contains("recursion") {
+            "nested too deeply (a scenario needs a few levels; the limit is 64)".into()
+        } else {
+            format!(
+                "too large to be a scenario (aliases, nodes or events beyond the parser's \
+                 budget: {})",
+                message.trim_start_matches("budget breached: ")
+            )
+        };
+    }
     Diagnostic {
         file: file.to_owned(),
         pos,
-        key: key_path_of_error(text),
+        key: key_path_of_error(text).map(|k| shorten_key(&k)),
         message,
     }
+}
+
+/// A key path deeper than any real scenario's, cut to its first and last segments.
+fn shorten_key(path: &str) -> String {
+    let parts: Vec<&str> = path.split('.').collect();
+    if parts.len() <= 8 {
+        return path.to_owned();
+    }
+    format!(
+        "{}.(... {} levels ...).{}",
+        parts[..3].join("."),
+        parts.len() - 5,
+        parts[parts.len() - 2..].join(".")
+    )
 }
 
 /// The key path at which deserialization fails, from a second pass through

@@ -5,6 +5,7 @@ mod checksum;
 mod cli;
 mod drill;
 mod evidence;
+mod fuzz;
 mod render;
 mod restore;
 mod safety;

@@ -641,7 +641,10 @@ fn a_guardrail_aborts_within_one_probe_interval_and_rolls_the_fault_back() {
         tripped <= held + 50.0 + bin && tripped >= held - bin,
         "fault {fault}, condition held at {held}, tripped at {tripped} (bins of {bin}ms)"
     );
-    assert!(tripped > fault, "tripped at {tripped}, before the fault at {fault}");
+    assert!(
+        tripped > fault,
+        "tripped at {tripped}, before the fault at {fault}"
+    );
     eprintln!(
         "fault {fault}ms, condition held {held}ms, tripped {tripped}ms, rolled back {rolled_back}ms"
     );
