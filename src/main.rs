@@ -415,7 +415,7 @@ fn run(
             });
         }
     };
-    journal.finished(outcome.report.verdict.label());
+    journal.finished(&outcome.report.verdict.label().to_lowercase());
     let mut report = outcome.report;
     report.signer = signer.as_ref().map(|s| report::SignerRef {
         fingerprint: s.fingerprint(),

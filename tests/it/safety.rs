@@ -653,3 +653,68 @@ fn a_guardrail_aborts_within_one_probe_interval_and_rolls_the_fault_back() {
         "tripped {tripped}, rolled back {rolled_back}"
     );
 }
+
+/// Two Ctrl-Cs in a row while the primary is paused: no more waiting, yet the pause is rolled
+/// back, the sandbox removed, the report says aborted and the journal has nothing pending.
+#[test]
+fn a_second_ctrl_c_skips_waiting_but_still_rolls_back_and_records() {
+    let _x = crate::exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let file = dir.path().join("long-pause.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nname: long-pause\ntarget: {type: postgres-sandbox}\n\
+         steady_state: {duration: 500ms}\nfault: {type: pause, node: primary, duration: 60s}\n\
+         recovery: {type: wait}\nobserve: {duration: 90s, stability: 1s}\ntargets: {rto: 1s}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let mut run = Running::start(
+        &state,
+        &[
+            "run",
+            "--out",
+            out.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    run.wait_for("SIGSTOP all");
+    let pid = run.child.id() as i32;
+    let interrupted = Instant::now();
+    for _ in 0..2 {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(pid, libc::SIGINT) };
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let (code, _, lines) = run.finish();
+    let text = lines.join("\n");
+    assert_eq!(code, 3, "{text}");
+    assert!(
+        interrupted.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        interrupted.elapsed()
+    );
+    assert!(text.contains("interrupted again"), "{text}");
+    assert!(text.contains("rolled back: SIGCONT"), "{text}");
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(r["verdict"], "aborted");
+    let journal = Read::open(&only_journal(&state)).unwrap();
+    assert!(journal.pending().is_empty(), "{journal:?}");
+    assert_eq!(journal.finished(), Some("aborted"));
+    let sandbox = journal
+        .entries
+        .iter()
+        .find_map(|e| match e {
+            Entry::Effect {
+                undo: Some(Undo::RemoveDir { dir }),
+                ..
+            } => Some(dir.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(!sandbox.exists());
+    assert!(live_processes_mentioning(&sandbox.display().to_string()).is_empty());
+}
