@@ -28,10 +28,12 @@ pub struct Guard {
     armed_at: Duration,
 }
 
+/// Since when (drill time) every run of a command guardrail has failed, and the last failure.
+type Failing = Arc<Mutex<Option<(Duration, String)>>>;
+
 struct Rail {
     spec: Guardrail,
-    /// Command guardrails: since when (drill time) every run has failed, and the last failure.
-    failing: Option<Arc<Mutex<Option<(Duration, String)>>>>,
+    failing: Option<Failing>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -166,7 +168,7 @@ async fn run_check(
     timeout: Duration,
     t0: Instant,
     mut stop: watch::Receiver<bool>,
-    failing: Arc<Mutex<Option<(Duration, String)>>>,
+    failing: Failing,
 ) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -56,21 +56,6 @@ pub fn redact(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn masks_plain_and_url_encoded_forms() {
-        register("p@ss word!");
-        assert_eq!(
-            redact("password=p@ss word! and postgresql://u:p%40ss%20word%21@h/db"),
-            format!("password={MASK} and postgresql://u:{MASK}@h/db")
-        );
-        assert!(matches!(redact("nothing here"), Cow::Borrowed(_)));
-    }
-}
-
 /// A serializable value (a report) with every registered secret masked in every string.
 pub fn redact_value<T: serde::Serialize + serde::de::DeserializeOwned>(value: T) -> T {
     fn walk(v: &mut serde_json::Value, changed: &mut bool) {
@@ -95,4 +80,19 @@ pub fn redact_value<T: serde::Serialize + serde::de::DeserializeOwned>(value: T)
         return value;
     }
     serde_json::from_value(json).unwrap_or(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_plain_and_url_encoded_forms() {
+        register("p@ss word!");
+        assert_eq!(
+            redact("password=p@ss word! and postgresql://u:p%40ss%20word%21@h/db"),
+            format!("password={MASK} and postgresql://u:{MASK}@h/db")
+        );
+        assert!(matches!(redact("nothing here"), Cow::Borrowed(_)));
+    }
 }
