@@ -370,15 +370,9 @@ fn run(
             return exit_code(EXIT_INVALID);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(&mut tokio::runtime::Builder::new_multi_thread()) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return exit_code(EXIT_ENVIRONMENT);
-        }
+        Err(code) => return code,
     };
     if let Err(code) = confirm_production(file, &loaded, extra.confirm.as_deref()) {
         return code;
@@ -821,15 +815,9 @@ fn recover(state_dir: Option<PathBuf>, journal: Option<PathBuf>, list: bool) -> 
         }
         return exit_code(EXIT_PASS);
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(&mut tokio::runtime::Builder::new_current_thread()) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return exit_code(EXIT_ENVIRONMENT);
-        }
+        Err(code) => return code,
     };
     let mut code = EXIT_PASS;
     for r in reads {
@@ -866,4 +854,11 @@ fn recover(state_dir: Option<PathBuf>, journal: Option<PathBuf>, list: bool) -> 
         }
     }
     exit_code(code)
+}
+
+fn runtime(builder: &mut tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, ExitCode> {
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("error: cannot start the async runtime: {e}");
+        exit_code(EXIT_ENVIRONMENT)
+    })
 }
