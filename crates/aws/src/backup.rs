@@ -1,0 +1,152 @@
+//! AWS Backup: how fresh each resource's recovery points are, which jobs failed, and restores.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use crate::client::Aws;
+use crate::error::AwsError;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecoveryPoint {
+    pub arn: String,
+    pub created: Option<SystemTime>,
+    pub status: String,
+    pub vault: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct BackupJob {
+    pub id: String,
+    pub state: String,
+    pub resource_arn: String,
+    pub created: Option<SystemTime>,
+    pub message: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RestoreJob {
+    pub id: String,
+    pub status: String,
+    pub created_resource_arn: Option<String>,
+    pub message: Option<String>,
+}
+
+fn time(t: Option<&aws_smithy_types::DateTime>) -> Option<SystemTime> {
+    t.and_then(|t| SystemTime::try_from(*t).ok())
+}
+
+impl Aws {
+    /// A resource's recovery points, newest first.
+    pub async fn recovery_points(
+        &self,
+        resource_arn: &str,
+    ) -> Result<Vec<RecoveryPoint>, AwsError> {
+        let mut pages = self
+            .backup
+            .list_recovery_points_by_resource()
+            .resource_arn(resource_arn)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                AwsError::from_sdk(
+                    "backup:ListRecoveryPointsByResource",
+                    &format!("recovery points of {resource_arn}"),
+                    e,
+                )
+            })?;
+            out.extend(page.recovery_points().iter().map(|p| {
+                RecoveryPoint {
+                    arn: p.recovery_point_arn().unwrap_or_default().to_owned(),
+                    created: time(p.creation_date()),
+                    status: p
+                        .status()
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default(),
+                    vault: p.backup_vault_name().unwrap_or_default().to_owned(),
+                }
+            }));
+        }
+        out.sort_by(|a, b| b.created.cmp(&a.created));
+        Ok(out)
+    }
+
+    /// Backup jobs created since `since`, of one resource or all.
+    pub async fn backup_jobs(
+        &self,
+        since: SystemTime,
+        resource_arn: Option<&str>,
+    ) -> Result<Vec<BackupJob>, AwsError> {
+        let mut pages = self
+            .backup
+            .list_backup_jobs()
+            .by_created_after(aws_smithy_types::DateTime::from(since))
+            .set_by_resource_arn(resource_arn.map(str::to_owned))
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| AwsError::from_sdk("backup:ListBackupJobs", "backup jobs", e))?;
+            out.extend(page.backup_jobs().iter().map(|j| BackupJob {
+                id: j.backup_job_id().unwrap_or_default().to_owned(),
+                state: j.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                resource_arn: j.resource_arn().unwrap_or_default().to_owned(),
+                created: time(j.creation_date()),
+                message: j.status_message().map(str::to_owned),
+            }));
+        }
+        Ok(out)
+    }
+
+    pub async fn start_restore(
+        &self,
+        recovery_point_arn: &str,
+        iam_role_arn: Option<&str>,
+        metadata: HashMap<String, String>,
+    ) -> Result<String, AwsError> {
+        let out = self
+            .backup
+            .start_restore_job()
+            .recovery_point_arn(recovery_point_arn)
+            .set_iam_role_arn(iam_role_arn.map(str::to_owned))
+            .set_metadata(Some(metadata))
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk(
+                    "backup:StartRestoreJob",
+                    &format!("recovery point {recovery_point_arn}"),
+                    e,
+                )
+            })?;
+        out.restore_job_id()
+            .map(str::to_owned)
+            .ok_or_else(|| AwsError::Other {
+                action: "backup:StartRestoreJob".into(),
+                message: "no restore job id in the answer".into(),
+            })
+    }
+
+    pub async fn restore_job(&self, id: &str) -> Result<RestoreJob, AwsError> {
+        let out = self
+            .backup
+            .describe_restore_job()
+            .restore_job_id(id)
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk("backup:DescribeRestoreJob", &format!("restore job {id}"), e)
+            })?;
+        Ok(RestoreJob {
+            id: id.to_owned(),
+            status: out
+                .status()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            created_resource_arn: out.created_resource_arn().map(str::to_owned),
+            message: out.status_message().map(str::to_owned),
+        })
+    }
+}

@@ -1,0 +1,76 @@
+//! One error type for every AWS call, classified for the user: the IAM action missing, the
+//! resource not found, throttling that outlasted the retries, no credentials.
+
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AwsError {
+    #[error("access denied: the credentials lack the IAM permission {action} ({message})")]
+    AccessDenied { action: String, message: String },
+    #[error("{what} not found ({action}: {message})")]
+    NotFound {
+        what: String,
+        action: String,
+        message: String,
+    },
+    #[error(
+        "{action} throttled by AWS after the SDK's retries; lower the fleet's rate or retry later"
+    )]
+    Throttled { action: String },
+    #[error(
+        "no AWS credentials found (environment, profile, SSO, credential_process, instance role); \
+         {action} was not called"
+    )]
+    NoCredentials { action: String },
+    #[error("{what} did not become {wanted} within {waited} (last state: {last})")]
+    Deadline {
+        what: String,
+        wanted: String,
+        waited: String,
+        last: String,
+    },
+    #[error("{what} failed: {reason}")]
+    Failed { what: String, reason: String },
+    #[error("{action}: {message}")]
+    Other { action: String, message: String },
+}
+
+impl AwsError {
+    /// Classifies an SDK error of the call `action` (e.g. `rds:RebootDBInstance`) about `what`.
+    pub(crate) fn from_sdk<E>(action: &str, what: &str, e: E) -> AwsError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let code = e.code().unwrap_or_default().to_owned();
+        let message = e.message().unwrap_or_default().to_owned();
+        let action = action.to_owned();
+        let chain = DisplayErrorContext(&e).to_string();
+        match code.as_str() {
+            "AccessDenied"
+            | "AccessDeniedException"
+            | "UnauthorizedOperation"
+            | "AuthorizationError"
+            | "NotAuthorized" => AwsError::AccessDenied { action, message },
+            "Throttling"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "TooManyRequestsException"
+            | "RequestThrottled" => AwsError::Throttled { action },
+            c if c.contains("NotFound") => AwsError::NotFound {
+                what: what.to_owned(),
+                action,
+                message,
+            },
+            "" if chain.contains("credential") => AwsError::NoCredentials { action },
+            "" => AwsError::Other {
+                action,
+                message: chain,
+            },
+            _ => AwsError::Other {
+                action,
+                message: format!("{code}: {message}"),
+            },
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! AWS Fault Injection Service: experiments from an existing template or one the scenario
+//! describes; started, polled, stopped.
+
+use aws_sdk_fis::types::{
+    CreateExperimentTemplateActionInput, CreateExperimentTemplateStopConditionInput,
+    CreateExperimentTemplateTargetInput, Experiment as SdkExperiment,
+};
+
+use crate::client::Aws;
+use crate::error::AwsError;
+
+/// An experiment's state as the timeline records it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Experiment {
+    pub id: String,
+    /// pending, initiating, running, completed, stopping, stopped, failed, cancelled.
+    pub status: String,
+    pub reason: Option<String>,
+    /// Each action's name and status, sorted by name.
+    pub actions: Vec<(String, String)>,
+}
+
+impl Experiment {
+    pub fn finished(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "completed" | "stopped" | "failed" | "cancelled"
+        )
+    }
+}
+
+/// A template described in the scenario.
+#[derive(Clone, Debug, Default)]
+pub struct TemplateSpec {
+    pub description: String,
+    pub role_arn: String,
+    pub targets: Vec<TargetSpec>,
+    pub actions: Vec<ActionSpec>,
+    /// CloudWatch alarm ARNs that stop the experiment (FIS's own stop conditions).
+    pub stop_alarms: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct TargetSpec {
+    pub name: String,
+    pub resource_type: String,
+    pub arns: Vec<String>,
+    pub tags: Vec<(String, String)>,
+    /// ALL, COUNT(n), PERCENT(n).
+    pub selection_mode: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ActionSpec {
+    pub name: String,
+    pub action_id: String,
+    pub parameters: Vec<(String, String)>,
+    /// Action target key (e.g. `DBInstances`) -> a target's name.
+    pub targets: Vec<(String, String)>,
+}
+
+fn experiment(e: &SdkExperiment) -> Experiment {
+    let mut actions: Vec<(String, String)> = e
+        .actions()
+        .map(|m| {
+            m.iter()
+                .map(|(name, a)| {
+                    (
+                        name.clone(),
+                        a.state()
+                            .and_then(|s| s.status())
+                            .map(|s| s.as_str().to_owned())
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    actions.sort();
+    Experiment {
+        id: e.id().unwrap_or_default().to_owned(),
+        status: e
+            .state()
+            .and_then(|s| s.status())
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+        reason: e.state().and_then(|s| s.reason()).map(str::to_owned),
+        actions,
+    }
+}
+
+fn bad_spec(e: impl std::fmt::Display) -> AwsError {
+    AwsError::Failed {
+        what: "the FIS template".into(),
+        reason: e.to_string(),
+    }
+}
+
+impl Aws {
+    /// Creates the template (tagged with the drill) and returns its id.
+    pub async fn create_template(
+        &self,
+        spec: &TemplateSpec,
+        token: &str,
+        tag: (&str, &str),
+    ) -> Result<String, AwsError> {
+        let mut req = self
+            .fis
+            .create_experiment_template()
+            .client_token(token)
+            .description(&spec.description)
+            .role_arn(&spec.role_arn)
+            .tags(tag.0, tag.1);
+        let alarms: Vec<Option<&str>> = if spec.stop_alarms.is_empty() {
+            vec![None]
+        } else {
+            spec.stop_alarms.iter().map(|a| Some(a.as_str())).collect()
+        };
+        for alarm in alarms {
+            let sc = match alarm {
+                None => CreateExperimentTemplateStopConditionInput::builder().source("none"),
+                Some(a) => CreateExperimentTemplateStopConditionInput::builder()
+                    .source("aws:cloudwatch:alarm")
+                    .value(a),
+            };
+            req = req.stop_conditions(sc.build().map_err(bad_spec)?);
+        }
+        for t in &spec.targets {
+            let mut b = CreateExperimentTemplateTargetInput::builder()
+                .resource_type(&t.resource_type)
+                .selection_mode(&t.selection_mode)
+                .set_resource_arns((!t.arns.is_empty()).then(|| t.arns.clone()));
+            for (k, v) in &t.tags {
+                b = b.resource_tags(k, v);
+            }
+            req = req.targets(&t.name, b.build().map_err(bad_spec)?);
+        }
+        for a in &spec.actions {
+            let mut b = CreateExperimentTemplateActionInput::builder().action_id(&a.action_id);
+            for (k, v) in &a.parameters {
+                b = b.parameters(k, v);
+            }
+            for (k, v) in &a.targets {
+                b = b.targets(k, v);
+            }
+            req = req.actions(&a.name, b.build().map_err(bad_spec)?);
+        }
+        let out = req.send().await.map_err(|e| {
+            AwsError::from_sdk("fis:CreateExperimentTemplate", "FIS experiment template", e)
+        })?;
+        out.experiment_template()
+            .and_then(|t| t.id())
+            .map(str::to_owned)
+            .ok_or_else(|| AwsError::Other {
+                action: "fis:CreateExperimentTemplate".into(),
+                message: "no template id in the answer".into(),
+            })
+    }
+
+    pub async fn delete_template(&self, id: &str) -> Result<(), AwsError> {
+        self.fis
+            .delete_experiment_template()
+            .id(id)
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk(
+                    "fis:DeleteExperimentTemplate",
+                    &format!("FIS experiment template {id}"),
+                    e,
+                )
+            })?;
+        Ok(())
+    }
+
+    pub async fn start_experiment(
+        &self,
+        template: &str,
+        token: &str,
+        tag: (&str, &str),
+    ) -> Result<Experiment, AwsError> {
+        let out = self
+            .fis
+            .start_experiment()
+            .experiment_template_id(template)
+            .client_token(token)
+            .tags(tag.0, tag.1)
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk(
+                    "fis:StartExperiment",
+                    &format!("FIS experiment template {template}"),
+                    e,
+                )
+            })?;
+        out.experiment()
+            .map(experiment)
+            .ok_or_else(|| AwsError::Other {
+                action: "fis:StartExperiment".into(),
+                message: "no experiment in the answer".into(),
+            })
+    }
+
+    pub async fn experiment(&self, id: &str) -> Result<Experiment, AwsError> {
+        let out = self.fis.get_experiment().id(id).send().await.map_err(|e| {
+            AwsError::from_sdk("fis:GetExperiment", &format!("FIS experiment {id}"), e)
+        })?;
+        out.experiment()
+            .map(experiment)
+            .ok_or_else(|| AwsError::NotFound {
+                what: format!("FIS experiment {id}"),
+                action: "fis:GetExperiment".into(),
+                message: "empty answer".into(),
+            })
+    }
+
+    /// Stops a running experiment; stopping a finished one is not an error (undo is idempotent).
+    pub async fn stop_experiment(&self, id: &str) -> Result<Experiment, AwsError> {
+        let now = self.experiment(id).await?;
+        if now.finished() {
+            return Ok(now);
+        }
+        let out = self
+            .fis
+            .stop_experiment()
+            .id(id)
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk("fis:StopExperiment", &format!("FIS experiment {id}"), e)
+            })?;
+        out.experiment()
+            .map(experiment)
+            .ok_or_else(|| AwsError::Other {
+                action: "fis:StopExperiment".into(),
+                message: "no experiment in the answer".into(),
+            })
+    }
+}

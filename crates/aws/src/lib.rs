@@ -1,0 +1,24 @@
+//! firedrill's calls to AWS: RDS and Aurora (describe, fail over, snapshot, restore, delete), Fault
+//! Injection Service experiments, and AWS Backup (recovery points, jobs, restore jobs).
+//!
+//! A crate of its own so that the SDK compiles once: the engine in `firedrill` changes often and
+//! depends on this crate's small, SDK-free interface (plain structs and [`AwsError`]), never on
+//! SDK types. Every call names the IAM action it needs, so that an AccessDenied error can say
+//! which permission is missing; throttling is retried by the SDK's standard retry mode.
+
+mod backup;
+mod client;
+mod error;
+mod fis;
+pub mod fleet;
+mod rds;
+pub mod wait;
+
+pub use backup::{BackupJob, RecoveryPoint, RestoreJob};
+pub use client::{Aws, Options};
+pub use error::AwsError;
+pub use fis::{ActionSpec, Experiment, TargetSpec, TemplateSpec};
+pub use rds::{Cluster, Instance, Snapshot};
+
+/// The tag every resource firedrill creates carries; its value is the drill's run id.
+pub const DRILL_TAG: &str = "firedrill:drill";

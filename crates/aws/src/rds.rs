@@ -1,0 +1,377 @@
+//! RDS and Aurora: what a drill reads, breaks, copies and removes.
+
+use std::time::SystemTime;
+
+use aws_sdk_rds::types::{DbCluster, DbInstance, DbSnapshot, Tag};
+
+use crate::client::Aws;
+use crate::error::AwsError;
+
+/// A DB instance as a drill sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Instance {
+    pub id: String,
+    pub arn: String,
+    pub status: String,
+    /// Address and port, once the instance has one.
+    pub endpoint: Option<(String, u16)>,
+    pub multi_az: bool,
+    pub az: Option<String>,
+    pub secondary_az: Option<String>,
+    pub engine: String,
+    pub tags: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cluster {
+    pub id: String,
+    pub arn: String,
+    pub status: String,
+    pub endpoint: Option<(String, u16)>,
+    /// The writer instance, if the cluster has members.
+    pub writer: Option<String>,
+    pub members: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Snapshot {
+    pub id: String,
+    pub arn: String,
+    pub status: String,
+    pub instance: String,
+    pub tags: Vec<(String, String)>,
+}
+
+fn tags(pairs: &[(&str, &str)]) -> Vec<Tag> {
+    pairs
+        .iter()
+        .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+        .collect()
+}
+
+fn tag_pairs(t: &[Tag]) -> Vec<(String, String)> {
+    t.iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_owned(),
+                t.value().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn instance(i: &DbInstance) -> Instance {
+    Instance {
+        id: i.db_instance_identifier().unwrap_or_default().to_owned(),
+        arn: i.db_instance_arn().unwrap_or_default().to_owned(),
+        status: i.db_instance_status().unwrap_or_default().to_owned(),
+        endpoint: i
+            .endpoint()
+            .and_then(|e| Some((e.address()?.to_owned(), u16::try_from(e.port()?).ok()?))),
+        multi_az: i.multi_az().unwrap_or(false),
+        az: i.availability_zone().map(str::to_owned),
+        secondary_az: i.secondary_availability_zone().map(str::to_owned),
+        engine: i.engine().unwrap_or_default().to_owned(),
+        tags: tag_pairs(i.tag_list()),
+    }
+}
+
+fn cluster(c: &DbCluster) -> Cluster {
+    let members = c.db_cluster_members();
+    Cluster {
+        id: c.db_cluster_identifier().unwrap_or_default().to_owned(),
+        arn: c.db_cluster_arn().unwrap_or_default().to_owned(),
+        status: c.status().unwrap_or_default().to_owned(),
+        endpoint: c
+            .endpoint()
+            .zip(c.port())
+            .and_then(|(a, p)| Some((a.to_owned(), u16::try_from(p).ok()?))),
+        writer: members
+            .iter()
+            .find(|m| m.is_cluster_writer() == Some(true))
+            .and_then(|m| m.db_instance_identifier())
+            .map(str::to_owned),
+        members: members
+            .iter()
+            .filter_map(|m| m.db_instance_identifier().map(str::to_owned))
+            .collect(),
+    }
+}
+
+fn snapshot(s: &DbSnapshot) -> Snapshot {
+    Snapshot {
+        id: s.db_snapshot_identifier().unwrap_or_default().to_owned(),
+        arn: s.db_snapshot_arn().unwrap_or_default().to_owned(),
+        status: s.status().unwrap_or_default().to_owned(),
+        instance: s.db_instance_identifier().unwrap_or_default().to_owned(),
+        tags: tag_pairs(s.tag_list()),
+    }
+}
+
+impl Aws {
+    pub async fn instance(&self, id: &str) -> Result<Instance, AwsError> {
+        let what = format!("DB instance {id} in {}", self.region);
+        let out = self
+            .rds
+            .describe_db_instances()
+            .db_instance_identifier(id)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("rds:DescribeDBInstances", &what, e))?;
+        out.db_instances()
+            .first()
+            .map(instance)
+            .ok_or_else(|| AwsError::NotFound {
+                what,
+                action: "rds:DescribeDBInstances".into(),
+                message: "empty answer".into(),
+            })
+    }
+
+    /// Every DB instance of the region (all pages).
+    pub async fn instances(&self) -> Result<Vec<Instance>, AwsError> {
+        let mut pages = self.rds.describe_db_instances().into_paginator().send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| AwsError::from_sdk("rds:DescribeDBInstances", "DB instances", e))?;
+            out.extend(page.db_instances().iter().map(instance));
+        }
+        Ok(out)
+    }
+
+    pub async fn cluster(&self, id: &str) -> Result<Cluster, AwsError> {
+        let what = format!("DB cluster {id} in {}", self.region);
+        let out = self
+            .rds
+            .describe_db_clusters()
+            .db_cluster_identifier(id)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("rds:DescribeDBClusters", &what, e))?;
+        out.db_clusters()
+            .first()
+            .map(cluster)
+            .ok_or_else(|| AwsError::NotFound {
+                what,
+                action: "rds:DescribeDBClusters".into(),
+                message: "empty answer".into(),
+            })
+    }
+
+    /// A Multi-AZ instance failover: reboot with `ForceFailover`.
+    pub async fn failover_instance(&self, id: &str) -> Result<(), AwsError> {
+        self.rds
+            .reboot_db_instance()
+            .db_instance_identifier(id)
+            .force_failover(true)
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk("rds:RebootDBInstance", &format!("DB instance {id}"), e)
+            })?;
+        Ok(())
+    }
+
+    /// An Aurora (or Multi-AZ DB cluster) failover, optionally to a chosen reader.
+    pub async fn failover_cluster(&self, id: &str, target: Option<&str>) -> Result<(), AwsError> {
+        self.rds
+            .failover_db_cluster()
+            .db_cluster_identifier(id)
+            .set_target_db_instance_identifier(target.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk("rds:FailoverDBCluster", &format!("DB cluster {id}"), e)
+            })?;
+        Ok(())
+    }
+
+    pub async fn create_snapshot(
+        &self,
+        instance: &str,
+        snapshot_id: &str,
+        tag: &[(&str, &str)],
+    ) -> Result<Snapshot, AwsError> {
+        let out = self
+            .rds
+            .create_db_snapshot()
+            .db_instance_identifier(instance)
+            .db_snapshot_identifier(snapshot_id)
+            .set_tags(Some(tags(tag)))
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk(
+                    "rds:CreateDBSnapshot",
+                    &format!("DB instance {instance}"),
+                    e,
+                )
+            })?;
+        out.db_snapshot()
+            .map(snapshot)
+            .ok_or_else(|| AwsError::Other {
+                action: "rds:CreateDBSnapshot".into(),
+                message: "no snapshot in the answer".into(),
+            })
+    }
+
+    pub async fn snapshot(&self, id: &str) -> Result<Snapshot, AwsError> {
+        let what = format!("DB snapshot {id}");
+        let out = self
+            .rds
+            .describe_db_snapshots()
+            .db_snapshot_identifier(id)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("rds:DescribeDBSnapshots", &what, e))?;
+        out.db_snapshots()
+            .first()
+            .map(snapshot)
+            .ok_or_else(|| AwsError::NotFound {
+                what,
+                action: "rds:DescribeDBSnapshots".into(),
+                message: "empty answer".into(),
+            })
+    }
+
+    /// Every manual DB snapshot of the region (all pages).
+    pub async fn snapshots(&self) -> Result<Vec<Snapshot>, AwsError> {
+        let mut pages = self.rds.describe_db_snapshots().into_paginator().send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| AwsError::from_sdk("rds:DescribeDBSnapshots", "DB snapshots", e))?;
+            out.extend(page.db_snapshots().iter().map(snapshot));
+        }
+        Ok(out)
+    }
+
+    /// Restores a snapshot into a new instance `new_id`, tagged.
+    pub async fn restore_snapshot(
+        &self,
+        snapshot_id: &str,
+        new_id: &str,
+        class: Option<&str>,
+        tag: &[(&str, &str)],
+    ) -> Result<Instance, AwsError> {
+        let out = self
+            .rds
+            .restore_db_instance_from_db_snapshot()
+            .db_snapshot_identifier(snapshot_id)
+            .db_instance_identifier(new_id)
+            .set_db_instance_class(class.map(str::to_owned))
+            .set_tags(Some(tags(tag)))
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk(
+                    "rds:RestoreDBInstanceFromDBSnapshot",
+                    &format!("DB snapshot {snapshot_id}"),
+                    e,
+                )
+            })?;
+        out.db_instance()
+            .map(instance)
+            .ok_or_else(|| AwsError::Other {
+                action: "rds:RestoreDBInstanceFromDBSnapshot".into(),
+                message: "no instance in the answer".into(),
+            })
+    }
+
+    /// Restores `source` as of `at` (`None`: the latest restorable time) into `new_id`.
+    pub async fn restore_point_in_time(
+        &self,
+        source: &str,
+        new_id: &str,
+        at: Option<SystemTime>,
+        class: Option<&str>,
+        tag: &[(&str, &str)],
+    ) -> Result<Instance, AwsError> {
+        let out = self
+            .rds
+            .restore_db_instance_to_point_in_time()
+            .source_db_instance_identifier(source)
+            .target_db_instance_identifier(new_id)
+            .set_restore_time(at.map(aws_smithy_types::DateTime::from))
+            .use_latest_restorable_time(at.is_none())
+            .set_db_instance_class(class.map(str::to_owned))
+            .set_tags(Some(tags(tag)))
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk(
+                    "rds:RestoreDBInstanceToPointInTime",
+                    &format!("DB instance {source}"),
+                    e,
+                )
+            })?;
+        out.db_instance()
+            .map(instance)
+            .ok_or_else(|| AwsError::Other {
+                action: "rds:RestoreDBInstanceToPointInTime".into(),
+                message: "no instance in the answer".into(),
+            })
+    }
+
+    /// Deletes an instance firedrill created (no final snapshot: it is a copy). A missing
+    /// instance is not an error: deleting twice is how cleanup stays idempotent.
+    pub async fn delete_instance(&self, id: &str) -> Result<bool, AwsError> {
+        match self
+            .rds
+            .delete_db_instance()
+            .db_instance_identifier(id)
+            .skip_final_snapshot(true)
+            .delete_automated_backups(true)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                match AwsError::from_sdk("rds:DeleteDBInstance", &format!("DB instance {id}"), e) {
+                    AwsError::NotFound { .. } => Ok(false),
+                    other => Err(other),
+                }
+            }
+        }
+    }
+
+    pub async fn delete_snapshot(&self, id: &str) -> Result<bool, AwsError> {
+        match self
+            .rds
+            .delete_db_snapshot()
+            .db_snapshot_identifier(id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                match AwsError::from_sdk("rds:DeleteDBSnapshot", &format!("DB snapshot {id}"), e) {
+                    AwsError::NotFound { .. } => Ok(false),
+                    other => Err(other),
+                }
+            }
+        }
+    }
+
+    /// Deletes every instance and snapshot tagged `DRILL_TAG` (= `drill`, or any value when
+    /// `None`); returns what was deleted, as `instance ID` / `snapshot ID`.
+    pub async fn cleanup(&self, drill: Option<&str>) -> Result<Vec<String>, AwsError> {
+        let ours = |tags: &[(String, String)]| {
+            tags.iter()
+                .any(|(k, v)| k == crate::DRILL_TAG && drill.is_none_or(|d| d == v))
+        };
+        let mut deleted = Vec::new();
+        for i in self.instances().await? {
+            if ours(&i.tags) && self.delete_instance(&i.id).await? {
+                deleted.push(format!("instance {}", i.id));
+            }
+        }
+        for s in self.snapshots().await? {
+            if ours(&s.tags) && self.delete_snapshot(&s.id).await? {
+                deleted.push(format!("snapshot {}", s.id));
+            }
+        }
+        Ok(deleted)
+    }
+}
