@@ -68,7 +68,7 @@ impl Aws {
                 }
             }));
         }
-        out.sort_by(|a, b| b.created.cmp(&a.created));
+        out.sort_by_key(|p| std::cmp::Reverse(p.created));
         Ok(out)
     }
 

@@ -1,0 +1,290 @@
+//! What moto cannot show, with the SDK's own test utilities (`aws-smithy-mocks`): these are the
+//! SDK's client and retry logic answering canned responses, not AWS. moto answers AWS Backup's
+//! job, recovery-point and restore-job calls with 404 and ignores `ForceFailover`; and an
+//! AccessDenied, throttling or a restore that never finishes cannot be provoked in moto.
+
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_backup::operation::describe_restore_job::DescribeRestoreJobOutput;
+use aws_sdk_backup::operation::list_backup_jobs::ListBackupJobsOutput;
+use aws_sdk_backup::operation::list_recovery_points_by_resource::ListRecoveryPointsByResourceOutput;
+use aws_sdk_backup::operation::start_restore_job::StartRestoreJobOutput;
+use aws_sdk_backup::types::{BackupJob, BackupJobState, RecoveryPointByResource, RestoreJobStatus};
+use aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput;
+use aws_sdk_rds::operation::reboot_db_instance::RebootDbInstanceOutput;
+use aws_sdk_rds::types::DbInstance;
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use aws_smithy_types::DateTime;
+use firedrill_aws::wait::{self, Poll};
+use firedrill_aws::{Aws, AwsError};
+
+fn rds_error(code: &str, message: &str) -> String {
+    format!(
+        "<ErrorResponse xmlns=\"http://rds.amazonaws.com/doc/2014-10-31/\"><Error><Type>Sender</Type>\
+         <Code>{code}</Code><Message>{message}</Message></Error><RequestId>1</RequestId></ErrorResponse>"
+    )
+}
+
+/// An `Aws` whose RDS client answers `rds` rules and whose Backup client answers `backup` rules.
+fn aws(rds: &[&Rule], backup: &[&Rule]) -> Aws {
+    let retry = aws_sdk_rds::config::retry::RetryConfig::standard()
+        .with_max_attempts(3)
+        .with_initial_backoff(Duration::from_millis(1));
+    let rds = mock_client!(aws_sdk_rds, RuleMode::MatchAny, rds.iter().copied(), |c| c
+        .retry_config(retry.clone()));
+    let backup = mock_client!(aws_sdk_backup, RuleMode::MatchAny, backup.iter().copied());
+    let fis = mock_client!(aws_sdk_fis, RuleMode::MatchAny, Vec::<&Rule>::new());
+    Aws::from_clients(rds, fis, backup)
+}
+
+#[tokio::test]
+async fn a_multi_az_failover_sends_force_failover() {
+    let reboot = mock!(aws_sdk_rds::Client::reboot_db_instance)
+        .match_requests(|r| {
+            r.db_instance_identifier() == Some("orders") && r.force_failover() == Some(true)
+        })
+        .then_output(|| RebootDbInstanceOutput::builder().build());
+    aws(&[&reboot], &[])
+        .failover_instance("orders")
+        .await
+        .unwrap();
+    assert_eq!(reboot.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn access_denied_names_the_missing_iam_action() {
+    let denied = mock!(aws_sdk_rds::Client::reboot_db_instance)
+        .sequence()
+        .http_status(
+            403,
+            Some(rds_error(
+                "AccessDenied",
+                "User: arn:aws:iam::123456789012:user/drill is not authorized to perform: rds:RebootDBInstance",
+            )),
+        )
+        .build();
+    let e = aws(&[&denied], &[])
+        .failover_instance("orders")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, AwsError::AccessDenied { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(
+        text.starts_with(
+            "access denied: the credentials lack the IAM permission rds:RebootDBInstance"
+        ),
+        "{text}"
+    );
+    assert_eq!(denied.num_calls(), 1, "an AccessDenied is not retried");
+}
+
+#[tokio::test]
+async fn throttling_is_retried_and_named_when_it_outlasts_the_retries() {
+    let throttled_twice = mock!(aws_sdk_rds::Client::reboot_db_instance)
+        .sequence()
+        .http_status(400, Some(rds_error("Throttling", "Rate exceeded")))
+        .times(2)
+        .output(|| RebootDbInstanceOutput::builder().build())
+        .build();
+    aws(&[&throttled_twice], &[])
+        .failover_instance("orders")
+        .await
+        .unwrap();
+    assert_eq!(
+        throttled_twice.num_calls(),
+        3,
+        "two throttles, then success"
+    );
+
+    let always = mock!(aws_sdk_rds::Client::reboot_db_instance)
+        .sequence()
+        .http_status(400, Some(rds_error("Throttling", "Rate exceeded")))
+        .repeatedly()
+        .build();
+    let e = aws(&[&always], &[])
+        .failover_instance("orders")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e,
+        AwsError::Throttled {
+            action: "rds:RebootDBInstance".into()
+        }
+    );
+    assert_eq!(always.num_calls(), 3, "max_attempts");
+}
+
+#[tokio::test]
+async fn a_restore_that_never_becomes_available_stops_at_its_deadline() {
+    let creating = mock!(aws_sdk_rds::Client::describe_db_instances)
+        .sequence()
+        .output(|| {
+            DescribeDbInstancesOutput::builder()
+                .db_instances(
+                    DbInstance::builder()
+                        .db_instance_identifier("orders-restore")
+                        .db_instance_status("creating")
+                        .build(),
+                )
+                .build()
+        })
+        .repeatedly()
+        .build();
+    let aws = aws(&[&creating], &[]);
+    let poll = Poll {
+        first: Duration::from_millis(20),
+        max: Duration::from_millis(50),
+        deadline: Duration::from_millis(400),
+    };
+    let started = std::time::Instant::now();
+    let e = wait::until("DB instance orders-restore", "available", poll, || async {
+        let i = aws.instance("orders-restore").await?;
+        let s = i.status.clone();
+        Ok(((s == "available").then_some(i), s))
+    })
+    .await
+    .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(
+        creating.num_calls() >= 3,
+        "polled {} times",
+        creating.num_calls()
+    );
+    assert_eq!(
+        e.to_string(),
+        "DB instance orders-restore did not become available within 400ms (last state: creating)"
+    );
+}
+
+fn at(secs_ago: u64) -> DateTime {
+    DateTime::from(SystemTime::now() - Duration::from_secs(secs_ago))
+}
+
+#[tokio::test]
+async fn aws_backup_recovery_points_jobs_and_a_restore_job_to_completion() {
+    let arn = "arn:aws:rds:us-east-1:123456789012:db:orders";
+    let points = mock!(aws_sdk_backup::Client::list_recovery_points_by_resource)
+        .match_requests(move |r| r.resource_arn() == Some(arn))
+        .then_output(|| {
+            ListRecoveryPointsByResourceOutput::builder()
+                .recovery_points(
+                    RecoveryPointByResource::builder()
+                        .recovery_point_arn("rp-old")
+                        .creation_date(at(2 * 86400))
+                        .status("COMPLETED".into())
+                        .backup_vault_name("Default")
+                        .build(),
+                )
+                .recovery_points(
+                    RecoveryPointByResource::builder()
+                        .recovery_point_arn("rp-new")
+                        .creation_date(at(3600))
+                        .status("COMPLETED".into())
+                        .backup_vault_name("Default")
+                        .build(),
+                )
+                .build()
+        });
+    let jobs = mock!(aws_sdk_backup::Client::list_backup_jobs).then_output(|| {
+        ListBackupJobsOutput::builder()
+            .backup_jobs(
+                BackupJob::builder()
+                    .backup_job_id("job-1")
+                    .state(BackupJobState::Completed)
+                    .resource_arn("arn:aws:rds:us-east-1:123456789012:db:orders")
+                    .creation_date(at(3600))
+                    .build(),
+            )
+            .backup_jobs(
+                BackupJob::builder()
+                    .backup_job_id("job-2")
+                    .state(BackupJobState::Failed)
+                    .resource_arn("arn:aws:rds:us-east-1:123456789012:db:billing")
+                    .status_message("Insufficient privileges to perform the backup")
+                    .creation_date(at(1800))
+                    .build(),
+            )
+            .build()
+    });
+    let start = mock!(aws_sdk_backup::Client::start_restore_job)
+        .match_requests(|r| {
+            r.recovery_point_arn() == Some("rp-new")
+                && r.metadata()
+                    .and_then(|m| m.get("DBInstanceIdentifier"))
+                    .map(String::as_str)
+                    == Some("orders-restore-1")
+        })
+        .then_output(|| {
+            StartRestoreJobOutput::builder()
+                .restore_job_id("restore-1")
+                .build()
+        });
+    let describe = mock!(aws_sdk_backup::Client::describe_restore_job)
+        .sequence()
+        .output(|| {
+            DescribeRestoreJobOutput::builder()
+                .status(RestoreJobStatus::Running)
+                .build()
+        })
+        .times(2)
+        .output(|| {
+            DescribeRestoreJobOutput::builder()
+                .status(RestoreJobStatus::Completed)
+                .created_resource_arn("arn:aws:rds:us-east-1:123456789012:db:orders-restore-1")
+                .build()
+        })
+        .build();
+    let aws = aws(&[], &[&points, &jobs, &start, &describe]);
+
+    let rps = aws.recovery_points(arn).await.unwrap();
+    assert_eq!(
+        rps.iter().map(|p| p.arn.as_str()).collect::<Vec<_>>(),
+        ["rp-new", "rp-old"]
+    );
+    let age = SystemTime::now()
+        .duration_since(rps[0].created.unwrap())
+        .unwrap();
+    assert!(
+        age >= Duration::from_secs(3599) && age < Duration::from_secs(3700),
+        "{age:?}"
+    );
+
+    let failed: Vec<_> = aws
+        .backup_jobs(SystemTime::now() - Duration::from_secs(86400), None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.state == "FAILED")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].resource_arn.ends_with(":db:billing"));
+
+    let metadata = [(
+        "DBInstanceIdentifier".to_owned(),
+        "orders-restore-1".to_owned(),
+    )]
+    .into();
+    let job = aws
+        .start_restore(&rps[0].arn, None, metadata)
+        .await
+        .unwrap();
+    assert_eq!(job, "restore-1");
+    let poll = Poll {
+        first: Duration::from_millis(1),
+        max: Duration::from_millis(5),
+        deadline: Duration::from_secs(5),
+    };
+    let done = wait::until("restore job", "COMPLETED", poll, || async {
+        let j = aws.restore_job(&job).await?;
+        let s = j.status.clone();
+        Ok(((s == "COMPLETED").then_some(j), s))
+    })
+    .await
+    .unwrap();
+    assert_eq!(describe.num_calls(), 3);
+    assert!(
+        done.created_resource_arn
+            .unwrap()
+            .ends_with(":db:orders-restore-1")
+    );
+}
