@@ -124,6 +124,31 @@ enum Command {
         #[arg(long)]
         list: bool,
     },
+    /// Find and delete AWS resources drills created and did not remove (RDS instances and
+    /// snapshots tagged firedrill:drill). Credentials come from the usual AWS chain.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  firedrill cleanup --region eu-west-1 --dry-run     # list every drill's leftovers\n",
+        "  firedrill cleanup --region eu-west-1 --drill 1a2b3c4d5e6f7a8b\n\n",
+        "Exit codes:\n  0 nothing left (or --dry-run), 4 an AWS error (the message names the IAM\n",
+        "  action that was denied)"
+    ))]
+    Cleanup {
+        /// Only this drill's resources (its run id, as in its report); default: every drill's.
+        #[arg(long, value_name = "RUN_ID")]
+        drill: Option<String>,
+        #[arg(long)]
+        region: Option<String>,
+        /// A profile of ~/.aws/config (SSO and credential_process included).
+        #[arg(long)]
+        profile: Option<String>,
+        /// Another endpoint (a VPC endpoint; moto server in tests).
+        #[arg(long, value_name = "URL")]
+        endpoint_url: Option<String>,
+        /// List them, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Check every report of an evidence directory: signatures, the chain, and each verdict
     /// recomputed from its measurements. Exit 1 on any problem.
     #[command(
@@ -273,6 +298,21 @@ fn main() -> ExitCode {
             run(&file, dest, format, sign_key.as_deref(), extra)
         }
         Command::Recover { journal, list } => recover(cli.state_dir, journal, list),
+        Command::Cleanup {
+            drill,
+            region,
+            profile,
+            endpoint_url,
+            dry_run,
+        } => {
+            let options = firedrill_aws::Options {
+                region,
+                profile,
+                endpoint_url,
+                max_attempts: None,
+            };
+            cleanup(&options, drill.as_deref(), dry_run)
+        }
         Command::Evidence {
             dir,
             from,
@@ -861,4 +901,48 @@ fn runtime(builder: &mut tokio::runtime::Builder) -> Result<tokio::runtime::Runt
         eprintln!("error: cannot start the async runtime: {e}");
         exit_code(EXIT_ENVIRONMENT)
     })
+}
+
+fn cleanup(options: &firedrill_aws::Options, drill: Option<&str>, dry_run: bool) -> ExitCode {
+    let runtime = match runtime(&mut tokio::runtime::Builder::new_current_thread()) {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let result = runtime.block_on(async {
+        let aws = firedrill_aws::Aws::connect(options).await;
+        let found = aws.tagged(drill).await?;
+        for l in &found {
+            let (firedrill_aws::Leftover::Instance { drill, .. }
+            | firedrill_aws::Leftover::Snapshot { drill, .. }) = l;
+            println!("found: {l} (drill {drill}, {})", aws.region);
+        }
+        if dry_run || found.is_empty() {
+            return Ok((found.len(), Vec::new()));
+        }
+        aws.cleanup(drill).await.map(|d| (found.len(), d))
+    });
+    match result {
+        Ok((0, _)) => {
+            println!(
+                "nothing to clean up: no resource tagged {}",
+                firedrill_aws::DRILL_TAG
+            );
+            exit_code(EXIT_PASS)
+        }
+        Ok((n, _)) if dry_run => {
+            println!("{n} resource(s) left by drills; run without --dry-run to delete them");
+            exit_code(EXIT_PASS)
+        }
+        Ok((_, deleted)) => {
+            for d in &deleted {
+                println!("deleted: {d}");
+            }
+            println!("{} resource(s) deleted", deleted.len());
+            exit_code(EXIT_PASS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit_code(EXIT_ENVIRONMENT)
+        }
+    }
 }

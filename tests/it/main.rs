@@ -1,5 +1,6 @@
 //! Integration tests, one binary (as ripgrep does): each module is one area.
 
+mod aws;
 mod bad_input;
 mod checksum;
 mod cli;

@@ -11,6 +11,7 @@ mod client;
 mod error;
 mod fis;
 pub mod fleet;
+pub mod moto;
 mod rds;
 pub mod wait;
 
@@ -18,7 +19,7 @@ pub use backup::{BackupJob, RecoveryPoint, RestoreJob};
 pub use client::{Aws, Options};
 pub use error::AwsError;
 pub use fis::{ActionSpec, Experiment, TargetSpec, TemplateSpec};
-pub use rds::{Cluster, Instance, Snapshot};
+pub use rds::{Cluster, Instance, Leftover, Snapshot};
 
 /// The tag every resource firedrill creates carries; its value is the drill's run id.
 pub const DRILL_TAG: &str = "firedrill:drill";

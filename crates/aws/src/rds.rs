@@ -354,24 +354,56 @@ impl Aws {
         }
     }
 
-    /// Deletes every instance and snapshot tagged `DRILL_TAG` (= `drill`, or any value when
-    /// `None`); returns what was deleted, as `instance ID` / `snapshot ID`.
-    pub async fn cleanup(&self, drill: Option<&str>) -> Result<Vec<String>, AwsError> {
+    /// Instances and snapshots tagged `DRILL_TAG` (= `drill`, or any value when `None`).
+    pub async fn tagged(&self, drill: Option<&str>) -> Result<Vec<Leftover>, AwsError> {
         let ours = |tags: &[(String, String)]| {
             tags.iter()
-                .any(|(k, v)| k == crate::DRILL_TAG && drill.is_none_or(|d| d == v))
+                .find(|(k, v)| k == crate::DRILL_TAG && drill.is_none_or(|d| d == v))
+                .map(|(_, v)| v.clone())
         };
-        let mut deleted = Vec::new();
+        let mut out = Vec::new();
         for i in self.instances().await? {
-            if ours(&i.tags) && self.delete_instance(&i.id).await? {
-                deleted.push(format!("instance {}", i.id));
+            if let Some(drill) = ours(&i.tags) {
+                out.push(Leftover::Instance { id: i.id, drill });
             }
         }
         for s in self.snapshots().await? {
-            if ours(&s.tags) && self.delete_snapshot(&s.id).await? {
-                deleted.push(format!("snapshot {}", s.id));
+            if let Some(drill) = ours(&s.tags) {
+                out.push(Leftover::Snapshot { id: s.id, drill });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes what [`Aws::tagged`] finds; returns what was deleted (`instance ID`,
+    /// `snapshot ID`). Instances go first: a snapshot may be what one was restored from.
+    pub async fn cleanup(&self, drill: Option<&str>) -> Result<Vec<String>, AwsError> {
+        let mut deleted = Vec::new();
+        for l in self.tagged(drill).await? {
+            let gone = match &l {
+                Leftover::Instance { id, .. } => self.delete_instance(id).await?,
+                Leftover::Snapshot { id, .. } => self.delete_snapshot(id).await?,
+            };
+            if gone {
+                deleted.push(l.to_string());
             }
         }
         Ok(deleted)
+    }
+}
+
+/// A resource a drill created and did not remove.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Leftover {
+    Instance { id: String, drill: String },
+    Snapshot { id: String, drill: String },
+}
+
+impl std::fmt::Display for Leftover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Leftover::Instance { id, .. } => write!(f, "instance {id}"),
+            Leftover::Snapshot { id, .. } => write!(f, "snapshot {id}"),
+        }
     }
 }

@@ -3,63 +3,27 @@
 //! calls); what it does not implement (AWS Backup jobs, recovery points and restore jobs, the
 //! effect of `ForceFailover`) is tested in `sdk_mocks.rs` with the SDK's own mocks instead.
 
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_rds::config::{Credentials, Region};
 use firedrill_aws::fleet::{self, Limits};
 use firedrill_aws::wait::{self, Poll};
 use firedrill_aws::{Aws, AwsError, DRILL_TAG};
 
-/// A moto server on a free loopback port, stopped on drop.
+/// moto, with clients pointed at it.
 struct Moto {
-    child: Child,
+    _server: firedrill_aws::moto::Server,
     port: u16,
-}
-
-fn moto_server() -> PathBuf {
-    if let Some(p) = std::env::var_os("FIREDRILL_MOTO_SERVER") {
-        return p.into();
-    }
-    let venv = std::env::var_os("FIREDRILL_MOTO_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME"))
-                .join(".cache/firedrill/moto-venv")
-        });
-    let p = venv.join("bin/moto_server");
-    assert!(
-        p.exists(),
-        "moto server not found at {}: run .ci/setup (it installs moto[server] into a venv)",
-        p.display()
-    );
-    p
 }
 
 impl Moto {
     fn start() -> Moto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(moto_server())
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto_server");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto server did not listen in 30s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        let server = firedrill_aws::moto::Server::start();
+        let port = server.port;
+        Moto {
+            _server: server,
+            port,
         }
-        Moto { child, port }
     }
 
     fn conf(&self, region: &str) -> aws_types::SdkConfig {
@@ -79,13 +43,6 @@ impl Moto {
 
     fn rds(&self) -> aws_sdk_rds::Client {
         aws_sdk_rds::Client::new(&self.conf("us-east-1"))
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -1,0 +1,70 @@
+//! A moto server for tests (firedrill's and this crate's): PyPI's `moto[server]`, installed by
+//! `.ci/setup` into a venv, started on a free loopback port and stopped on drop. It stands in
+//! for AWS where moto implements the API; see the README for where it does not.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    child: Child,
+    pub port: u16,
+}
+
+/// `$FIREDRILL_MOTO_SERVER`, else `moto_server` in `$FIREDRILL_MOTO_VENV`, else in
+/// `~/.cache/firedrill/moto-venv`.
+pub fn program() -> PathBuf {
+    if let Some(p) = std::env::var_os("FIREDRILL_MOTO_SERVER") {
+        return p.into();
+    }
+    std::env::var_os("FIREDRILL_MOTO_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/firedrill/moto-venv")
+        })
+        .join("bin/moto_server")
+}
+
+impl Server {
+    /// Starts moto; panics (this is test support) with the fix when it is not installed.
+    pub fn start() -> Server {
+        let program = program();
+        assert!(
+            program.exists(),
+            "moto server not found at {}: run .ci/setup (it installs moto[server] into a venv)",
+            program.display()
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let child = Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto server did not listen in 30s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Server { child, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
