@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio_postgres::Config;
 
+use crate::aws_target::AwsTarget;
 use crate::error::EnvError;
 use crate::journal::{EffectId, Journal, Undo};
 use crate::pg::binaries::{self, PgBinaries};
@@ -17,6 +18,7 @@ use crate::scenario::{Fault, Recovery, Target};
 pub enum Driver {
     Sandbox(Sandbox),
     Existing { config: Config, description: String },
+    Aws(Box<AwsTarget>),
 }
 
 pub struct Injected {
@@ -54,23 +56,18 @@ impl Driver {
                 ))
             }
             Target::Postgres(spec) => {
-                let name = &spec.dsn_env;
-                let dsn =
-                    std::env::var(name).map_err(|_| EnvError::MissingDsn { name: name.clone() })?;
-                // The parse error names the offending key, never the DSN (it may hold a password).
-                let mut config = Config::from_str(&dsn).map_err(|e| EnvError::BadDsn {
-                    name: name.clone(),
-                    reason: e.to_string(),
-                })?;
-                crate::secrets::register_dsn(&config);
-                if config.get_connect_timeout().is_none() {
-                    config.connect_timeout(Duration::from_secs(5));
-                }
-                let hosts = describe_hosts(&config);
+                let (config, via) = dsn_config(&spec.dsn_env)?;
                 Ok(Driver::Existing {
-                    description: format!("existing PostgreSQL via ${name} ({hosts})"),
+                    description: format!("existing PostgreSQL via {via}"),
                     config,
                 })
+            }
+            Target::AwsRds(spec) => {
+                let (config, via) = dsn_config(&spec.dsn_env)?;
+                progress(format!("describing it through AWS ({via})"));
+                Ok(Driver::Aws(Box::new(
+                    AwsTarget::build(spec, config, &via).await?,
+                )))
             }
         }
     }
@@ -79,6 +76,7 @@ impl Driver {
         match self {
             Driver::Sandbox(sb) => sb.describe(),
             Driver::Existing { description, .. } => description.clone(),
+            Driver::Aws(t) => t.description.clone(),
         }
     }
 
@@ -91,12 +89,30 @@ impl Driver {
                 c.connect_timeout(timeout);
                 c
             }
+            Driver::Aws(t) => {
+                let mut c = t.config.clone();
+                c.connect_timeout(timeout);
+                c
+            }
         }
     }
 
     /// Injects the fault, after recording it and its undo in the journal.
-    pub async fn inject(&mut self, fault: &Fault, journal: &Journal) -> Result<Injected, EnvError> {
+    pub async fn inject(
+        &mut self,
+        fault: &Fault,
+        journal: &Journal,
+        run_id: &str,
+    ) -> Result<Injected, EnvError> {
         match (self, fault) {
+            (Driver::Aws(t), f) => {
+                let (description, undo) = t.inject(f, journal, run_id).await?;
+                Ok(Injected {
+                    description,
+                    undo,
+                    ends_after: None,
+                })
+            }
             (Driver::Sandbox(sb), Fault::Kill { node }) => {
                 let idx = node_index(sb, node)?;
                 let pid = sb.nodes[idx].pid().unwrap_or_default();
@@ -220,7 +236,24 @@ impl Driver {
     pub fn teardown(&mut self, keep: bool) -> Option<PathBuf> {
         match self {
             Driver::Sandbox(sb) => sb.teardown(keep),
-            Driver::Existing { .. } => None,
+            Driver::Existing { .. } | Driver::Aws(_) => None,
+        }
+    }
+
+    /// A fault's progress worth a timeline entry (an FIS experiment's state), when it changed.
+    pub async fn observe(&mut self) -> Option<String> {
+        match self {
+            Driver::Aws(t) => t.observe().await,
+            _ => None,
+        }
+    }
+
+    /// Ends what may outlast the observation (a running FIS experiment, a created template);
+    /// says what it did.
+    pub async fn release(&mut self, journal: &Journal) -> Vec<String> {
+        match self {
+            Driver::Aws(t) => t.release(journal).await,
+            _ => Vec::new(),
         }
     }
 }
@@ -229,6 +262,13 @@ impl Driver {
 /// ports, database; never the user or password). A sandbox is built by its own drill, so no
 /// other drill can share it: `None`.
 pub fn lock_key(target: &Target) -> Option<String> {
+    if let Target::AwsRds(t) = target {
+        return Some(format!(
+            "aws-rds:{}:{}",
+            t.region.as_deref().unwrap_or("default-region"),
+            t.instance.as_deref().or(t.cluster.as_deref()).unwrap_or("")
+        ));
+    }
     let Target::Postgres(spec) = target else {
         return None;
     };
@@ -244,6 +284,24 @@ pub fn lock_key(target: &Target) -> Option<String> {
         // The drill itself reports the missing or bad DSN.
         None => format!("postgres:${}", spec.dsn_env),
     })
+}
+
+/// The clients' DSN from its environment variable, and how to name it (hosts, never the DSN).
+fn dsn_config(name: &str) -> Result<(Config, String), EnvError> {
+    let dsn = std::env::var(name).map_err(|_| EnvError::MissingDsn {
+        name: name.to_owned(),
+    })?;
+    // The parse error names the offending key, never the DSN (it may hold a password).
+    let mut config = Config::from_str(&dsn).map_err(|e| EnvError::BadDsn {
+        name: name.to_owned(),
+        reason: e.to_string(),
+    })?;
+    crate::secrets::register_dsn(&config);
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(5));
+    }
+    let via = format!("${name} ({})", describe_hosts(&config));
+    Ok((config, via))
 }
 
 fn node_index(sb: &Sandbox, node: &str) -> Result<usize, EnvError> {

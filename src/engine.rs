@@ -20,7 +20,7 @@ use crate::ledger::{self, WorkloadLog};
 use crate::measure::{self, ms};
 use crate::probe::{self, ProbeKind, ProbeSpec, ProbeState};
 use crate::report::*;
-use crate::scenario::{Cleanup, DrillSpec, Fault, LoadedScenario, Recovery, Target};
+use crate::scenario::{Cleanup, DrillSpec, Fault, LoadedScenario, Recovery};
 use crate::soc2;
 use crate::workload::{self, WriterSpec};
 
@@ -153,11 +153,7 @@ pub async fn run_session(
         },
         controls: s.controls.iter().filter_map(|c| soc2::control(c)).collect(),
         target: TargetRef {
-            kind: match s.target {
-                Target::PostgresSandbox(_) => "postgres-sandbox",
-                Target::Postgres(_) => "postgres",
-            }
-            .into(),
+            kind: s.target.kind().into(),
             description: ran.description,
         },
         started_at: humantime::format_rfc3339_millis(started_at).to_string(),
@@ -245,9 +241,14 @@ async fn failover<'a>(
         fault_at: None,
         pending_undo: None,
         journal: journal.clone(),
+        observe_every: crate::aws_target::AwsTarget::observe_every(fault),
+        last_observed: None,
     };
     let aborted = drill.run().await.err();
     let (measurements, steady, series) = (drill.measurements, drill.steady, drill.series);
+    for done in driver.release(journal).await {
+        sink.emit(Event::Setup(done));
+    }
     Ok(Ran {
         description,
         measurements,
@@ -275,6 +276,9 @@ struct Drill<'a, 's> {
     /// A fault still in effect, undone on abort.
     pending_undo: Option<(Undo, EffectId)>,
     journal: Journal,
+    /// How often to read the fault's own progress (an FIS experiment), and when it was last read.
+    observe_every: Option<Duration>,
+    last_observed: Option<Duration>,
 }
 
 /// The probes and writers running against the target.
@@ -305,9 +309,9 @@ impl Drill<'_, '_> {
         let s = &self.loaded.scenario;
         let load = self.start_load();
         let result = self.fault_and_observe(&load).await;
-        if result.is_err() {
-            self.undo_pending().await;
-        }
+        // A fault still in effect ends with the drill: rolled back on abort, ended after a
+        // full observation (an FIS experiment that outlasts it).
+        self.undo_pending(result.is_err()).await;
         let _ = load.stop.send(true);
         let log = self.collect(load).await;
         result?;
@@ -393,7 +397,11 @@ impl Drill<'_, '_> {
         let fault_at = t0.elapsed();
         self.fault_at = Some(fault_at);
         self.measurements.fault_at_ms = Some(ms(fault_at));
-        let injected = match self.driver.inject(self.fault, &self.journal).await {
+        let injected = match self
+            .driver
+            .inject(self.fault, &self.journal, &self.run_id)
+            .await
+        {
             Ok(i) => i,
             Err(e) => return Err(Abort(format!("fault injection failed: {e}"))),
         };
@@ -611,6 +619,15 @@ impl Drill<'_, '_> {
             if now >= at {
                 return Ok(());
             }
+            if let Some(every) = self.observe_every
+                && self.fault_at.is_some()
+                && self.last_observed.is_none_or(|l| now >= l + every)
+            {
+                self.last_observed = Some(now);
+                if let Some(state) = self.driver.observe().await {
+                    self.sink.emit(Event::Step(state));
+                }
+            }
             if last_status.is_none_or(|l| now >= l + STATUS_EVERY) {
                 last_status = Some(now);
                 self.sink.emit(Event::Status {
@@ -627,14 +644,17 @@ impl Drill<'_, '_> {
         }
     }
 
-    async fn undo_pending(&mut self) {
+    async fn undo_pending(&mut self, aborted: bool) {
         let Some(undo) = self.pending_undo.take() else {
             return;
         };
         match self.driver.undo(undo, &self.journal).await {
-            Ok(d) => self
+            Ok(d) if aborted => self
                 .sink
                 .emit(Event::FaultEnded(format!("rolled back: {d}"))),
+            Ok(d) => self.sink.emit(Event::FaultEnded(format!(
+                "ended after the observation: {d}"
+            ))),
             Err(e) => self.sink.emit(Event::Warning(format!(
                 "rolling back the fault failed: {e}; `firedrill recover` retries it"
             ))),

@@ -65,6 +65,9 @@ pub enum EnvError {
     /// The backup a restore drill names is missing or cannot give what the scenario asks.
     #[error("backup: {0}")]
     Backup(String),
+    /// An AWS call failed (the text names the IAM action, resource and region as it can).
+    #[error("aws: {0}")]
+    Aws(String),
 }
 
 fn log_suffix(log: &str) -> String {

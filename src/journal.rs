@@ -65,6 +65,17 @@ pub enum Undo {
     RemoveDir { dir: PathBuf },
     /// Run the operator's undo command.
     Command { argv: Vec<String> },
+    /// Stop this drill's running experiments of an FIS template (found by the drill's tag).
+    AwsStopFisExperiments {
+        aws: crate::aws_target::AwsRef,
+        template: String,
+        drill: String,
+    },
+    /// Delete an FIS experiment template the drill created.
+    AwsDeleteFisTemplate {
+        aws: crate::aws_target::AwsRef,
+        id: String,
+    },
 }
 
 impl Undo {
@@ -75,6 +86,14 @@ impl Undo {
                 format!("stop every process in {} and remove it", dir.display())
             }
             Undo::Command { argv } => format!("run {}", crate::driver::shell_words(argv)),
+            Undo::AwsStopFisExperiments {
+                template, drill, ..
+            } => format!(
+                "stop the running FIS experiments of template {template} tagged with drill {drill}"
+            ),
+            Undo::AwsDeleteFisTemplate { id, .. } => {
+                format!("delete FIS experiment template {id}")
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 //! [`scenario::Scenario`] run by [`engine`] against a target, emitting typed [`event::Event`]s
 //! that reporters consume, and ending in a versioned [`report::Report`].
 
+pub mod aws_target;
 pub mod checksum;
 pub mod driver;
 pub mod engine;

@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 
 use crate::scenario::{
-    Backup, Cleanup, DrillSpec, DumpFormat, Environment, Fault, Recovery, RecoveryTarget,
-    Replication, Restore, Scenario, Target,
+    AwsRdsSpec, Backup, Cleanup, DrillSpec, DumpFormat, Environment, ExistingSpec, Fault, Recovery,
+    RecoveryTarget, Replication, Restore, Scenario, Target,
 };
 
 pub fn render(s: &Scenario) -> String {
@@ -26,7 +26,7 @@ pub fn render(s: &Scenario) -> String {
         ),
         (Some(e), _) => format!("{e:?}").to_lowercase(),
         (None, Target::PostgresSandbox(_)) => "a local sandbox".to_owned(),
-        (None, Target::Postgres(_)) => "not declared (required)".to_owned(),
+        (None, _) => "not declared (required)".to_owned(),
     };
     let _ = writeln!(out, "environment: {env}\n");
 
@@ -59,6 +59,21 @@ pub fn render(s: &Scenario) -> String {
                 &mut out,
                 format!(
                     "connect to the existing cluster through ${} (read-write host)",
+                    t.dsn_env
+                ),
+            );
+        }
+        Target::AwsRds(t) => {
+            let what = match (&t.instance, &t.cluster) {
+                (Some(i), _) => format!("RDS instance {i}"),
+                (_, Some(c)) => format!("DB cluster {c}"),
+                _ => "(no instance or cluster)".into(),
+            };
+            step(
+                &mut out,
+                format!(
+                    "describe {what} through AWS ({}); connect through ${}",
+                    t.region.as_deref().unwrap_or("the profile's region"),
                     t.dsn_env
                 ),
             );
@@ -142,11 +157,12 @@ fn side_effects(s: &Scenario) -> Vec<(String, String)> {
             "create a sandbox directory and start PostgreSQL nodes in it".into(),
             sandbox_undo,
         ),
-        Target::Postgres(t) => add(
+        Target::Postgres(ExistingSpec { dsn_env, .. })
+        | Target::AwsRds(AwsRdsSpec { dsn_env, .. }) => add(
             format!(
-                "create tables {} and firedrill_probe in the database of ${} and write rows \
-                 tagged with the run id",
-                s.workload.table, t.dsn_env
+                "create tables {} and firedrill_probe in the database of ${dsn_env} and write \
+                 rows tagged with the run id",
+                s.workload.table
             ),
             "none; the rows stay (delete them by run id if unwanted)",
         ),
@@ -166,6 +182,26 @@ fn side_effects(s: &Scenario) -> Vec<(String, String)> {
                     format!("SIGSTOP every process of {node} for {duration}"),
                     "SIGCONT every process of the node",
                 ),
+                Fault::RdsFailover => add(
+                    "RebootDBInstance with ForceFailover".into(),
+                    "none: RDS completes the failover (the old primary becomes the standby)",
+                ),
+                Fault::AuroraFailover { .. } => add(
+                    "FailoverDBCluster".into(),
+                    "none: the cluster completes the failover",
+                ),
+                Fault::FisExperiment { template, .. } => {
+                    if template.is_some() {
+                        add(
+                            "create the FIS experiment template described here".into(),
+                            "deleted at teardown",
+                        );
+                    }
+                    add(
+                        "start the FIS experiment, tagged firedrill:drill=<run id>".into(),
+                        "StopExperiment (on abort, Ctrl-C, a guardrail, or `firedrill recover`)",
+                    );
+                }
                 Fault::Command { run, undo, .. } => match undo {
                     Some(u) => add(
                         format!("run {}", crate::driver::shell_words(run)),
@@ -244,6 +280,31 @@ fn failover_steps(s: &Scenario, fault: &Fault, recovery: &Recovery, step: &mut d
         Fault::Pause { node, duration } => {
             format!("FAULT: SIGSTOP every process of {node}, SIGCONT after {duration}")
         }
+        Fault::RdsFailover => {
+            "FAULT: RebootDBInstance with ForceFailover (Multi-AZ failover)".into()
+        }
+        Fault::AuroraFailover { target_instance } => format!(
+            "FAULT: FailoverDBCluster{}",
+            target_instance
+                .as_ref()
+                .map(|t| format!(" to {t}"))
+                .unwrap_or_default()
+        ),
+        Fault::FisExperiment {
+            template_id,
+            template,
+            poll,
+        } => format!(
+            "FAULT: start the FIS experiment {}; read its state every {poll}",
+            match (template_id, template) {
+                (Some(id), _) => format!("of template {id}"),
+                (_, Some(t)) => format!(
+                    "of the template described here ({} action(s))",
+                    t.actions.len()
+                ),
+                _ => String::new(),
+            }
+        ),
         Fault::Command { run, undo, .. } => format!(
             "FAULT: run `{}`{}",
             run.join(" "),

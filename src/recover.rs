@@ -129,6 +129,9 @@ pub async fn apply(undo: &Undo, timeout: Duration) -> Result<String, String> {
             .await
             .map(|()| format!("ran {}", crate::driver::shell_words(argv)))
             .map_err(|e| e.to_string()),
+        aws => crate::aws_target::apply(aws)
+            .await
+            .unwrap_or_else(|| Err("not an AWS undo".into())),
     }
 }
 

@@ -253,7 +253,7 @@ pub(super) fn source_target(target: &Target, r: &Restore, ws: &Workspace) -> Tar
 fn source_sandbox(driver: &Driver) -> Option<&Sandbox> {
     match driver {
         Driver::Sandbox(sb) => Some(sb),
-        Driver::Existing { .. } => None,
+        _ => None,
     }
 }
 

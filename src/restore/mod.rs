@@ -281,7 +281,7 @@ impl Drop for Workspace {
 fn restored_bin_dir<'s>(s: &'s crate::scenario::Scenario, r: &'s Restore) -> Option<&'s Path> {
     r.sandbox.bin_dir.as_deref().or(match &s.target {
         Target::PostgresSandbox(t) => t.bin_dir.as_deref(),
-        Target::Postgres(_) => None,
+        _ => None,
     })
 }
 
@@ -295,7 +295,7 @@ fn restored_sandbox_config(
             r.sandbox.run_as.clone().or(t.run_as.clone()),
             r.sandbox.work_dir.clone().or(t.work_dir.clone()),
         ),
-        Target::Postgres(_) => (r.sandbox.run_as.clone(), r.sandbox.work_dir.clone()),
+        _ => (r.sandbox.run_as.clone(), r.sandbox.work_dir.clone()),
     };
     Ok(SandboxConfig {
         standbys: 0,

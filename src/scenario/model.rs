@@ -73,6 +73,28 @@ pub enum Target {
     PostgresSandbox(SandboxSpec),
     /// An existing PostgreSQL cluster (Patroni, pg_auto_failover, repmgr, a managed service).
     Postgres(ExistingSpec),
+    /// An RDS DB instance or an Aurora (or Multi-AZ DB) cluster: faults go through AWS's API,
+    /// probes and the workload through `dsn_env`, the endpoint clients use.
+    AwsRds(AwsRdsSpec),
+}
+
+impl Target {
+    /// The environment variable holding the clients' DSN, for targets firedrill does not build.
+    pub fn dsn_env(&self) -> Option<&str> {
+        match self {
+            Target::PostgresSandbox(_) => None,
+            Target::Postgres(t) => Some(&t.dsn_env),
+            Target::AwsRds(t) => Some(&t.dsn_env),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Target::PostgresSandbox(_) => "postgres-sandbox",
+            Target::Postgres(_) => "postgres",
+            Target::AwsRds(_) => "aws-rds",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
@@ -118,6 +140,30 @@ pub struct ExistingSpec {
     /// Name of the environment variable holding the libpq DSN. Use a multi-host DSN with
     /// `target_session_attrs=read-write` so that probes follow the primary as an application would.
     pub dsn_env: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AwsRdsSpec {
+    /// DB instance identifier (for `rds-failover`); give this or `cluster`.
+    #[serde(default)]
+    pub instance: Option<String>,
+    /// DB cluster identifier (for `aurora-failover`).
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// Name of the environment variable holding the DSN of the endpoint clients use (the
+    /// instance's or the cluster's writer endpoint).
+    pub dsn_env: String,
+    /// Where and as whom to call AWS; credentials come from the standard chain (environment,
+    /// profile, SSO, `credential_process`, container or instance role), never the scenario.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// A profile of `~/.aws/config`.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Another endpoint for every AWS service (a VPC endpoint; moto server in tests).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
 }
 
 /// Writers that record every acknowledged write, so lost writes can be counted exactly.
@@ -236,6 +282,75 @@ pub enum Fault {
         #[serde(default = "default_command_timeout")]
         timeout: Dur,
     },
+    /// RDS Multi-AZ instance failover: `RebootDBInstance` with `ForceFailover` (RDS documents
+    /// 60-120 s).
+    RdsFailover,
+    /// Aurora (or Multi-AZ DB cluster) failover: `FailoverDBCluster`, to `target_instance` if
+    /// given (RDS documents under 35 s for a Multi-AZ DB cluster).
+    AuroraFailover {
+        #[serde(default)]
+        target_instance: Option<String>,
+    },
+    /// An AWS FIS experiment from an existing template (`template_id`) or one described here
+    /// (`template`); stopped on abort, Ctrl-C, a guardrail, or by `firedrill recover`.
+    FisExperiment {
+        #[serde(default)]
+        template_id: Option<String>,
+        #[serde(default)]
+        template: Option<FisTemplate>,
+        /// How often the experiment's state is read into the timeline.
+        #[serde(default = "default_fis_poll")]
+        poll: Dur,
+    },
+}
+
+fn default_fis_poll() -> Dur {
+    Dur::from_secs(2)
+}
+
+/// An FIS experiment template, as `CreateExperimentTemplate` takes it.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FisTemplate {
+    #[serde(default)]
+    pub description: String,
+    /// The IAM role FIS assumes to act.
+    pub role_arn: String,
+    pub targets: BTreeMap<String, FisTarget>,
+    pub actions: BTreeMap<String, FisAction>,
+    /// CloudWatch alarm ARNs that stop the experiment (FIS's own stop conditions).
+    #[serde(default)]
+    pub stop_alarms: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FisTarget {
+    /// e.g. `aws:rds:db`, `aws:ec2:subnet`.
+    pub resource_type: String,
+    #[serde(default)]
+    pub resource_arns: Vec<String>,
+    #[serde(default)]
+    pub resource_tags: BTreeMap<String, String>,
+    /// `ALL`, `COUNT(n)`, `PERCENT(n)`.
+    #[serde(default = "default_selection")]
+    pub selection_mode: String,
+}
+
+fn default_selection() -> String {
+    "ALL".into()
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FisAction {
+    /// e.g. `aws:rds:reboot-db-instances`, `aws:network:disrupt-connectivity`.
+    pub action_id: String,
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+    /// Action target key (e.g. `DBInstances`, `Subnets`) -> a name under `targets`.
+    #[serde(default)]
+    pub targets: BTreeMap<String, String>,
 }
 
 impl Fault {
@@ -245,6 +360,9 @@ impl Fault {
             Fault::Stop { .. } => "stop",
             Fault::Pause { .. } => "pause",
             Fault::Command { .. } => "command",
+            Fault::RdsFailover => "rds-failover",
+            Fault::AuroraFailover { .. } => "aurora-failover",
+            Fault::FisExperiment { .. } => "fis-experiment",
         }
     }
     pub fn node(&self) -> Option<&str> {
@@ -252,7 +370,7 @@ impl Fault {
             Fault::Kill { node } | Fault::Stop { node, .. } | Fault::Pause { node, .. } => {
                 Some(node)
             }
-            Fault::Command { .. } => None,
+            _ => None,
         }
     }
 }

@@ -70,6 +70,13 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
             check_guardrails(s, &mut out);
         }
         Some(DrillSpec::Restore(r)) => {
+            if matches!(s.target, Target::AwsRds(_)) {
+                out.push(problem(
+                    "restore",
+                    "restore drills of an `aws-rds` target (snapshot, point in time, AWS \
+                     Backup) are not built yet; this build runs its failover drills",
+                ));
+            }
             super::validate_restore::check(s, r, &mut out);
             if !s.guardrails.is_empty() {
                 out.push(problem(
@@ -129,7 +136,7 @@ fn drill_kind_problem(s: &Scenario) -> Problem {
 
 fn check_environment(s: &Scenario, out: &mut Vec<Problem>) {
     match (&s.target, s.environment) {
-        (Target::Postgres(_), None) => out.push(problem(
+        (Target::Postgres(_) | Target::AwsRds(_), None) => out.push(problem(
             "environment",
             "missing: a drill on an existing database must say where it runs              (production, staging, development or test)",
         )),
@@ -200,19 +207,106 @@ fn check_target_common(s: &Scenario, out: &mut Vec<Problem>) {
                 }
             }
         }
-        Target::Postgres(spec) => {
-            if spec.dsn_env.is_empty()
-                || !spec
-                    .dsn_env
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        Target::Postgres(_) => {}
+        Target::AwsRds(spec) => {
+            match (&spec.instance, &spec.cluster) {
+                (Some(_), Some(_)) => out.push(problem(
+                    "target.cluster",
+                    "give `instance` or `cluster`, not both",
+                )),
+                (None, None) => out.push(problem(
+                    "target.instance",
+                    "missing: the DB instance (`instance`) or cluster (`cluster`) to drill",
+                )),
+                _ => {}
+            }
+            if let Some(url) = &spec.endpoint_url
+                && !(url.starts_with("https://") || url.starts_with("http://"))
             {
                 out.push(problem(
-                    "target.dsn_env",
-                    "must name an environment variable (letters, digits, `_`), not hold the DSN itself",
+                    "target.endpoint_url",
+                    "must be a URL (https://...)",
                 ));
             }
         }
+    }
+    if let Some(dsn_env) = s.target.dsn_env()
+        && (dsn_env.is_empty()
+            || !dsn_env
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    {
+        out.push(problem(
+            "target.dsn_env",
+            "must name an environment variable (letters, digits, `_`), not hold the DSN itself",
+        ));
+    }
+}
+
+/// Faults and recovery of an RDS instance or Aurora cluster: AWS's own, and AWS recovers.
+fn check_aws_fault(spec: &AwsRdsSpec, fault: &Fault, recovery: &Recovery, out: &mut Vec<Problem>) {
+    match fault {
+        Fault::RdsFailover if spec.instance.is_none() => out.push(problem(
+            "fault.type",
+            "`rds-failover` reboots a Multi-AZ DB instance: set `target.instance` (for a cluster \
+             use `aurora-failover`)",
+        )),
+        Fault::AuroraFailover { .. } if spec.cluster.is_none() => out.push(problem(
+            "fault.type",
+            "`aurora-failover` fails a DB cluster over: set `target.cluster`",
+        )),
+        Fault::FisExperiment {
+            template_id,
+            template,
+            poll,
+        } => {
+            match (template_id, template) {
+                (Some(_), Some(_)) => out.push(problem(
+                    "fault.template",
+                    "give `template_id` or `template`, not both",
+                )),
+                (None, None) => out.push(problem(
+                    "fault.template_id",
+                    "missing: an existing template's id, or a `template` to create",
+                )),
+                (_, Some(t)) => {
+                    if t.actions.is_empty() {
+                        out.push(problem("fault.template.actions", "no action"));
+                    }
+                    for (name, a) in &t.actions {
+                        for (key, target) in &a.targets {
+                            if !t.targets.contains_key(target) {
+                                out.push(problem(
+                                    &format!("fault.template.actions.{name}.targets.{key}"),
+                                    format!("no target named {target:?} under template.targets"),
+                                ));
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+            if poll.get() < std::time::Duration::from_millis(200) {
+                out.push(problem(
+                    "fault.poll",
+                    "at least 200ms (each read is an API call)",
+                ));
+            }
+        }
+        Fault::RdsFailover | Fault::AuroraFailover { .. } => {}
+        other => out.push(problem(
+            "fault.type",
+            format!(
+                "an `aws-rds` target takes rds-failover, aurora-failover or fis-experiment, not `{}`",
+                other.kind()
+            ),
+        )),
+    }
+    if !matches!(recovery, Recovery::Wait) {
+        out.push(problem(
+            "recovery.type",
+            "AWS performs the recovery of an `aws-rds` target: use `type: wait`",
+        ));
     }
 }
 
@@ -240,10 +334,14 @@ fn check_target_and_fault(
                     ),
                 ));
             }
-            if let Fault::Command { .. } = fault {
+            if fault.node().is_none() {
                 out.push(problem(
                     "fault.type",
-                    "a `command` fault is for `postgres` targets; the sandbox takes kill, stop or pause",
+                    format!(
+                        "a `{}` fault is for another kind of target; the sandbox takes kill, \
+                         stop or pause",
+                        fault.kind()
+                    ),
                 ));
             }
             match recovery {
@@ -301,6 +399,7 @@ fn check_target_and_fault(
                 )),
             }
         }
+        Target::AwsRds(spec) => check_aws_fault(spec, fault, recovery, out),
     }
 }
 

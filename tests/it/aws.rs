@@ -139,3 +139,383 @@ fn cleanup_without_credentials_is_one_clear_error() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("error: no AWS credentials found"), "{err}");
 }
+
+// ---- drills of an aws-rds target: AWS calls to moto, SQL to a local PostgreSQL ---------------
+//
+// moto has no database behind its endpoints, so the scenario's DSN points at a sandbox the test
+// builds: the probes, the workload and the ledger check run for real against it, while the
+// fault goes through AWS's API (moto). The failover is therefore not felt by the clients here.
+
+struct LocalDb {
+    sb: firedrill::pg::sandbox::Sandbox,
+    rt: tokio::runtime::Runtime,
+}
+
+impl LocalDb {
+    fn new() -> LocalDb {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let bins = firedrill::pg::binaries::PgBinaries::locate(None).unwrap();
+        let sb = rt
+            .block_on(firedrill::pg::sandbox::Sandbox::build(
+                bins,
+                crate::sandbox::config(0, firedrill::scenario::Replication::Async),
+                &|_| {},
+            ))
+            .unwrap();
+        LocalDb { sb, rt }
+    }
+
+    fn dsn(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=firedrill dbname=postgres",
+            self.sb.nodes[0].port
+        )
+    }
+}
+
+impl Drop for LocalDb {
+    fn drop(&mut self) {
+        let _g = self.rt.enter();
+        self.sb.teardown(false);
+    }
+}
+
+fn aws_scenario(
+    dir: &std::path::Path,
+    moto: &Server,
+    target: &str,
+    fault: &str,
+    observe: &str,
+) -> std::path::PathBuf {
+    let file = dir.join("aws.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "version: 1\nname: aws-drill\nenvironment: test\n\
+             target: {{type: aws-rds, {target}, dsn_env: FD_AWS_DSN, region: us-east-1, \
+             endpoint_url: '{}'}}\n\
+             workload: {{connections: 1}}\nprobes: {{interval: 50ms, timeout: 500ms}}\n\
+             steady_state: {{duration: 500ms}}\nfault: {fault}\nrecovery: {{type: wait}}\n\
+             observe: {{duration: {observe}, stability: 200ms}}\n\
+             targets: {{rto: 35s, max_lost_writes: 0}}\n",
+            moto.url()
+        ),
+    )
+    .unwrap();
+    file
+}
+
+fn aws_env(cmd: &mut std::process::Command, state: &std::path::Path, dsn: &str) {
+    cmd.env("FIREDRILL_STATE_DIR", state)
+        .env("FD_AWS_DSN", dsn)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+}
+
+async fn aurora(rds: &aws_sdk_rds::Client) {
+    rds.create_db_cluster()
+        .db_cluster_identifier("ledger")
+        .engine("aurora-postgresql")
+        .master_username("app")
+        .master_user_password("not-a-real-password")
+        .send()
+        .await
+        .unwrap();
+    for id in ["ledger-1", "ledger-2"] {
+        rds.create_db_instance()
+            .db_instance_identifier(id)
+            .db_cluster_identifier("ledger")
+            .engine("aurora-postgresql")
+            .db_instance_class("db.r6g.large")
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+#[test]
+fn an_aurora_failover_drill_calls_aws_and_measures_through_the_dsn() {
+    let _x = crate::exclusive();
+    let moto = Server::start();
+    let db = LocalDb::new();
+    let rds = rds(&moto);
+    db.rt.block_on(aurora(&rds));
+    let dir = tempfile::tempdir().unwrap();
+    let file = aws_scenario(
+        dir.path(),
+        &moto,
+        "cluster: ledger",
+        "{type: aurora-failover, target_instance: ledger-2}",
+        "1s",
+    );
+    let out = dir.path().join("out");
+    let mut cmd = crate::firedrill_process();
+    cmd.args([
+        "run",
+        "--out",
+        out.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    aws_env(&mut cmd, &dir.path().join("state"), &db.dsn());
+    let o = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(r["target"]["kind"], "aws-rds");
+    assert!(
+        r["target"]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("DB cluster ledger (2 member(s), writer ledger-1, us-east-1)"),
+        "{}",
+        r["target"]
+    );
+    let fault = r["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "fault-injected")
+        .unwrap();
+    assert_eq!(
+        fault["detail"],
+        "FailoverDBCluster ledger: writer was ledger-1, failing over to ledger-2"
+    );
+    assert_eq!(r["measurements"]["lost_writes"], 0);
+    // The call reached AWS (moto): the writer moved.
+    let writer = db.rt.block_on(async {
+        let c = rds
+            .describe_db_clusters()
+            .db_cluster_identifier("ledger")
+            .send()
+            .await
+            .unwrap();
+        c.db_clusters()[0]
+            .db_cluster_members()
+            .iter()
+            .find(|m| m.is_cluster_writer() == Some(true))
+            .and_then(|m| m.db_instance_identifier())
+            .map(str::to_owned)
+    });
+    assert_eq!(writer.as_deref(), Some("ledger-2"));
+}
+
+fn fis_fault(arn: &str) -> String {
+    format!(
+        "{{type: fis-experiment, poll: 200ms, template: {{description: reboot, \
+         role_arn: 'arn:aws:iam::123456789012:role/fis', \
+         targets: {{db: {{resource_type: 'aws:rds:db', resource_arns: ['{arn}']}}}}, \
+         actions: {{reboot: {{action_id: 'aws:rds:reboot-db-instances', \
+         parameters: {{forceFailover: 'true'}}, targets: {{DBInstances: db}}}}}}}}}}"
+    )
+}
+
+/// Starts an FIS drill and returns it with the moto experiment's template id once started.
+fn fis_drill(
+    moto: &Server,
+    db: &LocalDb,
+    dir: &std::path::Path,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let rds = rds(moto);
+    let arn = db.rt.block_on(async {
+        rds.create_db_instance()
+            .db_instance_identifier("orders")
+            .engine("postgres")
+            .db_instance_class("db.t3.micro")
+            .allocated_storage(20)
+            .master_username("app")
+            .master_user_password("not-a-real-password")
+            .multi_az(true)
+            .send()
+            .await
+            .unwrap()
+            .db_instance()
+            .unwrap()
+            .db_instance_arn()
+            .unwrap()
+            .to_owned()
+    });
+    // Running until stopped, as a real experiment of a few minutes would be.
+    moto.hold_state("fis::experiment", 10_000);
+    let file = aws_scenario(dir, moto, "instance: orders", &fis_fault(&arn), "60s");
+    let mut cmd = crate::firedrill_process();
+    cmd.args([
+        "run",
+        "--out",
+        dir.join("out").to_str().unwrap(),
+        file.to_str().unwrap(),
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped());
+    aws_env(&mut cmd, &dir.join("state"), &db.dsn());
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+fn wait_line(rx: &std::sync::mpsc::Receiver<String>, pattern: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if let Ok(l) = rx.recv_timeout(std::time::Duration::from_millis(100)) {
+            let hit = l.contains(pattern);
+            seen.push(l);
+            if hit {
+                return seen;
+            }
+        }
+    }
+    panic!("never saw {pattern:?}:\n{}", seen.join("\n"));
+}
+
+/// The experiments moto knows, as (id, status).
+fn experiments(moto: &Server) -> Vec<(String, String)> {
+    let conf = aws_types::SdkConfig::builder()
+        .region(Region::new("us-east-1"))
+        .endpoint_url(moto.url())
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "testing", "testing", None, None, "test",
+        )))
+        .behavior_version(BehaviorVersion::latest())
+        .build();
+    let aws = firedrill_aws::Aws::from_conf(&conf);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut out = Vec::new();
+        let fis = aws_sdk_fis_list(&conf).await;
+        for id in fis {
+            let e = aws.experiment(&id).await.unwrap();
+            out.push((e.id, e.status));
+        }
+        out
+    })
+}
+
+async fn aws_sdk_fis_list(conf: &aws_types::SdkConfig) -> Vec<String> {
+    let fis = aws_sdk_fis::Client::new(conf);
+    fis.list_experiments()
+        .send()
+        .await
+        .unwrap()
+        .experiments()
+        .iter()
+        .filter_map(|e| e.id().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn ctrl_c_during_an_fis_experiment_stops_it_and_deletes_the_template() {
+    let _x = crate::exclusive();
+    let moto = Server::start();
+    let db = LocalDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, rx) = fis_drill(&moto, &db, dir.path());
+    let mut seen = wait_line(&rx, "FIS experiment");
+    assert_eq!(experiments(&moto).len(), 1);
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    seen.extend(rx.iter());
+    let text = seen.join("\n");
+    assert_eq!(status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("rolled back: stopped FIS experiment(s)"),
+        "{text}"
+    );
+    assert!(text.contains("deleted FIS experiment template"), "{text}");
+    let ex = experiments(&moto);
+    assert!(
+        ex.iter().all(|(_, s)| s == "stopped" || s == "stopping"),
+        "{ex:?}"
+    );
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(r["verdict"], "aborted");
+}
+
+#[test]
+fn a_killed_fis_drill_is_undone_by_recover() {
+    let _x = crate::exclusive();
+    let moto = Server::start();
+    let db = LocalDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, rx) = fis_drill(&moto, &db, dir.path());
+    wait_line(&rx, "FIS experiment");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let running = experiments(&moto);
+    assert!(running.iter().all(|(_, s)| s != "stopped"), "{running:?}");
+
+    let mut cmd = crate::firedrill_process();
+    cmd.arg("recover");
+    aws_env(&mut cmd, &dir.path().join("state"), &db.dsn());
+    let o = cmd.output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("-> stopped FIS experiment(s) "), "{out}");
+    assert!(out.contains("-> deleted FIS experiment template "), "{out}");
+    let ex = experiments(&moto);
+    assert!(
+        ex.iter().all(|(_, s)| s == "stopped" || s == "stopping"),
+        "{ex:?}"
+    );
+    let o = cmd.output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("nothing to recover"));
+}
+
+#[test]
+fn an_unknown_instance_stops_the_drill_before_anything_is_touched() {
+    let moto = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = aws_scenario(
+        dir.path(),
+        &moto,
+        "instance: nope",
+        "{type: rds-failover}",
+        "1s",
+    );
+    let mut cmd = crate::firedrill_process();
+    cmd.args(["run", file.to_str().unwrap()]);
+    aws_env(
+        &mut cmd,
+        &dir.path().join("state"),
+        "host=127.0.0.1 port=1 user=x",
+    );
+    let o = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("error: aws: DB instance nope in us-east-1 not found"),
+        "{err}"
+    );
+    let journal = firedrill::journal::Read::open(
+        &firedrill::journal::list(&dir.path().join("state/journals"))[0],
+    )
+    .unwrap();
+    assert!(
+        !journal
+            .entries
+            .iter()
+            .any(|e| matches!(e, firedrill::journal::Entry::Effect { .. })),
+        "{journal:?}"
+    );
+}

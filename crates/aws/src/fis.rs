@@ -237,4 +237,46 @@ impl Aws {
                 message: "no experiment in the answer".into(),
             })
     }
+
+    /// Experiments of `template` tagged with this drill (all pages).
+    pub async fn experiments_of(
+        &self,
+        template: &str,
+        drill: &str,
+    ) -> Result<Vec<Experiment>, AwsError> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .fis
+                .list_experiments()
+                .experiment_template_id(template)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("fis:ListExperiments", "FIS experiments", e))?;
+            for e in page.experiments() {
+                let ours = e
+                    .tags()
+                    .and_then(|t| t.get(crate::DRILL_TAG))
+                    .is_some_and(|v| v == drill);
+                if ours && e.experiment_template_id() == Some(template) {
+                    out.push(Experiment {
+                        id: e.id().unwrap_or_default().to_owned(),
+                        status: e
+                            .state()
+                            .and_then(|s| s.status())
+                            .map(|s| s.as_str().to_owned())
+                            .unwrap_or_default(),
+                        reason: e.state().and_then(|s| s.reason()).map(str::to_owned),
+                        actions: Vec::new(),
+                    });
+                }
+            }
+            match page.next_token() {
+                Some(t) => token = Some(t.to_owned()),
+                None => return Ok(out),
+            }
+        }
+    }
 }

@@ -60,6 +60,26 @@ impl Server {
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+
+    /// Holds a model's state (e.g. `fis::experiment`) for `reads` reads before it advances:
+    /// moto otherwise moves an experiment on at every read, to `completed` within a few.
+    pub fn hold_state(&self, model: &str, reads: u32) {
+        use std::io::{Read, Write};
+        let body = format!(
+            "{{\"model_name\": \"{model}\", \"transition\": {{\"progression\": \"manual\", \"times\": {reads}}}}}"
+        );
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("moto");
+        write!(
+            s,
+            "POST /moto-api/state-manager/set-transition HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("moto request");
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 20"), "moto: {answer}");
+    }
 }
 
 impl Drop for Server {

@@ -1,0 +1,336 @@
+//! An RDS instance or Aurora cluster as a drill target: faults through AWS's API (failovers,
+//! FIS experiments), while the probes and the workload reach the database through the DSN
+//! clients use, so that RTO is what a client sees (DNS and connection effects included), not an
+//! API status. The AWS calls themselves live in `firedrill-aws`.
+
+use std::time::Duration;
+
+use firedrill_aws::{ActionSpec, Aws, AwsError, DRILL_TAG, Options, TargetSpec, TemplateSpec};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Config;
+
+use crate::error::EnvError;
+use crate::journal::{EffectId, Journal, Undo};
+use crate::scenario::{AwsRdsSpec, Fault, FisTemplate};
+
+/// How to reach AWS again later (from a journal, after a crash): never credentials.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwsRef {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub endpoint_url: Option<String>,
+}
+
+impl AwsRef {
+    pub fn options(&self) -> Options {
+        Options {
+            region: self.region.clone(),
+            profile: self.profile.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+            max_attempts: None,
+        }
+    }
+}
+
+pub struct AwsTarget {
+    aws: Aws,
+    at: AwsRef,
+    spec: AwsRdsSpec,
+    pub config: Config,
+    pub description: String,
+    /// The running experiment, once started, and its last state as the timeline has it.
+    experiment: Option<(String, String)>,
+    /// A template this drill created, deleted on release.
+    template: Option<(String, EffectId)>,
+}
+
+fn aws_err(e: AwsError) -> EnvError {
+    EnvError::Aws(e.to_string())
+}
+
+impl AwsTarget {
+    /// Reaches AWS and describes the instance or cluster (a missing one, the wrong region, no
+    /// credentials or a denied describe stop the drill here, before anything is touched).
+    pub async fn build(
+        spec: &AwsRdsSpec,
+        config: Config,
+        dsn: &str,
+    ) -> Result<AwsTarget, EnvError> {
+        let at = AwsRef {
+            region: spec.region.clone(),
+            profile: spec.profile.clone(),
+            endpoint_url: spec.endpoint_url.clone(),
+        };
+        let aws = Aws::connect(&at.options()).await;
+        let what = match (&spec.instance, &spec.cluster) {
+            (Some(id), _) => {
+                let i = aws.instance(id).await.map_err(aws_err)?;
+                format!(
+                    "RDS instance {} ({}, {}{}, {})",
+                    i.id,
+                    i.engine,
+                    if i.multi_az { "Multi-AZ" } else { "single-AZ" },
+                    i.az.map(|az| format!(", primary in {az}"))
+                        .unwrap_or_default(),
+                    aws.region
+                )
+            }
+            (_, Some(id)) => {
+                let c = aws.cluster(id).await.map_err(aws_err)?;
+                format!(
+                    "DB cluster {} ({} member(s), writer {}, {})",
+                    c.id,
+                    c.members.len(),
+                    c.writer.as_deref().unwrap_or("unknown"),
+                    aws.region
+                )
+            }
+            (None, None) => return Err(EnvError::Aws("no instance or cluster named".into())),
+        };
+        Ok(AwsTarget {
+            aws,
+            at,
+            spec: spec.clone(),
+            config,
+            description: format!("{what}, clients via {dsn}"),
+            experiment: None,
+            template: None,
+        })
+    }
+
+    /// Injects an AWS fault after journaling it; the undo, if it has one.
+    pub async fn inject(
+        &mut self,
+        fault: &Fault,
+        journal: &Journal,
+        run_id: &str,
+    ) -> Result<(String, Option<(Undo, EffectId)>), EnvError> {
+        match fault {
+            Fault::RdsFailover => {
+                let id = self.spec.instance.clone().unwrap_or_default();
+                let before = self.aws.instance(&id).await.map_err(aws_err)?;
+                journal.effect(format!("RebootDBInstance {id} with ForceFailover"), None)?;
+                self.aws.failover_instance(&id).await.map_err(aws_err)?;
+                Ok((
+                    format!(
+                        "RebootDBInstance {id} with ForceFailover (primary was in {})",
+                        before.az.as_deref().unwrap_or("an unknown AZ")
+                    ),
+                    None,
+                ))
+            }
+            Fault::AuroraFailover { target_instance } => {
+                let id = self.spec.cluster.clone().unwrap_or_default();
+                let before = self.aws.cluster(&id).await.map_err(aws_err)?;
+                journal.effect(format!("FailoverDBCluster {id}"), None)?;
+                self.aws
+                    .failover_cluster(&id, target_instance.as_deref())
+                    .await
+                    .map_err(aws_err)?;
+                Ok((
+                    format!(
+                        "FailoverDBCluster {id}: writer was {}{}",
+                        before.writer.as_deref().unwrap_or("unknown"),
+                        target_instance
+                            .as_ref()
+                            .map(|t| format!(", failing over to {t}"))
+                            .unwrap_or_default()
+                    ),
+                    None,
+                ))
+            }
+            Fault::FisExperiment {
+                template_id,
+                template,
+                ..
+            } => {
+                let tag = (DRILL_TAG, run_id);
+                let template_id = match (template_id, template) {
+                    (Some(id), _) => id.clone(),
+                    (_, Some(t)) => {
+                        let id = self
+                            .aws
+                            .create_template(&template_spec(t), &format!("{run_id}-template"), tag)
+                            .await
+                            .map_err(aws_err)?;
+                        // Journaled once it has an id; a template is inert until started.
+                        let effect = journal.effect(
+                            format!("create FIS experiment template {id}"),
+                            Some(Undo::AwsDeleteFisTemplate {
+                                aws: self.at.clone(),
+                                id: id.clone(),
+                            }),
+                        )?;
+                        self.template = Some((id.clone(), effect));
+                        id
+                    }
+                    (None, None) => {
+                        return Err(EnvError::Aws("no FIS template given".into()));
+                    }
+                };
+                let undo = Undo::AwsStopFisExperiments {
+                    aws: self.at.clone(),
+                    template: template_id.clone(),
+                    drill: run_id.to_owned(),
+                };
+                let effect = journal.effect(
+                    format!("start an FIS experiment of template {template_id}"),
+                    Some(undo.clone()),
+                )?;
+                let e = self
+                    .aws
+                    .start_experiment(&template_id, &format!("{run_id}-experiment"), tag)
+                    .await
+                    .map_err(aws_err)?;
+                let state = describe(&e);
+                self.experiment = Some((e.id.clone(), state.clone()));
+                Ok((state, Some((undo, effect))))
+            }
+            other => Err(EnvError::Database(format!(
+                "a `{}` fault does not apply to an RDS target",
+                other.kind()
+            ))),
+        }
+    }
+
+    /// The experiment's state when it changed since the last call (for the timeline).
+    pub async fn observe(&mut self) -> Option<String> {
+        let (id, last) = self.experiment.as_mut()?;
+        let now = match self.aws.experiment(id).await {
+            Ok(e) => describe(&e),
+            Err(e) => format!("FIS experiment {id}: cannot read its state: {e}"),
+        };
+        (now != *last).then(|| {
+            *last = now.clone();
+            now
+        })
+    }
+
+    /// After the observation: an experiment still running is stopped (a drill never leaves a
+    /// fault behind) and a template this drill created is deleted. Says what it did.
+    pub async fn release(&mut self, journal: &Journal) -> Vec<String> {
+        let mut done = Vec::new();
+        if let Some((id, _)) = self.experiment.take() {
+            // The engine ends a running experiment with the fault's undo; this is the net
+            // under it.
+            match self.aws.experiment(&id).await {
+                Ok(e) if e.finished() || e.status == "stopping" => {}
+                Ok(_) => match self.aws.stop_experiment(&id).await {
+                    Ok(_) => done.push(format!("stopped FIS experiment {id}")),
+                    Err(e) => done.push(format!("cannot stop FIS experiment {id}: {e}")),
+                },
+                Err(e) => done.push(format!("cannot read FIS experiment {id}: {e}")),
+            }
+        }
+        if let Some((id, effect)) = self.template.take() {
+            match self.aws.delete_template(&id).await {
+                Ok(()) => {
+                    journal.undone(effect, "deleted");
+                    done.push(format!("deleted FIS experiment template {id}"));
+                }
+                Err(e) => done.push(format!(
+                    "cannot delete FIS experiment template {id}: {e}; `firedrill recover` retries"
+                )),
+            }
+        }
+        done
+    }
+
+    /// How often [`AwsTarget::observe`] is worth calling.
+    pub fn observe_every(fault: &Fault) -> Option<Duration> {
+        match fault {
+            Fault::FisExperiment { poll, .. } => Some(poll.get()),
+            _ => None,
+        }
+    }
+}
+
+fn describe(e: &firedrill_aws::Experiment) -> String {
+    let actions = e
+        .actions
+        .iter()
+        .map(|(name, status)| format!("{name}: {status}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "FIS experiment {}: {}{}{}",
+        e.id,
+        e.status,
+        e.reason
+            .as_ref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default(),
+        if actions.is_empty() {
+            String::new()
+        } else {
+            format!("; actions {actions}")
+        }
+    )
+}
+
+fn template_spec(t: &FisTemplate) -> TemplateSpec {
+    TemplateSpec {
+        description: t.description.clone(),
+        role_arn: t.role_arn.clone(),
+        targets: t
+            .targets
+            .iter()
+            .map(|(name, x)| TargetSpec {
+                name: name.clone(),
+                resource_type: x.resource_type.clone(),
+                arns: x.resource_arns.clone(),
+                tags: x.resource_tags.clone().into_iter().collect(),
+                selection_mode: x.selection_mode.clone(),
+            })
+            .collect(),
+        actions: t
+            .actions
+            .iter()
+            .map(|(name, a)| ActionSpec {
+                name: name.clone(),
+                action_id: a.action_id.clone(),
+                parameters: a.parameters.clone().into_iter().collect(),
+                targets: a.targets.clone().into_iter().collect(),
+            })
+            .collect(),
+        stop_alarms: t.stop_alarms.clone(),
+    }
+}
+
+/// Undoes an AWS effect from the journal (by the drill on abort, or by `recover`).
+pub async fn apply(undo: &Undo) -> Option<Result<String, String>> {
+    Some(match undo {
+        Undo::AwsStopFisExperiments {
+            aws,
+            template,
+            drill,
+        } => {
+            let client = Aws::connect(&aws.options()).await;
+            match client.experiments_of(template, drill).await {
+                Err(e) => Err(e.to_string()),
+                Ok(list) => {
+                    let mut stopped = Vec::new();
+                    for e in list.iter().filter(|e| !e.finished()) {
+                        if let Err(err) = client.stop_experiment(&e.id).await {
+                            return Some(Err(err.to_string()));
+                        }
+                        stopped.push(e.id.clone());
+                    }
+                    Ok(match stopped.len() {
+                        0 => format!("no experiment of template {template} still running"),
+                        _ => format!("stopped FIS experiment(s) {}", stopped.join(", ")),
+                    })
+                }
+            }
+        }
+        Undo::AwsDeleteFisTemplate { aws, id } => {
+            let client = Aws::connect(&aws.options()).await;
+            match client.delete_template(id).await {
+                Ok(()) => Ok(format!("deleted FIS experiment template {id}")),
+                Err(AwsError::NotFound { .. }) => Ok(format!("template {id} already gone")),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        _ => return None,
+    })
+}
