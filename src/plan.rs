@@ -90,7 +90,7 @@ pub fn render(s: &Scenario) -> String {
         ),
     }
     let cleanup = match (&s.target, s.cleanup) {
-        (Target::Postgres(_), _) => {
+        (Target::Postgres(_) | Target::AwsRds(_), _) => {
             "leave the target as it is (ledger rows stay, tagged with the run id)"
         }
         (_, Cleanup::Always) => "stop every node and remove the sandbox directory",
