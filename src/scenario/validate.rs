@@ -138,7 +138,7 @@ fn check_environment(s: &Scenario, out: &mut Vec<Problem>) {
     match (&s.target, s.environment) {
         (Target::Postgres(_) | Target::AwsRds(_), None) => out.push(problem(
             "environment",
-            "missing: a drill on an existing database must say where it runs              (production, staging, development or test)",
+            "missing: a drill on an existing database must say where it runs (production, staging, development or test)",
         )),
         (Target::PostgresSandbox(_), Some(Environment::Production)) => out.push(problem(
             "environment",
@@ -335,11 +335,15 @@ fn check_target_and_fault(
                 ));
             }
             if fault.node().is_none() {
+                let other = match fault {
+                    Fault::Command { .. } => "postgres",
+                    _ => "aws-rds",
+                };
                 out.push(problem(
                     "fault.type",
                     format!(
-                        "a `{}` fault is for another kind of target; the sandbox takes kill, \
-                         stop or pause",
+                        "a `{}` fault is for `{other}` targets; the sandbox takes kill, stop or \
+                         pause",
                         fault.kind()
                     ),
                 ));
