@@ -1,21 +1,12 @@
 //! The AWS side of the command line against moto server (see `crates/aws` for the calls
 //! themselves, and the README for what moto does not implement).
 
-use aws_sdk_rds::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
 use aws_sdk_rds::types::Tag;
 use firedrill_aws::DRILL_TAG;
 use firedrill_aws::moto::Server;
 
 fn rds(moto: &Server) -> aws_sdk_rds::Client {
-    let conf = aws_types::SdkConfig::builder()
-        .region(Region::new("us-east-1"))
-        .endpoint_url(moto.url())
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "testing", "testing", None, None, "test",
-        )))
-        .behavior_version(BehaviorVersion::latest())
-        .build();
-    aws_sdk_rds::Client::new(&conf)
+    aws_sdk_rds::Client::new(&moto.conf("us-east-1"))
 }
 
 fn tag(drill: &str) -> Tag {
@@ -213,34 +204,14 @@ fn aws_env(cmd: &mut std::process::Command, state: &std::path::Path, dsn: &str) 
         .env("AWS_EC2_METADATA_DISABLED", "true");
 }
 
-async fn aurora(rds: &aws_sdk_rds::Client) {
-    rds.create_db_cluster()
-        .db_cluster_identifier("ledger")
-        .engine("aurora-postgresql")
-        .master_username("app")
-        .master_user_password("not-a-real-password")
-        .send()
-        .await
-        .unwrap();
-    for id in ["ledger-1", "ledger-2"] {
-        rds.create_db_instance()
-            .db_instance_identifier(id)
-            .db_cluster_identifier("ledger")
-            .engine("aurora-postgresql")
-            .db_instance_class("db.r6g.large")
-            .send()
-            .await
-            .unwrap();
-    }
-}
-
 #[test]
 fn an_aurora_failover_drill_calls_aws_and_measures_through_the_dsn() {
     let _x = crate::exclusive();
     let moto = Server::start();
     let db = LocalDb::new();
     let rds = rds(&moto);
-    db.rt.block_on(aurora(&rds));
+    db.rt
+        .block_on(moto.aurora_cluster("ledger", &["ledger-1", "ledger-2"]));
     let dir = tempfile::tempdir().unwrap();
     let file = aws_scenario(
         dir.path(),
@@ -383,14 +354,7 @@ fn wait_line(rx: &std::sync::mpsc::Receiver<String>, pattern: &str) -> Vec<Strin
 
 /// The experiments moto knows, as (id, status).
 fn experiments(moto: &Server) -> Vec<(String, String)> {
-    let conf = aws_types::SdkConfig::builder()
-        .region(Region::new("us-east-1"))
-        .endpoint_url(moto.url())
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "testing", "testing", None, None, "test",
-        )))
-        .behavior_version(BehaviorVersion::latest())
-        .build();
+    let conf = moto.conf("us-east-1");
     let aws = firedrill_aws::Aws::from_conf(&conf);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {

@@ -61,6 +61,44 @@ impl Server {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// An SDK configuration for this server in `region`, with moto's test credentials.
+    pub fn conf(&self, region: &str) -> aws_types::SdkConfig {
+        use aws_sdk_rds::config::{
+            BehaviorVersion, Credentials, Region, SharedCredentialsProvider,
+        };
+        aws_types::SdkConfig::builder()
+            .region(Region::new(region.to_owned()))
+            .endpoint_url(self.url())
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "testing", "testing", None, None, "moto",
+            )))
+            .behavior_version(BehaviorVersion::latest())
+            .build()
+    }
+
+    /// Creates Aurora PostgreSQL cluster `id` with `members` instances (the first is the writer).
+    pub async fn aurora_cluster(&self, id: &str, members: &[&str]) {
+        let rds = aws_sdk_rds::Client::new(&self.conf("us-east-1"));
+        rds.create_db_cluster()
+            .db_cluster_identifier(id)
+            .engine("aurora-postgresql")
+            .master_username("app")
+            .master_user_password("not-a-real-password")
+            .send()
+            .await
+            .expect("moto: create cluster");
+        for m in members {
+            rds.create_db_instance()
+                .db_instance_identifier(*m)
+                .db_cluster_identifier(id)
+                .engine("aurora-postgresql")
+                .db_instance_class("db.r6g.large")
+                .send()
+                .await
+                .expect("moto: create cluster member");
+        }
+    }
+
     /// Holds a model's state (e.g. `fis::experiment`) for `reads` reads before it advances:
     /// moto otherwise moves an experiment on at every read, to `completed` within a few.
     pub fn hold_state(&self, model: &str, reads: u32) {

@@ -5,14 +5,14 @@
 
 use std::time::Duration;
 
-use aws_sdk_rds::config::{Credentials, Region};
+use aws_sdk_rds::config::Region;
 use firedrill_aws::fleet::{self, Limits};
 use firedrill_aws::wait::{self, Poll};
 use firedrill_aws::{Aws, AwsError, DRILL_TAG};
 
 /// moto, with clients pointed at it.
 struct Moto {
-    _server: firedrill_aws::moto::Server,
+    server: firedrill_aws::moto::Server,
     port: u16,
 }
 
@@ -20,21 +20,11 @@ impl Moto {
     fn start() -> Moto {
         let server = firedrill_aws::moto::Server::start();
         let port = server.port;
-        Moto {
-            _server: server,
-            port,
-        }
+        Moto { server, port }
     }
 
     fn conf(&self, region: &str) -> aws_types::SdkConfig {
-        aws_types::SdkConfig::builder()
-            .region(Region::new(region.to_owned()))
-            .endpoint_url(format!("http://127.0.0.1:{}", self.port))
-            .credentials_provider(aws_sdk_rds::config::SharedCredentialsProvider::new(
-                Credentials::new("testing", "testing", None, None, "test"),
-            ))
-            .behavior_version(aws_sdk_rds::config::BehaviorVersion::latest())
-            .build()
+        self.server.conf(region)
     }
 
     fn aws(&self) -> Aws {
@@ -183,25 +173,9 @@ async fn describe_snapshot_restore_point_in_time_and_tag_based_cleanup() {
 async fn an_aurora_cluster_fails_over_to_the_chosen_reader() {
     let moto = Moto::start();
     let aws = moto.aws();
-    let rds = moto.rds();
-    rds.create_db_cluster()
-        .db_cluster_identifier("ledger")
-        .engine("aurora-postgresql")
-        .master_username("app")
-        .master_user_password("not-a-real-password")
-        .send()
-        .await
-        .unwrap();
-    for id in ["ledger-1", "ledger-2"] {
-        rds.create_db_instance()
-            .db_instance_identifier(id)
-            .db_cluster_identifier("ledger")
-            .engine("aurora-postgresql")
-            .db_instance_class("db.r6g.large")
-            .send()
-            .await
-            .unwrap();
-    }
+    moto.server
+        .aurora_cluster("ledger", &["ledger-1", "ledger-2"])
+        .await;
     let before = aws.cluster("ledger").await.unwrap();
     assert_eq!(before.members.len(), 2, "{before:?}");
     let writer = before.writer.clone().expect("a writer");
