@@ -74,6 +74,35 @@ impl Guard {
                         task: Some(task),
                     }
                 }
+                Guardrail::CloudwatchAlarm {
+                    alarm,
+                    every,
+                    region,
+                    profile,
+                    endpoint_url,
+                    ..
+                } => {
+                    let failing = Arc::new(Mutex::new(None));
+                    let options = firedrill_aws::Options {
+                        region: region.clone(),
+                        profile: profile.clone(),
+                        endpoint_url: endpoint_url.clone(),
+                        max_attempts: Some(2),
+                    };
+                    let task = tokio::spawn(watch_alarm(
+                        options,
+                        alarm.clone(),
+                        every.get(),
+                        t0,
+                        stop.clone(),
+                        failing.clone(),
+                    ));
+                    Rail {
+                        spec: spec.clone(),
+                        failing: Some(failing),
+                        task: Some(task),
+                    }
+                }
                 _ => Rail {
                     spec: spec.clone(),
                     failing: None,
@@ -121,7 +150,7 @@ impl Guard {
                         p.as_secs_f64() * 1e3
                     )
                 }),
-                Guardrail::Command { window, .. } => {
+                Guardrail::Command { window, .. } | Guardrail::CloudwatchAlarm { window, .. } => {
                     let failing = r.failing.as_ref()?.lock().ok()?.clone();
                     failing
                         .filter(|(since, _)| now >= *since + window.get())
@@ -160,16 +189,64 @@ fn p99(samples: &[Sample]) -> Option<Duration> {
     Some(d[rank.clamp(1, d.len()) - 1])
 }
 
-/// Runs the check every `every` until `stop`; a run that fails (non-zero, killed, timed out)
+/// Runs the command every `every` until `stop`; a run that fails (non-zero, killed, timed out)
 /// starts or continues the failing streak, a success ends it.
 async fn run_check(
     argv: Vec<String>,
     every: Duration,
     timeout: Duration,
     t0: Instant,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     failing: Failing,
 ) {
+    watch(every, t0, stop, failing, || {
+        let argv = argv.clone();
+        async move {
+            crate::driver::run_command("guardrail check", &argv, timeout)
+                .await
+                .err()
+                .map(|e| e.to_string().lines().next().unwrap_or_default().to_owned())
+        }
+    })
+    .await
+}
+
+/// Reads the alarm every `every`: in `ALARM` is failing; a read that fails is reported as
+/// failing too, so that a guardrail that cannot see its alarm does not pass silently.
+async fn watch_alarm(
+    options: firedrill_aws::Options,
+    alarm: String,
+    every: Duration,
+    t0: Instant,
+    stop: watch::Receiver<bool>,
+    failing: Failing,
+) {
+    let aws = firedrill_aws::Aws::connect(&options).await;
+    watch(every, t0, stop, failing, || {
+        let (aws, alarm) = (aws.clone(), alarm.clone());
+        async move {
+            match aws.alarm_state(&alarm).await {
+                Ok(s) if s == "ALARM" => Some(format!("{alarm} is in ALARM")),
+                Ok(_) => None,
+                Err(e) => Some(format!("cannot read alarm {alarm}: {e}")),
+            }
+        }
+    })
+    .await
+}
+
+/// Calls `check` every `every` until `stop`, keeping the failing streak: `Some(why)` starts or
+/// continues it, `None` ends it.
+async fn watch<F, Fut>(
+    every: Duration,
+    t0: Instant,
+    mut stop: watch::Receiver<bool>,
+    failing: Failing,
+    mut check: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<String>>,
+{
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -178,10 +255,7 @@ async fn run_check(
             _ = stop.wait_for(|s| *s) => return,
         }
         let started = t0.elapsed();
-        let outcome = match crate::driver::run_command("guardrail check", &argv, timeout).await {
-            Ok(()) => None,
-            Err(e) => Some(e.to_string().lines().next().unwrap_or_default().to_owned()),
-        };
+        let outcome = check().await;
         let mut f = failing.lock().unwrap_or_else(|p| p.into_inner());
         *f = match (outcome, f.take()) {
             (None, _) => None,

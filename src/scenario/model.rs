@@ -520,6 +520,25 @@ pub enum Guardrail {
         #[serde(default = "default_guard_timeout")]
         timeout: Dur,
     },
+    /// A CloudWatch alarm (the one that pages people) is in `ALARM` at every read for `for`;
+    /// read every `every` (`for: 0s` trips at the first read in ALARM).
+    CloudwatchAlarm {
+        alarm: String,
+        #[serde(rename = "for", default)]
+        window: Dur,
+        #[serde(default = "default_alarm_every")]
+        every: Dur,
+        #[serde(default)]
+        region: Option<String>,
+        #[serde(default)]
+        profile: Option<String>,
+        #[serde(default)]
+        endpoint_url: Option<String>,
+    },
+}
+
+fn default_alarm_every() -> Dur {
+    Dur::from_secs(5)
 }
 
 fn default_guard_every() -> Dur {
@@ -542,7 +561,8 @@ impl Guardrail {
         match self {
             Guardrail::ErrorRate { window, .. }
             | Guardrail::P99Latency { window, .. }
-            | Guardrail::Command { window, .. } => window.get(),
+            | Guardrail::Command { window, .. }
+            | Guardrail::CloudwatchAlarm { window, .. } => window.get(),
         }
     }
 
@@ -563,6 +583,9 @@ impl Guardrail {
             } => format!("{} probe p99 above {above} for {window}", probe.label()),
             Guardrail::Command { run, window, .. } => {
                 format!("`{}` failing for {window}", crate::driver::shell_words(run))
+            }
+            Guardrail::CloudwatchAlarm { alarm, window, .. } => {
+                format!("CloudWatch alarm {alarm} in ALARM for {window}")
             }
         }
     }

@@ -152,6 +152,19 @@ fn check_guardrails(s: &Scenario, out: &mut Vec<Problem>) {
     let interval = s.probes.interval.get();
     for (i, g) in s.guardrails.iter().enumerate() {
         let at = |key: &str| format!("guardrails[{i}].{key}");
+        if let Guardrail::CloudwatchAlarm { alarm, every, .. } = g {
+            if alarm.is_empty() {
+                out.push(problem(&at("alarm"), "empty alarm name"));
+            }
+            if every.get() < std::time::Duration::from_millis(100) {
+                out.push(problem(
+                    &at("every"),
+                    "at least 100ms (each read is an API call)",
+                ));
+            }
+            // `for` may be 0: the first read in ALARM trips it.
+            continue;
+        }
         if g.window() < interval {
             out.push(problem(
                 &at("for"),

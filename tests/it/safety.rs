@@ -718,3 +718,123 @@ fn a_second_ctrl_c_skips_waiting_but_still_rolls_back_and_records() {
     assert!(!sandbox.exists());
     assert!(live_processes_mentioning(&sandbox.display().to_string()).is_empty());
 }
+
+/// A command guardrail (an external health check) starts failing while the primary is paused:
+/// the drill aborts once it has failed for `for`, and the pause is rolled back.
+#[test]
+fn a_failing_command_guardrail_aborts_and_rolls_back() {
+    let _x = crate::exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("unhealthy");
+    let file = dir.path().join("guard.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "version: 1\nname: command-guarded\ntarget: {{type: postgres-sandbox}}\n\
+             workload: {{connections: 1}}\nprobes: {{interval: 50ms, timeout: 300ms}}\n\
+             steady_state: {{duration: 500ms}}\n\
+             guardrails:\n  - {{type: command, run: [test, '!', -e, '{}'], for: 300ms, every: 100ms, timeout: 200ms}}\n\
+             fault: {{type: pause, node: primary, duration: 30s}}\nrecovery: {{type: wait}}\n\
+             observe: {{duration: 40s, stability: 500ms}}\ntargets: {{rto: 40s}}\n",
+            flag.display()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let mut run = Running::start(
+        &dir.path().join("state"),
+        &[
+            "run",
+            "--out",
+            out.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    run.wait_for("SIGSTOP all");
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        run.child.try_wait().unwrap().is_none(),
+        "tripped while healthy"
+    );
+    let unhealthy = Instant::now();
+    std::fs::write(&flag, "").unwrap();
+    let (code, _, lines) = run.finish();
+    let text = lines.join("\n");
+    assert_eq!(code, 3, "{text}");
+    // for (300ms) + one check interval (100ms) + one probe interval, with room for a busy box.
+    assert!(
+        unhealthy.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        unhealthy.elapsed()
+    );
+    assert!(text.contains("rolled back: SIGCONT"), "{text}");
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let reason = r["abort_reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("guardrail tripped: `test '!' -e "),
+        "{reason}"
+    );
+    assert!(reason.contains("failing for 300ms"), "{reason}");
+    assert!(reason.ends_with("the fault was rolled back"), "{reason}");
+}
+
+/// A CloudWatch alarm guardrail that cannot read its alarm (here an endpoint that answers 404:
+/// moto does not speak the SDK's CloudWatch protocol) does not pass silently: the drill stops
+/// before anything is injected.
+#[test]
+fn an_unreadable_alarm_guardrail_stops_the_drill_before_the_fault() {
+    let _x = crate::exclusive();
+    let moto = firedrill_aws::moto::Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("alarm.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "version: 1\nname: alarm-guarded\ntarget: {{type: postgres-sandbox}}\n\
+             workload: {{connections: 1}}\nprobes: {{interval: 50ms, timeout: 300ms}}\n\
+             steady_state: {{duration: 3s}}\n\
+             guardrails:\n  - {{type: cloudwatch-alarm, alarm: db-writes-failing, every: 200ms, \
+             region: us-east-1, endpoint_url: '{}'}}\n\
+             fault: {{type: pause, node: primary, duration: 30s}}\nrecovery: {{type: wait}}\n\
+             observe: {{duration: 40s, stability: 500ms}}\ntargets: {{rto: 40s}}\n",
+            moto.url()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let run = Running::start(
+        &dir.path().join("state"),
+        &[
+            "run",
+            "--out",
+            out.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
+        &[
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+    );
+    let (code, _, lines) = run.finish();
+    let text = lines.join("\n");
+    assert_eq!(code, 3, "{text}");
+    assert!(!text.contains("SIGSTOP"), "the fault was injected:\n{text}");
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let reason = r["abort_reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("guardrail tripped: CloudWatch alarm db-writes-failing in ALARM for 0s"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("cannot read alarm db-writes-failing"),
+        "{reason}"
+    );
+    assert!(
+        reason.ends_with("before the fault; nothing was injected"),
+        "{reason}"
+    );
+}

@@ -23,6 +23,7 @@ pub struct Aws {
     pub(crate) rds: aws_sdk_rds::Client,
     pub(crate) fis: aws_sdk_fis::Client,
     pub(crate) backup: aws_sdk_backup::Client,
+    pub(crate) cloudwatch: aws_sdk_cloudwatch::Client,
     pub region: String,
 }
 
@@ -49,6 +50,7 @@ impl Aws {
             rds: aws_sdk_rds::Client::new(conf),
             fis: aws_sdk_fis::Client::new(conf),
             backup: aws_sdk_backup::Client::new(conf),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(conf),
             region: conf
                 .region()
                 .map(|r| r.to_string())
@@ -61,11 +63,13 @@ impl Aws {
         rds: aws_sdk_rds::Client,
         fis: aws_sdk_fis::Client,
         backup: aws_sdk_backup::Client,
+        cloudwatch: aws_sdk_cloudwatch::Client,
     ) -> Aws {
         Aws {
             rds,
             fis,
             backup,
+            cloudwatch,
             region: "us-east-1".into(),
         }
     }

@@ -8,6 +8,7 @@
 
 mod backup;
 mod client;
+mod cloudwatch;
 mod error;
 mod fis;
 pub mod fleet;

@@ -1,7 +1,9 @@
 //! What moto cannot show, with the SDK's own test utilities (`aws-smithy-mocks`): these are the
 //! SDK's client and retry logic answering canned responses, not AWS. moto answers AWS Backup's
 //! job, recovery-point and restore-job calls with 404 and ignores `ForceFailover`; and an
-//! AccessDenied, throttling or a restore that never finishes cannot be provoked in moto.
+//! AccessDenied, throttling or a restore that never finishes cannot be provoked in moto. And
+//! moto speaks CloudWatch's Query and JSON protocols, not the RPC v2 CBOR protocol the current
+//! Rust SDK uses for CloudWatch (getmoto/moto#9195): alarm reads are tested here too.
 
 use std::time::{Duration, SystemTime};
 
@@ -27,6 +29,10 @@ fn rds_error(code: &str, message: &str) -> String {
 
 /// An `Aws` whose RDS client answers `rds` rules and whose Backup client answers `backup` rules.
 fn aws(rds: &[&Rule], backup: &[&Rule]) -> Aws {
+    aws_with(rds, backup, &[])
+}
+
+fn aws_with(rds: &[&Rule], backup: &[&Rule], cloudwatch: &[&Rule]) -> Aws {
     let retry = aws_sdk_rds::config::retry::RetryConfig::standard()
         .with_max_attempts(3)
         .with_initial_backoff(Duration::from_millis(1));
@@ -34,7 +40,54 @@ fn aws(rds: &[&Rule], backup: &[&Rule]) -> Aws {
         .retry_config(retry.clone()));
     let backup = mock_client!(aws_sdk_backup, RuleMode::MatchAny, backup.iter().copied());
     let fis = mock_client!(aws_sdk_fis, RuleMode::MatchAny, Vec::<&Rule>::new());
-    Aws::from_clients(rds, fis, backup)
+    let cw = mock_client!(
+        aws_sdk_cloudwatch,
+        RuleMode::MatchAny,
+        cloudwatch.iter().copied()
+    );
+    Aws::from_clients(rds, fis, backup, cw)
+}
+
+#[tokio::test]
+async fn a_cloudwatch_alarm_is_read_as_ok_or_alarm_and_a_missing_one_is_named() {
+    use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
+    use aws_sdk_cloudwatch::types::{MetricAlarm, StateValue};
+    let states = mock!(aws_sdk_cloudwatch::Client::describe_alarms)
+        .match_requests(|r| r.alarm_names() == ["db-writes-failing"])
+        .sequence()
+        .output(|| {
+            DescribeAlarmsOutput::builder()
+                .metric_alarms(
+                    MetricAlarm::builder()
+                        .alarm_name("db-writes-failing")
+                        .state_value(StateValue::Ok)
+                        .build(),
+                )
+                .build()
+        })
+        .output(|| {
+            DescribeAlarmsOutput::builder()
+                .metric_alarms(
+                    MetricAlarm::builder()
+                        .alarm_name("db-writes-failing")
+                        .state_value(StateValue::Alarm)
+                        .build(),
+                )
+                .build()
+        })
+        .build();
+    let none = mock!(aws_sdk_cloudwatch::Client::describe_alarms)
+        .match_requests(|r| r.alarm_names() == ["nope"])
+        .then_output(|| DescribeAlarmsOutput::builder().build());
+    let aws = aws_with(&[], &[], &[&states, &none]);
+    assert_eq!(aws.alarm_state("db-writes-failing").await.unwrap(), "OK");
+    assert_eq!(aws.alarm_state("db-writes-failing").await.unwrap(), "ALARM");
+    let e = aws.alarm_state("nope").await.unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("CloudWatch alarm nope in us-east-1 not found"),
+        "{e}"
+    );
 }
 
 #[tokio::test]

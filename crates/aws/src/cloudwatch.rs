@@ -1,0 +1,33 @@
+//! CloudWatch alarms, read by guardrails: a drill stops when the alarm that pages people fires.
+
+use crate::client::Aws;
+use crate::error::AwsError;
+
+impl Aws {
+    /// The alarm's state: `OK`, `ALARM` or `INSUFFICIENT_DATA`.
+    pub async fn alarm_state(&self, name: &str) -> Result<String, AwsError> {
+        let what = format!("CloudWatch alarm {name} in {}", self.region);
+        let out = self
+            .cloudwatch
+            .describe_alarms()
+            .alarm_names(name)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("cloudwatch:DescribeAlarms", &what, e))?;
+        out.metric_alarms()
+            .first()
+            .and_then(|a| a.state_value())
+            .map(|s| s.as_str().to_owned())
+            .or_else(|| {
+                out.composite_alarms()
+                    .first()
+                    .and_then(|a| a.state_value())
+                    .map(|s| s.as_str().to_owned())
+            })
+            .ok_or_else(|| AwsError::NotFound {
+                what,
+                action: "cloudwatch:DescribeAlarms".into(),
+                message: "no such alarm".into(),
+            })
+    }
+}
