@@ -52,62 +52,59 @@ impl Guard {
     pub fn arm(specs: &[Guardrail], t0: Instant, stop: &watch::Receiver<bool>) -> Guard {
         let rails = specs
             .iter()
-            .map(|spec| match spec {
-                Guardrail::Command {
-                    run,
-                    every,
-                    timeout,
-                    ..
-                } => {
-                    let failing = Arc::new(Mutex::new(None));
-                    let task = tokio::spawn(run_check(
+            .map(|spec| {
+                let failing: Failing = Arc::new(Mutex::new(None));
+                let task = match spec {
+                    Guardrail::Command {
+                        run,
+                        every,
+                        timeout,
+                        ..
+                    } => tokio::spawn(run_check(
                         run.0.clone(),
                         every.get(),
                         timeout.get(),
                         t0,
                         stop.clone(),
                         failing.clone(),
-                    ));
-                    Rail {
-                        spec: spec.clone(),
-                        failing: Some(failing),
-                        task: Some(task),
+                    )),
+                    Guardrail::CloudwatchAlarm {
+                        alarm,
+                        every,
+                        region,
+                        profile,
+                        endpoint_url,
+                        ..
+                    } => {
+                        let options = firedrill_aws::Options {
+                            region: region.clone(),
+                            profile: profile.clone(),
+                            endpoint_url: endpoint_url.clone(),
+                            max_attempts: Some(2),
+                        };
+                        tokio::spawn(watch_alarm(
+                            options,
+                            alarm.clone(),
+                            every.get(),
+                            t0,
+                            stop.clone(),
+                            failing.clone(),
+                        ))
                     }
-                }
-                Guardrail::CloudwatchAlarm {
-                    alarm,
-                    every,
-                    region,
-                    profile,
-                    endpoint_url,
-                    ..
-                } => {
-                    let failing = Arc::new(Mutex::new(None));
-                    let options = firedrill_aws::Options {
-                        region: region.clone(),
-                        profile: profile.clone(),
-                        endpoint_url: endpoint_url.clone(),
-                        max_attempts: Some(2),
-                    };
-                    let task = tokio::spawn(watch_alarm(
-                        options,
-                        alarm.clone(),
-                        every.get(),
-                        t0,
-                        stop.clone(),
-                        failing.clone(),
-                    ));
-                    Rail {
-                        spec: spec.clone(),
-                        failing: Some(failing),
-                        task: Some(task),
+                    // Probe conditions are read from the samples by `check`.
+                    _ => {
+                        return Rail {
+                            spec: spec.clone(),
+                            failing: None,
+                            task: None,
+                        };
                     }
-                }
-                _ => Rail {
+                };
+                Rail {
                     spec: spec.clone(),
-                    failing: None,
-                    task: None,
-                },
+                    failing: Some(failing),
+                    task: Some(task),
+                }
             })
             .collect();
         Guard {
