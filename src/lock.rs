@@ -7,7 +7,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
@@ -35,14 +35,6 @@ impl StateDir {
                     "no state directory for drill journals: set FIREDRILL_STATE_DIR or HOME".into(),
                 )
             })
-    }
-
-    pub fn at(path: impl Into<PathBuf>) -> StateDir {
-        StateDir(path.into())
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
     }
 
     pub fn journals(&self) -> PathBuf {

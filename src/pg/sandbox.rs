@@ -363,14 +363,10 @@ impl Sandbox {
         Ok(())
     }
 
-    /// SIGSTOP every process of the node: a hung host. Returns the processes to resume.
+    /// SIGSTOP every process of the node: a hung host. Returns the processes stopped; the
+    /// journal's `resume` undo (by working directory) ends it, and teardown resumes every node.
     pub fn pause(&self, idx: usize) -> Option<Vec<i32>> {
         Some(signal_node(self.nodes[idx].pid()?, libc::SIGSTOP))
-    }
-
-    /// Ends a [`Sandbox::pause`]. Safe to call twice; teardown also resumes every node.
-    pub fn resume(pids: &[i32]) {
-        continue_processes(pids);
     }
 
     /// Stops the node as `pg_ctl stop -m fast|immediate` would, and waits for it to exit.
@@ -690,14 +686,6 @@ pub fn signal_node(postmaster: i32, sig: i32) -> Vec<i32> {
         unsafe { libc::kill(postmaster, libc::SIGCONT) };
     }
     pids
-}
-
-/// Resumes processes stopped by [`signal_node`].
-pub fn continue_processes(pids: &[i32]) {
-    for &pid in pids {
-        // SAFETY: kill has no memory-safety preconditions.
-        unsafe { libc::kill(pid, libc::SIGCONT) };
-    }
 }
 
 /// Direct children of `parent`, from `/proc/*/stat` (field 4 is the parent pid; the command name

@@ -9,6 +9,13 @@ fn rds(moto: &Server) -> aws_sdk_rds::Client {
     aws_sdk_rds::Client::new(&moto.conf("us-east-1"))
 }
 
+/// moto's test credentials, given to firedrill through the environment only.
+pub const MOTO_CREDENTIALS: [(&str, &str); 3] = [
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+];
+
 fn tag(drill: &str) -> Tag {
     Tag::builder().key(DRILL_TAG).value(drill).build()
 }
@@ -24,9 +31,7 @@ fn cleanup(moto: &Server, args: &[&str]) -> (i32, String, String) {
             &moto.url(),
         ])
         .args(args)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(MOTO_CREDENTIALS)
         .output()
         .unwrap();
     (
@@ -42,23 +47,11 @@ fn cleanup_lists_and_deletes_what_drills_left_by_tag_and_nothing_else() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let rds = rds(&moto);
     rt.block_on(async {
-        for (id, tags) in [
-            ("orders", vec![]),
-            ("orders-copy-a", vec![tag("run-a")]),
-            ("orders-copy-b", vec![tag("run-b")]),
-        ] {
-            rds.create_db_instance()
-                .db_instance_identifier(id)
-                .engine("postgres")
-                .db_instance_class("db.t3.micro")
-                .allocated_storage(20)
-                .master_username("app")
-                .master_user_password("not-a-real-password")
-                .set_tags(Some(tags))
-                .send()
-                .await
-                .unwrap();
-        }
+        moto.postgres_instance("orders", false, &[]).await;
+        moto.postgres_instance("orders-copy-a", false, &[(DRILL_TAG, "run-a")])
+            .await;
+        moto.postgres_instance("orders-copy-b", false, &[(DRILL_TAG, "run-b")])
+            .await;
         rds.create_db_snapshot()
             .db_instance_identifier("orders")
             .db_snapshot_identifier("orders-snap-a")
@@ -199,9 +192,7 @@ fn aws_scenario(
 fn aws_env(cmd: &mut std::process::Command, state: &std::path::Path, dsn: &str) {
     cmd.env("FIREDRILL_STATE_DIR", state)
         .env("FD_AWS_DSN", dsn)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true");
+        .envs(MOTO_CREDENTIALS);
 }
 
 #[test]
@@ -288,25 +279,7 @@ fn fis_drill(
     db: &LocalDb,
     dir: &std::path::Path,
 ) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
-    let rds = rds(moto);
-    let arn = db.rt.block_on(async {
-        rds.create_db_instance()
-            .db_instance_identifier("orders")
-            .engine("postgres")
-            .db_instance_class("db.t3.micro")
-            .allocated_storage(20)
-            .master_username("app")
-            .master_user_password("not-a-real-password")
-            .multi_az(true)
-            .send()
-            .await
-            .unwrap()
-            .db_instance()
-            .unwrap()
-            .db_instance_arn()
-            .unwrap()
-            .to_owned()
-    });
+    let arn = db.rt.block_on(moto.postgres_instance("orders", true, &[]));
     // Running until stopped, as a real experiment of a few minutes would be.
     moto.hold_state("fis::experiment", 10_000);
     let file = aws_scenario(dir, moto, "instance: orders", &fis_fault(&arn), "60s");

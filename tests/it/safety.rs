@@ -812,11 +812,7 @@ fn an_unreadable_alarm_guardrail_stops_the_drill_before_the_fault() {
             out.to_str().unwrap(),
             file.to_str().unwrap(),
         ],
-        &[
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-        ],
+        &crate::aws::MOTO_CREDENTIALS,
     );
     let (code, _, lines) = run.finish();
     let text = lines.join("\n");

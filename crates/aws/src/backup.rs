@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::SystemTime;
 
 use crate::client::Aws;
-use crate::error::AwsError;
+use crate::error::{AwsError, answered};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecoveryPoint {
@@ -121,12 +121,11 @@ impl Aws {
                     e,
                 )
             })?;
-        out.restore_job_id()
-            .map(str::to_owned)
-            .ok_or_else(|| AwsError::Other {
-                action: "backup:StartRestoreJob".into(),
-                message: "no restore job id in the answer".into(),
-            })
+        answered(
+            out.restore_job_id().map(str::to_owned),
+            "backup:StartRestoreJob",
+            "restore job id",
+        )
     }
 
     pub async fn restore_job(&self, id: &str) -> Result<RestoreJob, AwsError> {

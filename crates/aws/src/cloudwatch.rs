@@ -1,7 +1,7 @@
 //! CloudWatch alarms, read by guardrails: a drill stops when the alarm that pages people fires.
 
 use crate::client::Aws;
-use crate::error::AwsError;
+use crate::error::{AwsError, found};
 
 impl Aws {
     /// The alarm's state: `OK`, `ALARM` or `INSUFFICIENT_DATA`.
@@ -14,20 +14,12 @@ impl Aws {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("cloudwatch:DescribeAlarms", &what, e))?;
-        out.metric_alarms()
+        let state = out
+            .metric_alarms()
             .first()
             .and_then(|a| a.state_value())
-            .map(|s| s.as_str().to_owned())
-            .or_else(|| {
-                out.composite_alarms()
-                    .first()
-                    .and_then(|a| a.state_value())
-                    .map(|s| s.as_str().to_owned())
-            })
-            .ok_or_else(|| AwsError::NotFound {
-                what,
-                action: "cloudwatch:DescribeAlarms".into(),
-                message: "no such alarm".into(),
-            })
+            .or_else(|| out.composite_alarms().first().and_then(|a| a.state_value()))
+            .map(|s| s.as_str().to_owned());
+        found(state, "cloudwatch:DescribeAlarms", what)
     }
 }

@@ -74,3 +74,39 @@ impl AwsError {
         }
     }
 }
+
+/// The one item a describe call answered with, or NotFound naming `what`.
+pub(crate) fn found<T>(item: Option<T>, action: &str, what: String) -> Result<T, AwsError> {
+    item.ok_or_else(|| AwsError::NotFound {
+        what,
+        action: action.to_owned(),
+        message: "empty answer".into(),
+    })
+}
+
+/// The part of an answer a call must return (`missing` names it for the error).
+pub(crate) fn answered<T>(item: Option<T>, action: &str, missing: &str) -> Result<T, AwsError> {
+    item.ok_or_else(|| AwsError::Other {
+        action: action.to_owned(),
+        message: format!("no {missing} in the answer"),
+    })
+}
+
+/// A delete: `true` if it deleted, `false` if the thing was already gone (cleanup and undo
+/// stay idempotent).
+pub(crate) fn deleted<O, E>(
+    result: Result<O, E>,
+    action: &str,
+    what: &str,
+) -> Result<bool, AwsError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) => match AwsError::from_sdk(action, what, e) {
+            AwsError::NotFound { .. } => Ok(false),
+            other => Err(other),
+        },
+    }
+}

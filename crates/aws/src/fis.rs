@@ -7,7 +7,7 @@ use aws_sdk_fis::types::{
 };
 
 use crate::client::Aws;
-use crate::error::AwsError;
+use crate::error::{AwsError, answered, found};
 
 /// An experiment's state as the timeline records it.
 #[derive(Clone, Debug, PartialEq)]
@@ -148,13 +148,13 @@ impl Aws {
         let out = req.send().await.map_err(|e| {
             AwsError::from_sdk("fis:CreateExperimentTemplate", "FIS experiment template", e)
         })?;
-        out.experiment_template()
-            .and_then(|t| t.id())
-            .map(str::to_owned)
-            .ok_or_else(|| AwsError::Other {
-                action: "fis:CreateExperimentTemplate".into(),
-                message: "no template id in the answer".into(),
-            })
+        answered(
+            out.experiment_template()
+                .and_then(|t| t.id())
+                .map(str::to_owned),
+            "fis:CreateExperimentTemplate",
+            "template id",
+        )
     }
 
     pub async fn delete_template(&self, id: &str) -> Result<(), AwsError> {
@@ -194,25 +194,22 @@ impl Aws {
                     e,
                 )
             })?;
-        out.experiment()
-            .map(experiment)
-            .ok_or_else(|| AwsError::Other {
-                action: "fis:StartExperiment".into(),
-                message: "no experiment in the answer".into(),
-            })
+        answered(
+            out.experiment().map(experiment),
+            "fis:StartExperiment",
+            "experiment",
+        )
     }
 
     pub async fn experiment(&self, id: &str) -> Result<Experiment, AwsError> {
         let out = self.fis.get_experiment().id(id).send().await.map_err(|e| {
             AwsError::from_sdk("fis:GetExperiment", &format!("FIS experiment {id}"), e)
         })?;
-        out.experiment()
-            .map(experiment)
-            .ok_or_else(|| AwsError::NotFound {
-                what: format!("FIS experiment {id}"),
-                action: "fis:GetExperiment".into(),
-                message: "empty answer".into(),
-            })
+        found(
+            out.experiment().map(experiment),
+            "fis:GetExperiment",
+            format!("FIS experiment {id}"),
+        )
     }
 
     /// Stops a running experiment; stopping a finished one is not an error (undo is idempotent).
@@ -230,12 +227,11 @@ impl Aws {
             .map_err(|e| {
                 AwsError::from_sdk("fis:StopExperiment", &format!("FIS experiment {id}"), e)
             })?;
-        out.experiment()
-            .map(experiment)
-            .ok_or_else(|| AwsError::Other {
-                action: "fis:StopExperiment".into(),
-                message: "no experiment in the answer".into(),
-            })
+        answered(
+            out.experiment().map(experiment),
+            "fis:StopExperiment",
+            "experiment",
+        )
     }
 
     /// Experiments of `template` tagged with this drill (all pages).

@@ -76,6 +76,37 @@ impl Server {
             .build()
     }
 
+    /// Creates RDS for PostgreSQL instance `id` with `tags`; its ARN.
+    pub async fn postgres_instance(
+        &self,
+        id: &str,
+        multi_az: bool,
+        tags: &[(&str, &str)],
+    ) -> String {
+        let rds = aws_sdk_rds::Client::new(&self.conf("us-east-1"));
+        let out = rds
+            .create_db_instance()
+            .db_instance_identifier(id)
+            .engine("postgres")
+            .db_instance_class("db.t3.micro")
+            .allocated_storage(20)
+            .master_username("app")
+            .master_user_password("not-a-real-password")
+            .multi_az(multi_az)
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(*k).value(*v).build())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .expect("moto: create instance");
+        out.db_instance()
+            .and_then(|i| i.db_instance_arn())
+            .expect("moto: an ARN")
+            .to_owned()
+    }
+
     /// Creates Aurora PostgreSQL cluster `id` with `members` instances (the first is the writer).
     pub async fn aurora_cluster(&self, id: &str, members: &[&str]) {
         let rds = aws_sdk_rds::Client::new(&self.conf("us-east-1"));

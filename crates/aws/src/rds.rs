@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use aws_sdk_rds::types::{DbCluster, DbInstance, DbSnapshot, Tag};
 
 use crate::client::Aws;
-use crate::error::AwsError;
+use crate::error::{AwsError, answered, deleted, found};
 
 /// A DB instance as a drill sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -118,14 +118,11 @@ impl Aws {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("rds:DescribeDBInstances", &what, e))?;
-        out.db_instances()
-            .first()
-            .map(instance)
-            .ok_or_else(|| AwsError::NotFound {
-                what,
-                action: "rds:DescribeDBInstances".into(),
-                message: "empty answer".into(),
-            })
+        found(
+            out.db_instances().first().map(instance),
+            "rds:DescribeDBInstances",
+            what,
+        )
     }
 
     /// Every DB instance of the region (all pages).
@@ -149,14 +146,11 @@ impl Aws {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("rds:DescribeDBClusters", &what, e))?;
-        out.db_clusters()
-            .first()
-            .map(cluster)
-            .ok_or_else(|| AwsError::NotFound {
-                what,
-                action: "rds:DescribeDBClusters".into(),
-                message: "empty answer".into(),
-            })
+        found(
+            out.db_clusters().first().map(cluster),
+            "rds:DescribeDBClusters",
+            what,
+        )
     }
 
     /// A Multi-AZ instance failover: reboot with `ForceFailover`.
@@ -208,12 +202,11 @@ impl Aws {
                     e,
                 )
             })?;
-        out.db_snapshot()
-            .map(snapshot)
-            .ok_or_else(|| AwsError::Other {
-                action: "rds:CreateDBSnapshot".into(),
-                message: "no snapshot in the answer".into(),
-            })
+        answered(
+            out.db_snapshot().map(snapshot),
+            "rds:CreateDBSnapshot",
+            "snapshot",
+        )
     }
 
     pub async fn snapshot(&self, id: &str) -> Result<Snapshot, AwsError> {
@@ -225,14 +218,11 @@ impl Aws {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("rds:DescribeDBSnapshots", &what, e))?;
-        out.db_snapshots()
-            .first()
-            .map(snapshot)
-            .ok_or_else(|| AwsError::NotFound {
-                what,
-                action: "rds:DescribeDBSnapshots".into(),
-                message: "empty answer".into(),
-            })
+        found(
+            out.db_snapshots().first().map(snapshot),
+            "rds:DescribeDBSnapshots",
+            what,
+        )
     }
 
     /// Every manual DB snapshot of the region (all pages).
@@ -271,12 +261,11 @@ impl Aws {
                     e,
                 )
             })?;
-        out.db_instance()
-            .map(instance)
-            .ok_or_else(|| AwsError::Other {
-                action: "rds:RestoreDBInstanceFromDBSnapshot".into(),
-                message: "no instance in the answer".into(),
-            })
+        answered(
+            out.db_instance().map(instance),
+            "rds:RestoreDBInstanceFromDBSnapshot",
+            "instance",
+        )
     }
 
     /// Restores `source` as of `at` (`None`: the latest restorable time) into `new_id`.
@@ -306,52 +295,35 @@ impl Aws {
                     e,
                 )
             })?;
-        out.db_instance()
-            .map(instance)
-            .ok_or_else(|| AwsError::Other {
-                action: "rds:RestoreDBInstanceToPointInTime".into(),
-                message: "no instance in the answer".into(),
-            })
+        answered(
+            out.db_instance().map(instance),
+            "rds:RestoreDBInstanceToPointInTime",
+            "instance",
+        )
     }
 
     /// Deletes an instance firedrill created (no final snapshot: it is a copy). A missing
     /// instance is not an error: deleting twice is how cleanup stays idempotent.
     pub async fn delete_instance(&self, id: &str) -> Result<bool, AwsError> {
-        match self
+        let result = self
             .rds
             .delete_db_instance()
             .db_instance_identifier(id)
             .skip_final_snapshot(true)
             .delete_automated_backups(true)
             .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                match AwsError::from_sdk("rds:DeleteDBInstance", &format!("DB instance {id}"), e) {
-                    AwsError::NotFound { .. } => Ok(false),
-                    other => Err(other),
-                }
-            }
-        }
+            .await;
+        deleted(result, "rds:DeleteDBInstance", &format!("DB instance {id}"))
     }
 
     pub async fn delete_snapshot(&self, id: &str) -> Result<bool, AwsError> {
-        match self
+        let result = self
             .rds
             .delete_db_snapshot()
             .db_snapshot_identifier(id)
             .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                match AwsError::from_sdk("rds:DeleteDBSnapshot", &format!("DB snapshot {id}"), e) {
-                    AwsError::NotFound { .. } => Ok(false),
-                    other => Err(other),
-                }
-            }
-        }
+            .await;
+        deleted(result, "rds:DeleteDBSnapshot", &format!("DB snapshot {id}"))
     }
 
     /// Instances and snapshots tagged `DRILL_TAG` (= `drill`, or any value when `None`).

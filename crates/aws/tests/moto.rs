@@ -30,30 +30,6 @@ impl Moto {
     fn aws(&self) -> Aws {
         Aws::from_conf(&self.conf("us-east-1"))
     }
-
-    fn rds(&self) -> aws_sdk_rds::Client {
-        aws_sdk_rds::Client::new(&self.conf("us-east-1"))
-    }
-}
-
-async fn create_instance(rds: &aws_sdk_rds::Client, id: &str, multi_az: bool) {
-    rds.create_db_instance()
-        .db_instance_identifier(id)
-        .engine("postgres")
-        .db_instance_class("db.t3.micro")
-        .allocated_storage(20)
-        .master_username("app")
-        .master_user_password("not-a-real-password")
-        .multi_az(multi_az)
-        .tags(
-            aws_sdk_rds::types::Tag::builder()
-                .key("team")
-                .value("orders")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
 }
 
 fn fast(deadline_s: u64) -> Poll {
@@ -83,7 +59,9 @@ async fn wait_available(aws: &Aws, id: &str) -> firedrill_aws::Instance {
 async fn describe_snapshot_restore_point_in_time_and_tag_based_cleanup() {
     let moto = Moto::start();
     let aws = moto.aws();
-    create_instance(&moto.rds(), "orders", true).await;
+    moto.server
+        .postgres_instance("orders", true, &[("team", "orders")])
+        .await;
 
     let i = aws.instance("orders").await.unwrap();
     assert_eq!(i.engine, "postgres");
@@ -198,7 +176,9 @@ async fn a_multi_az_instance_failover_is_accepted() {
     // the flag is sent is proven in sdk_mocks.rs.
     let moto = Moto::start();
     let aws = moto.aws();
-    create_instance(&moto.rds(), "orders", true).await;
+    moto.server
+        .postgres_instance("orders", true, &[("team", "orders")])
+        .await;
     aws.failover_instance("orders").await.unwrap();
     assert_eq!(wait_available(&aws, "orders").await.id, "orders");
 }
@@ -208,7 +188,9 @@ async fn fis_experiment_from_a_described_template_starts_is_read_and_stops() {
     use firedrill_aws::{ActionSpec, TargetSpec, TemplateSpec};
     let moto = Moto::start();
     let aws = moto.aws();
-    create_instance(&moto.rds(), "orders", true).await;
+    moto.server
+        .postgres_instance("orders", true, &[("team", "orders")])
+        .await;
     let arn = aws.instance("orders").await.unwrap().arn;
     let spec = TemplateSpec {
         description: "reboot orders with failover".into(),
@@ -253,7 +235,9 @@ async fn fis_experiment_from_a_described_template_starts_is_read_and_stops() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_resources_and_the_wrong_region_are_named() {
     let moto = Moto::start();
-    create_instance(&moto.rds(), "orders", false).await;
+    moto.server
+        .postgres_instance("orders", false, &[("team", "orders")])
+        .await;
     let aws = moto.aws();
     let e = aws.instance("nope").await.unwrap_err();
     assert!(matches!(e, AwsError::NotFound { .. }), "{e:?}");
@@ -297,10 +281,9 @@ async fn missing_credentials_are_one_clear_error() {
 async fn a_fleet_of_50_restores_never_exceeds_its_concurrency() {
     let moto = Moto::start();
     let aws = moto.aws();
-    let rds = moto.rds();
     let ids: Vec<String> = (0..50).map(|i| format!("fleet-{i:02}")).collect();
     for id in &ids {
-        create_instance(&rds, id, false).await;
+        moto.server.postgres_instance(id, false, &[]).await;
     }
     let limits = Limits {
         concurrency: 5,
