@@ -594,7 +594,12 @@ impl Drill<'_, '_> {
     /// Waits until `at` (drill time), showing live status and checking the guardrails every
     /// probe interval; returns early with an abort on cancel or when a guardrail holds.
     async fn wait_until(&mut self, at: Duration, load: &Load) -> Result<(), Abort> {
-        let tick = STATUS_EVERY.min(self.loaded.scenario.probes.interval.get());
+        // Guardrails are checked every probe interval; without them, the status line's pace.
+        let tick = if self.loaded.scenario.guardrails.is_empty() {
+            STATUS_EVERY
+        } else {
+            STATUS_EVERY.min(self.loaded.scenario.probes.interval.get())
+        };
         let mut last_status: Option<Duration> = None;
         loop {
             if *self.cancel.borrow() {

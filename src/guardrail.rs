@@ -122,31 +122,36 @@ impl Guard {
             }
             let from = now - window;
             let probe = |side: &ProbeSide| match side {
-                ProbeSide::Write => write.since(from),
-                ProbeSide::Read => read.since(from),
+                ProbeSide::Write => write,
+                ProbeSide::Read => read,
             };
             let detail = match &r.spec {
                 Guardrail::ErrorRate {
                     probe: side,
                     above_pct,
                     window,
-                } => error_rate(&probe(side), *above_pct).map(|(failed, total, pct)| {
-                    format!(
-                        "{failed} of {total} {} probes failed ({pct:.1}%) in the last {window}",
-                        side.label()
-                    )
-                }),
+                } => probe(side)
+                    .with_since(from, |w| error_rate(w, *above_pct))
+                    .map(|(failed, total, pct)| {
+                        format!(
+                            "{failed} of {total} {} probes failed ({pct:.1}%) in the last {window}",
+                            side.label()
+                        )
+                    }),
                 Guardrail::P99Latency {
                     probe: side,
                     above,
                     window,
-                } => p99(&probe(side)).filter(|p| *p > above.get()).map(|p| {
-                    format!(
-                        "{} probe p99 {:.1}ms in the last {window}",
-                        side.label(),
-                        p.as_secs_f64() * 1e3
-                    )
-                }),
+                } => probe(side)
+                    .with_since(from, p99)
+                    .filter(|p| *p > above.get())
+                    .map(|p| {
+                        format!(
+                            "{} probe p99 {:.1}ms in the last {window}",
+                            side.label(),
+                            p.as_secs_f64() * 1e3
+                        )
+                    }),
                 Guardrail::Command { window, .. } | Guardrail::CloudwatchAlarm { window, .. } => {
                     let failing = r.failing.as_ref()?.lock().ok()?.clone();
                     failing

@@ -344,6 +344,18 @@ pub fn now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
+/// Removes a directory made by [`create_dir`] and records it as undone; on failure the effect
+/// stays pending (`firedrill recover` retries) and a warning says so.
+pub fn remove_dir(journal: &Journal, id: EffectId, dir: &Path, how: &str) {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => journal.undone(id, how),
+        Err(e) => eprintln!(
+            "warning: cannot remove {}: {e}; `firedrill recover` retries",
+            dir.display()
+        ),
+    }
+}
+
 /// Creates a fresh directory `PARENT/PREFIX<unique>` (PARENT defaults to the temporary
 /// directory), journaled first as an effect undone by removing it: a drill killed at any point
 /// after this leaves nothing `recover` cannot find.

@@ -37,15 +37,16 @@ impl ProbeState {
         self.samples.lock().expect("probe samples lock").clone()
     }
 
-    /// Samples that ended after `from`, read from the end (they are recorded in end order), so
-    /// that a guardrail checked every interval costs the window, not the drill.
-    pub fn since(&self, from: Duration) -> Vec<Sample> {
+    /// Runs `f` on the samples that ended after `from`, found from the end (they are recorded
+    /// in end order) and read in place, so that a guardrail checked every interval costs a
+    /// look at the window, not a copy of it.
+    pub fn with_since<R>(&self, from: Duration, f: impl FnOnce(&[Sample]) -> R) -> R {
         let samples = self.samples.lock().expect("probe samples lock");
         let first = samples
             .iter()
             .rposition(|s| s.end <= from)
             .map_or(0, |i| i + 1);
-        samples[first..].to_vec()
+        f(&samples[first..])
     }
 }
 

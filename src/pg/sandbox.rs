@@ -544,17 +544,12 @@ impl Sandbox {
             );
             return Some(self.root_path.clone());
         }
-        match std::fs::remove_dir_all(&self.root_path) {
-            Ok(()) => self
-                .config
-                .journal
-                .undone(id, "stopped every node and removed it"),
-            // Left pending in the journal: `firedrill recover` retries.
-            Err(e) => eprintln!(
-                "warning: cannot remove {}: {e}; `firedrill recover` retries",
-                self.root_path.display()
-            ),
-        }
+        journal::remove_dir(
+            &self.config.journal,
+            id,
+            &self.root_path,
+            "stopped every node and removed it",
+        );
         None
     }
 

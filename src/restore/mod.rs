@@ -259,13 +259,7 @@ impl Workspace {
     }
 
     fn remove(&self, id: EffectId) {
-        match std::fs::remove_dir_all(&self.path) {
-            Ok(()) => self.journal.undone(id, "removed"),
-            Err(e) => eprintln!(
-                "warning: cannot remove {}: {e}; `firedrill recover` retries",
-                self.path.display()
-            ),
-        }
+        journal::remove_dir(&self.journal, id, &self.path, "removed");
     }
 }
 
