@@ -44,7 +44,7 @@ pub struct AwsTarget {
     template: Option<(String, EffectId)>,
 }
 
-fn aws_err(e: AwsError) -> EnvError {
+pub(crate) fn aws_err(e: AwsError) -> EnvError {
     EnvError::Aws(e.to_string())
 }
 
@@ -96,6 +96,15 @@ impl AwsTarget {
             experiment: None,
             template: None,
         })
+    }
+
+    pub fn aws(&self) -> &Aws {
+        &self.aws
+    }
+
+    /// How to reach AWS again (for a journal's undo).
+    pub fn at(&self) -> &AwsRef {
+        &self.at
     }
 
     /// Injects an AWS fault after journaling it; the undo, if it has one.
@@ -328,6 +337,22 @@ pub async fn apply(undo: &Undo) -> Option<Result<String, String>> {
             match client.delete_template(id).await {
                 Ok(()) => Ok(format!("deleted FIS experiment template {id}")),
                 Err(AwsError::NotFound { .. }) => Ok(format!("template {id} already gone")),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        Undo::AwsDeleteInstance { aws, id } => {
+            let client = Aws::connect(&aws.options()).await;
+            match client.delete_instance(id).await {
+                Ok(true) => Ok(format!("deleted DB instance {id}")),
+                Ok(false) => Ok(format!("DB instance {id} already gone")),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        Undo::AwsDeleteSnapshot { aws, id } => {
+            let client = Aws::connect(&aws.options()).await;
+            match client.delete_snapshot(id).await {
+                Ok(true) => Ok(format!("deleted DB snapshot {id}")),
+                Ok(false) => Ok(format!("DB snapshot {id} already gone")),
                 Err(e) => Err(e.to_string()),
             }
         }

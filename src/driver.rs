@@ -287,7 +287,7 @@ pub fn lock_key(target: &Target) -> Option<String> {
 }
 
 /// The clients' DSN from its environment variable, and how to name it (hosts, never the DSN).
-fn dsn_config(name: &str) -> Result<(Config, String), EnvError> {
+pub(crate) fn dsn_config(name: &str) -> Result<(Config, String), EnvError> {
     let dsn = std::env::var(name).map_err(|_| EnvError::MissingDsn {
         name: name.to_owned(),
     })?;

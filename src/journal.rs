@@ -76,6 +76,16 @@ pub enum Undo {
         aws: crate::aws_target::AwsRef,
         id: String,
     },
+    /// Delete a temporary DB instance a restore drill created (no final snapshot).
+    AwsDeleteInstance {
+        aws: crate::aws_target::AwsRef,
+        id: String,
+    },
+    /// Delete a DB snapshot a restore drill took.
+    AwsDeleteSnapshot {
+        aws: crate::aws_target::AwsRef,
+        id: String,
+    },
 }
 
 impl Undo {
@@ -94,6 +104,8 @@ impl Undo {
             Undo::AwsDeleteFisTemplate { id, .. } => {
                 format!("delete FIS experiment template {id}")
             }
+            Undo::AwsDeleteInstance { id, .. } => format!("delete DB instance {id}"),
+            Undo::AwsDeleteSnapshot { id, .. } => format!("delete DB snapshot {id}"),
         }
     }
 }

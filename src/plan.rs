@@ -236,6 +236,21 @@ fn side_effects(s: &Scenario) -> Vec<(String, String)> {
                 }
             }
         }
+        Some(DrillSpec::Restore(r)) if r.backup.on_aws() => {
+            if r.backup.takes(false) && matches!(&r.backup, Backup::RdsSnapshot { .. }) {
+                add(
+                    "CreateDBSnapshot of the instance, tagged firedrill:drill=<run id>".into(),
+                    "DeleteDBSnapshot (at the end, or `firedrill recover`/`cleanup`)",
+                );
+            }
+            add(
+                "create a temporary DB instance firedrill-<run id>, tagged \
+                 firedrill:drill=<run id>"
+                    .into(),
+                "DeleteDBInstance without a final snapshot (at the end, or `firedrill \
+                 recover`/`cleanup`)",
+            );
+        }
         Some(DrillSpec::Restore(_)) => {
             add(
                 "create the restore drill's directory (backup, WAL archive)".into(),
@@ -338,6 +353,9 @@ fn failover_steps(s: &Scenario, fault: &Fault, recovery: &Recovery, step: &mut d
 }
 
 fn restore_steps(s: &Scenario, r: &Restore, step: &mut dyn FnMut(String)) {
+    if r.backup.on_aws() {
+        return aws_restore_steps(s, r, step);
+    }
     let sandbox = matches!(s.target, Target::PostgresSandbox(_));
     if sandbox {
         if r.seed.pgbench_scale > 0 {
@@ -387,6 +405,7 @@ fn restore_steps(s: &Scenario, r: &Restore, step: &mut dyn FnMut(String)) {
                 .map(|c| c.display().to_string())
                 .unwrap_or_default()
         ),
+        _ => String::new(),
     };
     step(take);
     if r.backup.takes(sandbox) && r.backup.point_in_time() && s.workload.connections > 0 {
@@ -403,6 +422,7 @@ fn restore_steps(s: &Scenario, r: &Restore, step: &mut dyn FnMut(String)) {
                     "verify the backup (pg_verifybackup) and the WAL archive for gaps"
                 }
                 Backup::Pgbackrest { .. } => "verify the repository (pgbackrest verify)",
+                _ => "",
             }
             .into(),
         );
@@ -439,4 +459,92 @@ fn restore_steps(s: &Scenario, r: &Restore, step: &mut dyn FnMut(String)) {
     for a in &r.verify.assertions {
         step(format!("assert {}: {}", a.name, a.sql.trim()));
     }
+}
+
+/// A restore of an `aws-rds` instance: AWS restores into a temporary instance, firedrill
+/// verifies it like a local copy and deletes it.
+fn aws_restore_steps(s: &Scenario, r: &Restore, step: &mut dyn FnMut(String)) {
+    let id = match &s.target {
+        Target::AwsRds(t) => t.instance.clone().unwrap_or_default(),
+        _ => String::new(),
+    };
+    let instance = r.instance.clone().unwrap_or_default();
+    let ledger = s.workload.connections > 0
+        && match (&r.backup, &r.recovery_target) {
+            (Backup::RdsPointInTime {}, rt) => matches!(rt, RecoveryTarget::AfterBackup { .. }),
+            (b, _) => b.takes(false),
+        };
+    if ledger {
+        step(format!(
+            "start {} writer connection(s) into {} on the source (side effect on its database)",
+            s.workload.connections, s.workload.table
+        ));
+    }
+    step(match (&r.backup, &r.recovery_target) {
+        (Backup::RdsSnapshot { snapshot }, _) if snapshot == "create" => format!(
+            "BACKUP: CreateDBSnapshot of {id} (tagged firedrill:drill=<run id>) and wait until \
+             it is available"
+        ),
+        (Backup::RdsSnapshot { snapshot }, _) if snapshot == "latest" => {
+            format!("BACKUP: the newest available snapshot of {id}")
+        }
+        (Backup::RdsSnapshot { snapshot }, _) => format!("BACKUP: DB snapshot {snapshot}"),
+        (Backup::RdsPointInTime {}, RecoveryTarget::Latest) => {
+            format!("BACKUP: {id}'s continuous backup, at its latest restorable time")
+        }
+        (Backup::RdsPointInTime {}, RecoveryTarget::Time { at }) => {
+            format!("BACKUP: {id}'s continuous backup, at {at}")
+        }
+        (Backup::RdsPointInTime {}, RecoveryTarget::AfterBackup { offset }) => format!(
+            "BACKUP: {id}'s continuous backup, at the instant {offset} from now while the \
+             writers write on for {}; wait until RDS can restore to it",
+            r.write_after_backup
+        ),
+        (Backup::AwsBackup { recovery_point, .. }, _) => match recovery_point {
+            Some(arn) => format!("BACKUP: AWS Backup recovery point {arn}"),
+            None => format!("BACKUP: the newest completed AWS Backup recovery point of {id}"),
+        },
+        _ => String::new(),
+    });
+    step(format!(
+        "RESTORE with {} into a temporary DB instance firedrill-<run id>{} (tagged \
+         firedrill:drill=<run id>); it must answer a query within {}",
+        match &r.backup {
+            Backup::RdsSnapshot { .. } => "RestoreDBInstanceFromDBSnapshot",
+            Backup::RdsPointInTime {} => "RestoreDBInstanceToPointInTime",
+            _ => "StartRestoreJob (polled with DescribeRestoreJob)",
+        },
+        instance
+            .class
+            .as_ref()
+            .map(|c| format!(" of class {c}"))
+            .unwrap_or_default(),
+        instance.available_within
+    ));
+    step(match &instance.dsn_env {
+        Some(env) => format!("reach the restored instance through ${env}"),
+        None => "reach the restored instance at its endpoint, with the source DSN's user and \
+                 database"
+            .into(),
+    });
+    if r.verify.schema {
+        step("compare schemas: tables, columns, constraints, indexes, sequences".into());
+    }
+    if r.verify.checksums {
+        step("compare every table's row count and content checksum with the source".into());
+    }
+    if ledger {
+        step(
+            "check the ledger: every write acknowledged before the recovery point present, \
+              none sent after it"
+                .into(),
+        );
+    }
+    for a in &r.verify.assertions {
+        step(format!("assert {}: {}", a.name, a.sql.trim()));
+    }
+    step(
+        "delete the temporary instance (and a snapshot the drill took), whatever the outcome"
+            .into(),
+    );
 }

@@ -161,7 +161,8 @@ pub struct Measurements {
 /// the recovery point when the drill ran.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RestoreResult {
-    /// `pg-dump`, `pg-basebackup` or `pgbackrest`.
+    /// `pg-dump`, `pg-basebackup`, `pgbackrest`, `rds-snapshot`, `rds-point-in-time` or
+    /// `aws-backup`.
     pub backup_kind: String,
     /// Whether firedrill took the backup in this drill (else an existing one was restored).
     pub backup_taken: bool,
@@ -176,6 +177,10 @@ pub struct RestoreResult {
     pub recovery_target: String,
     /// Time to restore (copy or load, and WAL recovery) until the cluster accepts writes.
     pub restore_ms: Option<f64>,
+    /// Where the backup was restored, when not into a local sandbox: the temporary DB instance
+    /// of an AWS restore (deleted at the end of the drill).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_into: Option<String>,
     /// Backup bytes per second of restore time, in MB/s.
     pub throughput_mb_s: Option<f64>,
     /// Every check run, in order; a failed one fails the `verification` target.

@@ -241,6 +241,10 @@ pub(super) fn source_target(target: &Target, r: &Restore, ws: &Workspace) -> Tar
                 "pgbackrest --config='{}' --stanza={stanza} archive-push '%p'",
                 pgbackrest_conf(ws).display()
             )),
+            // Restored by AWS (`restore::aws`); the source is not a sandbox.
+            Backup::RdsSnapshot { .. } | Backup::RdsPointInTime {} | Backup::AwsBackup { .. } => {
+                None
+            }
         };
         if let Some(command) = command {
             spec.settings.insert("archive_mode".into(), "on".into());
@@ -423,6 +427,9 @@ pub(super) async fn take(
                 })
             }
         },
+        Backup::RdsSnapshot { .. } | Backup::RdsPointInTime {} | Backup::AwsBackup { .. } => {
+            Err(Finding::Failed("an AWS backup is taken by AWS".into()))
+        }
     };
     let mut taken = match result {
         Ok(t) => t,
@@ -435,7 +442,7 @@ pub(super) async fn take(
     };
     let backup_end = (t0.elapsed(), SystemTime::now());
     if r.backup.takes(source_sandbox(&d.driver).is_some()) {
-        d.result.backup_ms = Some(ms(backup_end.0 - started));
+        d.f.result.backup_ms = Some(ms(backup_end.0 - started));
     }
     d.cx.sink.emit(Event::Step(format!(
         "backup {} ({}) in {:.1} s",
@@ -457,7 +464,7 @@ pub(super) async fn take(
                 _ = cancel.wait_for(|c| *c) => {}
             }
             let (l, rate) = w.stop(d.cx.sink).await;
-            d.m.workload_writes_per_s = Some(rate);
+            d.f.m.workload_writes_per_s = Some(rate);
             log = Some(l);
             if *cancel.borrow() {
                 return Err(Finding::Interrupted);
@@ -479,7 +486,7 @@ pub(super) async fn take(
         }
     } else if let Some(w) = writers {
         let (l, rate) = w.stop(d.cx.sink).await;
-        d.m.workload_writes_per_s = Some(rate);
+        d.f.m.workload_writes_per_s = Some(rate);
         log = Some(l);
     }
     Ok((taken, log))
@@ -693,6 +700,7 @@ pub(super) async fn verify(d: &mut RestoreDrill<'_, '_>, taken: &Taken) -> Resul
                 Err(ToolError::Env(e)) => d.check("pgbackrest verify", false, e.to_string()),
             }
         }
+        Backup::RdsSnapshot { .. } | Backup::RdsPointInTime {} | Backup::AwsBackup { .. } => {}
     }
     Ok(())
 }
@@ -802,6 +810,9 @@ pub(super) async fn restore(d: &mut RestoreDrill<'_, '_>, taken: &Taken) -> Resu
             let idx = sb.start_restored("restored", dir, "").await;
             d.restored = Some(sb);
             idx?
+        }
+        Backup::RdsSnapshot { .. } | Backup::RdsPointInTime {} | Backup::AwsBackup { .. } => {
+            return Err(Finding::Failed("an AWS backup is restored by AWS".into()));
         }
     };
     if r.backup.point_in_time() {

@@ -14,8 +14,10 @@
 //! Boundary: the drill's flow and its findings. The backup tools are driven by [`backup`], the
 //! schema read by [`schema`], the WAL archive checked by [`wal`].
 
+mod aws;
 mod backup;
 pub mod schema;
+mod verify;
 pub mod wal;
 
 use std::path::{Path, PathBuf};
@@ -27,20 +29,21 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_postgres::{Client, Config, NoTls};
 
-use crate::checksum::{self, NarrowLimits, TableName};
+use crate::checksum::TableName;
 use crate::driver::Driver;
 use crate::engine::{Ran, RunError};
 use crate::error::EnvError;
 use crate::event::{Event, EventSink, Phase};
 use crate::journal::{self, EffectId, Journal};
-use crate::ledger::{self, WorkloadLog};
+use crate::ledger::WorkloadLog;
 use crate::measure::ms;
 use crate::pg::binaries::{self, PgBinaries};
 use crate::pg::sandbox::{Sandbox, SandboxConfig, describe_pg_error};
 use crate::pg::tool::ToolError;
-use crate::report::{Check, Measurements, RestoreResult, TableResult};
+use crate::report::RestoreResult;
 use crate::scenario::{Backup, LoadedScenario, RecoveryTarget, Replication, Restore, Target};
 use crate::workload::{self, WriterSpec};
+use verify::Findings;
 
 /// Longest wait for a restored cluster to finish WAL recovery, and for the last WAL to be
 /// archived.
@@ -105,6 +108,9 @@ pub(crate) struct Taken {
 }
 
 pub async fn run<'a>(cx: Context<'a, '_>) -> Result<Ran<'a>, RunError> {
+    if cx.restore.backup.on_aws() {
+        return aws::run(cx).await;
+    }
     let s = &cx.loaded.scenario;
     let r = cx.restore;
     let sink = cx.sink;
@@ -144,19 +150,20 @@ pub async fn run<'a>(cx: Context<'a, '_>) -> Result<Ran<'a>, RunError> {
         ws,
         driver,
         restored: None,
-        m: Measurements::default(),
-        result: RestoreResult {
-            backup_kind: r.backup.kind().into(),
-            backup_taken: r.backup.takes(sandbox_source),
-            recovery_target: match (&r.backup, &r.recovery_target) {
-                (Backup::PgDump { .. }, _) => "snapshot".into(),
-                (_, RecoveryTarget::Latest) => "latest".into(),
-                (_, RecoveryTarget::Time { .. }) => "time".into(),
-                (_, RecoveryTarget::AfterBackup { .. }) => "after-backup".into(),
+        f: Findings::new(
+            sink,
+            RestoreResult {
+                backup_kind: r.backup.kind().into(),
+                backup_taken: r.backup.takes(sandbox_source),
+                recovery_target: match (&r.backup, &r.recovery_target) {
+                    (Backup::PgDump { .. }, _) => "snapshot".into(),
+                    (_, RecoveryTarget::Latest) => "latest".into(),
+                    (_, RecoveryTarget::Time { .. }) => "time".into(),
+                    (_, RecoveryTarget::AfterBackup { .. }) => "after-backup".into(),
+                },
+                ..Default::default()
             },
-            ..Default::default()
-        },
-        ledger_checked: false,
+        ),
     };
     let aborted = match drill.run().await {
         Ok(()) => None,
@@ -171,11 +178,15 @@ pub async fn run<'a>(cx: Context<'a, '_>) -> Result<Ran<'a>, RunError> {
         mut driver,
         mut restored,
         ws,
+        f,
+        ..
+    } = drill;
+    let Findings {
         mut m,
         result,
         ledger_checked,
         ..
-    } = drill;
+    } = f;
     m.restore = Some(result);
     Ok(Ran {
         description,
@@ -335,9 +346,7 @@ struct RestoreDrill<'a, 's> {
     ws: Workspace,
     driver: Driver,
     restored: Option<Sandbox>,
-    m: Measurements,
-    result: RestoreResult,
-    ledger_checked: bool,
+    f: Findings<'a, 's>,
 }
 
 impl RestoreDrill<'_, '_> {
@@ -345,18 +354,8 @@ impl RestoreDrill<'_, '_> {
         self.cx.sink.emit(e);
     }
 
-    /// Records a check and shows it.
     fn check(&mut self, name: &str, ok: bool, detail: String) {
-        self.emit(if ok {
-            Event::Verified(format!("{name}: {detail}"))
-        } else {
-            Event::CheckFailed(format!("{name}: {detail}"))
-        });
-        self.result.checks.push(Check {
-            name: name.into(),
-            ok,
-            detail,
-        });
+        self.f.check(name, ok, detail);
     }
 
     fn interrupted(&self) -> bool {
@@ -384,7 +383,7 @@ impl RestoreDrill<'_, '_> {
         self.emit(Event::Phase(Phase::Backup));
         let workload_on = s.workload.connections > 0 && r.backup.takes(sandbox_source);
         let writers = if workload_on {
-            match self.start_writers(&source_config).await {
+            match start_writers(self.cx.sink, s, self.cx.run_id, &source_config).await {
                 Ok(w) => Some(w),
                 Err(e) => {
                     self.check("workload", false, e);
@@ -413,11 +412,11 @@ impl RestoreDrill<'_, '_> {
                 return Ok(());
             }
         };
-        self.result.backup_source = taken.source.clone();
-        self.result.backup_bytes = taken.bytes;
+        self.f.result.backup_source = taken.source.clone();
+        self.f.result.backup_bytes = taken.bytes;
         if let Some(log) = &log {
-            self.m.acknowledged_writes = log.acks.len() as u64;
-            self.m.in_doubt_writes = log.in_doubt.len() as u64;
+            self.f.m.acknowledged_writes = log.acks.len() as u64;
+            self.f.m.in_doubt_writes = log.in_doubt.len() as u64;
         }
         if r.verify.backup {
             match backup::verify(self, &taken).await {
@@ -443,7 +442,17 @@ impl RestoreDrill<'_, '_> {
         };
         let restore_done = t0.elapsed();
         let restored_db = database_of(&source_config);
-        let restored_client = match self.first_query(restored_at, &restored_db).await {
+        let restored_config = {
+            let sb = self.restored.as_ref().expect("restored above");
+            let mut c = tokio_postgres::Config::new();
+            c.host("127.0.0.1")
+                .port(sb.nodes[restored_at].port)
+                .user(crate::pg::sandbox::SUPERUSER)
+                .dbname(&restored_db);
+            c
+        };
+        let within = Duration::from_secs(60);
+        let restored_client = match first_query(&restored_config, within, &self.cx.cancel).await {
             Ok(c) => c,
             Err(Finding::Interrupted) => return Err(Interrupted),
             Err(Finding::Failed(e)) => {
@@ -453,9 +462,9 @@ impl RestoreDrill<'_, '_> {
         };
         let first_query = t0.elapsed();
         let restore_ms = ms(restore_done - started);
-        self.result.restore_ms = Some(restore_ms);
-        self.m.rto_ms = Some(ms(first_query - started));
-        self.result.throughput_mb_s = taken
+        self.f.result.restore_ms = Some(restore_ms);
+        self.f.m.rto_ms = Some(ms(first_query - started));
+        self.f.result.throughput_mb_s = taken
             .bytes
             .filter(|_| restore_ms > 0.0)
             .map(|b| b as f64 / 1e6 / (restore_ms / 1000.0));
@@ -466,9 +475,9 @@ impl RestoreDrill<'_, '_> {
         if let Some(p) = &point
             && let Ok(at) = humantime::parse_rfc3339_weak(p.trim_end_matches('Z'))
         {
-            self.m.rpo_ms = Some(ms(SystemTime::now().duration_since(at).unwrap_or_default()));
+            self.f.m.rpo_ms = Some(ms(SystemTime::now().duration_since(at).unwrap_or_default()));
         }
-        self.result.recovery_point = point;
+        self.f.result.recovery_point = point;
         self.check(
             "restore",
             true,
@@ -476,7 +485,8 @@ impl RestoreDrill<'_, '_> {
                 "restored in {:.1} s, first query after {:.1} s{}",
                 restore_ms / 1000.0,
                 ms(first_query - started) / 1000.0,
-                self.result
+                self.f
+                    .result
                     .throughput_mb_s
                     .map(|t| format!(" ({t:.1} MB/s of backup)"))
                     .unwrap_or_default()
@@ -501,7 +511,7 @@ impl RestoreDrill<'_, '_> {
             .or(source.as_ref())
             .expect("one of them");
         if r.verify.schema {
-            self.compare_schema(source, &restored_client).await;
+            self.f.compare_schema(source, &restored_client).await;
         }
         if r.verify.checksums {
             // After a restore to a point while the workload wrote on, the ledger moved past
@@ -514,11 +524,20 @@ impl RestoreDrill<'_, '_> {
                 }),
                 _ => None,
             };
-            self.compare_tables(source, &restored_client, moving.as_ref())
+            self.f
+                .compare_tables(source, &restored_client, moving.as_ref())
                 .await;
         }
-        if let (Some(log), Some((lo, hi))) = (&log, taken.point_on_clock) {
-            self.check_ledger(&restored_client, log, lo, hi).await;
+        if let (Some(log), Some(point)) = (&log, taken.point_on_clock) {
+            self.f
+                .check_ledger(
+                    &restored_client,
+                    &s.workload.table,
+                    self.cx.run_id,
+                    log,
+                    point,
+                )
+                .await;
         }
         if self.interrupted() {
             return Err(Interrupted);
@@ -533,19 +552,9 @@ impl RestoreDrill<'_, '_> {
                 }
             }
         }
-        for a in &r.verify.assertions {
-            let (ok, detail) = match restored_client.query_opt(a.sql.as_str(), &[]).await {
-                Ok(Some(row)) => match row.try_get::<_, Option<bool>>(0) {
-                    Ok(Some(true)) => (true, "true".to_owned()),
-                    Ok(Some(false)) => (false, "returned false".to_owned()),
-                    Ok(None) => (false, "returned null".to_owned()),
-                    Err(_) => (false, "its first column is not a boolean".to_owned()),
-                },
-                Ok(None) => (false, "returned no row".to_owned()),
-                Err(e) => (false, describe_pg_error(&e)),
-            };
-            self.check(&format!("assertion {}", a.name), ok, detail);
-        }
+        self.f
+            .assertions(&restored_client, &r.verify.assertions)
+            .await;
         Ok(())
     }
 
@@ -571,216 +580,68 @@ impl RestoreDrill<'_, '_> {
         )));
         Ok(())
     }
+}
 
-    async fn start_writers(&self, source: &Config) -> Result<Writers, String> {
-        let s = &self.cx.loaded.scenario;
-        let client = connect(source).await?;
-        workload::prepare(&client, &s.workload.table)
-            .await
-            .map_err(|e| describe_pg_error(&e))?;
-        let (stop, stop_rx) = watch::channel(false);
-        let acked = Arc::new(AtomicU64::new(0));
-        let mut config = source.clone();
-        config.connect_timeout(s.workload.timeout.get());
-        let spec = Arc::new(WriterSpec {
-            config,
-            table: s.workload.table.clone(),
-            run: self.cx.run_id.to_owned(),
-            timeout: s.workload.timeout.get(),
-        });
-        let handles = workload::spawn_writers(
-            spec,
-            s.workload.connections,
-            self.cx.sink.t0,
-            &stop_rx,
-            &acked,
-        );
-        self.emit(Event::Setup(format!(
-            "{} writer(s) writing into {}",
-            s.workload.connections, s.workload.table
-        )));
-        Ok(Writers {
-            stop,
-            handles,
-            acked,
-            started: self.cx.sink.t0.elapsed(),
-        })
-    }
+/// Starts the ledger workload's writers on the source.
+async fn start_writers(
+    sink: &EventSink<'_>,
+    s: &crate::scenario::Scenario,
+    run_id: &str,
+    source: &Config,
+) -> Result<Writers, String> {
+    let client = connect(source).await?;
+    workload::prepare(&client, &s.workload.table)
+        .await
+        .map_err(|e| describe_pg_error(&e))?;
+    let (stop, stop_rx) = watch::channel(false);
+    let acked = Arc::new(AtomicU64::new(0));
+    let mut config = source.clone();
+    config.connect_timeout(s.workload.timeout.get());
+    let spec = Arc::new(WriterSpec {
+        config,
+        table: s.workload.table.clone(),
+        run: run_id.to_owned(),
+        timeout: s.workload.timeout.get(),
+    });
+    let handles = workload::spawn_writers(spec, s.workload.connections, sink.t0, &stop_rx, &acked);
+    sink.emit(Event::Setup(format!(
+        "{} writer(s) writing into {}",
+        s.workload.connections, s.workload.table
+    )));
+    Ok(Writers {
+        stop,
+        handles,
+        acked,
+        started: sink.t0.elapsed(),
+    })
+}
 
-    /// Waits until a query succeeds on the restored database: the restore RTO ends here.
-    async fn first_query(&mut self, idx: usize, db: &str) -> Result<Client, Finding> {
-        let sb = self.restored.as_ref().expect("restored above");
-        let port = sb.nodes[idx].port;
-        let mut one = tokio_postgres::Config::new();
-        one.host("127.0.0.1")
-            .port(port)
-            .user(crate::pg::sandbox::SUPERUSER)
-            .dbname(db)
-            .connect_timeout(Duration::from_secs(5));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if self.interrupted() {
-                return Err(Finding::Interrupted);
-            }
-            let attempt = async {
-                let (c, conn) = one.connect(NoTls).await?;
-                tokio::spawn(conn);
-                c.simple_query("select 1").await?;
-                Ok::<_, tokio_postgres::Error>(c)
-            }
-            .await;
-            match attempt {
-                Ok(c) => return Ok(c),
-                Err(e) if Instant::now() > deadline => return Err(e.into()),
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-            }
+/// Waits until a query succeeds on the restored database (the restore RTO ends here), for at
+/// most `within`.
+async fn first_query(
+    config: &Config,
+    within: Duration,
+    cancel: &watch::Receiver<bool>,
+) -> Result<Client, Finding> {
+    let mut one = config.clone();
+    one.connect_timeout(Duration::from_secs(5));
+    let deadline = Instant::now() + within;
+    loop {
+        if *cancel.borrow() {
+            return Err(Finding::Interrupted);
         }
-    }
-
-    async fn compare_schema(&mut self, source: &Client, restored: &Client) {
-        let defs = async {
-            Ok::<_, tokio_postgres::Error>((
-                schema::definitions(source).await?,
-                schema::definitions(restored).await?,
-            ))
+        let attempt = async {
+            let (c, conn) = one.connect(NoTls).await?;
+            tokio::spawn(conn);
+            c.simple_query("select 1").await?;
+            Ok::<_, tokio_postgres::Error>(c)
         }
         .await;
-        match defs {
-            Ok((a, b)) => {
-                let diff = schema::diff(&a, &b);
-                if diff.is_empty() {
-                    self.check("schema", true, format!("{} definitions equal", a.len()));
-                } else {
-                    let mut detail = format!("{} difference(s): ", diff.len());
-                    detail.push_str(&diff.iter().take(10).cloned().collect::<Vec<_>>().join("; "));
-                    self.check("schema", false, detail);
-                }
-            }
-            Err(e) => self.check("schema", false, describe_pg_error(&e)),
+        match attempt {
+            Ok(c) => return Ok(c),
+            Err(e) if Instant::now() > deadline => return Err(e.into()),
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
         }
-    }
-
-    async fn compare_tables(
-        &mut self,
-        source: &Client,
-        restored: &Client,
-        skip: Option<&TableName>,
-    ) {
-        let started = Instant::now();
-        let skip: Vec<TableName> = skip.into_iter().cloned().collect();
-        let limits = NarrowLimits::default();
-        let checks = match checksum::compare(source, restored, limits, &skip).await {
-            Ok(c) => c,
-            Err(e) => {
-                self.check("checksums", false, describe_pg_error(&e));
-                return;
-            }
-        };
-        let mut differing = 0;
-        for c in checks {
-            let differences: Vec<String> = match &c.difference {
-                None => Vec::new(),
-                Some(checksum::Difference::MissingInRestored) => {
-                    vec!["missing in the restored copy".into()]
-                }
-                Some(checksum::Difference::OnlyInRestored) => {
-                    vec!["only in the restored copy".into()]
-                }
-                Some(checksum::Difference::Content {
-                    source_rows,
-                    restored_rows,
-                    ranges,
-                }) => {
-                    let mut d = vec![format!(
-                        "content differs ({source_rows} rows in the source, {restored_rows} restored)"
-                    )];
-                    d.extend(ranges.iter().take(50).map(|r| r.to_string()));
-                    d
-                }
-            };
-            if !differences.is_empty() {
-                differing += 1;
-            }
-            self.result.tables.push(TableResult {
-                table: c.table.to_string(),
-                source_rows: c.source.as_ref().map(|f| f.rows),
-                restored_rows: c.restored.as_ref().map(|f| f.rows),
-                matches: differences.is_empty(),
-                differences,
-            });
-        }
-        self.result.tables_differing = Some(differing);
-        let rows: i64 = self
-            .result
-            .tables
-            .iter()
-            .filter_map(|t| t.source_rows)
-            .sum();
-        let n = self.result.tables.len();
-        if differing == 0 {
-            self.emit(Event::Verified(format!(
-                "checksums: {n} tables, {rows} rows equal to the source{} ({:.1} s)",
-                skip.first()
-                    .map(|t| format!(" ({t} checked by its ledger)"))
-                    .unwrap_or_default(),
-                started.elapsed().as_secs_f64()
-            )));
-        } else {
-            let named: Vec<String> = self
-                .result
-                .tables
-                .iter()
-                .filter(|t| !t.matches)
-                .map(|t| format!("{}: {}", t.table, t.differences.join(", ")))
-                .collect();
-            self.emit(Event::CheckFailed(format!(
-                "checksums: {differing} of {n} tables differ: {}",
-                named.join("; ")
-            )));
-        }
-    }
-
-    async fn check_ledger(
-        &mut self,
-        restored: &Client,
-        log: &WorkloadLog,
-        lo: Duration,
-        hi: Duration,
-    ) {
-        let s = &self.cx.loaded.scenario;
-        let rows = match workload::read_back(restored, &s.workload.table, self.cx.run_id).await {
-            Ok(rows) => rows,
-            Err(e) => {
-                self.check("ledger", false, describe_pg_error(&e));
-                return;
-            }
-        };
-        let c = ledger::check_point(log, &rows, self.cx.run_id, lo, hi);
-        self.ledger_checked = true;
-        self.m.lost_writes = Some(c.missing);
-        self.m.lost_examples = c.missing_examples.clone();
-        self.m.integrity_failures = Some(c.integrity_failures + c.present_after);
-        self.m.in_doubt_present = None;
-        let ok = c.missing == 0 && c.present_after == 0 && c.integrity_failures == 0;
-        let mut detail = format!(
-            "{} writes acknowledged before the recovery point, {} missing; {} sent after it, {} \
-             present; {} in flight across it",
-            c.before, c.missing, c.after, c.present_after, c.across
-        );
-        if !c.missing_examples.is_empty() {
-            detail.push_str(&format!("; missing: {}", c.missing_examples.join(", ")));
-        }
-        if !c.present_after_examples.is_empty() {
-            detail.push_str(&format!(
-                "; present after the point: {}",
-                c.present_after_examples.join(", ")
-            ));
-        }
-        if c.integrity_failures > 0 {
-            detail.push_str(&format!("; {} rows no writer wrote", c.integrity_failures));
-        }
-        self.check("ledger", ok, detail);
-        self.result.ledger = Some(c);
     }
 }
 

@@ -687,9 +687,45 @@ pub struct Restore {
     #[serde(default)]
     pub verify: RestoreVerify,
     /// Where the restored cluster is built. For a sandbox target the target's own `bin_dir`,
-    /// `run_as` and `work_dir` are the defaults.
+    /// `run_as` and `work_dir` are the defaults. Local backup kinds only.
     #[serde(default)]
     pub sandbox: RestoreSandbox,
+    /// The temporary DB instance an AWS backup kind restores into. AWS kinds only.
+    #[serde(default)]
+    pub instance: Option<RestoredInstance>,
+}
+
+/// The temporary instance of an AWS restore: created tagged `firedrill:drill`, named
+/// `firedrill-<run id>`, and deleted when the drill ends (also after a failure or Ctrl-C).
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoredInstance {
+    /// Its DB instance class (e.g. `db.t3.medium`); default the source's.
+    #[serde(default)]
+    pub class: Option<String>,
+    /// How long the restore may take, from the restore call until the instance answers a
+    /// query; past it the drill fails and the instance is deleted.
+    #[serde(default = "default_available_within")]
+    pub available_within: Dur,
+    /// An environment variable holding the DSN to reach the restored instance by, when not by
+    /// its endpoint (a tunnel, a proxy). Without it the source's DSN is used with the restored
+    /// instance's endpoint as host and port.
+    #[serde(default)]
+    pub dsn_env: Option<String>,
+}
+
+fn default_available_within() -> Dur {
+    Dur::from_secs(3600)
+}
+
+impl Default for RestoredInstance {
+    fn default() -> Self {
+        RestoredInstance {
+            class: None,
+            available_within: default_available_within(),
+            dsn_env: None,
+        }
+    }
 }
 
 fn default_write_after_backup() -> Dur {
@@ -734,6 +770,35 @@ pub enum Backup {
         #[serde(default)]
         config: Option<PathBuf>,
     },
+    /// An RDS DB snapshot of an `aws-rds` instance, restored with
+    /// `RestoreDBInstanceFromDBSnapshot` into a temporary instance.
+    RdsSnapshot {
+        /// `create` to take a snapshot now (tagged, deleted afterwards), `latest` for the
+        /// instance's newest available snapshot (automated or manual), or a snapshot identifier.
+        #[serde(default = "default_snapshot")]
+        snapshot: String,
+    },
+    /// A point-in-time restore of an `aws-rds` instance (`RestoreDBInstanceToPointInTime`) into
+    /// a temporary instance: to the latest restorable time, a `time`, or `after-backup` (an
+    /// instant during the drill's own writes, checked write by write).
+    RdsPointInTime {},
+    /// An AWS Backup recovery point of an `aws-rds` instance, restored with `StartRestoreJob`
+    /// into a temporary instance.
+    AwsBackup {
+        /// The recovery point's ARN; default the newest completed one of the instance.
+        #[serde(default)]
+        recovery_point: Option<String>,
+        /// The role AWS Backup assumes to restore.
+        iam_role_arn: String,
+        /// Restore metadata to set over the recovery point's own (e.g. `DBSubnetGroupName`,
+        /// `VpcSecurityGroupIds`); `DBInstanceIdentifier` is the drill's.
+        #[serde(default)]
+        metadata: BTreeMap<String, String>,
+    },
+}
+
+fn default_snapshot() -> String {
+    "create".into()
 }
 
 impl Backup {
@@ -742,18 +807,35 @@ impl Backup {
             Backup::PgDump { .. } => "pg-dump",
             Backup::PgBasebackup { .. } => "pg-basebackup",
             Backup::Pgbackrest { .. } => "pgbackrest",
+            Backup::RdsSnapshot { .. } => "rds-snapshot",
+            Backup::RdsPointInTime {} => "rds-point-in-time",
+            Backup::AwsBackup { .. } => "aws-backup",
         }
+    }
+    /// Whether the backup and the restore are AWS's (an `aws-rds` target).
+    pub fn on_aws(&self) -> bool {
+        matches!(
+            self,
+            Backup::RdsSnapshot { .. } | Backup::RdsPointInTime {} | Backup::AwsBackup { .. }
+        )
     }
     /// Whether firedrill takes the backup (rather than restoring an existing one).
     pub fn takes(&self, sandbox_source: bool) -> bool {
         match self {
             Backup::PgDump { path, .. } | Backup::PgBasebackup { path, .. } => path.is_none(),
             Backup::Pgbackrest { .. } => sandbox_source,
+            Backup::RdsSnapshot { snapshot } => snapshot == "create",
+            // The point is one the drill chooses while it writes.
+            Backup::RdsPointInTime {} => true,
+            Backup::AwsBackup { .. } => false,
         }
     }
     /// Whether the restore replays WAL (and so can stop at a point in time).
     pub fn point_in_time(&self) -> bool {
-        !matches!(self, Backup::PgDump { .. })
+        matches!(
+            self,
+            Backup::PgBasebackup { .. } | Backup::Pgbackrest { .. } | Backup::RdsPointInTime {}
+        )
     }
 }
 

@@ -70,13 +70,6 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
             check_guardrails(s, &mut out);
         }
         Some(DrillSpec::Restore(r)) => {
-            if matches!(s.target, Target::AwsRds(_)) {
-                out.push(problem(
-                    "restore",
-                    "restore drills of an `aws-rds` target (snapshot, point in time, AWS \
-                     Backup) are not built yet; this build runs its failover drills",
-                ));
-            }
             super::validate_restore::check(s, r, &mut out);
             if !s.guardrails.is_empty() {
                 out.push(problem(

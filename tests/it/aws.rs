@@ -5,7 +5,7 @@ use aws_sdk_rds::types::Tag;
 use firedrill_aws::DRILL_TAG;
 use firedrill_aws::moto::Server;
 
-fn rds(moto: &Server) -> aws_sdk_rds::Client {
+pub(crate) fn rds(moto: &Server) -> aws_sdk_rds::Client {
     aws_sdk_rds::Client::new(&moto.conf("us-east-1"))
 }
 
@@ -130,13 +130,13 @@ fn cleanup_without_credentials_is_one_clear_error() {
 // builds: the probes, the workload and the ledger check run for real against it, while the
 // fault goes through AWS's API (moto). The failover is therefore not felt by the clients here.
 
-struct LocalDb {
-    sb: firedrill::pg::sandbox::Sandbox,
-    rt: tokio::runtime::Runtime,
+pub(crate) struct LocalDb {
+    pub(crate) sb: firedrill::pg::sandbox::Sandbox,
+    pub(crate) rt: tokio::runtime::Runtime,
 }
 
 impl LocalDb {
-    fn new() -> LocalDb {
+    pub(crate) fn new() -> LocalDb {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let bins = firedrill::pg::binaries::PgBinaries::locate(None).unwrap();
         let sb = rt
@@ -149,7 +149,7 @@ impl LocalDb {
         LocalDb { sb, rt }
     }
 
-    fn dsn(&self) -> String {
+    pub(crate) fn dsn(&self) -> String {
         format!(
             "host=127.0.0.1 port={} user=firedrill dbname=postgres",
             self.sb.nodes[0].port

@@ -1,6 +1,7 @@
 //! Integration tests, one binary (as ripgrep does): each module is one area.
 
 mod aws;
+mod aws_restore;
 mod bad_input;
 mod checksum;
 mod cli;

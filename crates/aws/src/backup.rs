@@ -5,6 +5,8 @@ use std::time::SystemTime;
 
 use crate::client::Aws;
 use crate::error::{AwsError, answered};
+use crate::rds::time;
+use crate::wait::{self, Poll};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecoveryPoint {
@@ -29,10 +31,6 @@ pub struct RestoreJob {
     pub status: String,
     pub created_resource_arn: Option<String>,
     pub message: Option<String>,
-}
-
-fn time(t: Option<&aws_smithy_types::DateTime>) -> Option<SystemTime> {
-    t.and_then(|t| SystemTime::try_from(*t).ok())
 }
 
 impl Aws {
@@ -147,5 +145,51 @@ impl Aws {
             created_resource_arn: out.created_resource_arn().map(str::to_owned),
             message: out.status_message().map(str::to_owned),
         })
+    }
+
+    /// The metadata AWS Backup recorded to restore a recovery point (instance class, subnet
+    /// group, ...): the start of a restore's metadata, where the drill changes the identifier.
+    pub async fn restore_metadata(
+        &self,
+        vault: &str,
+        recovery_point_arn: &str,
+    ) -> Result<HashMap<String, String>, AwsError> {
+        let out = self
+            .backup
+            .get_recovery_point_restore_metadata()
+            .backup_vault_name(vault)
+            .recovery_point_arn(recovery_point_arn)
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk(
+                    "backup:GetRecoveryPointRestoreMetadata",
+                    &format!("recovery point {recovery_point_arn}"),
+                    e,
+                )
+            })?;
+        Ok(out.restore_metadata().cloned().unwrap_or_default())
+    }
+
+    /// Waits until the restore job is COMPLETED; FAILED or ABORTED ends the wait with AWS
+    /// Backup's message.
+    pub async fn restore_done(&self, id: &str, poll: Poll) -> Result<RestoreJob, AwsError> {
+        let what = format!("AWS Backup restore job {id}");
+        wait::until(&what, "COMPLETED", poll, || async {
+            let j = self.restore_job(id).await?;
+            match j.status.as_str() {
+                "COMPLETED" => Ok((Some(j), "COMPLETED".into())),
+                "FAILED" | "ABORTED" => Err(AwsError::Failed {
+                    what: what.clone(),
+                    reason: format!(
+                        "{}{}",
+                        j.status,
+                        j.message.map(|m| format!(": {m}")).unwrap_or_default()
+                    ),
+                }),
+                s => Ok((None, s.to_owned())),
+            }
+        })
+        .await
     }
 }

@@ -6,6 +6,7 @@ use aws_sdk_rds::types::{DbCluster, DbInstance, DbSnapshot, Tag};
 
 use crate::client::Aws;
 use crate::error::{AwsError, answered, deleted, found};
+use crate::wait::{self, Poll};
 
 /// A DB instance as a drill sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -20,6 +21,8 @@ pub struct Instance {
     pub secondary_az: Option<String>,
     pub engine: String,
     pub tags: Vec<(String, String)>,
+    /// The newest point a point-in-time restore can reach (RDS keeps it about 5 minutes behind).
+    pub latest_restorable: Option<SystemTime>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -40,6 +43,8 @@ pub struct Snapshot {
     pub status: String,
     pub instance: String,
     pub tags: Vec<(String, String)>,
+    /// When the snapshot was taken: its recovery point.
+    pub created: Option<SystemTime>,
 }
 
 fn tags(pairs: &[(&str, &str)]) -> Vec<Tag> {
@@ -73,7 +78,12 @@ fn instance(i: &DbInstance) -> Instance {
         secondary_az: i.secondary_availability_zone().map(str::to_owned),
         engine: i.engine().unwrap_or_default().to_owned(),
         tags: tag_pairs(i.tag_list()),
+        latest_restorable: time(i.latest_restorable_time()),
     }
+}
+
+pub(crate) fn time(t: Option<&aws_smithy_types::DateTime>) -> Option<SystemTime> {
+    t.and_then(|t| SystemTime::try_from(*t).ok())
 }
 
 fn cluster(c: &DbCluster) -> Cluster {
@@ -105,6 +115,7 @@ fn snapshot(s: &DbSnapshot) -> Snapshot {
         status: s.status().unwrap_or_default().to_owned(),
         instance: s.db_instance_identifier().unwrap_or_default().to_owned(),
         tags: tag_pairs(s.tag_list()),
+        created: time(s.snapshot_create_time()),
     }
 }
 
@@ -235,6 +246,78 @@ impl Aws {
             out.extend(page.db_snapshots().iter().map(snapshot));
         }
         Ok(out)
+    }
+
+    /// The snapshots of one instance, automated and manual, newest first.
+    pub async fn snapshots_of(&self, instance: &str) -> Result<Vec<Snapshot>, AwsError> {
+        let mut pages = self
+            .rds
+            .describe_db_snapshots()
+            .db_instance_identifier(instance)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                AwsError::from_sdk(
+                    "rds:DescribeDBSnapshots",
+                    &format!("snapshots of DB instance {instance}"),
+                    e,
+                )
+            })?;
+            out.extend(page.db_snapshots().iter().map(snapshot));
+        }
+        out.sort_by_key(|s| std::cmp::Reverse(s.created));
+        Ok(out)
+    }
+
+    /// Waits until the instance is `available`; a state it cannot leave by itself (failed,
+    /// deleting, incompatible-*) ends the wait at once.
+    pub async fn instance_available(&self, id: &str, poll: Poll) -> Result<Instance, AwsError> {
+        let what = format!("DB instance {id}");
+        wait::until(&what, "available", poll, || async {
+            let i = self.instance(id).await?;
+            match i.status.as_str() {
+                "available" => Ok((Some(i), "available".into())),
+                s if s == "failed" || s == "deleting" || s.starts_with("incompatible") => {
+                    Err(AwsError::Failed {
+                        what: what.clone(),
+                        reason: format!("its state is {s}"),
+                    })
+                }
+                s => Ok((None, s.to_owned())),
+            }
+        })
+        .await
+    }
+
+    /// Waits until the snapshot is `available` (a `failed` one ends the wait).
+    pub async fn snapshot_available(&self, id: &str, poll: Poll) -> Result<Snapshot, AwsError> {
+        let what = format!("DB snapshot {id}");
+        wait::until(&what, "available", poll, || async {
+            let s = self.snapshot(id).await?;
+            match s.status.as_str() {
+                "available" => Ok((Some(s), "available".into())),
+                "failed" | "deleting" => Err(AwsError::Failed {
+                    what: what.clone(),
+                    reason: format!("its state is {}", s.status),
+                }),
+                other => Ok((None, other.to_owned())),
+            }
+        })
+        .await
+    }
+
+    /// Tags a resource by ARN (an instance AWS Backup restored, which the restore could not tag).
+    pub async fn tag(&self, arn: &str, tag: &[(&str, &str)]) -> Result<(), AwsError> {
+        self.rds
+            .add_tags_to_resource()
+            .resource_name(arn)
+            .set_tags(Some(tags(tag)))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("rds:AddTagsToResource", arn, e))?;
+        Ok(())
     }
 
     /// Restores a snapshot into a new instance `new_id`, tagged.
