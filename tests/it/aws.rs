@@ -310,7 +310,7 @@ fn fis_drill(
     (child, rx)
 }
 
-fn wait_line(rx: &std::sync::mpsc::Receiver<String>, pattern: &str) -> Vec<String> {
+pub(crate) fn wait_line(rx: &std::sync::mpsc::Receiver<String>, pattern: &str) -> Vec<String> {
     let mut seen = Vec::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while std::time::Instant::now() < deadline {

@@ -281,3 +281,107 @@ fn a_restored_instance_that_never_answers_fails_the_drill_and_is_deleted() {
     assert_eq!(left_in_aws(&moto, &db.rt), Vec::<String>::new());
     no_pending_effects(&dir.path().join("state"));
 }
+
+/// Starts a snapshot restore whose restored instance never answers, and waits until the drill
+/// is waiting for it (the snapshot and the instance exist in moto).
+fn hanging_restore(
+    moto: &Server,
+    db: &LocalDb,
+    dir: &std::path::Path,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    db.rt.block_on(moto.postgres_instance("orders", false, &[]));
+    source_and_copy(db);
+    let file = restore_scenario(dir, moto, "{type: rds-snapshot}", "");
+    let mut child = crate::firedrill_process()
+        .args([
+            "run",
+            "--out",
+            dir.join("out").to_str().unwrap(),
+            file.to_str().unwrap(),
+        ])
+        .env("FIREDRILL_STATE_DIR", dir.join("state"))
+        .env("FD_AWS_DSN", db_dsn(db, "app"))
+        .env(
+            "FD_RESTORED_DSN",
+            "host=127.0.0.1 port=1 user=firedrill dbname=app",
+        )
+        .envs(MOTO_CREDENTIALS)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    crate::aws::wait_line(&rx, "available at");
+    let left = left_in_aws(moto, &db.rt);
+    assert!(
+        left.iter().any(|l| l.starts_with("instance firedrill-"))
+            && left.iter().any(|l| l.starts_with("snapshot firedrill-")),
+        "{left:?}"
+    );
+    (child, rx)
+}
+
+#[test]
+fn ctrl_c_during_an_aws_restore_deletes_the_instance_and_the_snapshot() {
+    let _x = crate::exclusive();
+    let moto = Server::start();
+    let db = LocalDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, rx) = hanging_restore(&moto, &db, dir.path());
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    let text: Vec<String> = rx.iter().collect();
+    let text = text.join("\n");
+    assert_eq!(status.code(), Some(3), "{text}");
+    assert!(text.contains(": deleted"), "{text}");
+    assert_eq!(left_in_aws(&moto, &db.rt), Vec::<String>::new());
+    no_pending_effects(&dir.path().join("state"));
+}
+
+#[test]
+fn a_killed_aws_restore_is_cleaned_up_by_recover() {
+    let _x = crate::exclusive();
+    let moto = Server::start();
+    let db = LocalDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, _rx) = hanging_restore(&moto, &db, dir.path());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(left_in_aws(&moto, &db.rt).len() >= 2);
+
+    let recover = || {
+        crate::firedrill_process()
+            .arg("recover")
+            .env("FIREDRILL_STATE_DIR", dir.path().join("state"))
+            .envs(MOTO_CREDENTIALS)
+            .output()
+            .unwrap()
+    };
+    let o = recover();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("-> deleted DB instance firedrill-"), "{out}");
+    assert!(out.contains("-> deleted DB snapshot firedrill-"), "{out}");
+    assert_eq!(left_in_aws(&moto, &db.rt), Vec::<String>::new());
+    no_pending_effects(&dir.path().join("state"));
+    let o = recover();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("nothing to recover"));
+}

@@ -341,3 +341,112 @@ async fn aws_backup_recovery_points_jobs_and_a_restore_job_to_completion() {
             .ends_with(":db:orders-restore-1")
     );
 }
+
+#[tokio::test]
+async fn an_aws_backup_restore_starts_from_the_recorded_metadata_and_a_failed_job_is_named() {
+    use aws_sdk_backup::operation::get_recovery_point_restore_metadata::GetRecoveryPointRestoreMetadataOutput;
+    let metadata = mock!(aws_sdk_backup::Client::get_recovery_point_restore_metadata)
+        .match_requests(|r| r.backup_vault_name() == Some("Default"))
+        .then_output(|| {
+            GetRecoveryPointRestoreMetadataOutput::builder()
+                .restore_metadata("DBInstanceIdentifier", "orders")
+                .restore_metadata("DBInstanceClass", "db.r6g.large")
+                .restore_metadata("DBSubnetGroupName", "private")
+                .build()
+        });
+    // The drill's identifier replaces the source's; the rest of the metadata is kept.
+    let start = mock!(aws_sdk_backup::Client::start_restore_job)
+        .match_requests(|r| {
+            let m = r.metadata().unwrap();
+            m.get("DBInstanceIdentifier").map(String::as_str) == Some("firedrill-abc")
+                && m.get("DBSubnetGroupName").map(String::as_str) == Some("private")
+                && r.iam_role_arn() == Some("arn:aws:iam::123456789012:role/restore")
+        })
+        .then_output(|| {
+            StartRestoreJobOutput::builder()
+                .restore_job_id("restore-2")
+                .build()
+        });
+    let describe = mock!(aws_sdk_backup::Client::describe_restore_job)
+        .sequence()
+        .output(|| {
+            DescribeRestoreJobOutput::builder()
+                .status(RestoreJobStatus::Running)
+                .build()
+        })
+        .output(|| {
+            DescribeRestoreJobOutput::builder()
+                .status(RestoreJobStatus::Failed)
+                .status_message("the subnet group private does not exist")
+                .build()
+        })
+        .build();
+    let aws = aws(&[], &[&metadata, &start, &describe]);
+    let mut meta = aws.restore_metadata("Default", "rp-new").await.unwrap();
+    assert_eq!(meta.len(), 3);
+    meta.insert("DBInstanceIdentifier".into(), "firedrill-abc".into());
+    let job = aws
+        .start_restore(
+            "rp-new",
+            Some("arn:aws:iam::123456789012:role/restore"),
+            meta,
+        )
+        .await
+        .unwrap();
+    let poll = Poll {
+        first: Duration::from_millis(1),
+        max: Duration::from_millis(5),
+        deadline: Duration::from_secs(5),
+    };
+    let e = aws.restore_done(&job, poll).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "AWS Backup restore job restore-2 failed: FAILED: the subnet group private does not exist"
+    );
+    assert_eq!(describe.num_calls(), 2, "stops at FAILED, no more polls");
+}
+
+#[tokio::test]
+async fn a_restored_instance_that_fails_ends_the_wait_at_once() {
+    let describe = mock!(aws_sdk_rds::Client::describe_db_instances)
+        .sequence()
+        .output(|| {
+            DescribeDbInstancesOutput::builder()
+                .db_instances(
+                    DbInstance::builder()
+                        .db_instance_identifier("firedrill-abc")
+                        .db_instance_status("creating")
+                        .build(),
+                )
+                .build()
+        })
+        .output(|| {
+            DescribeDbInstancesOutput::builder()
+                .db_instances(
+                    DbInstance::builder()
+                        .db_instance_identifier("firedrill-abc")
+                        .db_instance_status("incompatible-restore")
+                        .build(),
+                )
+                .build()
+        })
+        .repeatedly()
+        .build();
+    let aws = aws(&[&describe], &[]);
+    let poll = Poll {
+        first: Duration::from_millis(1),
+        max: Duration::from_millis(5),
+        deadline: Duration::from_secs(60),
+    };
+    let started = std::time::Instant::now();
+    let e = aws
+        .instance_available("firedrill-abc", poll)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "DB instance firedrill-abc failed: its state is incompatible-restore"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(describe.num_calls(), 2);
+}
