@@ -69,6 +69,11 @@ impl Driver {
                     AwsTarget::build(spec, config, &via).await?,
                 )))
             }
+            Target::AwsBackup(_) => Err(EnvError::Aws(
+                "an `aws-backup` target has no database to drive; it is read by a \
+                 `backup_health` drill"
+                    .into(),
+            )),
         }
     }
 

@@ -113,6 +113,7 @@ pub async fn run_session(
             })
             .await?
         }
+        DrillSpec::BackupHealth(h) => crate::backup_health::run(loaded, h, &sink, cancel).await?,
     };
 
     sink.emit(Event::Phase(Phase::Teardown));
@@ -150,6 +151,7 @@ pub async fn run_session(
         drill: match spec {
             DrillSpec::Failover { .. } => DrillKind::Failover,
             DrillSpec::Restore(_) => DrillKind::Restore,
+            DrillSpec::BackupHealth(_) => DrillKind::BackupHealth,
         },
         controls: s.controls.iter().filter_map(|c| soc2::control(c)).collect(),
         target: TargetRef {

@@ -5,6 +5,7 @@
 //! that reporters consume, and ending in a versioned [`report::Report`].
 
 pub mod aws_target;
+pub mod backup_health;
 pub mod checksum;
 pub mod driver;
 pub mod engine;

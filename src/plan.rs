@@ -78,18 +78,55 @@ pub fn render(s: &Scenario) -> String {
                 ),
             );
         }
+        Target::AwsBackup(t) => step(
+            &mut out,
+            format!(
+                "read AWS Backup ({}): {}",
+                t.region.as_deref().unwrap_or("the profile's region"),
+                if t.resources.is_empty() {
+                    "every protected resource (ListProtectedResources)".to_owned()
+                } else {
+                    format!("{} resource(s)", t.resources.len())
+                }
+            ),
+        ),
     }
     match s.drill() {
         Some(DrillSpec::Failover { fault, recovery }) => {
             failover_steps(s, fault, recovery, &mut |t| step(&mut out, t))
         }
         Some(DrillSpec::Restore(r)) => restore_steps(s, r, &mut |t| step(&mut out, t)),
+        Some(DrillSpec::BackupHealth(h)) => {
+            step(
+                &mut out,
+                format!(
+                    "per resource: its newest completed recovery point \
+                     (ListRecoveryPointsByResource) and its age against targets.rpo"
+                ),
+            );
+            step(
+                &mut out,
+                format!(
+                    "backup jobs of the last {} (ListBackupJobs): failed, aborted or expired \
+                     ones{}",
+                    h.window,
+                    h.expect_every
+                        .map(|e| format!(
+                            ", and spans longer than {e} (+{}) without a completed job",
+                            h.grace
+                        ))
+                        .unwrap_or_default()
+                ),
+            );
+            step(&mut out, "read only: nothing is created or changed".into());
+        }
         None => step(
             &mut out,
             "(not a valid drill: run `firedrill validate`)".into(),
         ),
     }
     let cleanup = match (&s.target, s.cleanup) {
+        (Target::AwsBackup(_), _) => "nothing to clean up (read only)",
         (Target::Postgres(_) | Target::AwsRds(_), _) => {
             "leave the target as it is (ledger rows stay, tagged with the run id)"
         }
@@ -166,6 +203,7 @@ fn side_effects(s: &Scenario) -> Vec<(String, String)> {
             ),
             "none; the rows stay (delete them by run id if unwanted)",
         ),
+        Target::AwsBackup(_) => {}
     }
     match s.drill() {
         Some(DrillSpec::Failover { fault, recovery }) => {
@@ -261,7 +299,7 @@ fn side_effects(s: &Scenario) -> Vec<(String, String)> {
                 sandbox_undo,
             );
         }
-        None => {}
+        Some(DrillSpec::BackupHealth(_)) | None => {}
     }
     out
 }

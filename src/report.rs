@@ -89,6 +89,8 @@ pub enum DrillKind {
     Failover,
     /// A backup restored and its data proven.
     Restore,
+    /// AWS Backup read: recovery-point ages and failed or missing jobs.
+    BackupHealth,
 }
 
 impl DrillKind {
@@ -96,6 +98,7 @@ impl DrillKind {
         match self {
             DrillKind::Failover => "failover",
             DrillKind::Restore => "restore",
+            DrillKind::BackupHealth => "backup-health",
         }
     }
 }
@@ -154,6 +157,9 @@ pub struct Measurements {
     /// Restore drills: the backup, the restore and every check of the restored data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreResult>,
+    /// Backup-health drills: per resource. `rpo_ms` is then the largest recovery-point age.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_health: Option<BackupHealthResult>,
 }
 
 /// What a restore drill did and found. In a restore drill `rto_ms` is the time from the start of
@@ -194,6 +200,35 @@ pub struct RestoreResult {
     /// the backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ledger: Option<crate::ledger::PointCheck>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BackupHealthResult {
+    /// Start of the window whose backup jobs were read (UTC, RFC 3339).
+    pub window_start: String,
+    pub resources: Vec<ResourceHealth>,
+}
+
+impl BackupHealthResult {
+    /// Failed jobs, gaps and unreadable resources, over every resource.
+    pub fn problems(&self) -> usize {
+        self.resources.iter().map(|r| r.problems.len()).sum()
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ResourceHealth {
+    /// The resource's ARN.
+    pub resource: String,
+    /// Its newest completed recovery point (UTC, RFC 3339), if any.
+    pub newest_recovery_point: Option<String>,
+    /// That point's age when the drill ran: the RPO exposure if the resource were lost now.
+    pub age_ms: Option<f64>,
+    pub recovery_points: u64,
+    pub jobs_completed: u64,
+    /// Failed, aborted, expired or partial jobs in the window, and spans without a completed
+    /// job longer than `expect_every` (+ `grace`).
+    pub problems: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -309,6 +344,10 @@ pub fn evaluate(targets: &Targets, m: &Measurements, workload: bool) -> Vec<Targ
     if targets.checksums.is_some() {
         limits.push(("checksums", 0.0));
     }
+    if m.backup_health.is_some() {
+        // A failed or missing backup job fails a backup-health drill whatever the ages.
+        limits.push(("backup_jobs", 0.0));
+    }
     if m.restore.is_some() {
         // A restore that failed, a damaged backup, corruption or a failed assertion fails any
         // restore drill.
@@ -335,6 +374,11 @@ pub fn judge(name: &str, limit: f64, m: &Measurements) -> Option<TargetResult> {
                 .and_then(|r| r.tables_differing)
                 .map(|t| t as f64),
             "tables",
+            false,
+        ),
+        "backup_jobs" => (
+            m.backup_health.as_ref().map(|h| h.problems() as f64),
+            "problems",
             false,
         ),
         "verification" => (

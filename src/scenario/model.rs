@@ -54,6 +54,10 @@ pub struct Scenario {
     /// recovery).
     #[serde(default)]
     pub restore: Option<Restore>,
+    /// Read-only check of AWS Backup (a drill of its own, with an `aws-backup` target): the age
+    /// of each resource's newest recovery point, and failed or missing backup jobs in a window.
+    #[serde(default)]
+    pub backup_health: Option<BackupHealth>,
     /// Stop conditions (failover drills): when one holds, the drill aborts within one probe
     /// interval and rolls the fault back.
     #[serde(default)]
@@ -76,6 +80,48 @@ pub enum Target {
     /// An RDS DB instance or an Aurora (or Multi-AZ DB) cluster: faults go through AWS's API,
     /// probes and the workload through `dsn_env`, the endpoint clients use.
     AwsRds(AwsRdsSpec),
+    /// The resources AWS Backup protects (a `backup_health` drill): read only.
+    AwsBackup(AwsBackupSpec),
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AwsBackupSpec {
+    /// ARNs of the resources to check; default every resource AWS Backup protects in the
+    /// region (`ListProtectedResources`).
+    #[serde(default)]
+    pub resources: Vec<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub profile: Option<String>,
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+}
+
+/// What a backup-health drill looks at. `targets.rpo` is the largest recovery-point age
+/// allowed (the RPO exposure if the resource were lost now).
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupHealth {
+    /// How far back backup jobs are read (`ListBackupJobs`).
+    #[serde(default = "default_health_window")]
+    pub window: Dur,
+    /// How often the backup plan runs: a resource without a completed job in any such span of
+    /// the window (plus `grace`) has a missing job.
+    #[serde(default)]
+    pub expect_every: Option<Dur>,
+    /// Slack for a job that starts late in its backup window.
+    #[serde(default = "default_health_grace")]
+    pub grace: Dur,
+}
+
+fn default_health_window() -> Dur {
+    Dur::from_secs(7 * 86400)
+}
+
+fn default_health_grace() -> Dur {
+    Dur::from_secs(3600)
 }
 
 impl Target {
@@ -85,6 +131,7 @@ impl Target {
             Target::PostgresSandbox(_) => None,
             Target::Postgres(t) => Some(&t.dsn_env),
             Target::AwsRds(t) => Some(&t.dsn_env),
+            Target::AwsBackup(_) => None,
         }
     }
 
@@ -93,6 +140,7 @@ impl Target {
             Target::PostgresSandbox(_) => "postgres-sandbox",
             Target::Postgres(_) => "postgres",
             Target::AwsRds(_) => "aws-rds",
+            Target::AwsBackup(_) => "aws-backup",
         }
     }
 }
@@ -963,15 +1011,24 @@ pub enum DrillSpec<'a> {
         recovery: &'a Recovery,
     },
     Restore(&'a Restore),
+    BackupHealth(&'a BackupHealth),
 }
 
 impl Scenario {
     /// The drill this scenario describes; `None` only for a scenario that failed validation
     /// (neither, or both, kinds).
     pub fn drill(&self) -> Option<DrillSpec<'_>> {
-        match (&self.fault, &self.recovery, &self.restore) {
-            (Some(fault), Some(recovery), None) => Some(DrillSpec::Failover { fault, recovery }),
-            (None, None, Some(r)) => Some(DrillSpec::Restore(r)),
+        match (
+            &self.fault,
+            &self.recovery,
+            &self.restore,
+            &self.backup_health,
+        ) {
+            (Some(fault), Some(recovery), None, None) => {
+                Some(DrillSpec::Failover { fault, recovery })
+            }
+            (None, None, Some(r), None) => Some(DrillSpec::Restore(r)),
+            (None, None, None, Some(h)) => Some(DrillSpec::BackupHealth(h)),
             _ => None,
         }
     }

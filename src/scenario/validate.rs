@@ -69,6 +69,7 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
             check_failover_targets(&s.targets, &mut out);
             check_guardrails(s, &mut out);
         }
+        Some(DrillSpec::BackupHealth(h)) => check_backup_health(s, h, &mut out),
         Some(DrillSpec::Restore(r)) => {
             super::validate_restore::check(s, r, &mut out);
             if !s.guardrails.is_empty() {
@@ -103,14 +104,26 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
     out
 }
 
-/// A scenario that is neither kind of drill, or both.
+/// A scenario that is no kind of drill, or several.
 fn drill_kind_problem(s: &Scenario) -> Problem {
+    let failover = s.fault.is_some() || s.recovery.is_some();
+    if [failover, s.restore.is_some(), s.backup_health.is_some()]
+        .iter()
+        .filter(|k| **k)
+        .count()
+        > 1
+    {
+        return problem(
+            if s.backup_health.is_some() {
+                "backup_health"
+            } else {
+                "restore"
+            },
+            "a scenario is one drill: a failover drill (`fault` and `recovery`), a restore \
+             drill (`restore`) or a backup-health drill (`backup_health`)",
+        );
+    }
     match (&s.fault, &s.recovery, &s.restore) {
-        (_, _, Some(_)) => problem(
-            "restore",
-            "a scenario is a failover drill (`fault` and `recovery`) or a restore drill \
-             (`restore`), not both",
-        ),
         (Some(_), None, None) => problem(
             "recovery",
             "missing: a failover drill needs `recovery` (promote, wait or command)",
@@ -122,8 +135,59 @@ fn drill_kind_problem(s: &Scenario) -> Problem {
         _ => problem(
             "fault",
             "missing: a failover drill needs `fault` and `recovery`; a restore drill needs \
-             `restore`",
+             `restore`; a backup-health drill needs `backup_health`",
         ),
+    }
+}
+
+/// A backup-health drill reads AWS Backup: its target is `aws-backup`, its one target the
+/// recovery-point age (`rpo`); failed or missing jobs always fail it.
+fn check_backup_health(s: &Scenario, h: &BackupHealth, out: &mut Vec<Problem>) {
+    if !matches!(s.target, Target::AwsBackup(_)) {
+        out.push(problem(
+            "target.type",
+            "a `backup_health` drill reads AWS Backup: use `type: aws-backup`",
+        ));
+    }
+    if h.window.get() < std::time::Duration::from_secs(3600) {
+        out.push(problem("backup_health.window", "at least 1h"));
+    }
+    if let Some(e) = h.expect_every
+        && (e.get().is_zero() || e.get() > h.window.get())
+    {
+        out.push(problem(
+            "backup_health.expect_every",
+            format!(
+                "must be longer than 0s and at most the window ({})",
+                h.window
+            ),
+        ));
+    }
+    if !s.guardrails.is_empty() {
+        out.push(problem(
+            "guardrails",
+            "guardrails watch the probes of a failover drill; a backup-health drill has none",
+        ));
+    }
+    let t = &s.targets;
+    for (set, name) in [
+        (t.rto.is_some(), "rto"),
+        (t.max_lost_writes.is_some(), "max_lost_writes"),
+        (t.min_availability_pct.is_some(), "min_availability_pct"),
+        (t.checksums.is_some(), "checksums"),
+    ] {
+        if set {
+            out.push(problem(
+                &format!("targets.{name}"),
+                "a backup-health drill measures the recovery-point age: state `rpo`",
+            ));
+        }
+    }
+    if t.rpo.is_none() {
+        out.push(problem(
+            "targets.rpo",
+            "missing: the largest recovery-point age allowed (e.g. 26h for daily backups)",
+        ));
     }
 }
 
@@ -225,6 +289,24 @@ fn check_target_common(s: &Scenario, out: &mut Vec<Problem>) {
                     "missing: the DB instance (`instance`) or cluster (`cluster`) to drill",
                 )),
                 _ => {}
+            }
+            if let Some(url) = &spec.endpoint_url
+                && !(url.starts_with("https://") || url.starts_with("http://"))
+            {
+                out.push(problem(
+                    "target.endpoint_url",
+                    "must be a URL (https://...)",
+                ));
+            }
+        }
+        Target::AwsBackup(spec) => {
+            for (i, arn) in spec.resources.iter().enumerate() {
+                if !arn.starts_with("arn:") {
+                    out.push(problem(
+                        &format!("target.resources[{i}]"),
+                        "must be a resource's ARN (arn:aws:rds:REGION:ACCOUNT:db:NAME)",
+                    ));
+                }
             }
             if let Some(url) = &spec.endpoint_url
                 && !(url.starts_with("https://") || url.starts_with("http://"))
@@ -410,6 +492,11 @@ fn check_target_and_fault(
             }
         }
         Target::AwsRds(spec) => check_aws_fault(spec, fault, recovery, out),
+        Target::AwsBackup(_) => out.push(problem(
+            "target.type",
+            "an `aws-backup` target is read by a `backup_health` drill; a failover drill needs \
+             a database target",
+        )),
     }
 }
 

@@ -16,6 +16,15 @@ pub struct RecoveryPoint {
     pub vault: String,
 }
 
+/// A resource AWS Backup has backed up at least once.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProtectedResource {
+    pub arn: String,
+    /// e.g. `RDS`, `Aurora`, `EBS`.
+    pub resource_type: String,
+    pub last_backup: Option<SystemTime>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct BackupJob {
     pub id: String,
@@ -67,6 +76,27 @@ impl Aws {
             }));
         }
         out.sort_by_key(|p| std::cmp::Reverse(p.created));
+        Ok(out)
+    }
+
+    /// Every resource AWS Backup protects in the region (all pages).
+    pub async fn protected_resources(&self) -> Result<Vec<ProtectedResource>, AwsError> {
+        let mut pages = self
+            .backup
+            .list_protected_resources()
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                AwsError::from_sdk("backup:ListProtectedResources", "protected resources", e)
+            })?;
+            out.extend(page.results().iter().map(|r| ProtectedResource {
+                arn: r.resource_arn().unwrap_or_default().to_owned(),
+                resource_type: r.resource_type().unwrap_or_default().to_owned(),
+                last_backup: time(r.last_backup_time()),
+            }));
+        }
         Ok(out)
     }
 

@@ -4,6 +4,9 @@
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+/// Every service's errors have this one shape (the SDK crates share the runtime).
+type SdkError<E> = aws_sdk_rds::error::SdkError<E, aws_sdk_rds::config::http::HttpResponse>;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AwsError {
     #[error("access denied: the credentials lack the IAM permission {action} ({message})")]
@@ -38,10 +41,11 @@ pub enum AwsError {
 
 impl AwsError {
     /// Classifies an SDK error of the call `action` (e.g. `rds:RebootDBInstance`) about `what`.
-    pub(crate) fn from_sdk<E>(action: &str, what: &str, e: E) -> AwsError
+    pub(crate) fn from_sdk<E>(action: &str, what: &str, e: SdkError<E>) -> AwsError
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
+        let status = e.raw_response().map(|r| r.status().as_u16());
         let code = e.code().unwrap_or_default().to_owned();
         let message = e.message().unwrap_or_default().to_owned();
         let action = action.to_owned();
@@ -63,6 +67,15 @@ impl AwsError {
                 message,
             },
             "" if chain.contains("credential") => AwsError::NoCredentials { action },
+            // An endpoint that is not the service (moto without this API, a wrong
+            // endpoint_url, a proxy's error page) answers without an AWS error code.
+            "" if status.is_some_and(|s| s >= 300) => AwsError::Other {
+                action,
+                message: format!(
+                    "HTTP {} without an AWS error: the endpoint does not implement this API",
+                    status.unwrap_or_default()
+                ),
+            },
             "" => AwsError::Other {
                 action,
                 message: chain,
@@ -95,7 +108,7 @@ pub(crate) fn answered<T>(item: Option<T>, action: &str, missing: &str) -> Resul
 /// A delete: `true` if it deleted, `false` if the thing was already gone (cleanup and undo
 /// stay idempotent).
 pub(crate) fn deleted<O, E>(
-    result: Result<O, E>,
+    result: Result<O, SdkError<E>>,
     action: &str,
     what: &str,
 ) -> Result<bool, AwsError>

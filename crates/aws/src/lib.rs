@@ -16,7 +16,7 @@ pub mod moto;
 mod rds;
 pub mod wait;
 
-pub use backup::{BackupJob, RecoveryPoint, RestoreJob};
+pub use backup::{BackupJob, ProtectedResource, RecoveryPoint, RestoreJob};
 pub use client::{Aws, Options};
 pub use error::AwsError;
 pub use fis::{ActionSpec, Experiment, TargetSpec, TemplateSpec};
