@@ -26,6 +26,7 @@ pub fn render(s: &Scenario) -> String {
         ),
         (Some(e), _) => format!("{e:?}").to_lowercase(),
         (None, Target::PostgresSandbox(_)) => "a local sandbox".to_owned(),
+        (None, Target::AwsBackup(_)) => "not declared (not needed: the drill only reads)".to_owned(),
         (None, _) => "not declared (required)".to_owned(),
     };
     let _ = writeln!(out, "environment: {env}\n");
@@ -195,6 +196,15 @@ fn side_effects(s: &Scenario) -> Vec<(String, String)> {
             sandbox_undo,
         ),
         Target::Postgres(ExistingSpec { dsn_env, .. })
+        | Target::AwsRds(AwsRdsSpec { dsn_env, .. })
+            if s.restore.is_some() && s.workload.connections == 0 =>
+        {
+            add(
+                format!("none on the database of ${dsn_env}: it is only read"),
+                "none needed",
+            )
+        }
+        Target::Postgres(ExistingSpec { dsn_env, .. })
         | Target::AwsRds(AwsRdsSpec { dsn_env, .. }) => add(
             format!(
                 "create tables {} and firedrill_probe in the database of ${dsn_env} and write \
@@ -203,7 +213,10 @@ fn side_effects(s: &Scenario) -> Vec<(String, String)> {
             ),
             "none; the rows stay (delete them by run id if unwanted)",
         ),
-        Target::AwsBackup(_) => {}
+        Target::AwsBackup(_) => add(
+            "none: AWS Backup is only read".into(),
+            "none needed",
+        ),
     }
     match s.drill() {
         Some(DrillSpec::Failover { fault, recovery }) => {
