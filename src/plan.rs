@@ -26,7 +26,9 @@ pub fn render(s: &Scenario) -> String {
         ),
         (Some(e), _) => format!("{e:?}").to_lowercase(),
         (None, Target::PostgresSandbox(_)) => "a local sandbox".to_owned(),
-        (None, Target::AwsBackup(_)) => "not declared (not needed: the drill only reads)".to_owned(),
+        (None, Target::AwsBackup(_)) => {
+            "not declared (not needed: the drill only reads)".to_owned()
+        }
         (None, _) => "not declared (required)".to_owned(),
     };
     let _ = writeln!(out, "environment: {env}\n");
@@ -213,10 +215,7 @@ fn side_effects(s: &Scenario) -> Vec<(String, String)> {
             ),
             "none; the rows stay (delete them by run id if unwanted)",
         ),
-        Target::AwsBackup(_) => add(
-            "none: AWS Backup is only read".into(),
-            "none needed",
-        ),
+        Target::AwsBackup(_) => add("none: AWS Backup is only read".into(), "none needed"),
     }
     match s.drill() {
         Some(DrillSpec::Failover { fault, recovery }) => {
