@@ -102,10 +102,9 @@ pub fn render(s: &Scenario) -> String {
         Some(DrillSpec::BackupHealth(h)) => {
             step(
                 &mut out,
-                format!(
-                    "per resource: its newest completed recovery point \
-                     (ListRecoveryPointsByResource) and its age against targets.rpo"
-                ),
+                "per resource: its newest completed recovery point \
+                 (ListRecoveryPointsByResource) and its age against targets.rpo"
+                    .into(),
             );
             step(
                 &mut out,
