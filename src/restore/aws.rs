@@ -121,13 +121,7 @@ pub(super) async fn run<'a>(cx: Context<'a, '_>) -> Result<Ran<'a>, RunError> {
         }
     };
     d.delete_created().await;
-    let Findings {
-        mut m,
-        result,
-        ledger_checked,
-        ..
-    } = d.f;
-    m.restore = Some(result);
+    let (m, ledger_checked) = d.f.finish();
     Ok(Ran {
         description,
         measurements: m,

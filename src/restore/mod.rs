@@ -181,13 +181,7 @@ pub async fn run<'a>(cx: Context<'a, '_>) -> Result<Ran<'a>, RunError> {
         f,
         ..
     } = drill;
-    let Findings {
-        mut m,
-        result,
-        ledger_checked,
-        ..
-    } = f;
-    m.restore = Some(result);
+    let (m, ledger_checked) = f.finish();
     Ok(Ran {
         description,
         measurements: m,

@@ -39,6 +39,13 @@ impl<'a, 's> Findings<'a, 's> {
         }
     }
 
+    /// The measurements with the restore's result in them, and whether the ledger was read.
+    pub fn finish(self) -> (Measurements, bool) {
+        let mut m = self.m;
+        m.restore = Some(self.result);
+        (m, self.ledger_checked)
+    }
+
     fn emit(&self, e: Event) {
         self.sink.emit(e);
     }

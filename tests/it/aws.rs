@@ -289,11 +289,20 @@ fn fis_drill(
         "--out",
         dir.join("out").to_str().unwrap(),
         file.to_str().unwrap(),
-    ])
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::piped());
+    ]);
     aws_env(&mut cmd, &dir.join("state"), &db.dsn());
-    let mut child = cmd.spawn().unwrap();
+    spawn_reading_stderr(&mut cmd)
+}
+
+/// Spawns `cmd` with its stderr piped into a channel, line by line (stdout discarded).
+pub(crate) fn spawn_reading_stderr(
+    cmd: &mut std::process::Command,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

@@ -292,37 +292,21 @@ fn hanging_restore(
     db.rt.block_on(moto.postgres_instance("orders", false, &[]));
     source_and_copy(db);
     let file = restore_scenario(dir, moto, "{type: rds-snapshot}", "");
-    let mut child = crate::firedrill_process()
-        .args([
-            "run",
-            "--out",
-            dir.join("out").to_str().unwrap(),
-            file.to_str().unwrap(),
-        ])
-        .env("FIREDRILL_STATE_DIR", dir.join("state"))
-        .env("FD_AWS_DSN", db_dsn(db, "app"))
-        .env(
-            "FD_RESTORED_DSN",
-            "host=127.0.0.1 port=1 user=firedrill dbname=app",
-        )
-        .envs(MOTO_CREDENTIALS)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for l in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
+    let mut cmd = crate::firedrill_process();
+    cmd.args([
+        "run",
+        "--out",
+        dir.join("out").to_str().unwrap(),
+        file.to_str().unwrap(),
+    ])
+    .env("FIREDRILL_STATE_DIR", dir.join("state"))
+    .env("FD_AWS_DSN", db_dsn(db, "app"))
+    .env(
+        "FD_RESTORED_DSN",
+        "host=127.0.0.1 port=1 user=firedrill dbname=app",
+    )
+    .envs(MOTO_CREDENTIALS);
+    let (child, rx) = crate::aws::spawn_reading_stderr(&mut cmd);
     crate::aws::wait_line(&rx, "available at");
     let left = left_in_aws(moto, &db.rt);
     assert!(
