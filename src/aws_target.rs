@@ -342,20 +342,27 @@ pub async fn apply(undo: &Undo) -> Option<Result<String, String>> {
         }
         Undo::AwsDeleteInstance { aws, id } => {
             let client = Aws::connect(&aws.options()).await;
-            match client.delete_instance(id).await {
-                Ok(true) => Ok(format!("deleted DB instance {id}")),
-                Ok(false) => Ok(format!("DB instance {id} already gone")),
-                Err(e) => Err(e.to_string()),
-            }
+            told(
+                client.delete_instance(id).await,
+                &format!("DB instance {id}"),
+            )
         }
         Undo::AwsDeleteSnapshot { aws, id } => {
             let client = Aws::connect(&aws.options()).await;
-            match client.delete_snapshot(id).await {
-                Ok(true) => Ok(format!("deleted DB snapshot {id}")),
-                Ok(false) => Ok(format!("DB snapshot {id} already gone")),
-                Err(e) => Err(e.to_string()),
-            }
+            told(
+                client.delete_snapshot(id).await,
+                &format!("DB snapshot {id}"),
+            )
         }
         _ => return None,
     })
+}
+
+/// An idempotent delete's outcome as `recover` prints it.
+fn told(deleted: Result<bool, AwsError>, what: &str) -> Result<String, String> {
+    match deleted {
+        Ok(true) => Ok(format!("deleted {what}")),
+        Ok(false) => Ok(format!("{what} already gone")),
+        Err(e) => Err(e.to_string()),
+    }
 }

@@ -518,11 +518,7 @@ fn aws_restore_steps(s: &Scenario, r: &Restore, step: &mut dyn FnMut(String)) {
         _ => String::new(),
     };
     let instance = r.instance.clone().unwrap_or_default();
-    let ledger = s.workload.connections > 0
-        && match (&r.backup, &r.recovery_target) {
-            (Backup::RdsPointInTime {}, rt) => matches!(rt, RecoveryTarget::AfterBackup { .. }),
-            (b, _) => b.takes(false),
-        };
+    let ledger = s.workload.connections > 0 && r.ledger_writes(false);
     if ledger {
         step(format!(
             "start {} writer connection(s) into {} on the source (side effect on its database)",

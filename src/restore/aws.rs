@@ -180,13 +180,7 @@ impl AwsRestore<'_, '_> {
         let source_config = self.target.config.clone();
 
         self.cx.sink.emit(Event::Phase(Phase::Backup));
-        let ledger = s.workload.connections > 0
-            && match (&r.backup, &r.recovery_target) {
-                (Backup::RdsPointInTime {}, rt) => {
-                    matches!(rt, RecoveryTarget::AfterBackup { .. })
-                }
-                (b, _) => b.takes(false),
-            };
+        let ledger = s.workload.connections > 0 && r.ledger_writes(false);
         let writers = if ledger {
             match start_writers(self.cx.sink, s, self.cx.run_id, &source_config).await {
                 Ok(w) => {
@@ -321,175 +315,74 @@ impl AwsRestore<'_, '_> {
     /// to restore; the writers, if any, stop once the point is behind them.
     async fn find_backup(
         &mut self,
-        writers: Option<Writers>,
+        mut writers: Option<Writers>,
     ) -> Result<(Found, Option<WorkloadLog>), Finding> {
+        let mut log = None;
         let r = self.cx.restore;
         let t0 = self.cx.sink.t0;
         let source = self.source_id.clone();
-        let found =
-            match (&r.backup, &r.recovery_target) {
-                (Backup::RdsSnapshot { snapshot }, _) if snapshot == "create" => {
-                    let id = self.new_id.clone();
-                    let effect = self.cx.journal.effect(
-                        format!("CreateDBSnapshot {id} of DB instance {source}"),
-                        Some(Undo::AwsDeleteSnapshot {
-                            aws: self.at(),
-                            id: id.clone(),
-                        }),
-                    )?;
-                    self.created.push(Created::Snapshot(id.clone(), effect));
-                    let called = t0.elapsed();
-                    self.call(self.aws().create_snapshot(&source, &id, &self.tag()))
-                        .await?;
-                    self.cx.sink.emit(Event::Step(format!(
-                        "CreateDBSnapshot {id} of {source}; waiting until it is available"
-                    )));
-                    let snap = self
-                        .call(self.aws().snapshot_available(&id, self.poll()))
-                        .await?;
-                    let done = t0.elapsed();
-                    self.cx.sink.emit(Event::Step(format!(
-                        "DB snapshot {id} available after {:.1} s",
-                        ms(done - called) / 1000.0
-                    )));
-                    Found {
-                        from: From::Snapshot(id.clone()),
-                        source: format!("DB snapshot {id} (taken by this drill)"),
-                        point: snap.created,
-                        // The snapshot holds every write acknowledged before the call, and none
-                        // sent after it was available.
-                        point_on_clock: Some((called, done)),
-                    }
-                }
-                (Backup::RdsSnapshot { snapshot }, _) => {
-                    let snap = if snapshot == "latest" {
-                        let all = self.call(self.aws().snapshots_of(&source)).await?;
-                        all.into_iter()
-                            .find(|s| s.status == "available")
-                            .ok_or_else(|| {
-                                Finding::Failed(format!(
-                                    "DB instance {source} has no available snapshot to restore"
-                                ))
-                            })?
-                    } else {
-                        let snap = self.call(self.aws().snapshot(snapshot)).await?;
-                        if snap.status != "available" {
-                            return Err(Finding::Failed(format!(
-                                "DB snapshot {snapshot} is {}, not available",
-                                snap.status
-                            )));
-                        }
-                        snap
-                    };
-                    if snap.instance != source {
-                        self.cx.sink.emit(Event::Warning(format!(
-                            "DB snapshot {} is of DB instance {}, not of {source}",
-                            snap.id, snap.instance
-                        )));
-                    }
-                    Found {
-                        from: From::Snapshot(snap.id.clone()),
-                        source: format!("DB snapshot {}", snap.id),
-                        point: snap.created,
-                        point_on_clock: None,
-                    }
-                }
-                (Backup::RdsPointInTime {}, RecoveryTarget::Latest) => Found {
-                    from: From::PointInTime(None),
-                    source: format!("continuous backup of {source}, latest restorable time"),
-                    point: None,
+        let found = match (&r.backup, &r.recovery_target) {
+            (Backup::RdsSnapshot { snapshot }, _) if snapshot == "create" => {
+                self.take_snapshot().await?
+            }
+            (Backup::RdsSnapshot { snapshot }, _) => self.pick_snapshot(snapshot).await?,
+            (Backup::RdsPointInTime {}, RecoveryTarget::Latest) => Found {
+                from: From::PointInTime(None),
+                source: format!("continuous backup of {source}, latest restorable time"),
+                point: None,
+                point_on_clock: None,
+            },
+            (Backup::RdsPointInTime {}, RecoveryTarget::Time { at }) => {
+                let at = parse(at).ok_or_else(|| Finding::Failed(format!("bad time {at}")))?;
+                self.restorable(at).await?;
+                Found {
+                    from: From::PointInTime(Some(at)),
+                    source: format!("continuous backup of {source} at {}", rfc3339(at)),
+                    point: Some(at),
                     point_on_clock: None,
-                },
-                (Backup::RdsPointInTime {}, RecoveryTarget::Time { at }) => {
-                    let at = parse(at).ok_or_else(|| Finding::Failed(format!("bad time {at}")))?;
-                    self.restorable(at).await?;
-                    Found {
-                        from: From::PointInTime(Some(at)),
-                        source: format!("continuous backup of {source} at {}", rfc3339(at)),
-                        point: Some(at),
-                        point_on_clock: None,
-                    }
                 }
-                (Backup::RdsPointInTime {}, RecoveryTarget::AfterBackup { offset }) => {
-                    let on_clock = t0.elapsed() + offset.get();
-                    let at = SystemTime::now() + offset.get();
-                    self.cx.sink.emit(Event::Step(format!(
-                        "recovery point {} ({offset} from now); writing on for {}",
-                        rfc3339(at),
-                        r.write_after_backup
-                    )));
-                    self.nap(r.write_after_backup.get()).await;
-                    // The writers stop before the long wait for RDS: the point is behind them.
-                    let log = match writers {
-                        Some(w) => Some(w.stop(self.cx.sink).await.0),
-                        None => None,
-                    };
-                    self.restorable(at).await?;
-                    let found = Found {
-                        from: From::PointInTime(Some(at)),
-                        source: format!("continuous backup of {source} at {}", rfc3339(at)),
-                        point: Some(at),
-                        point_on_clock: Some((
-                            on_clock.saturating_sub(CLOCK_MARGIN),
-                            on_clock + CLOCK_MARGIN,
-                        )),
-                    };
-                    return Ok((found, log));
+            }
+            (Backup::RdsPointInTime {}, RecoveryTarget::AfterBackup { offset }) => {
+                let on_clock = t0.elapsed() + offset.get();
+                let at = SystemTime::now() + offset.get();
+                self.cx.sink.emit(Event::Step(format!(
+                    "recovery point {} ({offset} from now); writing on for {}",
+                    rfc3339(at),
+                    r.write_after_backup
+                )));
+                self.nap(r.write_after_backup.get()).await;
+                // The writers stop before the long wait for RDS: the point is behind them.
+                if let Some(w) = writers.take() {
+                    log = Some(w.stop(self.cx.sink).await.0);
                 }
-                (Backup::AwsBackup { recovery_point, .. }, _) => {
-                    let arn = self.target_arn().await?;
-                    let points = self.call(self.aws().recovery_points(&arn)).await?;
-                    let point = match recovery_point {
-                    Some(wanted) => points.into_iter().find(|p| &p.arn == wanted).ok_or_else(
-                        || {
-                            Finding::Failed(format!(
-                                "recovery point {wanted} is not one of DB instance {source}'s"
-                            ))
-                        },
-                    )?,
-                    None => points
-                        .into_iter()
-                        .find(|p| p.status == "COMPLETED")
-                        .ok_or_else(|| {
-                            Finding::Failed(format!(
-                                "DB instance {source} has no completed AWS Backup recovery point"
-                            ))
-                        })?,
-                };
-                    if point.status != "COMPLETED" {
-                        return Err(Finding::Failed(format!(
-                            "recovery point {} is {}, not COMPLETED",
-                            point.arn, point.status
-                        )));
-                    }
-                    Found {
-                        source: format!(
-                            "AWS Backup recovery point {} (vault {})",
-                            point.arn, point.vault
-                        ),
-                        from: From::RecoveryPoint {
-                            arn: point.arn,
-                            vault: point.vault,
-                        },
-                        point: point.created,
-                        point_on_clock: None,
-                    }
+                self.restorable(at).await?;
+                Found {
+                    from: From::PointInTime(Some(at)),
+                    source: format!("continuous backup of {source} at {}", rfc3339(at)),
+                    point: Some(at),
+                    point_on_clock: Some((
+                        on_clock.saturating_sub(CLOCK_MARGIN),
+                        on_clock + CLOCK_MARGIN,
+                    )),
                 }
-                (b, _) => {
-                    return Err(Finding::Failed(format!(
-                        "`{}` is not an AWS backup kind",
-                        b.kind()
-                    )));
-                }
-            };
-        // A snapshot taken under writes: writes sent after it must be absent.
-        if found.point_on_clock.is_some() {
-            self.nap(r.write_after_backup.get()).await;
-        }
-        let log = match writers {
-            Some(w) => Some(w.stop(self.cx.sink).await.0),
-            None => None,
+            }
+            (Backup::AwsBackup { recovery_point, .. }, _) => {
+                self.pick_recovery_point(recovery_point.as_deref()).await?
+            }
+            (b, _) => {
+                return Err(Finding::Failed(format!(
+                    "`{}` is not an AWS backup kind",
+                    b.kind()
+                )));
+            }
         };
+        if let Some(w) = writers {
+            // A snapshot taken under writes: writes sent after it must exist, to be absent.
+            if found.point_on_clock.is_some() {
+                self.nap(r.write_after_backup.get()).await;
+            }
+            log = Some(w.stop(self.cx.sink).await.0);
+        }
         self.f.check(
             "backup",
             true,
@@ -503,6 +396,122 @@ impl AwsRestore<'_, '_> {
             ),
         );
         Ok((found, log))
+    }
+
+    /// Takes a snapshot of the source (journaled and tagged first), until it is available.
+    async fn take_snapshot(&mut self) -> Result<Found, Finding> {
+        let source = self.source_id.clone();
+        let t0 = self.cx.sink.t0;
+        let id = self.new_id.clone();
+        let effect = self.cx.journal.effect(
+            format!("CreateDBSnapshot {id} of DB instance {source}"),
+            Some(Undo::AwsDeleteSnapshot {
+                aws: self.at(),
+                id: id.clone(),
+            }),
+        )?;
+        self.created.push(Created::Snapshot(id.clone(), effect));
+        let called = t0.elapsed();
+        self.call(self.aws().create_snapshot(&source, &id, &self.tag()))
+            .await?;
+        self.cx.sink.emit(Event::Step(format!(
+            "CreateDBSnapshot {id} of {source}; waiting until it is available"
+        )));
+        let snap = self
+            .call(self.aws().snapshot_available(&id, self.poll()))
+            .await?;
+        let done = t0.elapsed();
+        self.cx.sink.emit(Event::Step(format!(
+            "DB snapshot {id} available after {:.1} s",
+            ms(done - called) / 1000.0
+        )));
+        Ok(Found {
+            from: From::Snapshot(id.clone()),
+            source: format!("DB snapshot {id} (taken by this drill)"),
+            point: snap.created,
+            // The snapshot holds every write acknowledged before the call, and none
+            // sent after it was available.
+            point_on_clock: Some((called, done)),
+        })
+    }
+
+    /// The source's newest available snapshot (`latest`), or the one named.
+    async fn pick_snapshot(&self, snapshot: &str) -> Result<Found, Finding> {
+        let source = self.source_id.clone();
+        let snap = if snapshot == "latest" {
+            let all = self.call(self.aws().snapshots(Some(&source))).await?;
+            all.into_iter()
+                .find(|s| s.status == "available")
+                .ok_or_else(|| {
+                    Finding::Failed(format!(
+                        "DB instance {source} has no available snapshot to restore"
+                    ))
+                })?
+        } else {
+            let snap = self.call(self.aws().snapshot(snapshot)).await?;
+            if snap.status != "available" {
+                return Err(Finding::Failed(format!(
+                    "DB snapshot {snapshot} is {}, not available",
+                    snap.status
+                )));
+            }
+            snap
+        };
+        if snap.instance != source {
+            self.cx.sink.emit(Event::Warning(format!(
+                "DB snapshot {} is of DB instance {}, not of {source}",
+                snap.id, snap.instance
+            )));
+        }
+        Ok(Found {
+            from: From::Snapshot(snap.id.clone()),
+            source: format!("DB snapshot {}", snap.id),
+            point: snap.created,
+            point_on_clock: None,
+        })
+    }
+
+    /// The source's newest completed AWS Backup recovery point, or the one named.
+    async fn pick_recovery_point(&self, recovery_point: Option<&str>) -> Result<Found, Finding> {
+        let source = self.source_id.clone();
+        let arn = self.target_arn().await?;
+        let points = self.call(self.aws().recovery_points(&arn)).await?;
+        let point = match recovery_point {
+            Some(wanted) => points
+                .into_iter()
+                .find(|p| p.arn == wanted)
+                .ok_or_else(|| {
+                    Finding::Failed(format!(
+                        "recovery point {wanted} is not one of DB instance {source}'s"
+                    ))
+                })?,
+            None => points
+                .into_iter()
+                .find(|p| p.status == "COMPLETED")
+                .ok_or_else(|| {
+                    Finding::Failed(format!(
+                        "DB instance {source} has no completed AWS Backup recovery point"
+                    ))
+                })?,
+        };
+        if point.status != "COMPLETED" {
+            return Err(Finding::Failed(format!(
+                "recovery point {} is {}, not COMPLETED",
+                point.arn, point.status
+            )));
+        }
+        Ok(Found {
+            source: format!(
+                "AWS Backup recovery point {} (vault {})",
+                point.arn, point.vault
+            ),
+            from: From::RecoveryPoint {
+                arn: point.arn,
+                vault: point.vault,
+            },
+            point: point.created,
+            point_on_clock: None,
+        })
     }
 
     async fn target_arn(&self) -> Result<String, Finding> {

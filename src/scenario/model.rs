@@ -135,6 +135,15 @@ impl Target {
         }
     }
 
+    /// Another endpoint for AWS, for the AWS targets.
+    pub fn endpoint_url(&self) -> Option<&str> {
+        match self {
+            Target::AwsRds(t) => t.endpoint_url.as_deref(),
+            Target::AwsBackup(t) => t.endpoint_url.as_deref(),
+            Target::PostgresSandbox(_) | Target::Postgres(_) => None,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Target::PostgresSandbox(_) => "postgres-sandbox",
@@ -772,6 +781,18 @@ impl Default for RestoredInstance {
             class: None,
             available_within: default_available_within(),
             dsn_env: None,
+        }
+    }
+}
+
+impl Restore {
+    /// Whether the drill's writers write while the backup's point is chosen, so that the
+    /// restored ledger can be checked write by write (with `workload.connections > 0`): a
+    /// backup firedrill takes, or an RDS point in time `after-backup`.
+    pub fn ledger_writes(&self, sandbox_source: bool) -> bool {
+        match (&self.backup, &self.recovery_target) {
+            (Backup::RdsPointInTime {}, rt) => matches!(rt, RecoveryTarget::AfterBackup { .. }),
+            (b, _) => b.takes(sandbox_source),
         }
     }
 }

@@ -278,27 +278,17 @@ fn check_target_common(s: &Scenario, out: &mut Vec<Problem>) {
             }
         }
         Target::Postgres(_) => {}
-        Target::AwsRds(spec) => {
-            match (&spec.instance, &spec.cluster) {
-                (Some(_), Some(_)) => out.push(problem(
-                    "target.cluster",
-                    "give `instance` or `cluster`, not both",
-                )),
-                (None, None) => out.push(problem(
-                    "target.instance",
-                    "missing: the DB instance (`instance`) or cluster (`cluster`) to drill",
-                )),
-                _ => {}
-            }
-            if let Some(url) = &spec.endpoint_url
-                && !(url.starts_with("https://") || url.starts_with("http://"))
-            {
-                out.push(problem(
-                    "target.endpoint_url",
-                    "must be a URL (https://...)",
-                ));
-            }
-        }
+        Target::AwsRds(spec) => match (&spec.instance, &spec.cluster) {
+            (Some(_), Some(_)) => out.push(problem(
+                "target.cluster",
+                "give `instance` or `cluster`, not both",
+            )),
+            (None, None) => out.push(problem(
+                "target.instance",
+                "missing: the DB instance (`instance`) or cluster (`cluster`) to drill",
+            )),
+            _ => {}
+        },
         Target::AwsBackup(spec) => {
             for (i, arn) in spec.resources.iter().enumerate() {
                 if !arn.starts_with("arn:") {
@@ -308,15 +298,15 @@ fn check_target_common(s: &Scenario, out: &mut Vec<Problem>) {
                     ));
                 }
             }
-            if let Some(url) = &spec.endpoint_url
-                && !(url.starts_with("https://") || url.starts_with("http://"))
-            {
-                out.push(problem(
-                    "target.endpoint_url",
-                    "must be a URL (https://...)",
-                ));
-            }
         }
+    }
+    if let Some(url) = s.target.endpoint_url()
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        out.push(problem(
+            "target.endpoint_url",
+            "must be a URL (https://...)",
+        ));
     }
     if let Some(dsn_env) = s.target.dsn_env()
         && (dsn_env.is_empty()

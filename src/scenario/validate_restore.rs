@@ -182,11 +182,7 @@ pub(super) fn check(s: &Scenario, r: &Restore, out: &mut Vec<Problem>) {
         }
     }
     let t = &s.targets;
-    let ledger = match (&r.backup, &r.recovery_target) {
-        (Backup::RdsPointInTime {}, rt) => matches!(rt, RecoveryTarget::AfterBackup { .. }),
-        (b, _) => b.takes(sandbox),
-    };
-    if t.max_lost_writes.is_some() && !(ledger && s.workload.connections > 0) {
+    if t.max_lost_writes.is_some() && !(r.ledger_writes(sandbox) && s.workload.connections > 0) {
         out.push(problem(
             "targets.max_lost_writes",
             "lost writes are counted by firedrill's workload on a backup it takes: needs a \

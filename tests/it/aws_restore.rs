@@ -44,30 +44,114 @@ fn db_dsn(db: &LocalDb, name: &str) -> String {
         .replace("dbname=postgres", &format!("dbname={name}"))
 }
 
-fn restore_scenario(
-    dir: &std::path::Path,
-    moto: &Server,
-    backup: &str,
-    extra: &str,
-) -> std::path::PathBuf {
-    let file = dir.join("aws-restore.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "version: 1\nname: aws-restore\nenvironment: test\n\
-             target: {{type: aws-rds, instance: orders, dsn_env: FD_AWS_DSN, region: us-east-1, \
-             endpoint_url: '{}'}}\n\
-             workload: {{connections: 0}}\n\
-             restore:\n  backup: {backup}\n{extra}\
-             \x20 instance: {{class: db.t3.micro, available_within: 1m, dsn_env: FD_RESTORED_DSN}}\n\
-             \x20 verify:\n    source_quiescent: true\n    assertions:\n\
-             \x20     - {{name: every account, sql: 'select count(*) = 10000 from accounts'}}\n\
-             targets: {{rto: 5m, checksums: match}}\n",
-            moto.url()
-        ),
-    )
-    .unwrap();
-    file
+/// A restored instance's DSN that nothing answers.
+const DEAD: &str = "host=127.0.0.1 port=1 user=firedrill dbname=app";
+
+/// moto with the source instance `orders`, the local source database with its copy, and a
+/// directory for the scenario, reports and state.
+struct Setup {
+    moto: Server,
+    db: LocalDb,
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let moto = Server::start();
+        let db = LocalDb::new();
+        db.rt.block_on(moto.postgres_instance("orders", false, &[]));
+        source_and_copy(&db);
+        Setup {
+            moto,
+            db,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn state(&self) -> std::path::PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// A restore scenario of `orders` with `backup`, the restored instance reached through
+    /// `$FD_RESTORED_DSN`.
+    fn scenario(&self, backup: &str, available_within: &str) -> std::path::PathBuf {
+        let file = self.dir.path().join("aws-restore.yaml");
+        std::fs::write(
+            &file,
+            format!(
+                "version: 1\nname: aws-restore\nenvironment: test\n\
+                 target: {{type: aws-rds, instance: orders, dsn_env: FD_AWS_DSN, \
+                 region: us-east-1, endpoint_url: '{}'}}\n\
+                 workload: {{connections: 0}}\n\
+                 restore:\n  backup: {backup}\n\
+                 \x20 instance: {{class: db.t3.micro, available_within: {available_within}, \
+                 dsn_env: FD_RESTORED_DSN}}\n\
+                 \x20 verify:\n    source_quiescent: true\n    assertions:\n\
+                 \x20     - {{name: every account, sql: 'select count(*) = 10000 from accounts'}}\n\
+                 targets: {{rto: 5m, checksums: match}}\n",
+                self.moto.url()
+            ),
+        )
+        .unwrap();
+        file
+    }
+
+    /// `firedrill run FILE --out DIR/out` with moto's credentials and both DSNs.
+    fn command(&self, file: &std::path::Path, restored: &str) -> std::process::Command {
+        let mut cmd = crate::firedrill_process();
+        cmd.args([
+            "run",
+            "--out",
+            self.dir.path().join("out").to_str().unwrap(),
+            file.to_str().unwrap(),
+        ])
+        .env("FIREDRILL_STATE_DIR", self.state())
+        .env("FD_AWS_DSN", db_dsn(&self.db, "app"))
+        .env("FD_RESTORED_DSN", restored)
+        .envs(MOTO_CREDENTIALS);
+        cmd
+    }
+
+    fn run(&self, file: &std::path::Path, restored: &str) -> Drill {
+        let out = self.dir.path().join("out");
+        let _ = std::fs::remove_dir_all(&out);
+        let o = self.command(file, restored).output().unwrap();
+        let report = std::fs::read(out.join("report.json"))
+            .map(|b| serde_json::from_slice(&b).unwrap())
+            .unwrap_or(serde_json::Value::Null);
+        Drill {
+            code: o.status.code().unwrap_or(-1),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            report,
+        }
+    }
+
+    /// The instances and snapshots moto still has whose names the drills chose.
+    fn left_in_aws(&self) -> Vec<String> {
+        let rds = rds(&self.moto);
+        self.db.rt.block_on(async {
+            let mut left: Vec<String> = rds
+                .describe_db_instances()
+                .send()
+                .await
+                .unwrap()
+                .db_instances()
+                .iter()
+                .filter_map(|i| i.db_instance_identifier().map(|s| format!("instance {s}")))
+                .collect();
+            left.extend(
+                rds.describe_db_snapshots()
+                    .send()
+                    .await
+                    .unwrap()
+                    .db_snapshots()
+                    .iter()
+                    .filter_map(|s| s.db_snapshot_identifier().map(|s| format!("snapshot {s}"))),
+            );
+            left.retain(|l| l.contains("firedrill-"));
+            left
+        })
+    }
 }
 
 struct Drill {
@@ -76,60 +160,7 @@ struct Drill {
     report: serde_json::Value,
 }
 
-fn run(dir: &std::path::Path, file: &std::path::Path, db: &LocalDb, restored: &str) -> Drill {
-    let out = dir.join("out");
-    let _ = std::fs::remove_dir_all(&out);
-    let o = crate::firedrill_process()
-        .args([
-            "run",
-            "--out",
-            out.to_str().unwrap(),
-            file.to_str().unwrap(),
-        ])
-        .env("FIREDRILL_STATE_DIR", dir.join("state"))
-        .env("FD_AWS_DSN", db_dsn(db, "app"))
-        .env("FD_RESTORED_DSN", restored)
-        .envs(MOTO_CREDENTIALS)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
-    let report = std::fs::read(out.join("report.json"))
-        .map(|b| serde_json::from_slice(&b).unwrap())
-        .unwrap_or(serde_json::Value::Null);
-    Drill {
-        code: o.status.code().unwrap_or(-1),
-        stderr,
-        report,
-    }
-}
-
 /// The instances and snapshots moto still has whose names the drills chose.
-fn left_in_aws(moto: &Server, rt: &tokio::runtime::Runtime) -> Vec<String> {
-    let rds = rds(moto);
-    rt.block_on(async {
-        let mut left: Vec<String> = rds
-            .describe_db_instances()
-            .send()
-            .await
-            .unwrap()
-            .db_instances()
-            .iter()
-            .filter_map(|i| i.db_instance_identifier().map(|s| format!("instance {s}")))
-            .collect();
-        left.extend(
-            rds.describe_db_snapshots()
-                .send()
-                .await
-                .unwrap()
-                .db_snapshots()
-                .iter()
-                .filter_map(|s| s.db_snapshot_identifier().map(|s| format!("snapshot {s}"))),
-        );
-        left.retain(|l| l.contains("firedrill-"));
-        left
-    })
-}
-
 fn check<'r>(report: &'r serde_json::Value, name: &str) -> &'r serde_json::Value {
     report["measurements"]["restore"]["checks"]
         .as_array()
@@ -149,14 +180,11 @@ fn no_pending_effects(state: &std::path::Path) {
 #[test]
 fn an_rds_snapshot_restore_is_verified_against_the_source_and_deleted_after() {
     let _x = crate::exclusive();
-    let moto = Server::start();
-    let db = LocalDb::new();
-    db.rt.block_on(moto.postgres_instance("orders", false, &[]));
-    source_and_copy(&db);
-    let dir = tempfile::tempdir().unwrap();
-    let file = restore_scenario(dir.path(), &moto, "{type: rds-snapshot}", "");
+    let t = Setup::new();
+    let file = t.scenario("{type: rds-snapshot}", "1m");
+    let copy = db_dsn(&t.db, "app_restored");
 
-    let d = run(dir.path(), &file, &db, &db_dsn(&db, "app_restored"));
+    let d = t.run(&file, &copy);
     assert_eq!(d.code, 0, "{}", d.stderr);
     let r = &d.report["measurements"]["restore"];
     assert_eq!(r["backup_kind"], "rds-snapshot");
@@ -193,21 +221,20 @@ fn an_rds_snapshot_restore_is_verified_against_the_source_and_deleted_after() {
     ] {
         assert!(d.stderr.contains(l.as_str()), "{l:?} in:\n{}", d.stderr);
     }
-    assert_eq!(left_in_aws(&moto, &db.rt), Vec::<String>::new());
-    no_pending_effects(&dir.path().join("state"));
+    assert_eq!(t.left_in_aws(), Vec::<String>::new());
+    no_pending_effects(&t.state());
 
     // The same drill on a damaged copy fails, naming the table and the key range.
-    db.rt.block_on(async {
-        let (c, conn) =
-            tokio_postgres::connect(&db_dsn(&db, "app_restored"), tokio_postgres::NoTls)
-                .await
-                .unwrap();
+    t.db.rt.block_on(async {
+        let (c, conn) = tokio_postgres::connect(&copy, tokio_postgres::NoTls)
+            .await
+            .unwrap();
         tokio::spawn(conn);
         c.batch_execute("update accounts set balance = balance + 1 where id = 4242")
             .await
             .unwrap();
     });
-    let d = run(dir.path(), &file, &db, &db_dsn(&db, "app_restored"));
+    let d = t.run(&file, &copy);
     assert_eq!(d.code, 1, "{}", d.stderr);
     let r = &d.report["measurements"]["restore"];
     assert_eq!(r["tables_differing"], 1, "{r}");
@@ -220,20 +247,16 @@ fn an_rds_snapshot_restore_is_verified_against_the_source_and_deleted_after() {
     assert_eq!(accounts["matches"], false);
     let diff = accounts["differences"].to_string();
     assert!(diff.contains("content differs"), "{diff}");
-    assert_eq!(left_in_aws(&moto, &db.rt), Vec::<String>::new());
-    no_pending_effects(&dir.path().join("state"));
+    assert_eq!(t.left_in_aws(), Vec::<String>::new());
+    no_pending_effects(&t.state());
 }
 
 #[test]
 fn a_point_in_time_restore_to_the_latest_restorable_time_names_its_point() {
     let _x = crate::exclusive();
-    let moto = Server::start();
-    let db = LocalDb::new();
-    db.rt.block_on(moto.postgres_instance("orders", false, &[]));
-    source_and_copy(&db);
-    let dir = tempfile::tempdir().unwrap();
-    let file = restore_scenario(dir.path(), &moto, "{type: rds-point-in-time}", "");
-    let d = run(dir.path(), &file, &db, &db_dsn(&db, "app_restored"));
+    let t = Setup::new();
+    let file = t.scenario("{type: rds-point-in-time}", "1m");
+    let d = t.run(&file, &db_dsn(&t.db, "app_restored"));
     assert_eq!(d.code, 0, "{}", d.stderr);
     let r = &d.report["measurements"]["restore"];
     assert_eq!(r["backup_kind"], "rds-point-in-time");
@@ -248,27 +271,16 @@ fn a_point_in_time_restore_to_the_latest_restorable_time_names_its_point() {
         "{}",
         d.stderr
     );
-    assert_eq!(left_in_aws(&moto, &db.rt), Vec::<String>::new());
+    assert_eq!(t.left_in_aws(), Vec::<String>::new());
 }
 
 #[test]
 fn a_restored_instance_that_never_answers_fails_the_drill_and_is_deleted() {
     let _x = crate::exclusive();
-    let moto = Server::start();
-    let db = LocalDb::new();
-    db.rt.block_on(moto.postgres_instance("orders", false, &[]));
-    source_and_copy(&db);
-    let dir = tempfile::tempdir().unwrap();
-    let file = restore_scenario(dir.path(), &moto, "{type: rds-snapshot}", "")
-        .to_string_lossy()
-        .into_owned();
-    let yaml = std::fs::read_to_string(&file)
-        .unwrap()
-        .replace("available_within: 1m", "available_within: 2s");
-    std::fs::write(&file, yaml).unwrap();
-    let dead = "host=127.0.0.1 port=1 user=firedrill dbname=app";
+    let t = Setup::new();
+    let file = t.scenario("{type: rds-snapshot}", "2s");
     let started = std::time::Instant::now();
-    let d = run(dir.path(), file.as_ref(), &db, dead);
+    let d = t.run(&file, DEAD);
     assert_eq!(d.code, 1, "{}", d.stderr);
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
     let restore = check(&d.report, "restore");
@@ -278,37 +290,17 @@ fn a_restored_instance_that_never_answers_fails_the_drill_and_is_deleted() {
         detail.contains("did not answer a query within 2s of the restore call"),
         "{detail}"
     );
-    assert_eq!(left_in_aws(&moto, &db.rt), Vec::<String>::new());
-    no_pending_effects(&dir.path().join("state"));
+    assert_eq!(t.left_in_aws(), Vec::<String>::new());
+    no_pending_effects(&t.state());
 }
 
 /// Starts a snapshot restore whose restored instance never answers, and waits until the drill
 /// is waiting for it (the snapshot and the instance exist in moto).
-fn hanging_restore(
-    moto: &Server,
-    db: &LocalDb,
-    dir: &std::path::Path,
-) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
-    db.rt.block_on(moto.postgres_instance("orders", false, &[]));
-    source_and_copy(db);
-    let file = restore_scenario(dir, moto, "{type: rds-snapshot}", "");
-    let mut cmd = crate::firedrill_process();
-    cmd.args([
-        "run",
-        "--out",
-        dir.join("out").to_str().unwrap(),
-        file.to_str().unwrap(),
-    ])
-    .env("FIREDRILL_STATE_DIR", dir.join("state"))
-    .env("FD_AWS_DSN", db_dsn(db, "app"))
-    .env(
-        "FD_RESTORED_DSN",
-        "host=127.0.0.1 port=1 user=firedrill dbname=app",
-    )
-    .envs(MOTO_CREDENTIALS);
-    let (child, rx) = crate::aws::spawn_reading_stderr(&mut cmd);
+fn hanging_restore(t: &Setup) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let file = t.scenario("{type: rds-snapshot}", "1m");
+    let (child, rx) = crate::aws::spawn_reading_stderr(&mut t.command(&file, DEAD));
     crate::aws::wait_line(&rx, "available at");
-    let left = left_in_aws(moto, &db.rt);
+    let left = t.left_in_aws();
     assert!(
         left.iter().any(|l| l.starts_with("instance firedrill-"))
             && left.iter().any(|l| l.starts_with("snapshot firedrill-")),
@@ -320,10 +312,8 @@ fn hanging_restore(
 #[test]
 fn ctrl_c_during_an_aws_restore_deletes_the_instance_and_the_snapshot() {
     let _x = crate::exclusive();
-    let moto = Server::start();
-    let db = LocalDb::new();
-    let dir = tempfile::tempdir().unwrap();
-    let (mut child, rx) = hanging_restore(&moto, &db, dir.path());
+    let t = Setup::new();
+    let (mut child, rx) = hanging_restore(&t);
     // SAFETY: kill has no memory-safety preconditions.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();
@@ -331,25 +321,23 @@ fn ctrl_c_during_an_aws_restore_deletes_the_instance_and_the_snapshot() {
     let text = text.join("\n");
     assert_eq!(status.code(), Some(3), "{text}");
     assert!(text.contains(": deleted"), "{text}");
-    assert_eq!(left_in_aws(&moto, &db.rt), Vec::<String>::new());
-    no_pending_effects(&dir.path().join("state"));
+    assert_eq!(t.left_in_aws(), Vec::<String>::new());
+    no_pending_effects(&t.state());
 }
 
 #[test]
 fn a_killed_aws_restore_is_cleaned_up_by_recover() {
     let _x = crate::exclusive();
-    let moto = Server::start();
-    let db = LocalDb::new();
-    let dir = tempfile::tempdir().unwrap();
-    let (mut child, _rx) = hanging_restore(&moto, &db, dir.path());
+    let t = Setup::new();
+    let (mut child, _rx) = hanging_restore(&t);
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(left_in_aws(&moto, &db.rt).len() >= 2);
+    assert!(t.left_in_aws().len() >= 2);
 
     let recover = || {
         crate::firedrill_process()
             .arg("recover")
-            .env("FIREDRILL_STATE_DIR", dir.path().join("state"))
+            .env("FIREDRILL_STATE_DIR", t.state())
             .envs(MOTO_CREDENTIALS)
             .output()
             .unwrap()
@@ -364,8 +352,8 @@ fn a_killed_aws_restore_is_cleaned_up_by_recover() {
     );
     assert!(out.contains("-> deleted DB instance firedrill-"), "{out}");
     assert!(out.contains("-> deleted DB snapshot firedrill-"), "{out}");
-    assert_eq!(left_in_aws(&moto, &db.rt), Vec::<String>::new());
-    no_pending_effects(&dir.path().join("state"));
+    assert_eq!(t.left_in_aws(), Vec::<String>::new());
+    no_pending_effects(&t.state());
     let o = recover();
     assert!(String::from_utf8_lossy(&o.stdout).contains("nothing to recover"));
 }

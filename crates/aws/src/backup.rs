@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::time::SystemTime;
 
+use aws_sdk_backup::types::RecoveryPointByResource;
+
 use crate::client::Aws;
 use crate::error::{AwsError, answered};
 use crate::rds::time;
@@ -48,56 +50,59 @@ impl Aws {
         &self,
         resource_arn: &str,
     ) -> Result<Vec<RecoveryPoint>, AwsError> {
-        let mut pages = self
+        let all: Vec<RecoveryPointByResource> = self
             .backup
             .list_recovery_points_by_resource()
             .resource_arn(resource_arn)
             .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .map_err(|e| {
                 AwsError::from_sdk(
                     "backup:ListRecoveryPointsByResource",
                     &format!("recovery points of {resource_arn}"),
                     e,
                 )
             })?;
-            out.extend(page.recovery_points().iter().map(|p| {
-                RecoveryPoint {
-                    arn: p.recovery_point_arn().unwrap_or_default().to_owned(),
-                    created: time(p.creation_date()),
-                    status: p
-                        .status()
-                        .map(|s| s.as_str().to_owned())
-                        .unwrap_or_default(),
-                    vault: p.backup_vault_name().unwrap_or_default().to_owned(),
-                }
-            }));
-        }
+        let mut out: Vec<RecoveryPoint> = all
+            .iter()
+            .map(|p| RecoveryPoint {
+                arn: p.recovery_point_arn().unwrap_or_default().to_owned(),
+                created: time(p.creation_date()),
+                status: p
+                    .status()
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
+                vault: p.backup_vault_name().unwrap_or_default().to_owned(),
+            })
+            .collect();
         out.sort_by_key(|p| std::cmp::Reverse(p.created));
         Ok(out)
     }
 
     /// Every resource AWS Backup protects in the region (all pages).
     pub async fn protected_resources(&self) -> Result<Vec<ProtectedResource>, AwsError> {
-        let mut pages = self
+        let all: Vec<aws_sdk_backup::types::ProtectedResource> = self
             .backup
             .list_protected_resources()
             .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .map_err(|e| {
                 AwsError::from_sdk("backup:ListProtectedResources", "protected resources", e)
             })?;
-            out.extend(page.results().iter().map(|r| ProtectedResource {
+        Ok(all
+            .iter()
+            .map(|r| ProtectedResource {
                 arn: r.resource_arn().unwrap_or_default().to_owned(),
                 resource_type: r.resource_type().unwrap_or_default().to_owned(),
                 last_backup: time(r.last_backup_time()),
-            }));
-        }
-        Ok(out)
+            })
+            .collect())
     }
 
     /// Backup jobs created since `since`, of one resource or all.
@@ -106,26 +111,27 @@ impl Aws {
         since: SystemTime,
         resource_arn: Option<&str>,
     ) -> Result<Vec<BackupJob>, AwsError> {
-        let mut pages = self
+        let all: Vec<aws_sdk_backup::types::BackupJob> = self
             .backup
             .list_backup_jobs()
             .by_created_after(aws_smithy_types::DateTime::from(since))
             .set_by_resource_arn(resource_arn.map(str::to_owned))
             .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| AwsError::from_sdk("backup:ListBackupJobs", "backup jobs", e))?;
-            out.extend(page.backup_jobs().iter().map(|j| BackupJob {
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .map_err(|e| AwsError::from_sdk("backup:ListBackupJobs", "backup jobs", e))?;
+        Ok(all
+            .iter()
+            .map(|j| BackupJob {
                 id: j.backup_job_id().unwrap_or_default().to_owned(),
                 state: j.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
                 resource_arn: j.resource_arn().unwrap_or_default().to_owned(),
                 created: time(j.creation_date()),
                 message: j.status_message().map(str::to_owned),
-            }));
-        }
-        Ok(out)
+            })
+            .collect())
     }
 
     pub async fn start_restore(

@@ -138,14 +138,16 @@ impl Aws {
 
     /// Every DB instance of the region (all pages).
     pub async fn instances(&self) -> Result<Vec<Instance>, AwsError> {
-        let mut pages = self.rds.describe_db_instances().into_paginator().send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| AwsError::from_sdk("rds:DescribeDBInstances", "DB instances", e))?;
-            out.extend(page.db_instances().iter().map(instance));
-        }
-        Ok(out)
+        let all: Vec<DbInstance> = self
+            .rds
+            .describe_db_instances()
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .map_err(|e| AwsError::from_sdk("rds:DescribeDBInstances", "DB instances", e))?;
+        Ok(all.iter().map(instance).collect())
     }
 
     pub async fn cluster(&self, id: &str) -> Result<Cluster, AwsError> {
@@ -236,37 +238,26 @@ impl Aws {
         )
     }
 
-    /// Every manual DB snapshot of the region (all pages).
-    pub async fn snapshots(&self) -> Result<Vec<Snapshot>, AwsError> {
-        let mut pages = self.rds.describe_db_snapshots().into_paginator().send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| AwsError::from_sdk("rds:DescribeDBSnapshots", "DB snapshots", e))?;
-            out.extend(page.db_snapshots().iter().map(snapshot));
-        }
-        Ok(out)
-    }
-
-    /// The snapshots of one instance, automated and manual, newest first.
-    pub async fn snapshots_of(&self, instance: &str) -> Result<Vec<Snapshot>, AwsError> {
-        let mut pages = self
+    /// The DB snapshots, automated and manual, of one instance or of the whole region (all
+    /// pages), newest first.
+    pub async fn snapshots(&self, instance: Option<&str>) -> Result<Vec<Snapshot>, AwsError> {
+        let all: Vec<DbSnapshot> = self
             .rds
             .describe_db_snapshots()
-            .db_instance_identifier(instance)
+            .set_db_instance_identifier(instance.map(str::to_owned))
             .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                AwsError::from_sdk(
-                    "rds:DescribeDBSnapshots",
-                    &format!("snapshots of DB instance {instance}"),
-                    e,
-                )
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .map_err(|e| {
+                let what = match instance {
+                    Some(i) => format!("snapshots of DB instance {i}"),
+                    None => "DB snapshots".into(),
+                };
+                AwsError::from_sdk("rds:DescribeDBSnapshots", &what, e)
             })?;
-            out.extend(page.db_snapshots().iter().map(snapshot));
-        }
+        let mut out: Vec<Snapshot> = all.iter().map(snapshot).collect();
         out.sort_by_key(|s| std::cmp::Reverse(s.created));
         Ok(out)
     }
@@ -422,7 +413,7 @@ impl Aws {
                 out.push(Leftover::Instance { id: i.id, drill });
             }
         }
-        for s in self.snapshots().await? {
+        for s in self.snapshots(None).await? {
             if let Some(drill) = ours(&s.tags) {
                 out.push(Leftover::Snapshot { id: s.id, drill });
             }

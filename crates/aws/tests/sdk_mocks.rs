@@ -32,6 +32,15 @@ fn aws(rds: &[&Rule], backup: &[&Rule]) -> Aws {
     aws_with(rds, backup, &[])
 }
 
+/// Polls every few milliseconds: the mocks answer at once.
+fn fast(deadline_s: u64) -> Poll {
+    Poll {
+        first: Duration::from_millis(1),
+        max: Duration::from_millis(5),
+        deadline: Duration::from_secs(deadline_s),
+    }
+}
+
 fn aws_with(rds: &[&Rule], backup: &[&Rule], cloudwatch: &[&Rule]) -> Aws {
     let retry = aws_sdk_rds::config::retry::RetryConfig::standard()
         .with_max_attempts(3)
@@ -322,18 +331,7 @@ async fn aws_backup_recovery_points_jobs_and_a_restore_job_to_completion() {
         .await
         .unwrap();
     assert_eq!(job, "restore-1");
-    let poll = Poll {
-        first: Duration::from_millis(1),
-        max: Duration::from_millis(5),
-        deadline: Duration::from_secs(5),
-    };
-    let done = wait::until("restore job", "COMPLETED", poll, || async {
-        let j = aws.restore_job(&job).await?;
-        let s = j.status.clone();
-        Ok(((s == "COMPLETED").then_some(j), s))
-    })
-    .await
-    .unwrap();
+    let done = aws.restore_done(&job, fast(5)).await.unwrap();
     assert_eq!(describe.num_calls(), 3);
     assert!(
         done.created_resource_arn
@@ -393,12 +391,7 @@ async fn an_aws_backup_restore_starts_from_the_recorded_metadata_and_a_failed_jo
         )
         .await
         .unwrap();
-    let poll = Poll {
-        first: Duration::from_millis(1),
-        max: Duration::from_millis(5),
-        deadline: Duration::from_secs(5),
-    };
-    let e = aws.restore_done(&job, poll).await.unwrap_err();
+    let e = aws.restore_done(&job, fast(5)).await.unwrap_err();
     assert_eq!(
         e.to_string(),
         "AWS Backup restore job restore-2 failed: FAILED: the subnet group private does not exist"
