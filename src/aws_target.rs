@@ -9,6 +9,7 @@ use firedrill_aws::{ActionSpec, Aws, AwsError, DRILL_TAG, Options, TargetSpec, T
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Config;
 
+use crate::dsn::Template;
 use crate::error::EnvError;
 use crate::journal::{EffectId, Journal, Undo};
 use crate::scenario::{AwsRdsSpec, Fault, FisTemplate};
@@ -50,22 +51,19 @@ pub(crate) fn aws_err(e: AwsError) -> EnvError {
 
 impl AwsTarget {
     /// Reaches AWS and describes the instance or cluster (a missing one, the wrong region, no
-    /// credentials or a denied describe stop the drill here, before anything is touched).
-    pub async fn build(
-        spec: &AwsRdsSpec,
-        config: Config,
-        dsn: &str,
-    ) -> Result<AwsTarget, EnvError> {
+    /// credentials or a denied describe stop the drill here, before anything is touched), then
+    /// fills the clients' DSN from it (`{host}`, `{port}`, `{instance}`; see [`crate::dsn`]).
+    pub async fn build(spec: &AwsRdsSpec, dsn: &Template) -> Result<AwsTarget, EnvError> {
         let at = AwsRef {
             region: spec.region.clone(),
             profile: spec.profile.clone(),
             endpoint_url: spec.endpoint_url.clone(),
         };
         let aws = Aws::connect(&at.options()).await;
-        let what = match (&spec.instance, &spec.cluster) {
+        let (what, id, endpoint) = match (&spec.instance, &spec.cluster) {
             (Some(id), _) => {
                 let i = aws.instance(id).await.map_err(aws_err)?;
-                format!(
+                let what = format!(
                     "RDS instance {} ({}, {}{}, {})",
                     i.id,
                     i.engine,
@@ -73,26 +71,34 @@ impl AwsTarget {
                     i.az.map(|az| format!(", primary in {az}"))
                         .unwrap_or_default(),
                     aws.region
-                )
+                );
+                (what, i.id, i.endpoint)
             }
             (_, Some(id)) => {
                 let c = aws.cluster(id).await.map_err(aws_err)?;
-                format!(
+                let what = format!(
                     "DB cluster {} ({} member(s), writer {}, {})",
                     c.id,
                     c.members.len(),
                     c.writer.as_deref().unwrap_or("unknown"),
                     aws.region
-                )
+                );
+                (what, c.id, c.endpoint)
             }
             (None, None) => return Err(EnvError::Aws("no instance or cluster named".into())),
         };
+        let port = endpoint.as_ref().map(|(_, p)| p.to_string());
+        let mut vars = vec![("instance", id.as_str())];
+        if let (Some((host, _)), Some(port)) = (&endpoint, &port) {
+            vars.extend([("host", host.as_str()), ("port", port.as_str())]);
+        }
+        let (config, via) = dsn.fill(&vars)?;
         Ok(AwsTarget {
             aws,
             at,
             spec: spec.clone(),
             config,
-            description: format!("{what}, clients via {dsn}"),
+            description: format!("{what}, clients via {via}"),
             experiment: None,
             template: None,
         })

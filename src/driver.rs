@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio_postgres::Config;
 
 use crate::aws_target::AwsTarget;
+use crate::dsn::{Template, describe_hosts, dsn_config};
 use crate::error::EnvError;
 use crate::journal::{EffectId, Journal, Undo};
 use crate::pg::binaries::{self, PgBinaries};
@@ -63,11 +64,9 @@ impl Driver {
                 })
             }
             Target::AwsRds(spec) => {
-                let (config, via) = dsn_config(&spec.dsn_env)?;
-                progress(format!("describing it through AWS ({via})"));
-                Ok(Driver::Aws(Box::new(
-                    AwsTarget::build(spec, config, &via).await?,
-                )))
+                let dsn = Template::read(&spec.dsn_env)?;
+                progress("describing it through AWS".into());
+                Ok(Driver::Aws(Box::new(AwsTarget::build(spec, &dsn).await?)))
             }
             Target::AwsBackup(_) => Err(EnvError::Aws(
                 "an `aws-backup` target has no database to drive; it is read by a \
@@ -291,47 +290,9 @@ pub fn lock_key(target: &Target) -> Option<String> {
     })
 }
 
-/// The clients' DSN from its environment variable, and how to name it (hosts, never the DSN).
-pub(crate) fn dsn_config(name: &str) -> Result<(Config, String), EnvError> {
-    let dsn = std::env::var(name).map_err(|_| EnvError::MissingDsn {
-        name: name.to_owned(),
-    })?;
-    // The parse error names the offending key, never the DSN (it may hold a password).
-    let mut config = Config::from_str(&dsn).map_err(|e| EnvError::BadDsn {
-        name: name.to_owned(),
-        reason: e.to_string(),
-    })?;
-    crate::secrets::register_dsn(&config);
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(Duration::from_secs(5));
-    }
-    let via = format!("${name} ({})", describe_hosts(&config));
-    Ok((config, via))
-}
-
 fn node_index(sb: &Sandbox, node: &str) -> Result<usize, EnvError> {
     sb.node(node)
         .ok_or_else(|| EnvError::Database(format!("no node named {node} in this sandbox")))
-}
-
-fn describe_hosts(config: &Config) -> String {
-    let ports = config.get_ports();
-    config
-        .get_hosts()
-        .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            let host = match h {
-                tokio_postgres::config::Host::Tcp(h) => h.clone(),
-                tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
-            };
-            match ports.get(i).or(ports.first()) {
-                Some(p) => format!("{host}:{p}"),
-                None => host,
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 pub(crate) fn shell_words(argv: &[String]) -> String {

@@ -7,7 +7,9 @@
 pub mod aws_target;
 pub mod backup_health;
 pub mod checksum;
+pub mod claim;
 pub mod driver;
+pub mod dsn;
 pub mod engine;
 pub mod error;
 pub mod event;

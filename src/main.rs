@@ -13,7 +13,7 @@ use firedrill::lock::{self, StateDir};
 use firedrill::report::Verdict;
 use firedrill::scenario::{self, ScenarioError};
 use firedrill::{
-    driver, evidence, human, plan, recover, render, report, secrets, signals, signing, summary,
+    claim, evidence, human, plan, recover, render, report, secrets, signals, signing, summary,
 };
 use tokio::sync::watch;
 
@@ -422,7 +422,11 @@ fn run(
     }
     let mut session = engine::Session::new(&loaded);
     // Held until the process ends, however it ends.
-    let (_lock, journal) = match open_journal(file, &loaded, &session, extra.state_dir) {
+    let state = match state_dir(extra.state_dir) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let (_lock, journal) = match open_journal(file, &loaded, &session, &state) {
         Ok(j) => j,
         Err(code) => return code,
     };
@@ -726,90 +730,38 @@ fn confirm_production(
     }
 }
 
-/// Takes the target's lock, refuses a target with an unrecovered journal, and opens this
-/// drill's journal.
+/// Claims the drill's target ([`claim::claim`]), printing a refusal or warnings.
 fn open_journal(
     file: &Path,
     loaded: &scenario::LoadedScenario,
     session: &engine::Session,
-    state_dir: Option<PathBuf>,
+    state: &StateDir,
 ) -> Result<(lock::TargetLock, Journal), ExitCode> {
-    let s = &loaded.scenario;
-    let state = StateDir::resolve(state_dir).map_err(|e| {
-        eprintln!("error: {e}");
-        exit_code(EXIT_ENVIRONMENT)
-    })?;
-    let target = driver::lock_key(&s.target)
-        .unwrap_or_else(|| format!("postgres-sandbox/{}", session.run_id));
-    let holder = format!(
-        "drill {} of {} (pid {}) since {}",
-        session.run_id,
-        s.name,
-        std::process::id(),
-        journal::now()
-    );
-    let lock = match lock::acquire(&state, &target, &holder) {
-        Ok(l) => l,
-        Err(e @ lock::LockError::Busy { .. }) => {
-            eprintln!("error: {e}; one drill at a time per target; nothing was touched");
-            return Err(exit_code(EXIT_REFUSED));
+    match claim::claim(state, file, loaded, session) {
+        Ok(c) => {
+            for w in &c.warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok((c.lock, c.journal))
         }
-        Err(lock::LockError::Env(e)) => {
+        Err(e) => {
             eprintln!("error: {e}");
-            return Err(exit_code(EXIT_ENVIRONMENT));
-        }
-    };
-    for r in recover::pending(&state) {
-        let (run_id, scenario, _, _) = r.started();
-        let n = r.pending().len();
-        if r.target() == target {
-            eprintln!(
-                "error: target {target} has an unrecovered journal {} (drill {run_id} of \
-                 {scenario}, {n} effect(s) not undone); run `firedrill recover {}` first; \
-                 nothing was touched",
-                r.path.display(),
-                r.path.display()
-            );
-            return Err(exit_code(EXIT_REFUSED));
-        } else if !lock::is_held(&state, r.target()) {
-            eprintln!(
-                "warning: journal {} (drill {run_id} of {scenario}) has {n} effect(s) not \
-                 undone; `firedrill recover` takes them back",
-                r.path.display()
-            );
+            Err(exit_code(e.exit_code()))
         }
     }
-    let stamp = humantime::format_rfc3339_seconds(session.started_at)
-        .to_string()
-        .replace(':', "-");
-    let path = state
-        .journals()
-        .join(format!("{stamp}-{}.jsonl", session.run_id));
-    let journal = Journal::create(
-        &path,
-        journal::Entry::Started {
-            at: journal::now(),
-            run_id: session.run_id.clone(),
-            scenario: s.name.clone(),
-            file: file.display().to_string(),
-            target,
-            pid: std::process::id(),
-        },
-    )
-    .map_err(|e| {
+}
+
+fn state_dir(explicit: Option<PathBuf>) -> Result<StateDir, ExitCode> {
+    StateDir::resolve(explicit).map_err(|e| {
         eprintln!("error: {e}");
         exit_code(EXIT_ENVIRONMENT)
-    })?;
-    Ok((lock, journal))
+    })
 }
 
 fn recover(state_dir: Option<PathBuf>, journal: Option<PathBuf>, list: bool) -> ExitCode {
-    let state = match StateDir::resolve(state_dir) {
+    let state = match self::state_dir(state_dir) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit_code(EXIT_ENVIRONMENT);
-        }
+        Err(code) => return code,
     };
     let explicit = journal.is_some();
     let reads = match journal {

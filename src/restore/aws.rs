@@ -20,7 +20,8 @@ use tokio_postgres::Config;
 
 use super::{Context, Finding, Interrupted, Writers, connect, first_query, start_writers};
 use crate::aws_target::{AwsRef, AwsTarget};
-use crate::driver::{Driver, dsn_config};
+use crate::driver::Driver;
+use crate::dsn::{Template, at_endpoint};
 use crate::engine::{Ran, RunError};
 use crate::event::{Event, Phase};
 use crate::journal::{EffectId, Undo};
@@ -67,10 +68,11 @@ pub(super) async fn run<'a>(cx: Context<'a, '_>) -> Result<Ran<'a>, RunError> {
     let source_id = spec.instance.clone().ok_or(RunError::NotValidated)?;
     let instance = r.instance.clone().unwrap_or_default();
     // A missing override DSN stops the drill before AWS is touched.
-    let via = match &instance.dsn_env {
-        Some(env) => Some(dsn_config(env)?),
-        None => None,
-    };
+    let via = instance
+        .dsn_env
+        .as_deref()
+        .map(Template::read)
+        .transpose()?;
     let driver = {
         let progress = |m| sink.emit(Event::Setup(m));
         let build = Driver::build(&s.target, &cx.journal, &progress);
@@ -108,7 +110,7 @@ pub(super) async fn run<'a>(cx: Context<'a, '_>) -> Result<Ran<'a>, RunError> {
         source_id,
         new_id,
         instance,
-        via: via.map(|(config, _)| config),
+        via,
         created: Vec::new(),
     };
     let aborted = match d.run().await {
@@ -143,7 +145,7 @@ struct AwsRestore<'a, 's> {
     new_id: String,
     instance: RestoredInstance,
     /// The DSN to reach the restored instance by, instead of its endpoint.
-    via: Option<Config>,
+    via: Option<Template>,
     created: Vec<Created>,
 }
 
@@ -630,13 +632,24 @@ impl AwsRestore<'_, '_> {
                 .map(|(h, p)| format!("{h}:{p}"))
                 .unwrap_or_else(|| "no endpoint".into())
         ));
-        if let Some(via) = &self.via {
-            return Ok(via.clone());
-        }
-        let (host, port) = i.endpoint.ok_or_else(|| {
+        let endpoint = i.endpoint.ok_or_else(|| {
             Finding::Failed(format!("DB instance {id} is available but has no endpoint"))
-        })?;
-        Ok(at_endpoint(&self.target.config, &host, port))
+        });
+        let Some(via) = &self.via else {
+            let (host, port) = endpoint?;
+            return Ok(at_endpoint(&self.target.config, &host, port));
+        };
+        let port = endpoint.as_ref().map(|(_, p)| p.to_string()).ok();
+        let mut vars = vec![
+            ("instance", id.as_str()),
+            ("source", self.source_id.as_str()),
+        ];
+        if let (Ok((host, _)), Some(port)) = (&endpoint, &port) {
+            vars.extend([("host", host.as_str()), ("port", port.as_str())]);
+        }
+        via.fill(&vars)
+            .map(|(config, _)| config)
+            .map_err(|e| Finding::Failed(e.to_string()))
     }
 
     fn step(&self, s: String) {
@@ -673,25 +686,6 @@ impl AwsRestore<'_, '_> {
             }
         }
     }
-}
-
-/// The source's DSN with the restored instance's endpoint as host and port: same user, same
-/// password (a restore keeps the master credentials), same database.
-fn at_endpoint(source: &Config, host: &str, port: u16) -> Config {
-    let mut c = Config::new();
-    c.host(host).port(port);
-    if let Some(u) = source.get_user() {
-        c.user(u);
-    }
-    if let Some(p) = source.get_password() {
-        c.password(p);
-    }
-    if let Some(db) = source.get_dbname() {
-        c.dbname(db);
-    }
-    c.ssl_mode(source.get_ssl_mode());
-    c.connect_timeout(Duration::from_secs(5));
-    c
 }
 
 fn rfc3339(t: SystemTime) -> String {

@@ -58,6 +58,10 @@ pub struct Scenario {
     /// of each resource's newest recovery point, and failed or missing backup jobs in a window.
     #[serde(default)]
     pub backup_health: Option<BackupHealth>,
+    /// Run this restore drill on every DB instance with the given tags (an `aws-rds` target
+    /// without `instance`), a few at a time: one report per instance plus a summary.
+    #[serde(default)]
+    pub fleet: Option<Fleet>,
     /// Stop conditions (failover drills): when one holds, the drill aborts within one probe
     /// interval and rolls the fault back.
     #[serde(default)]
@@ -114,6 +118,35 @@ pub struct BackupHealth {
     /// Slack for a job that starts late in its backup window.
     #[serde(default = "default_health_grace")]
     pub grace: Dur,
+}
+
+/// Which DB instances a fleet drill restores, and how many at once.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Fleet {
+    /// Instances carrying every one of these tags (key: value) are selected.
+    pub tags: BTreeMap<String, String>,
+    /// Drills running at once (each has its own temporary instance, so this bounds the cost).
+    #[serde(default = "default_fleet_concurrency")]
+    pub concurrency: u16,
+    /// At most one drill starts per this interval, to stay under the account's API rate limits.
+    #[serde(default = "default_fleet_start_every")]
+    pub start_every: Dur,
+    /// Refuse to run when more instances than this are selected (a tag set too wide).
+    #[serde(default = "default_fleet_max")]
+    pub max_instances: u16,
+}
+
+fn default_fleet_concurrency() -> u16 {
+    2
+}
+
+fn default_fleet_start_every() -> Dur {
+    Dur::from_secs(10)
+}
+
+fn default_fleet_max() -> u16 {
+    100
 }
 
 fn default_health_window() -> Dur {

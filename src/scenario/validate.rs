@@ -62,6 +62,9 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
 
     check_target_common(s, &mut out);
     check_environment(s, &mut out);
+    if let Some(f) = &s.fleet {
+        check_fleet(s, f, &mut out);
+    }
     match s.drill() {
         Some(DrillSpec::Failover { fault, recovery }) => {
             check_target_and_fault(s, fault, recovery, &mut out);
@@ -102,6 +105,62 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
         ));
     }
     out
+}
+
+/// A fleet runs one restore drill per selected RDS instance, a bounded number at a time.
+fn check_fleet(s: &Scenario, f: &Fleet, out: &mut Vec<Problem>) {
+    if !matches!(s.target, Target::AwsRds(_)) {
+        out.push(problem(
+            "fleet",
+            format!(
+                "a fleet selects RDS instances by tag: it needs an `aws-rds` target, not `{}`",
+                s.target.kind()
+            ),
+        ));
+    } else if s.restore.is_none() {
+        out.push(problem(
+            "fleet",
+            "a fleet runs restore drills (`restore`); failover and backup-health drills name              their instance or resources",
+        ));
+    }
+    match s.restore.as_ref().map(|r| &r.backup) {
+        Some(Backup::RdsSnapshot { snapshot }) if snapshot != "create" && snapshot != "latest" => {
+            out.push(problem(
+                "restore.backup.snapshot",
+                "a fleet restores each instance's own snapshot: `create` or `latest`, not one \
+                 snapshot's identifier",
+            ))
+        }
+        Some(Backup::AwsBackup {
+            recovery_point: Some(_),
+            ..
+        }) => out.push(problem(
+            "restore.backup.recovery_point",
+            "a fleet restores each instance's newest recovery point; leave `recovery_point` out",
+        )),
+        _ => {}
+    }
+    if f.tags.is_empty() {
+        out.push(problem(
+            "fleet.tags",
+            "name at least one tag (key: value) the instances to restore carry",
+        ));
+    }
+    for k in f.tags.keys().filter(|k| k.trim().is_empty()) {
+        out.push(problem(
+            &format!("fleet.tags.{k}"),
+            "a tag key cannot be empty",
+        ));
+    }
+    if !(1..=64).contains(&f.concurrency) {
+        out.push(problem("fleet.concurrency", "must be between 1 and 64"));
+    }
+    if f.start_every.get() > std::time::Duration::from_secs(3600) {
+        out.push(problem("fleet.start_every", "at most 1h"));
+    }
+    if f.max_instances == 0 {
+        out.push(problem("fleet.max_instances", "must be at least 1"));
+    }
 }
 
 /// A scenario that is no kind of drill, or several.
@@ -283,6 +342,11 @@ fn check_target_common(s: &Scenario, out: &mut Vec<Problem>) {
                 "target.cluster",
                 "give `instance` or `cluster`, not both",
             )),
+            (Some(_), None) if s.fleet.is_some() => out.push(problem(
+                "target.instance",
+                "a fleet drill selects its instances by `fleet.tags`; leave `instance` out",
+            )),
+            (None, None) if s.fleet.is_some() => {}
             (None, None) => out.push(problem(
                 "target.instance",
                 "missing: the DB instance (`instance`) or cluster (`cluster`) to drill",

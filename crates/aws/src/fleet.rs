@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -17,8 +17,15 @@ pub struct Limits {
 }
 
 /// Runs `job` for every item, at most `limits.concurrency` at a time; results in item order,
-/// and the highest number of jobs seen running at once.
-pub async fn run<I, T, F, Fut>(items: Vec<I>, limits: Limits, job: F) -> (Vec<T>, usize)
+/// and the highest number of jobs seen running at once. Once `cancel` turns true the pacing
+/// stops, so that the remaining jobs (which should see the same signal and return at once) do
+/// not wait out `start_every` each.
+pub async fn run<I, T, F, Fut>(
+    items: Vec<I>,
+    limits: Limits,
+    mut cancel: watch::Receiver<bool>,
+    job: F,
+) -> (Vec<T>, usize)
 where
     I: Send + 'static,
     T: Send + 'static,
@@ -33,7 +40,12 @@ where
     let mut pace = tokio::time::interval(limits.start_every.max(Duration::from_millis(1)));
     for item in items {
         let permit = gate.clone().acquire_owned().await.expect("semaphore open");
-        pace.tick().await;
+        if !*cancel.borrow() {
+            tokio::select! {
+                _ = pace.tick() => {}
+                _ = cancel.wait_for(|c| *c) => {}
+            }
+        }
         let (running, peak, job) = (running.clone(), peak.clone(), job.clone());
         handles.push(tokio::spawn(async move {
             let now = running.fetch_add(1, Ordering::SeqCst) + 1;

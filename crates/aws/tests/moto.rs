@@ -290,7 +290,8 @@ async fn a_fleet_of_50_restores_never_exceeds_its_concurrency() {
         start_every: Duration::from_millis(5),
     };
     let job_aws = aws.clone();
-    let (results, peak) = fleet::run(ids.clone(), limits, move |id: String| {
+    let (_never, cancel) = tokio::sync::watch::channel(false);
+    let (results, peak) = fleet::run(ids.clone(), limits, cancel, move |id: String| {
         let aws = job_aws.clone();
         async move {
             let tag = [(DRILL_TAG, "fleet-run")];

@@ -1,0 +1,117 @@
+//! Claiming a target before a drill touches it: its lock (one drill per target), the refusal of
+//! a target whose last drill left effects not undone, and this drill's journal. Every drill
+//! passes here, a single `run` as well as each member of a fleet.
+//!
+//! Boundary: decides and returns typed errors and warnings; the CLI prints them.
+
+use std::path::Path;
+
+use crate::engine::Session;
+use crate::error::{EXIT_ENVIRONMENT, EXIT_REFUSED, EnvError};
+use crate::journal::{self, Journal};
+use crate::lock::{self, StateDir, TargetLock};
+use crate::scenario::LoadedScenario;
+use crate::{driver, recover};
+
+/// Held until the drill ends: the lock is released when it drops.
+pub struct Claim {
+    pub lock: TargetLock,
+    pub journal: Journal,
+    /// Other drills' journals with effects not undone, on other targets: worth a warning.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    #[error("{0}; one drill at a time per target; nothing was touched")]
+    Busy(String),
+    #[error(
+        "target {target} has an unrecovered journal {journal} (drill {run_id} of {scenario}, \
+         {pending} effect(s) not undone); run `firedrill recover {journal}` first; nothing was \
+         touched"
+    )]
+    Unrecovered {
+        target: String,
+        journal: String,
+        run_id: String,
+        scenario: String,
+        pending: usize,
+    },
+    #[error(transparent)]
+    Env(#[from] EnvError),
+}
+
+impl ClaimError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ClaimError::Busy(_) | ClaimError::Unrecovered { .. } => EXIT_REFUSED,
+            ClaimError::Env(_) => EXIT_ENVIRONMENT,
+        }
+    }
+}
+
+/// Takes the target's lock, refuses a target with an unrecovered journal, and opens this
+/// drill's journal in the state directory.
+pub fn claim(
+    state: &StateDir,
+    file: &Path,
+    loaded: &LoadedScenario,
+    session: &Session,
+) -> Result<Claim, ClaimError> {
+    let s = &loaded.scenario;
+    let target = driver::lock_key(&s.target)
+        .unwrap_or_else(|| format!("postgres-sandbox/{}", session.run_id));
+    let holder = format!(
+        "drill {} of {} (pid {}) since {}",
+        session.run_id,
+        s.name,
+        std::process::id(),
+        journal::now()
+    );
+    let lock = lock::acquire(state, &target, &holder).map_err(|e| match e {
+        e @ lock::LockError::Busy { .. } => ClaimError::Busy(e.to_string()),
+        lock::LockError::Env(e) => ClaimError::Env(e),
+    })?;
+    let mut warnings = Vec::new();
+    for r in recover::pending(state) {
+        let (run_id, scenario, _, _) = r.started();
+        let pending = r.pending().len();
+        if r.target() == target {
+            return Err(ClaimError::Unrecovered {
+                target,
+                journal: r.path.display().to_string(),
+                run_id: run_id.to_owned(),
+                scenario: scenario.to_owned(),
+                pending,
+            });
+        } else if !lock::is_held(state, r.target()) {
+            warnings.push(format!(
+                "journal {} (drill {run_id} of {scenario}) has {pending} effect(s) not undone; \
+                 `firedrill recover` takes them back",
+                r.path.display()
+            ));
+        }
+    }
+    let stamp = humantime::format_rfc3339_seconds(session.started_at)
+        .to_string()
+        .replace(':', "-");
+    let path = state
+        .journals()
+        .join(format!("{stamp}-{}.jsonl", session.run_id));
+    let journal = Journal::create(
+        &path,
+        journal::Entry::Started {
+            at: journal::now(),
+            run_id: session.run_id.clone(),
+            scenario: s.name.clone(),
+            file: file.display().to_string(),
+            target,
+            pid: std::process::id(),
+        },
+    )?;
+    Ok(Claim {
+        lock,
+        journal,
+        warnings,
+    })
+}
