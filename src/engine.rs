@@ -136,18 +136,9 @@ pub async fn run_session(
 
     let report = Report {
         format_version: REPORT_FORMAT_VERSION,
-        tool: Tool {
-            name: "firedrill".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        },
+        tool: Tool::this(),
         run_id: run_id.clone(),
-        scenario: ScenarioRef {
-            name: s.name.clone(),
-            file: loaded.path.display().to_string(),
-            sha256: loaded.sha256.clone(),
-            description: s.description.clone(),
-            runbook: s.runbook.as_ref().map(|p| p.display().to_string()),
-        },
+        scenario: ScenarioRef::of(loaded),
         drill: match spec {
             DrillSpec::Failover { .. } => DrillKind::Failover,
             DrillSpec::Restore(_) => DrillKind::Restore,
@@ -169,6 +160,7 @@ pub async fn run_session(
         series: ran.series,
         signer: None,
         chain: None,
+        fleet: None,
     };
     let report = crate::secrets::redact_value(report);
     Ok(Outcome { report, kept })

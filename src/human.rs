@@ -14,6 +14,8 @@ pub struct LiveReporter {
     bar: Option<ProgressBar>,
     phase: Phase,
     last_up: Option<(bool, bool)>,
+    /// Put before every line: the instance, when several drills of a fleet share stderr.
+    prefix: String,
 }
 
 impl LiveReporter {
@@ -32,11 +34,23 @@ impl LiveReporter {
             bar,
             phase: Phase::Setup,
             last_up: None,
+            prefix: String::new(),
+        }
+    }
+
+    /// Plain lines prefixed `[name]`: one of several drills running at once (one spinner per
+    /// drill would fight over the terminal).
+    pub fn member(name: &str) -> Self {
+        LiveReporter {
+            bar: None,
+            phase: Phase::Setup,
+            last_up: None,
+            prefix: format!("[{name}] "),
         }
     }
 
     fn line(&self, at: Duration, text: &str) {
-        let line = format!("[{:>8.3}s] {text}", at.as_secs_f64());
+        let line = format!("{}[{:>8.3}s] {text}", self.prefix, at.as_secs_f64());
         match &self.bar {
             Some(bar) => bar.println(line),
             None => {

@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod event;
 pub mod evidence;
+pub mod fleet;
 pub mod guardrail;
 pub mod human;
 pub mod journal;

@@ -13,7 +13,8 @@ use firedrill::lock::{self, StateDir};
 use firedrill::report::Verdict;
 use firedrill::scenario::{self, ScenarioError};
 use firedrill::{
-    claim, evidence, human, plan, recover, render, report, secrets, signals, signing, summary,
+    claim, evidence, fleet, human, plan, recover, render, report, secrets, signals, signing,
+    summary,
 };
 use tokio::sync::watch;
 
@@ -420,6 +421,9 @@ fn run(
     if let Ok(p) = std::env::var("PGPASSWORD") {
         secrets::register(&p);
     }
+    if loaded.scenario.fleet.is_some() {
+        return run_fleet(file, &loaded, dest, format, signer, extra, runtime);
+    }
     let mut session = engine::Session::new(&loaded);
     // Held until the process ends, however it ends.
     let state = match state_dir(extra.state_dir) {
@@ -501,6 +505,278 @@ fn run(
         Verdict::Fail => EXIT_TARGET_MISSED,
         Verdict::Aborted => EXIT_ABORTED,
     })
+}
+
+/// What every member of a fleet shares.
+struct FleetRun {
+    file: PathBuf,
+    state: StateDir,
+    dest: Option<Destination>,
+    signer: Option<signing::Signer>,
+    fleet_id: String,
+    cancel: watch::Receiver<bool>,
+}
+
+/// Runs a fleet scenario: one restore drill per selected instance, `fleet.concurrency` at a
+/// time, each with its own lock, journal and report (DIR/<instance>/ or the evidence chain),
+/// then DIR/summary.json and summary.md. The exit code is the highest of the members'.
+fn run_fleet(
+    file: &Path,
+    loaded: &scenario::LoadedScenario,
+    dest: Option<Destination>,
+    format: Format,
+    signer: Option<signing::Signer>,
+    extra: Extra,
+    runtime: tokio::runtime::Runtime,
+) -> ExitCode {
+    let state = match state_dir(extra.state_dir) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let Some(limits) = loaded.scenario.fleet.clone() else {
+        return exit_code(EXIT_INVALID);
+    };
+    let started_at = journal::now();
+    let result = runtime.block_on(async {
+        let (cancel_tx, cancel) = watch::channel(false);
+        tokio::spawn(signals::watch(cancel_tx));
+        let members = fleet::members(loaded).await?;
+        let fleet_id = engine::Session::new(loaded).run_id;
+        eprintln!(
+            "fleet {fleet_id}: {} DB instance(s) carry {}: {}; {} at a time, one start per {}",
+            members.len(),
+            fleet::describe_tags(&limits.tags),
+            members
+                .iter()
+                .map(|m| m.instance.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            limits.concurrency,
+            limits.start_every
+        );
+        let run = std::sync::Arc::new(FleetRun {
+            file: file.to_owned(),
+            state,
+            dest,
+            signer,
+            fleet_id: fleet_id.clone(),
+            cancel: cancel.clone(),
+        });
+        let bounds = firedrill_aws::fleet::Limits {
+            concurrency: usize::from(limits.concurrency),
+            start_every: limits.start_every.get(),
+        };
+        let job_run = run.clone();
+        let (results, peak) = firedrill_aws::fleet::run(members, bounds, cancel, move |m| {
+            run_member(job_run.clone(), m)
+        })
+        .await;
+        Ok::<_, fleet::FleetError>((run, results, peak))
+    });
+    let (run, results, peak) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "error: {}: {}",
+                file.display(),
+                secrets::redact(&e.to_string())
+            );
+            return exit_code(e.exit_code());
+        }
+    };
+    let region = match &loaded.scenario.target {
+        scenario::Target::AwsRds(t) => t.region.clone(),
+        _ => None,
+    };
+    let mut summary = fleet::Summary::new(
+        &run.fleet_id,
+        loaded,
+        &limits,
+        region.unwrap_or_else(|| "the default region".into()),
+        &started_at,
+    );
+    summary.finish(results, peak, &journal::now());
+    let code = summary.exit_code;
+    if run.dest.is_some() {
+        let dir = summary_base(&run);
+        match write_summary(&dir, &summary, run.signer.as_ref()) {
+            Ok(()) => eprintln!(
+                "fleet summary written to {}",
+                dir.join("summary.json").display()
+            ),
+            Err(e) => {
+                eprintln!(
+                    "error: cannot write the fleet summary in {}: {e}",
+                    dir.display()
+                );
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&summary).expect("summary is JSON")
+                );
+                return exit_code(EXIT_ENVIRONMENT);
+            }
+        }
+    }
+    if extra.junit.is_some() || extra.textfile.is_some() {
+        let reports: Vec<report::Report> = summary
+            .members
+            .iter()
+            .filter_map(|m| m.report.as_ref())
+            .filter_map(|p| std::fs::read(summary_base(&run).join(p)).ok())
+            .filter_map(|b| report::from_json(&b).ok())
+            .collect();
+        for (path, text) in [
+            (&extra.junit, render::junit::render_all(&reports)),
+            (&extra.textfile, render::prometheus::render_all(&reports)),
+        ] {
+            if let Some(path) = path
+                && let Err(e) = evidence::write_atomically(path, text.as_bytes())
+            {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                return exit_code(EXIT_ENVIRONMENT);
+            }
+        }
+    }
+    match format {
+        Format::Human => print!("{}", fleet::text(&summary)),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&summary).expect("summary is JSON")
+        ),
+    }
+    let _ = std::io::stdout().flush();
+    exit_code(code)
+}
+
+/// Where the summary's relative report paths start.
+fn summary_base(run: &FleetRun) -> PathBuf {
+    match &run.dest {
+        Some(Destination::Dir(d)) => d.clone(),
+        Some(Destination::Evidence(d)) => d.join(format!("fleet-{}", run.fleet_id)),
+        None => PathBuf::from("."),
+    }
+}
+
+/// summary.json (signed beside it with a signer, like a report) and summary.md.
+fn write_summary(
+    dir: &Path,
+    summary: &fleet::Summary,
+    signer: Option<&signing::Signer>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(dir)?;
+    let mut bytes = serde_json::to_vec_pretty(summary)?;
+    bytes.push(b'\n');
+    if let Some(signer) = signer {
+        evidence::write_atomically(
+            &dir.join("summary.json.sig"),
+            signer.sign(&bytes)?.as_bytes(),
+        )?;
+    }
+    evidence::write_atomically(&dir.join("summary.json"), &bytes)?;
+    evidence::write_atomically(&dir.join("summary.md"), fleet::markdown(summary).as_bytes())?;
+    Ok(())
+}
+
+/// One member of a fleet, start to report: claimed, run through the engine, its report written.
+async fn run_member(run: std::sync::Arc<FleetRun>, m: fleet::Member) -> fleet::MemberResult {
+    use fleet::{MemberOutcome, MemberResult};
+    let inst = m.instance.as_str();
+    if *run.cancel.borrow() {
+        return MemberResult::without_report(
+            inst,
+            MemberOutcome::Skipped,
+            EXIT_ABORTED,
+            None,
+            "not started: the fleet was interrupted".into(),
+        );
+    }
+    let mut session = engine::Session::new(&m.loaded);
+    let run_id = session.run_id.clone();
+    let claimed = match claim::claim(&run.state, &run.file, &m.loaded, &session) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("[{inst}] error: {e}");
+            let outcome = if e.exit_code() == EXIT_REFUSED {
+                MemberOutcome::Refused
+            } else {
+                MemberOutcome::Error
+            };
+            return MemberResult::without_report(inst, outcome, e.exit_code(), None, e.to_string());
+        }
+    };
+    for w in &claimed.warnings {
+        eprintln!("[{inst}] warning: {w}");
+    }
+    session.journal = claimed.journal.clone();
+    let mut reporter = human::LiveReporter::member(inst);
+    let result = engine::run_session(&m.loaded, &mut reporter, run.cancel.clone(), session).await;
+    let journal = claimed.journal;
+    let outcome = match result {
+        Ok(o) => o,
+        Err(kind) => {
+            let e = secrets::redact(&kind.to_string()).into_owned();
+            journal.finished(&format!("error: {e}"));
+            eprintln!("[{inst}] error: {e}");
+            let (outcome, code) = match kind {
+                RunError::AbortedInSetup => (MemberOutcome::Aborted, EXIT_ABORTED),
+                RunError::Env(_) => (MemberOutcome::Error, EXIT_ENVIRONMENT),
+                RunError::NotValidated => (MemberOutcome::Error, EXIT_INVALID),
+            };
+            return MemberResult::without_report(inst, outcome, code, Some(run_id), e);
+        }
+    };
+    journal.finished(&outcome.report.verdict.label().to_lowercase());
+    let mut report = outcome.report;
+    report.signer = run.signer.as_ref().map(|s| report::SignerRef {
+        fingerprint: s.fingerprint(),
+        namespace: signing::NAMESPACE.into(),
+    });
+    report.fleet = Some(report::FleetRef {
+        id: run.fleet_id.clone(),
+        instance: inst.to_owned(),
+    });
+    let mut result = MemberResult::of_report(inst, &report);
+    let written = match &run.dest {
+        None => return result,
+        Some(Destination::Dir(dir)) => {
+            evidence::write(&dir.join(inst), &report, run.signer.as_ref())
+        }
+        Some(Destination::Evidence(dir)) => evidence::append(dir, &mut report, run.signer.as_ref()),
+    };
+    match written.and_then(|path| Ok((std::fs::read(&path)?, path))) {
+        Ok((bytes, path)) => {
+            eprintln!("[{inst}] report written to {}", path.display());
+            result.report_sha256 = Some(evidence::sha256(&bytes));
+            result.report = Some(relative_to(&summary_base(&run), &path));
+        }
+        Err(e) => {
+            // The drill's evidence must not vanish silently: print it, and count it an error.
+            eprintln!("[{inst}] error: cannot write the report: {e}");
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).expect("report is JSON")
+            );
+            result.outcome = MemberOutcome::Error;
+            result.exit_code = EXIT_ENVIRONMENT;
+            result.detail = Some(format!("report not written: {e}"));
+        }
+    }
+    result
+}
+
+/// `path` as seen from `base`, for links in a summary (`orders-1/report.json`,
+/// `../000012-nightly.orders-1/report.json`).
+fn relative_to(base: &Path, path: &Path) -> String {
+    if let Ok(p) = path.strip_prefix(base) {
+        return p.display().to_string();
+    }
+    match (
+        base.parent(),
+        path.strip_prefix(base.parent().unwrap_or(base)),
+    ) {
+        (Some(_), Ok(p)) => format!("../{}", p.display()),
+        _ => path.display().to_string(),
+    }
 }
 
 fn verify(dir: &Path, allowed_signers: &Path) -> ExitCode {

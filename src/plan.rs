@@ -31,7 +31,21 @@ pub fn render(s: &Scenario) -> String {
         }
         (None, _) => "not declared (required)".to_owned(),
     };
-    let _ = writeln!(out, "environment: {env}\n");
+    let _ = writeln!(out, "environment: {env}");
+    if let Some(f) = &s.fleet {
+        let _ = writeln!(
+            out,
+            "fleet: every DB instance with {} (refused beyond {}), {} at a time, one start \
+             per {};\n       each <instance> is a drill of its own (`{}.<instance>`: lock, \
+             journal, report), then a summary",
+            crate::fleet::describe_tags(&f.tags),
+            f.max_instances,
+            f.concurrency,
+            f.start_every,
+            s.name
+        );
+    }
+    let _ = writeln!(out);
 
     match &s.target {
         Target::PostgresSandbox(t) => {
@@ -70,6 +84,7 @@ pub fn render(s: &Scenario) -> String {
             let what = match (&t.instance, &t.cluster) {
                 (Some(i), _) => format!("RDS instance {i}"),
                 (_, Some(c)) => format!("DB cluster {c}"),
+                _ if s.fleet.is_some() => "RDS instance <instance>".into(),
                 _ => "(no instance or cluster)".into(),
             };
             step(
@@ -514,7 +529,7 @@ fn restore_steps(s: &Scenario, r: &Restore, step: &mut dyn FnMut(String)) {
 /// verifies it like a local copy and deletes it.
 fn aws_restore_steps(s: &Scenario, r: &Restore, step: &mut dyn FnMut(String)) {
     let id = match &s.target {
-        Target::AwsRds(t) => t.instance.clone().unwrap_or_default(),
+        Target::AwsRds(t) => t.instance.clone().unwrap_or_else(|| "<instance>".into()),
         _ => String::new(),
     };
     let instance = r.instance.clone().unwrap_or_default();

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::TimelineEntry;
 use crate::measure::{Latency, Outage, ProbeSeries};
-use crate::scenario::Targets;
+use crate::scenario::{LoadedScenario, Targets};
 use crate::soc2::ControlRef;
 
 /// Bumped on any change a reader must know about; readers refuse versions they do not know.
@@ -45,6 +45,17 @@ pub struct Report {
     /// Place in an evidence directory's hash chain (`run --evidence DIR`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<ChainLink>,
+    /// The fleet run this drill was one member of (its summary lists them all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetRef>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FleetRef {
+    /// The fleet run's id, as its `summary.json` has it.
+    pub id: String,
+    /// The DB instance this member restored.
+    pub instance: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -69,6 +80,16 @@ pub struct Tool {
     pub version: String,
 }
 
+impl Tool {
+    /// This build of firedrill.
+    pub fn this() -> Tool {
+        Tool {
+            name: "firedrill".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ScenarioRef {
     pub name: String,
@@ -78,6 +99,19 @@ pub struct ScenarioRef {
     pub description: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runbook: Option<String>,
+}
+
+impl ScenarioRef {
+    pub fn of(loaded: &LoadedScenario) -> ScenarioRef {
+        let s = &loaded.scenario;
+        ScenarioRef {
+            name: s.name.clone(),
+            file: loaded.path.display().to_string(),
+            sha256: loaded.sha256.clone(),
+            description: s.description.clone(),
+            runbook: s.runbook.as_ref().map(|p| p.display().to_string()),
+        }
+    }
 }
 
 #[derive(

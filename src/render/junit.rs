@@ -15,18 +15,42 @@ pub fn duration_s(r: &Report) -> f64 {
     }
 }
 
-pub fn render(r: &Report) -> String {
+/// (tests, failures, errors) of one report.
+fn counts(r: &Report) -> (usize, usize, usize) {
     let failures = r.targets.iter().filter(|t| !t.met).count();
     let errors = usize::from(r.abort_reason.is_some());
-    let tests = r.targets.len() + errors;
-    let time = duration_s(r);
-    let name = e(&r.scenario.name);
+    (r.targets.len() + errors, failures, errors)
+}
+
+pub fn render(r: &Report) -> String {
+    render_all(std::slice::from_ref(r))
+}
+
+/// One test suite per report: a fleet's members in one file.
+pub fn render_all(reports: &[Report]) -> String {
+    let (mut tests, mut failures, mut errors, mut time) = (0, 0, 0, 0.0);
+    for r in reports {
+        let (t, f, e) = counts(r);
+        (tests, failures, errors) = (tests + t, failures + f, errors + e);
+        time += duration_s(r);
+    }
     let mut o = String::new();
     let _ = writeln!(o, r#"<?xml version="1.0" encoding="UTF-8"?>"#);
     let _ = writeln!(
         o,
         r#"<testsuites name="firedrill" tests="{tests}" failures="{failures}" errors="{errors}" time="{time:.3}">"#
     );
+    for r in reports {
+        testsuite(&mut o, r);
+    }
+    let _ = writeln!(o, "</testsuites>");
+    o
+}
+
+fn testsuite(o: &mut String, r: &Report) {
+    let (tests, failures, errors) = counts(r);
+    let time = duration_s(r);
+    let name = e(&r.scenario.name);
     let _ = writeln!(
         o,
         r#"  <testsuite name="{name}" tests="{tests}" failures="{failures}" errors="{errors}" skipped="0" timestamp="{}" time="{time:.3}">"#,
@@ -71,6 +95,5 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
-    let _ = writeln!(o, "  </testsuite>\n</testsuites>");
-    o
+    let _ = writeln!(o, "  </testsuite>");
 }
