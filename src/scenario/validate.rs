@@ -120,7 +120,8 @@ fn check_fleet(s: &Scenario, f: &Fleet, out: &mut Vec<Problem>) {
     } else if s.restore.is_none() {
         out.push(problem(
             "fleet",
-            "a fleet runs restore drills (`restore`); failover and backup-health drills name              their instance or resources",
+            "a fleet runs restore drills (`restore`); failover and backup-health drills name \
+             their instance or resources",
         ));
     }
     match s.restore.as_ref().map(|r| &r.backup) {

@@ -39,7 +39,7 @@ fn source_and_copy(db: &LocalDb) {
     });
 }
 
-fn db_dsn(db: &LocalDb, name: &str) -> String {
+pub(crate) fn db_dsn(db: &LocalDb, name: &str) -> String {
     db.dsn()
         .replace("dbname=postgres", &format!("dbname={name}"))
 }
@@ -126,32 +126,36 @@ impl Setup {
         }
     }
 
-    /// The instances and snapshots moto still has whose names the drills chose.
     fn left_in_aws(&self) -> Vec<String> {
-        let rds = rds(&self.moto);
-        self.db.rt.block_on(async {
-            let mut left: Vec<String> = rds
-                .describe_db_instances()
+        left_in_aws(&self.db.rt, &self.moto)
+    }
+}
+
+/// The instances and snapshots moto still has whose names drills chose (`firedrill-...`).
+pub(crate) fn left_in_aws(rt: &tokio::runtime::Runtime, moto: &Server) -> Vec<String> {
+    let rds = rds(moto);
+    rt.block_on(async {
+        let mut left: Vec<String> = rds
+            .describe_db_instances()
+            .send()
+            .await
+            .unwrap()
+            .db_instances()
+            .iter()
+            .filter_map(|i| i.db_instance_identifier().map(|s| format!("instance {s}")))
+            .collect();
+        left.extend(
+            rds.describe_db_snapshots()
                 .send()
                 .await
                 .unwrap()
-                .db_instances()
+                .db_snapshots()
                 .iter()
-                .filter_map(|i| i.db_instance_identifier().map(|s| format!("instance {s}")))
-                .collect();
-            left.extend(
-                rds.describe_db_snapshots()
-                    .send()
-                    .await
-                    .unwrap()
-                    .db_snapshots()
-                    .iter()
-                    .filter_map(|s| s.db_snapshot_identifier().map(|s| format!("snapshot {s}"))),
-            );
-            left.retain(|l| l.contains("firedrill-"));
-            left
-        })
-    }
+                .filter_map(|s| s.db_snapshot_identifier().map(|s| format!("snapshot {s}"))),
+        );
+        left.retain(|l| l.contains("firedrill-"));
+        left
+    })
 }
 
 struct Drill {
@@ -160,7 +164,7 @@ struct Drill {
     report: serde_json::Value,
 }
 
-/// The instances and snapshots moto still has whose names the drills chose.
+/// The restore check named `name`.
 fn check<'r>(report: &'r serde_json::Value, name: &str) -> &'r serde_json::Value {
     report["measurements"]["restore"]["checks"]
         .as_array()
@@ -170,7 +174,7 @@ fn check<'r>(report: &'r serde_json::Value, name: &str) -> &'r serde_json::Value
         .unwrap_or_else(|| panic!("no check {name} in {}", report["measurements"]["restore"]))
 }
 
-fn no_pending_effects(state: &std::path::Path) {
+pub(crate) fn no_pending_effects(state: &std::path::Path) {
     for j in firedrill::journal::list(&state.join("journals")) {
         let read = firedrill::journal::Read::open(&j).unwrap();
         assert!(read.pending().is_empty(), "{j:?}: {:?}", read.pending());

@@ -8,6 +8,7 @@ mod checksum;
 mod cli;
 mod drill;
 mod evidence;
+mod fleet;
 mod fuzz;
 mod render;
 mod restore;

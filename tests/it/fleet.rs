@@ -1,0 +1,365 @@
+//! Fleet restore drills end to end: moto holds the RDS instances (selected by tag) and does the
+//! snapshot, restore and delete calls; each instance's database, and its "restored" copy, is a
+//! local PostgreSQL database the test makes (moto has no database), reached through DSN
+//! templates filled from what moto says about each instance (`{port}`, `{instance}`).
+
+use firedrill_aws::moto::Server;
+
+use crate::aws::{LocalDb, MOTO_CREDENTIALS, rds};
+use crate::aws_restore::{db_dsn, left_in_aws, no_pending_effects};
+
+const MEMBERS: [&str; 3] = ["orders-1", "orders-2", "orders-3"];
+
+/// moto with orders-1..3 tagged `restore-test: monthly` and `billing` tagged `yearly`, each
+/// listening (as moto reports it) on the local PostgreSQL's port; a database per instance with
+/// 100 rows, and its copy `<instance>_restored`.
+struct Fleet {
+    moto: Server,
+    db: LocalDb,
+    dir: tempfile::TempDir,
+}
+
+impl Fleet {
+    fn new() -> Fleet {
+        let moto = Server::start();
+        let db = LocalDb::new();
+        let port = db.sb.nodes[0].port;
+        let rds = rds(&moto);
+        db.rt.block_on(async {
+            for (id, every) in MEMBERS
+                .iter()
+                .map(|m| (*m, "monthly"))
+                .chain([("billing", "yearly")])
+            {
+                rds.create_db_instance()
+                    .db_instance_identifier(id)
+                    .engine("postgres")
+                    .db_instance_class("db.t3.micro")
+                    .allocated_storage(20)
+                    .master_username("app")
+                    .master_user_password("not-a-real-password")
+                    .port(i32::from(port))
+                    .tags(
+                        aws_sdk_rds::types::Tag::builder()
+                            .key("restore-test")
+                            .value(every)
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            let admin = db.sb.connect(0).await.unwrap();
+            for id in MEMBERS {
+                admin
+                    .batch_execute(&format!("create database \"{id}\""))
+                    .await
+                    .unwrap();
+                let (c, conn) = tokio_postgres::connect(&db_dsn(&db, id), tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                let h = tokio::spawn(conn);
+                c.batch_execute(
+                    "create table items (id int primary key, v text not null);
+                     insert into items select g, 'item ' || g from generate_series(1, 100) g;",
+                )
+                .await
+                .unwrap();
+                drop(c);
+                let _ = h.await;
+                admin
+                    .batch_execute(&format!(
+                        "create database \"{id}_restored\" template \"{id}\""
+                    ))
+                    .await
+                    .unwrap();
+            }
+        });
+        Fleet {
+            moto,
+            db,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn scenario(&self, fleet: &str, available_within: &str) -> std::path::PathBuf {
+        let file = self.dir.path().join("fleet.yaml");
+        std::fs::write(
+            &file,
+            format!(
+                "version: 1\nname: fleet-restore\nenvironment: test\n\
+                 target: {{type: aws-rds, dsn_env: FD_FLEET_DSN, region: us-east-1, \
+                 endpoint_url: '{}'}}\n\
+                 fleet: {fleet}\n\
+                 workload: {{connections: 0}}\n\
+                 restore:\n  backup: {{type: rds-snapshot, snapshot: create}}\n\
+                 \x20 instance: {{available_within: {available_within}, \
+                 dsn_env: FD_RESTORED_DSN}}\n\
+                 \x20 verify:\n    source_quiescent: true\n    assertions:\n\
+                 \x20     - {{name: every item, sql: 'select count(*) = 100 from items'}}\n\
+                 targets: {{rto: 5m, checksums: match}}\n",
+                self.moto.url()
+            ),
+        )
+        .unwrap();
+        file
+    }
+
+    fn out(&self) -> std::path::PathBuf {
+        self.dir.path().join("out")
+    }
+
+    fn command(
+        &self,
+        file: &std::path::Path,
+        source: &str,
+        restored: &str,
+    ) -> std::process::Command {
+        let mut cmd = crate::firedrill_process();
+        cmd.args([
+            "run",
+            "--out",
+            self.out().to_str().unwrap(),
+            file.to_str().unwrap(),
+        ])
+        .env("FIREDRILL_STATE_DIR", self.dir.path().join("state"))
+        .env("FD_FLEET_DSN", source)
+        .env("FD_RESTORED_DSN", restored)
+        .envs(MOTO_CREDENTIALS);
+        cmd
+    }
+
+    /// Each instance's own database, on the port moto reports for it.
+    fn source_dsn() -> &'static str {
+        "host=127.0.0.1 port={port} user=firedrill dbname={instance}"
+    }
+
+    /// Each restored instance's copy, named after the instance it was restored from.
+    fn restored_dsn(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=firedrill dbname={{source}}_restored",
+            self.db.sb.nodes[0].port
+        )
+    }
+
+    fn left_in_aws(&self) -> Vec<String> {
+        left_in_aws(&self.db.rt, &self.moto)
+    }
+}
+
+fn json(path: &std::path::Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[test]
+fn a_fleet_restores_every_tagged_instance_two_at_a_time_with_a_report_each_and_a_summary() {
+    let _x = crate::exclusive();
+    let f = Fleet::new();
+    // orders-3's restored copy lost a row's content: its drill, and only its, must fail.
+    f.db.rt.block_on(async {
+        let (c, conn) =
+            tokio_postgres::connect(&db_dsn(&f.db, "orders-3_restored"), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+        let h = tokio::spawn(conn);
+        c.batch_execute("update items set v = 'changed' where id = 42")
+            .await
+            .unwrap();
+        drop(c);
+        let _ = h.await;
+    });
+    let file = f.scenario(
+        "{tags: {restore-test: monthly}, concurrency: 2, start_every: 10ms}",
+        "1m",
+    );
+    let o = f
+        .command(&file, Fleet::source_dsn(), &f.restored_dsn())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{stderr}\n{stdout}");
+    assert!(
+        stderr.contains(
+            "3 DB instance(s) carry the tag(s) restore-test=monthly: orders-1, orders-2, orders-3"
+        ),
+        "{stderr}"
+    );
+    for id in MEMBERS {
+        assert!(
+            stderr.contains(&format!("[{id}] [")),
+            "no line of {id}:\n{stderr}"
+        );
+    }
+
+    let summary = json(&f.out().join("summary.json"));
+    assert_eq!(summary["format_version"], 1);
+    assert_eq!(summary["exit_code"], 1);
+    assert_eq!(summary["concurrency"], 2);
+    let peak = summary["peak_concurrency"].as_u64().unwrap();
+    assert_eq!(peak, 2, "at most 2 at once, and the 3 did overlap");
+    let members = summary["members"].as_array().unwrap();
+    let got: Vec<(&str, &str)> = members
+        .iter()
+        .map(|m| {
+            (
+                m["instance"].as_str().unwrap(),
+                m["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("orders-1", "pass"),
+            ("orders-2", "pass"),
+            ("orders-3", "fail")
+        ],
+        "billing (tagged yearly) is not a member"
+    );
+    let fleet_id = summary["fleet_id"].as_str().unwrap();
+    let mut run_ids = Vec::new();
+    for m in members {
+        let id = m["instance"].as_str().unwrap();
+        let rel = m["report"].as_str().unwrap();
+        assert_eq!(rel, format!("{id}/report.json"));
+        let bytes = std::fs::read(f.out().join(rel)).unwrap();
+        assert_eq!(
+            m["report_sha256"].as_str().unwrap(),
+            firedrill::evidence::sha256(&bytes),
+            "the summary pins each report's bytes"
+        );
+        let r: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(r["scenario"]["name"], format!("fleet-restore.{id}"));
+        assert_eq!(r["fleet"]["id"], fleet_id);
+        assert_eq!(r["fleet"]["instance"], id);
+        assert_eq!(r["run_id"], m["run_id"]);
+        let restore = &r["measurements"]["restore"];
+        let run_id = r["run_id"].as_str().unwrap();
+        assert_eq!(
+            restore["restored_into"],
+            format!("DB instance firedrill-{run_id}")
+        );
+        assert!(
+            r["target"]["description"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("RDS instance {id} ")),
+            "{}",
+            r["target"]["description"]
+        );
+        run_ids.push(run_id.to_owned());
+        assert!(f.out().join(id).join("report.md").is_file());
+    }
+    run_ids.sort();
+    run_ids.dedup();
+    assert_eq!(run_ids.len(), 3, "one drill, one run id per instance");
+    let failed = &members[2];
+    assert_eq!(failed["exit_code"], 1);
+    assert!(
+        failed["detail"]
+            .as_str()
+            .unwrap()
+            .contains("checksums missed"),
+        "{failed}"
+    );
+    let md = std::fs::read_to_string(f.out().join("summary.md")).unwrap();
+    assert!(md.contains("| orders-3 | FAIL |"), "{md}");
+    assert!(
+        stdout.contains("3 instance(s): 2 pass, 1 fail; at most 2 at once (limit 2)"),
+        "{stdout}"
+    );
+
+    assert_eq!(
+        f.left_in_aws(),
+        Vec::<String>::new(),
+        "every temporary instance and snapshot deleted"
+    );
+    let journals = firedrill::journal::list(&f.dir.path().join("state").join("journals"));
+    assert_eq!(journals.len(), 3, "one journal per member");
+    no_pending_effects(&f.dir.path().join("state"));
+}
+
+#[test]
+fn a_fleet_refuses_before_touching_anything_when_its_selection_or_dsn_is_wrong() {
+    let _x = crate::exclusive();
+    let f = Fleet::new();
+    let cases = [
+        (
+            "{tags: {restore-test: weekly}}",
+            Fleet::source_dsn(),
+            4,
+            "no DB instance in us-east-1 carries the tag(s) restore-test=weekly (4 instance(s) looked at)",
+        ),
+        (
+            "{tags: {restore-test: monthly}, max_instances: 2}",
+            Fleet::source_dsn(),
+            5,
+            "3 DB instances carry the tag(s) restore-test=monthly, more than `fleet.max_instances` (2)",
+        ),
+        (
+            "{tags: {restore-test: monthly}}",
+            "host=127.0.0.1 port=5432 user=firedrill dbname=orders",
+            5,
+            "the DSN in $FD_FLEET_DSN (`target.dsn_env`) names none of {host}, {port}, {instance}, {source}",
+        ),
+    ];
+    for (fleet, source, code, message) in cases {
+        let file = f.scenario(fleet, "1m");
+        let o = f
+            .command(&file, source, &f.restored_dsn())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "{fleet}: {stderr}");
+        assert!(stderr.contains(message), "{fleet}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one error line: {stderr}");
+        assert!(!f.out().join("summary.json").exists());
+    }
+    assert_eq!(f.left_in_aws(), Vec::<String>::new());
+}
+
+#[test]
+fn ctrl_c_during_a_fleet_deletes_what_the_running_member_made_and_starts_no_other() {
+    let _x = crate::exclusive();
+    let f = Fleet::new();
+    let file = f.scenario(
+        "{tags: {restore-test: monthly}, concurrency: 1, start_every: 100ms}",
+        "1m",
+    );
+    // The restored instances never answer: orders-1 waits for its instance until Ctrl-C.
+    let dead = "host=127.0.0.1 port=1 user=firedrill dbname={source}";
+    let (mut child, rx) =
+        crate::aws::spawn_reading_stderr(&mut f.command(&file, Fleet::source_dsn(), dead));
+    crate::aws::wait_line(&rx, "available at");
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    let text = rx.iter().collect::<Vec<_>>().join("\n");
+    assert_eq!(status.code(), Some(3), "{text}");
+    let summary = json(&f.out().join("summary.json"));
+    let got: Vec<(&str, &str)> = summary["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["instance"].as_str().unwrap(),
+                m["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("orders-1", "aborted"),
+            ("orders-2", "skipped"),
+            ("orders-3", "skipped")
+        ],
+        "{text}"
+    );
+    assert!(f.out().join("orders-1/report.json").is_file());
+    assert_eq!(f.left_in_aws(), Vec::<String>::new(), "{text}");
+    no_pending_effects(&f.dir.path().join("state"));
+}
