@@ -115,17 +115,30 @@ impl Fleet {
         source: &str,
         restored: &str,
     ) -> std::process::Command {
+        self.command_to(
+            &["--out", self.out().to_str().unwrap()],
+            file,
+            source,
+            restored,
+        )
+    }
+
+    /// `firedrill run FILE` with `dest` (`--out DIR`, `--evidence DIR --sign-key KEY`).
+    fn command_to(
+        &self,
+        dest: &[&str],
+        file: &std::path::Path,
+        source: &str,
+        restored: &str,
+    ) -> std::process::Command {
         let mut cmd = crate::firedrill_process();
-        cmd.args([
-            "run",
-            "--out",
-            self.out().to_str().unwrap(),
-            file.to_str().unwrap(),
-        ])
-        .env("FIREDRILL_STATE_DIR", self.dir.path().join("state"))
-        .env("FD_FLEET_DSN", source)
-        .env("FD_RESTORED_DSN", restored)
-        .envs(MOTO_CREDENTIALS);
+        cmd.arg("run")
+            .args(dest)
+            .arg(file)
+            .env("FIREDRILL_STATE_DIR", self.dir.path().join("state"))
+            .env("FD_FLEET_DSN", source)
+            .env("FD_RESTORED_DSN", restored)
+            .envs(MOTO_CREDENTIALS);
         cmd
     }
 
@@ -362,4 +375,79 @@ fn ctrl_c_during_a_fleet_deletes_what_the_running_member_made_and_starts_no_othe
     assert!(f.out().join("orders-1/report.json").is_file());
     assert_eq!(f.left_in_aws(), Vec::<String>::new(), "{text}");
     no_pending_effects(&f.dir.path().join("state"));
+}
+
+#[test]
+fn a_signed_fleet_joins_the_evidence_chain_and_verifies_with_openssh() {
+    let _x = crate::exclusive();
+    let f = Fleet::new();
+    let key = f.dir.path().join("key");
+    let public = firedrill::signing::keygen(&key, "test").unwrap();
+    let allowed = f.dir.path().join("allowed_signers");
+    std::fs::write(
+        &allowed,
+        firedrill::signing::allowed_signers_line("drills", &public),
+    )
+    .unwrap();
+    let evidence = f.dir.path().join("evidence");
+    let file = f.scenario(
+        "{tags: {restore-test: monthly}, concurrency: 3, start_every: 10ms}",
+        "1m",
+    );
+    let o = f
+        .command_to(
+            &[
+                "--evidence",
+                evidence.to_str().unwrap(),
+                "--sign-key",
+                key.to_str().unwrap(),
+                "--format",
+                "json",
+            ],
+            &file,
+            Fleet::source_dsn(),
+            &f.restored_dsn(),
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    let printed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let fleet_dir = evidence.join(format!("fleet-{}", printed["fleet_id"].as_str().unwrap()));
+    assert_eq!(
+        json(&fleet_dir.join("summary.json")),
+        printed,
+        "stdout is the summary"
+    );
+    crate::signing::ssh_keygen_verify(&allowed, "drills", &fleet_dir.join("summary.json"))
+        .expect("ssh-keygen accepts the summary's signature");
+    // Three chain entries, one per member, each pinned by the summary.
+    for m in printed["members"].as_array().unwrap() {
+        let rel = m["report"].as_str().unwrap();
+        assert!(rel.starts_with("../0000"), "{rel}");
+        let bytes = std::fs::read(fleet_dir.join(rel)).unwrap();
+        assert_eq!(
+            m["report_sha256"].as_str().unwrap(),
+            firedrill::evidence::sha256(&bytes)
+        );
+    }
+    let v = crate::firedrill_cmd()
+        .args(["verify", evidence.to_str().unwrap(), "--allowed-signers"])
+        .arg(&allowed)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&v.stdout);
+    assert_eq!(
+        v.status.code(),
+        Some(0),
+        "{out}{}",
+        String::from_utf8_lossy(&v.stderr)
+    );
+    assert!(
+        out.contains("3 reports verified: signatures, chain, index and verdicts all hold"),
+        "{out}"
+    );
+    for id in MEMBERS {
+        assert!(out.contains(&format!("fleet-restore.{id}")), "{out}");
+    }
 }
