@@ -428,7 +428,7 @@ fn run(
     }
     let mut session = engine::Session::new(&loaded);
     // Held until the process ends, however it ends.
-    let state = match state_dir(extra.state_dir) {
+    let state = match state_dir(extra.state_dir.clone()) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -483,25 +483,10 @@ fn run(
             }
         }
     }
-    for (path, text) in [
-        (&extra.junit, render::junit::render(&report)),
-        (&extra.textfile, render::prometheus::render(&report)),
-    ] {
-        if let Some(path) = path
-            && let Err(e) = evidence::write_atomically(path, text.as_bytes())
-        {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return exit_code(EXIT_ENVIRONMENT);
-        }
+    if let Err(code) = write_extras(&extra, std::slice::from_ref(&report)) {
+        return code;
     }
-    match format {
-        Format::Human => print!("{}", human::summary(&report)),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("report is JSON")
-        ),
-    }
-    let _ = std::io::stdout().flush();
+    print_outcome(format, &human::summary(&report), &report);
     exit_code(match report.verdict {
         Verdict::Pass => EXIT_PASS,
         Verdict::Fail => EXIT_TARGET_MISSED,
@@ -531,7 +516,7 @@ fn run_fleet(
     extra: Extra,
     runtime: tokio::runtime::Runtime,
 ) -> ExitCode {
-    let state = match state_dir(extra.state_dir) {
+    let state = match state_dir(extra.state_dir.clone()) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -597,6 +582,8 @@ fn run_fleet(
         region.unwrap_or_else(|| "the default region".into()),
         &started_at,
     );
+    let (results, reports): (Vec<_>, Vec<_>) = results.into_iter().unzip();
+    let reports: Vec<report::Report> = reports.into_iter().flatten().collect();
     summary.finish(results, peak, &journal::now());
     let code = summary.exit_code;
     if run.dest.is_some() {
@@ -619,35 +606,39 @@ fn run_fleet(
             }
         }
     }
-    if extra.junit.is_some() || extra.textfile.is_some() {
-        let reports: Vec<report::Report> = summary
-            .members
-            .iter()
-            .filter_map(|m| m.report.as_ref())
-            .filter_map(|p| std::fs::read(summary_base(&run).join(p)).ok())
-            .filter_map(|b| report::from_json(&b).ok())
-            .collect();
-        for (path, text) in [
-            (&extra.junit, render::junit::render_all(&reports)),
-            (&extra.textfile, render::prometheus::render_all(&reports)),
-        ] {
-            if let Some(path) = path
-                && let Err(e) = evidence::write_atomically(path, text.as_bytes())
-            {
-                eprintln!("error: cannot write {}: {e}", path.display());
-                return exit_code(EXIT_ENVIRONMENT);
-            }
+    if let Err(code) = write_extras(&extra, &reports) {
+        return code;
+    }
+    print_outcome(format, &fleet::text(&summary), &summary);
+    exit_code(code)
+}
+
+/// `--junit` and `--textfile`: every report in one file each.
+fn write_extras(extra: &Extra, reports: &[report::Report]) -> Result<(), ExitCode> {
+    for (path, text) in [
+        (&extra.junit, render::junit::render_all(reports)),
+        (&extra.textfile, render::prometheus::render_all(reports)),
+    ] {
+        if let Some(path) = path
+            && let Err(e) = evidence::write_atomically(path, text.as_bytes())
+        {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return Err(exit_code(EXIT_ENVIRONMENT));
         }
     }
+    Ok(())
+}
+
+/// The human text, or the JSON, on stdout.
+fn print_outcome(format: Format, human: &str, json: &impl serde::Serialize) {
     match format {
-        Format::Human => print!("{}", fleet::text(&summary)),
+        Format::Human => print!("{human}"),
         Format::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&summary).expect("summary is JSON")
+            serde_json::to_string_pretty(json).expect("serializable to JSON")
         ),
     }
     let _ = std::io::stdout().flush();
-    exit_code(code)
 }
 
 /// Where the summary's relative report paths start.
@@ -680,17 +671,17 @@ fn write_summary(
 }
 
 /// One member of a fleet, start to report: claimed, run through the engine, its report written.
-async fn run_member(run: std::sync::Arc<FleetRun>, m: fleet::Member) -> fleet::MemberResult {
+async fn run_member(
+    run: std::sync::Arc<FleetRun>,
+    m: fleet::Member,
+) -> (fleet::MemberResult, Option<report::Report>) {
     use fleet::{MemberOutcome, MemberResult};
     let inst = m.instance.as_str();
     if *run.cancel.borrow() {
-        return MemberResult::without_report(
-            inst,
-            MemberOutcome::Skipped,
-            EXIT_ABORTED,
-            None,
-            "not started: the fleet was interrupted".into(),
-        );
+        let why = "not started: the fleet was interrupted".into();
+        let skipped =
+            MemberResult::without_report(inst, MemberOutcome::Skipped, EXIT_ABORTED, None, why);
+        return (skipped, None);
     }
     let mut session = engine::Session::new(&m.loaded);
     let run_id = session.run_id.clone();
@@ -703,7 +694,8 @@ async fn run_member(run: std::sync::Arc<FleetRun>, m: fleet::Member) -> fleet::M
             } else {
                 MemberOutcome::Error
             };
-            return MemberResult::without_report(inst, outcome, e.exit_code(), None, e.to_string());
+            let r = MemberResult::without_report(inst, outcome, e.exit_code(), None, e.to_string());
+            return (r, None);
         }
     };
     for w in &claimed.warnings {
@@ -724,7 +716,10 @@ async fn run_member(run: std::sync::Arc<FleetRun>, m: fleet::Member) -> fleet::M
                 RunError::Env(_) => (MemberOutcome::Error, EXIT_ENVIRONMENT),
                 RunError::NotValidated => (MemberOutcome::Error, EXIT_INVALID),
             };
-            return MemberResult::without_report(inst, outcome, code, Some(run_id), e);
+            return (
+                MemberResult::without_report(inst, outcome, code, Some(run_id), e),
+                None,
+            );
         }
     };
     journal.finished(&outcome.report.verdict.label().to_lowercase());
@@ -739,7 +734,7 @@ async fn run_member(run: std::sync::Arc<FleetRun>, m: fleet::Member) -> fleet::M
     });
     let mut result = MemberResult::of_report(inst, &report);
     let written = match &run.dest {
-        None => return result,
+        None => return (result, Some(report)),
         Some(Destination::Dir(dir)) => {
             evidence::write(&dir.join(inst), &report, run.signer.as_ref())
         }
@@ -763,7 +758,7 @@ async fn run_member(run: std::sync::Arc<FleetRun>, m: fleet::Member) -> fleet::M
             result.detail = Some(format!("report not written: {e}"));
         }
     }
-    result
+    (result, Some(report))
 }
 
 /// `path` as seen from `base`, for links in a summary (`orders-1/report.json`,

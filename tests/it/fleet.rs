@@ -160,6 +160,21 @@ impl Fleet {
     }
 }
 
+/// (instance, outcome) of every member of a summary, in order.
+fn outcomes(summary: &serde_json::Value) -> Vec<(&str, &str)> {
+    summary["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["instance"].as_str().unwrap(),
+                m["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect()
+}
+
 fn json(path: &std::path::Path) -> serde_json::Value {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_slice(&bytes).unwrap()
@@ -186,13 +201,45 @@ fn a_fleet_restores_every_tagged_instance_two_at_a_time_with_a_report_each_and_a
         "{tags: {restore-test: monthly}, concurrency: 2, start_every: 10ms}",
         "1m",
     );
+    let junit = f.dir.path().join("junit.xml");
     let o = f
-        .command(&file, Fleet::source_dsn(), &f.restored_dsn())
+        .command_to(
+            &[
+                "--out",
+                f.out().to_str().unwrap(),
+                "--junit",
+                junit.to_str().unwrap(),
+            ],
+            &file,
+            Fleet::source_dsn(),
+            &f.restored_dsn(),
+        )
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{stderr}\n{stdout}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let suites: Vec<(&str, &str)> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testsuite"))
+        .map(|n| {
+            (
+                n.attribute("name").unwrap(),
+                n.attribute("failures").unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        suites,
+        [
+            ("fleet-restore.orders-1", "0"),
+            ("fleet-restore.orders-2", "0"),
+            ("fleet-restore.orders-3", "1")
+        ],
+        "one JUnit suite per member: {xml}"
+    );
     assert!(
         stderr.contains(
             "3 DB instance(s) carry the tag(s) restore-test=monthly: orders-1, orders-2, orders-3"
@@ -213,17 +260,8 @@ fn a_fleet_restores_every_tagged_instance_two_at_a_time_with_a_report_each_and_a
     let peak = summary["peak_concurrency"].as_u64().unwrap();
     assert_eq!(peak, 2, "at most 2 at once, and the 3 did overlap");
     let members = summary["members"].as_array().unwrap();
-    let got: Vec<(&str, &str)> = members
-        .iter()
-        .map(|m| {
-            (
-                m["instance"].as_str().unwrap(),
-                m["outcome"].as_str().unwrap(),
-            )
-        })
-        .collect();
     assert_eq!(
-        got,
+        outcomes(&summary),
         [
             ("orders-1", "pass"),
             ("orders-2", "pass"),
@@ -352,19 +390,8 @@ fn ctrl_c_during_a_fleet_deletes_what_the_running_member_made_and_starts_no_othe
     let text = rx.iter().collect::<Vec<_>>().join("\n");
     assert_eq!(status.code(), Some(3), "{text}");
     let summary = json(&f.out().join("summary.json"));
-    let got: Vec<(&str, &str)> = summary["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["instance"].as_str().unwrap(),
-                m["outcome"].as_str().unwrap(),
-            )
-        })
-        .collect();
     assert_eq!(
-        got,
+        outcomes(&summary),
         [
             ("orders-1", "aborted"),
             ("orders-2", "skipped"),
