@@ -446,17 +446,11 @@ fn run(
     let outcome = match result {
         Ok(o) => o,
         Err(kind) => {
-            let e = secrets::redact(&kind.to_string()).into_owned();
-            journal.finished(&format!("error: {e}"));
-            eprintln!("error: {e}");
+            let (_, code) = drill_error(&kind, &journal, "");
             if let Some(p) = journal.path() {
                 eprintln!("journal: {}", p.display());
             }
-            return exit_code(match kind {
-                RunError::AbortedInSetup => EXIT_ABORTED,
-                RunError::Env(_) => EXIT_ENVIRONMENT,
-                RunError::NotValidated => EXIT_INVALID,
-            });
+            return exit_code(code);
         }
     };
     journal.finished(&outcome.report.verdict.label().to_lowercase());
@@ -613,6 +607,20 @@ fn run_fleet(
     exit_code(code)
 }
 
+/// A drill that ended without a report: the error (redacted) printed and journaled, and its
+/// exit code.
+fn drill_error(kind: &RunError, journal: &Journal, prefix: &str) -> (String, u8) {
+    let e = secrets::redact(&kind.to_string()).into_owned();
+    journal.finished(&format!("error: {e}"));
+    eprintln!("{prefix}error: {e}");
+    let code = match kind {
+        RunError::AbortedInSetup => EXIT_ABORTED,
+        RunError::Env(_) => EXIT_ENVIRONMENT,
+        RunError::NotValidated => EXIT_INVALID,
+    };
+    (e, code)
+}
+
 /// `--junit` and `--textfile`: every report in one file each.
 fn write_extras(extra: &Extra, reports: &[report::Report]) -> Result<(), ExitCode> {
     for (path, text) in [
@@ -708,13 +716,10 @@ async fn run_member(
     let outcome = match result {
         Ok(o) => o,
         Err(kind) => {
-            let e = secrets::redact(&kind.to_string()).into_owned();
-            journal.finished(&format!("error: {e}"));
-            eprintln!("[{inst}] error: {e}");
-            let (outcome, code) = match kind {
-                RunError::AbortedInSetup => (MemberOutcome::Aborted, EXIT_ABORTED),
-                RunError::Env(_) => (MemberOutcome::Error, EXIT_ENVIRONMENT),
-                RunError::NotValidated => (MemberOutcome::Error, EXIT_INVALID),
+            let (e, code) = drill_error(&kind, &journal, &format!("[{inst}] "));
+            let outcome = match kind {
+                RunError::AbortedInSetup => MemberOutcome::Aborted,
+                RunError::Env(_) | RunError::NotValidated => MemberOutcome::Error,
             };
             return (
                 MemberResult::without_report(inst, outcome, code, Some(run_id), e),

@@ -5,7 +5,7 @@
 
 use firedrill_aws::moto::Server;
 
-use crate::aws::{LocalDb, MOTO_CREDENTIALS, rds};
+use crate::aws::{LocalDb, MOTO_CREDENTIALS};
 use crate::aws_restore::{db_dsn, left_in_aws, no_pending_effects};
 
 const MEMBERS: [&str; 3] = ["orders-1", "orders-2", "orders-3"];
@@ -24,30 +24,15 @@ impl Fleet {
         let moto = Server::start();
         let db = LocalDb::new();
         let port = db.sb.nodes[0].port;
-        let rds = rds(&moto);
         db.rt.block_on(async {
             for (id, every) in MEMBERS
                 .iter()
                 .map(|m| (*m, "monthly"))
                 .chain([("billing", "yearly")])
             {
-                rds.create_db_instance()
-                    .db_instance_identifier(id)
-                    .engine("postgres")
-                    .db_instance_class("db.t3.micro")
-                    .allocated_storage(20)
-                    .master_username("app")
-                    .master_user_password("not-a-real-password")
-                    .port(i32::from(port))
-                    .tags(
-                        aws_sdk_rds::types::Tag::builder()
-                            .key("restore-test")
-                            .value(every)
-                            .build(),
-                    )
-                    .send()
-                    .await
-                    .unwrap();
+                let tags = [("restore-test", every)];
+                moto.postgres_instance_on(id, false, &tags, Some(port))
+                    .await;
             }
             let admin = db.sb.connect(0).await.unwrap();
             for id in MEMBERS {
@@ -142,6 +127,13 @@ impl Fleet {
         cmd
     }
 
+    /// The fleet scenario `file` with both DSNs as they should be, to `dest`.
+    fn run(&self, dest: &[&str], file: &std::path::Path) -> std::process::Output {
+        self.command_to(dest, file, Fleet::source_dsn(), &self.restored_dsn())
+            .output()
+            .unwrap()
+    }
+
     /// Each instance's own database, on the port moto reports for it.
     fn source_dsn() -> &'static str {
         "host=127.0.0.1 port={port} user=firedrill dbname={instance}"
@@ -202,20 +194,14 @@ fn a_fleet_restores_every_tagged_instance_two_at_a_time_with_a_report_each_and_a
         "1m",
     );
     let junit = f.dir.path().join("junit.xml");
-    let o = f
-        .command_to(
-            &[
-                "--out",
-                f.out().to_str().unwrap(),
-                "--junit",
-                junit.to_str().unwrap(),
-            ],
-            &file,
-            Fleet::source_dsn(),
-            &f.restored_dsn(),
-        )
-        .output()
-        .unwrap();
+    let out = f.out();
+    let dest = [
+        "--out",
+        out.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ];
+    let o = f.run(&dest, &file);
     let stderr = String::from_utf8_lossy(&o.stderr);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{stderr}\n{stdout}");
@@ -421,22 +407,15 @@ fn a_signed_fleet_joins_the_evidence_chain_and_verifies_with_openssh() {
         "{tags: {restore-test: monthly}, concurrency: 3, start_every: 10ms}",
         "1m",
     );
-    let o = f
-        .command_to(
-            &[
-                "--evidence",
-                evidence.to_str().unwrap(),
-                "--sign-key",
-                key.to_str().unwrap(),
-                "--format",
-                "json",
-            ],
-            &file,
-            Fleet::source_dsn(),
-            &f.restored_dsn(),
-        )
-        .output()
-        .unwrap();
+    let dest = [
+        "--evidence",
+        evidence.to_str().unwrap(),
+        "--sign-key",
+        key.to_str().unwrap(),
+        "--format",
+        "json",
+    ];
+    let o = f.run(&dest, &file);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{stderr}");
     let printed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

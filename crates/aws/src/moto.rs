@@ -83,6 +83,17 @@ impl Server {
         multi_az: bool,
         tags: &[(&str, &str)],
     ) -> String {
+        self.postgres_instance_on(id, multi_az, tags, None).await
+    }
+
+    /// [`Self::postgres_instance`] whose endpoint (as moto reports it) has `port`.
+    pub async fn postgres_instance_on(
+        &self,
+        id: &str,
+        multi_az: bool,
+        tags: &[(&str, &str)],
+        port: Option<u16>,
+    ) -> String {
         let rds = aws_sdk_rds::Client::new(&self.conf("us-east-1"));
         let out = rds
             .create_db_instance()
@@ -93,6 +104,7 @@ impl Server {
             .master_username("app")
             .master_user_password("not-a-real-password")
             .multi_az(multi_az)
+            .set_port(port.map(i32::from))
             .set_tags(Some(
                 tags.iter()
                     .map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(*k).value(*v).build())
