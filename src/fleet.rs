@@ -357,6 +357,11 @@ impl Summary {
     }
 }
 
+/// The JSON Schema of `summary.json` (`firedrill schema fleet-summary`).
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Summary)).expect("a schema is plain JSON")
+}
+
 fn rows(s: &Summary) -> Vec<[String; 6]> {
     s.members
         .iter()

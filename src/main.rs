@@ -214,7 +214,7 @@ enum Command {
         #[arg(long, default_value = "firedrill")]
         identity: String,
     },
-    /// Print the JSON Schema of the scenario format (or of the report format).
+    /// Print the JSON Schema of the scenario format (or of the report, or a fleet's summary).
     #[command(
         after_help = "Examples:\n  firedrill schema > scenario.schema.json\n  firedrill schema report"
     )]
@@ -234,6 +234,8 @@ enum Format {
 enum SchemaKind {
     Scenario,
     Report,
+    /// A fleet run's summary.json.
+    FleetSummary,
 }
 
 fn main() -> ExitCode {
@@ -262,6 +264,7 @@ fn main() -> ExitCode {
             let schema = match kind {
                 SchemaKind::Scenario => scenario::json_schema(),
                 SchemaKind::Report => report::json_schema(),
+                SchemaKind::FleetSummary => fleet::json_schema(),
             };
             println!(
                 "{}",

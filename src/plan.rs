@@ -37,7 +37,8 @@ pub fn render(s: &Scenario) -> String {
             out,
             "fleet: every DB instance with {} (refused beyond {}), {} at a time, one start \
              per {};\n       each <instance> is a drill of its own (`{}.<instance>`: lock, \
-             journal, report), then a summary",
+             journal, report), then a summary;\n       DSNs are filled per instance \
+             ({{host}}, {{port}}, {{instance}}; {{source}} for the restored one)",
             crate::fleet::describe_tags(&f.tags),
             f.max_instances,
             f.concurrency,
@@ -144,9 +145,14 @@ pub fn render(s: &Scenario) -> String {
     }
     let cleanup = match (&s.target, s.cleanup) {
         (Target::AwsBackup(_), _) => "nothing to clean up (read only)",
-        (Target::Postgres(_) | Target::AwsRds(_), _) => {
-            "leave the target as it is (ledger rows stay, tagged with the run id)"
-        }
+        (Target::Postgres(_) | Target::AwsRds(_), _) => match s.drill() {
+            Some(DrillSpec::Restore(r))
+                if !(s.workload.connections > 0 && r.ledger_writes(false)) =>
+            {
+                "leave the target as it is (the drill only read it)"
+            }
+            _ => "leave the target as it is (ledger rows stay, tagged with the run id)",
+        },
         (_, Cleanup::Always) => "stop every node and remove the sandbox directory",
         (_, Cleanup::OnSuccess) => {
             "stop every node; remove the sandbox directory if the drill passed"

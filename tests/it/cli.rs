@@ -80,6 +80,11 @@ fn plan_lists_the_side_effects() {
         0,
     );
     insta::assert_snapshot!("plan-sandbox-restore-pitr", plan);
+    let (plan, _) = expect_exit(
+        firedrill().args(["plan", "scenarios/rds-fleet-monthly-restore.yaml"]),
+        0,
+    );
+    insta::assert_snapshot!("plan-rds-fleet-monthly-restore", plan);
 }
 
 #[test]
@@ -109,6 +114,24 @@ fn schema_is_json_and_matches_the_committed_copy() {
         .clone();
     let report: serde_json::Value = serde_json::from_slice(&report).unwrap();
     assert!(report["properties"]["format_version"].is_object());
+    assert!(report["properties"]["fleet"].is_object());
+    let summary = firedrill()
+        .args(["schema", "fleet-summary"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let summary: serde_json::Value = serde_json::from_slice(&summary).unwrap();
+    for key in ["format_version", "fleet_id", "members", "peak_concurrency"] {
+        assert!(
+            summary["required"]
+                .as_array()
+                .unwrap()
+                .contains(&key.into()),
+            "{key}"
+        );
+    }
 }
 
 #[test]
