@@ -87,12 +87,7 @@ impl AwsTarget {
             }
             (None, None) => return Err(EnvError::Aws("no instance or cluster named".into())),
         };
-        let port = endpoint.as_ref().map(|(_, p)| p.to_string());
-        let mut vars = vec![("instance", id.as_str())];
-        if let (Some((host, _)), Some(port)) = (&endpoint, &port) {
-            vars.extend([("host", host.as_str()), ("port", port.as_str())]);
-        }
-        let (config, via) = dsn.fill(&vars)?;
+        let (config, via) = dsn.fill_at(endpoint.as_ref(), &[("instance", &id)])?;
         Ok(AwsTarget {
             aws,
             at,

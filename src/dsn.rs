@@ -88,6 +88,21 @@ impl Template {
         let via = format!("${} ({})", self.env, describe_hosts(&config));
         Ok((config, via))
     }
+
+    /// [`Template::fill`] with `{host}` and `{port}` from an instance's endpoint, when it has
+    /// one, besides `vars`.
+    pub fn fill_at(
+        &self,
+        endpoint: Option<&(String, u16)>,
+        vars: &[(&str, &str)],
+    ) -> Result<(Config, String), EnvError> {
+        let port = endpoint.map(|(_, p)| p.to_string());
+        let mut all = vars.to_vec();
+        if let (Some((host, _)), Some(port)) = (endpoint, &port) {
+            all.extend([("host", host.as_str()), ("port", port.as_str())]);
+        }
+        self.fill(&all)
+    }
 }
 
 /// The DSN in environment variable `name`, which must not name placeholders.

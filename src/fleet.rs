@@ -74,9 +74,16 @@ pub fn member(loaded: &LoadedScenario, instance: &str) -> LoadedScenario {
     m
 }
 
+/// The members a fleet run selected, and the region it looked in (as AWS resolved it: the
+/// scenario's, the profile's or the environment's).
+pub struct Selection {
+    pub region: String,
+    pub members: Vec<Member>,
+}
+
 /// Lists the instances the fleet selects and makes one member each; refuses before touching
 /// anything when none or too many are selected or a DSN cannot tell the instances apart.
-pub async fn members(loaded: &LoadedScenario) -> Result<Vec<Member>, FleetError> {
+pub async fn members(loaded: &LoadedScenario) -> Result<Selection, FleetError> {
     let s = &loaded.scenario;
     let (Some(fleet), Target::AwsRds(spec)) = (&s.fleet, &s.target) else {
         return Err(FleetError::Env("not a fleet scenario".into()));
@@ -118,13 +125,17 @@ pub async fn members(loaded: &LoadedScenario) -> Result<Vec<Member>, FleetError>
             fleet.max_instances
         )));
     }
-    Ok(ids
+    let members = ids
         .into_iter()
         .map(|instance| Member {
             loaded: member(loaded, &instance),
             instance,
         })
-        .collect())
+        .collect();
+    Ok(Selection {
+        region: aws.region.clone(),
+        members,
+    })
 }
 
 /// A fleet's DSN must say where each instance is, or every member would reach one database.

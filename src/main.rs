@@ -524,7 +524,7 @@ fn run_fleet(
     let result = runtime.block_on(async {
         let (cancel_tx, cancel) = watch::channel(false);
         tokio::spawn(signals::watch(cancel_tx));
-        let members = fleet::members(loaded).await?;
+        let fleet::Selection { region, members } = fleet::members(loaded).await?;
         let fleet_id = engine::Session::new(loaded).run_id;
         eprintln!(
             "fleet {fleet_id}: {} DB instance(s) carry {}: {}; {} at a time, one start per {}",
@@ -555,9 +555,9 @@ fn run_fleet(
             run_member(job_run.clone(), m)
         })
         .await;
-        Ok::<_, fleet::FleetError>((run, results, peak))
+        Ok::<_, fleet::FleetError>((run, region, results, peak))
     });
-    let (run, results, peak) = match result {
+    let (run, region, results, peak) = match result {
         Ok(r) => r,
         Err(e) => {
             eprintln!(
@@ -568,17 +568,7 @@ fn run_fleet(
             return exit_code(e.exit_code());
         }
     };
-    let region = match &loaded.scenario.target {
-        scenario::Target::AwsRds(t) => t.region.clone(),
-        _ => None,
-    };
-    let mut summary = fleet::Summary::new(
-        &run.fleet_id,
-        loaded,
-        &limits,
-        region.unwrap_or_else(|| "the default region".into()),
-        &started_at,
-    );
+    let mut summary = fleet::Summary::new(&run.fleet_id, loaded, &limits, region, &started_at);
     let (results, reports): (Vec<_>, Vec<_>) = results.into_iter().unzip();
     let reports: Vec<report::Report> = reports.into_iter().flatten().collect();
     summary.finish(results, peak, &journal::now());
@@ -775,11 +765,8 @@ fn relative_to(base: &Path, path: &Path) -> String {
     if let Ok(p) = path.strip_prefix(base) {
         return p.display().to_string();
     }
-    match (
-        base.parent(),
-        path.strip_prefix(base.parent().unwrap_or(base)),
-    ) {
-        (Some(_), Ok(p)) => format!("../{}", p.display()),
+    match base.parent().map(|up| path.strip_prefix(up)) {
+        Some(Ok(p)) => format!("../{}", p.display()),
         _ => path.display().to_string(),
     }
 }

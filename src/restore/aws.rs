@@ -73,15 +73,7 @@ pub(super) async fn run<'a>(cx: Context<'a, '_>) -> Result<Ran<'a>, RunError> {
         .as_deref()
         .map(Template::read)
         .transpose()?;
-    let driver = {
-        let progress = |m| sink.emit(Event::Setup(m));
-        let build = Driver::build(&s.target, &cx.journal, &progress);
-        let mut cancel = cx.cancel.clone();
-        tokio::select! {
-            d = build => d?,
-            _ = cancel.wait_for(|c| *c) => return Err(RunError::AbortedInSetup),
-        }
-    };
+    let driver = cx.build_driver(&s.target).await?;
     let Driver::Aws(target) = driver else {
         return Err(RunError::NotValidated);
     };
@@ -93,15 +85,8 @@ pub(super) async fn run<'a>(cx: Context<'a, '_>) -> Result<Ran<'a>, RunError> {
     sink.emit(Event::Setup(description.clone()));
     let new_id = format!("firedrill-{}", cx.run_id);
     let result = RestoreResult {
-        backup_kind: r.backup.kind().into(),
-        backup_taken: r.backup.takes(false),
-        recovery_target: match &r.recovery_target {
-            RecoveryTarget::Latest => "latest".into(),
-            RecoveryTarget::Time { .. } => "time".into(),
-            RecoveryTarget::AfterBackup { .. } => "after-backup".into(),
-        },
         restored_into: Some(format!("DB instance {new_id}")),
-        ..Default::default()
+        ..cx.result(false)
     };
     let mut d = AwsRestore {
         f: Findings::new(sink, result),
@@ -113,15 +98,8 @@ pub(super) async fn run<'a>(cx: Context<'a, '_>) -> Result<Ran<'a>, RunError> {
         via,
         created: Vec::new(),
     };
-    let aborted = match d.run().await {
-        Ok(()) => None,
-        Err(Interrupted) => {
-            d.cx.sink.emit(Event::Aborted(
-                "interrupted (Ctrl-C or SIGTERM); deleting what the drill created".into(),
-            ));
-            Some("interrupted (Ctrl-C or SIGTERM)".to_owned())
-        }
-    };
+    let ran = d.run().await;
+    let aborted = d.cx.aborted(ran, "deleting what the drill created");
     d.delete_created().await;
     let (m, ledger_checked) = d.f.finish();
     Ok(Ran {
@@ -632,22 +610,14 @@ impl AwsRestore<'_, '_> {
                 .map(|(h, p)| format!("{h}:{p}"))
                 .unwrap_or_else(|| "no endpoint".into())
         ));
-        let endpoint = i.endpoint.ok_or_else(|| {
-            Finding::Failed(format!("DB instance {id} is available but has no endpoint"))
-        });
         let Some(via) = &self.via else {
-            let (host, port) = endpoint?;
+            let (host, port) = i.endpoint.ok_or_else(|| {
+                Finding::Failed(format!("DB instance {id} is available but has no endpoint"))
+            })?;
             return Ok(at_endpoint(&self.target.config, &host, port));
         };
-        let port = endpoint.as_ref().map(|(_, p)| p.to_string()).ok();
-        let mut vars = vec![
-            ("instance", id.as_str()),
-            ("source", self.source_id.as_str()),
-        ];
-        if let (Ok((host, _)), Some(port)) = (&endpoint, &port) {
-            vars.extend([("host", host.as_str()), ("port", port.as_str())]);
-        }
-        via.fill(&vars)
+        let vars = [("instance", id.as_str()), ("source", &self.source_id)];
+        via.fill_at(i.endpoint.as_ref(), &vars)
             .map(|(config, _)| config)
             .map_err(|e| Finding::Failed(e.to_string()))
     }

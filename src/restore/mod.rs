@@ -60,6 +60,45 @@ pub struct Context<'a, 's> {
     pub journal: Journal,
 }
 
+impl Context<'_, '_> {
+    /// Builds (or reaches) `target` unless Ctrl-C comes first.
+    async fn build_driver(&self, target: &Target) -> Result<Driver, RunError> {
+        let progress = |m| self.sink.emit(Event::Setup(m));
+        let build = Driver::build(target, &self.journal, &progress);
+        let mut cancel = self.cancel.clone();
+        tokio::select! {
+            d = build => Ok(d?),
+            _ = cancel.wait_for(|c| *c) => Err(RunError::AbortedInSetup),
+        }
+    }
+
+    /// The report's restore section as far as the scenario alone tells it.
+    fn result(&self, sandbox_source: bool) -> RestoreResult {
+        let r = self.restore;
+        RestoreResult {
+            backup_kind: r.backup.kind().into(),
+            backup_taken: r.backup.takes(sandbox_source),
+            recovery_target: match (&r.backup, &r.recovery_target) {
+                (Backup::PgDump { .. }, _) => "snapshot".into(),
+                (_, RecoveryTarget::Latest) => "latest".into(),
+                (_, RecoveryTarget::Time { .. }) => "time".into(),
+                (_, RecoveryTarget::AfterBackup { .. }) => "after-backup".into(),
+            },
+            ..Default::default()
+        }
+    }
+
+    /// The abort reason of an interrupted drill, announced with what happens next.
+    fn aborted(&self, ran: Result<(), Interrupted>, next: &str) -> Option<String> {
+        let Err(Interrupted) = ran else {
+            return None;
+        };
+        let why = "interrupted (Ctrl-C or SIGTERM)";
+        self.sink.emit(Event::Aborted(format!("{why}; {next}")));
+        Some(why.to_owned())
+    }
+}
+
 /// Why the drill stopped early: Ctrl-C or SIGTERM.
 struct Interrupted;
 
@@ -127,15 +166,7 @@ pub async fn run<'a>(cx: Context<'a, '_>) -> Result<Ran<'a>, RunError> {
     )?;
     let target = backup::source_target(&s.target, r, &ws);
 
-    let driver = {
-        let progress = |m| sink.emit(Event::Setup(m));
-        let build = Driver::build(&target, &cx.journal, &progress);
-        let mut cancel = cx.cancel.clone();
-        tokio::select! {
-            d = build => d?,
-            _ = cancel.wait_for(|c| *c) => return Err(RunError::AbortedInSetup),
-        }
-    };
+    let driver = cx.build_driver(&target).await?;
     let description = format!(
         "{}; restored from {} into a new local sandbox",
         driver.describe(),
@@ -143,6 +174,7 @@ pub async fn run<'a>(cx: Context<'a, '_>) -> Result<Ran<'a>, RunError> {
     );
     sink.emit(Event::Setup(description.clone()));
 
+    let f = Findings::new(sink, cx.result(sandbox_source));
     let mut drill = RestoreDrill {
         cx,
         bins,
@@ -150,30 +182,10 @@ pub async fn run<'a>(cx: Context<'a, '_>) -> Result<Ran<'a>, RunError> {
         ws,
         driver,
         restored: None,
-        f: Findings::new(
-            sink,
-            RestoreResult {
-                backup_kind: r.backup.kind().into(),
-                backup_taken: r.backup.takes(sandbox_source),
-                recovery_target: match (&r.backup, &r.recovery_target) {
-                    (Backup::PgDump { .. }, _) => "snapshot".into(),
-                    (_, RecoveryTarget::Latest) => "latest".into(),
-                    (_, RecoveryTarget::Time { .. }) => "time".into(),
-                    (_, RecoveryTarget::AfterBackup { .. }) => "after-backup".into(),
-                },
-                ..Default::default()
-            },
-        ),
+        f,
     };
-    let aborted = match drill.run().await {
-        Ok(()) => None,
-        Err(Interrupted) => {
-            drill.cx.sink.emit(Event::Aborted(
-                "interrupted (Ctrl-C or SIGTERM); tearing down".into(),
-            ));
-            Some("interrupted (Ctrl-C or SIGTERM)".to_owned())
-        }
-    };
+    let ran = drill.run().await;
+    let aborted = drill.cx.aborted(ran, "tearing down");
     let RestoreDrill {
         mut driver,
         mut restored,

@@ -20,24 +20,32 @@ fn tag(drill: &str) -> Tag {
     Tag::builder().key(DRILL_TAG).value(drill).build()
 }
 
+/// `firedrill cleanup --region us-east-1 --endpoint-url MOTO ARGS`, no credentials given yet.
+fn cleanup_cmd(moto: &Server, args: &[&str]) -> std::process::Command {
+    let mut cmd = crate::firedrill_process();
+    cmd.args([
+        "cleanup",
+        "--region",
+        "us-east-1",
+        "--endpoint-url",
+        &moto.url(),
+    ])
+    .args(args);
+    cmd
+}
+
 /// `firedrill cleanup` with moto's endpoint and test credentials in the environment only.
 fn cleanup(moto: &Server, args: &[&str]) -> (i32, String, String) {
-    let out = crate::firedrill_process()
-        .args([
-            "cleanup",
-            "--region",
-            "us-east-1",
-            "--endpoint-url",
-            &moto.url(),
-        ])
-        .args(args)
-        .envs(MOTO_CREDENTIALS)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+    crate::run_to_end(cleanup_cmd(moto, args).envs(MOTO_CREDENTIALS))
+}
+
+/// `firedrill recover` of the journals in `state`, with moto's test credentials.
+pub(crate) fn recover_aws(state: &std::path::Path) -> (i32, String, String) {
+    crate::run_to_end(
+        crate::firedrill_process()
+            .arg("recover")
+            .env("FIREDRILL_STATE_DIR", state)
+            .envs(MOTO_CREDENTIALS),
     )
 }
 
@@ -102,24 +110,16 @@ fn cleanup_lists_and_deletes_what_drills_left_by_tag_and_nothing_else() {
 fn cleanup_without_credentials_is_one_clear_error() {
     let moto = Server::start();
     let home = tempfile::tempdir().unwrap();
-    let out = crate::firedrill_process()
-        .args([
-            "cleanup",
-            "--region",
-            "us-east-1",
-            "--endpoint-url",
-            &moto.url(),
-        ])
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_PROFILE")
-        .env("HOME", home.path())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(4), "{err}");
+    let (code, _, err) = crate::run_to_end(
+        cleanup_cmd(&moto, &[])
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .env("HOME", home.path())
+            .env("AWS_EC2_METADATA_DISABLED", "true"),
+    );
+    assert_eq!(code, 4, "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("error: no AWS credentials found"), "{err}");
 }
@@ -406,17 +406,9 @@ fn a_killed_fis_drill_is_undone_by_recover() {
     let running = experiments(&moto);
     assert!(running.iter().all(|(_, s)| s != "stopped"), "{running:?}");
 
-    let mut cmd = crate::firedrill_process();
-    cmd.arg("recover");
-    aws_env(&mut cmd, &dir.path().join("state"), &db.dsn());
-    let o = cmd.output().unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{out}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let state = dir.path().join("state");
+    let (code, out, err) = recover_aws(&state);
+    assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("-> stopped FIS experiment(s) "), "{out}");
     assert!(out.contains("-> deleted FIS experiment template "), "{out}");
     let ex = experiments(&moto);
@@ -424,8 +416,7 @@ fn a_killed_fis_drill_is_undone_by_recover() {
         ex.iter().all(|(_, s)| s == "stopped" || s == "stopping"),
         "{ex:?}"
     );
-    let o = cmd.output().unwrap();
-    assert!(String::from_utf8_lossy(&o.stdout).contains("nothing to recover"));
+    assert!(recover_aws(&state).1.contains("nothing to recover"));
 }
 
 #[test]

@@ -9,7 +9,7 @@
 
 use firedrill_aws::moto::Server;
 
-use crate::aws::{LocalDb, MOTO_CREDENTIALS, rds};
+use crate::aws::{LocalDb, MOTO_CREDENTIALS, rds, recover_aws};
 
 /// A source database `app` with two tables, and `app_restored`, its copy.
 fn source_and_copy(db: &LocalDb) {
@@ -338,26 +338,11 @@ fn a_killed_aws_restore_is_cleaned_up_by_recover() {
     child.wait().unwrap();
     assert!(t.left_in_aws().len() >= 2);
 
-    let recover = || {
-        crate::firedrill_process()
-            .arg("recover")
-            .env("FIREDRILL_STATE_DIR", t.state())
-            .envs(MOTO_CREDENTIALS)
-            .output()
-            .unwrap()
-    };
-    let o = recover();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{out}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let (code, out, err) = recover_aws(&t.state());
+    assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("-> deleted DB instance firedrill-"), "{out}");
     assert!(out.contains("-> deleted DB snapshot firedrill-"), "{out}");
     assert_eq!(t.left_in_aws(), Vec::<String>::new());
     no_pending_effects(&t.state());
-    let o = recover();
-    assert!(String::from_utf8_lossy(&o.stdout).contains("nothing to recover"));
+    assert!(recover_aws(&t.state()).1.contains("nothing to recover"));
 }

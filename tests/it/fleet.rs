@@ -243,6 +243,7 @@ fn a_fleet_restores_every_tagged_instance_two_at_a_time_with_a_report_each_and_a
     assert_eq!(summary["format_version"], 1);
     assert_eq!(summary["exit_code"], 1);
     assert_eq!(summary["concurrency"], 2);
+    assert_eq!(summary["region"], "us-east-1");
     let peak = summary["peak_concurrency"].as_u64().unwrap();
     assert_eq!(peak, 2, "at most 2 at once, and the 3 did overlap");
     let members = summary["members"].as_array().unwrap();

@@ -44,6 +44,16 @@ pub fn firedrill_cmd() -> assert_cmd::Command {
     c
 }
 
+/// Runs `cmd` to its end: exit code (-1 when killed by a signal), stdout, stderr.
+pub fn run_to_end(cmd: &mut std::process::Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// `firedrill` as a plain process (to signal it), with the tests' state directory.
 pub fn firedrill_process() -> std::process::Command {
     let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("firedrill"));

@@ -91,16 +91,11 @@ impl Running {
 }
 
 fn recover(state: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = crate::firedrill_process()
-        .arg("recover")
-        .args(args)
-        .env("FIREDRILL_STATE_DIR", state)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+    crate::run_to_end(
+        crate::firedrill_process()
+            .arg("recover")
+            .args(args)
+            .env("FIREDRILL_STATE_DIR", state),
     )
 }
 
