@@ -101,18 +101,9 @@ pub(super) async fn run<'a>(cx: Context<'a, '_>) -> Result<Ran<'a>, RunError> {
     let ran = d.run().await;
     let aborted = d.cx.aborted(ran, "deleting what the drill created");
     d.delete_created().await;
-    let (m, ledger_checked) = d.f.finish();
-    Ok(Ran {
-        description,
-        measurements: m,
-        steady: None,
-        series: None,
-        aborted,
-        ledger_checked,
-        // Nothing local to keep: AWS resources are deleted above, whatever the cleanup policy
-        // (a kept instance would cost money unnoticed).
-        teardown: Box::new(|_| Vec::new()),
-    })
+    // Nothing local to keep: AWS resources are deleted above, whatever the cleanup policy (a
+    // kept instance would cost money unnoticed).
+    Ok(d.f.finish(description, aborted, Box::new(|_| Vec::new())))
 }
 
 struct AwsRestore<'a, 's> {

@@ -193,24 +193,16 @@ pub async fn run<'a>(cx: Context<'a, '_>) -> Result<Ran<'a>, RunError> {
         f,
         ..
     } = drill;
-    let (m, ledger_checked) = f.finish();
-    Ok(Ran {
-        description,
-        measurements: m,
-        steady: None,
-        series: None,
-        aborted,
-        ledger_checked,
-        teardown: Box::new(move |keep| {
-            let mut kept = Vec::new();
-            if let Some(sb) = restored.as_mut() {
-                kept.extend(sb.teardown(keep));
-            }
-            kept.extend(driver.teardown(keep));
-            kept.extend(ws.close(keep));
-            kept
-        }),
-    })
+    let teardown = Box::new(move |keep| {
+        let mut kept = Vec::new();
+        if let Some(sb) = restored.as_mut() {
+            kept.extend(sb.teardown(keep));
+        }
+        kept.extend(driver.teardown(keep));
+        kept.extend(ws.close(keep));
+        kept
+    });
+    Ok(f.finish(description, aborted, teardown))
 }
 
 /// The drill's own directory: the backup, the WAL archive, pgBackRest's repository and logs.

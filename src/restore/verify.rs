@@ -6,11 +6,13 @@
 //! Boundary: comparing two reachable databases. Taking and restoring the backup is the
 //! drill's business ([`super`], [`super::aws`]).
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
 
 use crate::checksum::{self, NarrowLimits, TableName};
+use crate::engine::Ran;
 use crate::event::{Event, EventSink};
 use crate::ledger::{self, WorkloadLog};
 use crate::pg::sandbox::describe_pg_error;
@@ -39,11 +41,25 @@ impl<'a, 's> Findings<'a, 's> {
         }
     }
 
-    /// The measurements with the restore's result in them, and whether the ledger was read.
-    pub fn finish(self) -> (Measurements, bool) {
+    /// What the engine needs of a finished restore drill: the measurements with the restore's
+    /// result in them, whether the ledger was read, and how to tear down.
+    pub fn finish<'t>(
+        self,
+        description: String,
+        aborted: Option<String>,
+        teardown: Box<dyn FnOnce(bool) -> Vec<PathBuf> + Send + 't>,
+    ) -> Ran<'t> {
         let mut m = self.m;
         m.restore = Some(self.result);
-        (m, self.ledger_checked)
+        Ran {
+            description,
+            measurements: m,
+            steady: None,
+            series: None,
+            aborted,
+            ledger_checked: self.ledger_checked,
+            teardown,
+        }
     }
 
     fn emit(&self, e: Event) {

@@ -57,6 +57,18 @@ fn aws_with(rds: &[&Rule], backup: &[&Rule], cloudwatch: &[&Rule]) -> Aws {
     Aws::from_clients(rds, fis, backup, cw)
 }
 
+/// DescribeDBInstances' answer: instance `id` in state `status`.
+fn described(id: &str, status: &str) -> DescribeDbInstancesOutput {
+    DescribeDbInstancesOutput::builder()
+        .db_instances(
+            DbInstance::builder()
+                .db_instance_identifier(id)
+                .db_instance_status(status)
+                .build(),
+        )
+        .build()
+}
+
 #[tokio::test]
 async fn a_cloudwatch_alarm_is_read_as_ok_or_alarm_and_a_missing_one_is_named() {
     use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
@@ -180,16 +192,7 @@ async fn throttling_is_retried_and_named_when_it_outlasts_the_retries() {
 async fn a_restore_that_never_becomes_available_stops_at_its_deadline() {
     let creating = mock!(aws_sdk_rds::Client::describe_db_instances)
         .sequence()
-        .output(|| {
-            DescribeDbInstancesOutput::builder()
-                .db_instances(
-                    DbInstance::builder()
-                        .db_instance_identifier("orders-restore")
-                        .db_instance_status("creating")
-                        .build(),
-                )
-                .build()
-        })
+        .output(|| described("orders-restore", "creating"))
         .repeatedly()
         .build();
     let aws = aws(&[&creating], &[]);
@@ -403,26 +406,8 @@ async fn an_aws_backup_restore_starts_from_the_recorded_metadata_and_a_failed_jo
 async fn a_restored_instance_that_fails_ends_the_wait_at_once() {
     let describe = mock!(aws_sdk_rds::Client::describe_db_instances)
         .sequence()
-        .output(|| {
-            DescribeDbInstancesOutput::builder()
-                .db_instances(
-                    DbInstance::builder()
-                        .db_instance_identifier("firedrill-abc")
-                        .db_instance_status("creating")
-                        .build(),
-                )
-                .build()
-        })
-        .output(|| {
-            DescribeDbInstancesOutput::builder()
-                .db_instances(
-                    DbInstance::builder()
-                        .db_instance_identifier("firedrill-abc")
-                        .db_instance_status("incompatible-restore")
-                        .build(),
-                )
-                .build()
-        })
+        .output(|| described("firedrill-abc", "creating"))
+        .output(|| described("firedrill-abc", "incompatible-restore"))
         .repeatedly()
         .build();
     let aws = aws(&[&describe], &[]);
