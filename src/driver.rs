@@ -14,7 +14,7 @@ use crate::error::EnvError;
 use crate::journal::{EffectId, Journal, Undo};
 use crate::pg::binaries::{self, PgBinaries};
 use crate::pg::sandbox::{Progress, Sandbox, SandboxConfig};
-use crate::scenario::{Fault, Recovery, Target};
+use crate::scenario::{Fault, Recovery, Target, shell_words};
 
 pub enum Driver {
     Sandbox(Sandbox),
@@ -293,21 +293,6 @@ pub fn lock_key(target: &Target) -> Option<String> {
 fn node_index(sb: &Sandbox, node: &str) -> Result<usize, EnvError> {
     sb.node(node)
         .ok_or_else(|| EnvError::Database(format!("no node named {node} in this sandbox")))
-}
-
-pub(crate) fn shell_words(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| {
-            if a.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_./=:".contains(c))
-            {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Runs an operator's command with a deadline; its output is kept out of reports (it may

@@ -81,7 +81,9 @@ impl Template {
             name: self.env.clone(),
             reason: e.to_string(),
         })?;
-        crate::secrets::register_dsn(&config);
+        if let Some(p) = config.get_password() {
+            crate::secrets::register(&String::from_utf8_lossy(p));
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }

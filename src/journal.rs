@@ -95,7 +95,7 @@ impl Undo {
             Undo::RemoveDir { dir } => {
                 format!("stop every process in {} and remove it", dir.display())
             }
-            Undo::Command { argv } => format!("run {}", crate::driver::shell_words(argv)),
+            Undo::Command { argv } => format!("run {}", crate::scenario::shell_words(argv)),
             Undo::AwsStopFisExperiments {
                 template, drill, ..
             } => format!(

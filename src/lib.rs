@@ -12,26 +12,21 @@ pub mod driver;
 pub mod dsn;
 pub mod engine;
 pub mod error;
-pub mod event;
-pub mod evidence;
 pub mod fleet;
 pub mod guardrail;
 pub mod human;
 pub mod journal;
-pub mod ledger;
 pub mod lock;
-pub mod measure;
 pub mod pg;
-pub mod plan;
 pub mod probe;
 pub mod recover;
-pub mod render;
-pub mod report;
 pub mod restore;
-pub mod scenario;
-pub mod secrets;
 pub mod signals;
-pub mod signing;
-pub mod soc2;
-pub mod summary;
 pub mod workload;
+
+// The contracts and the auditor's tools live in crates of their own (see the README's layout);
+// they are re-exported so that the engine and its users name them in one place.
+pub use firedrill_evidence::{evidence, render, signing, summary};
+pub use firedrill_model::{
+    event, exit, fleet_summary, ledger, measure, plan, report, scenario, secrets, soc2,
+};

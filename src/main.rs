@@ -529,7 +529,7 @@ fn run_fleet(
         eprintln!(
             "fleet {fleet_id}: {} DB instance(s) carry {}: {}; {} at a time, one start per {}",
             members.len(),
-            fleet::describe_tags(&limits.tags),
+            scenario::describe_tags(&limits.tags),
             members
                 .iter()
                 .map(|m| m.instance.as_str())

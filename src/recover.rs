@@ -127,7 +127,7 @@ pub async fn apply(undo: &Undo, timeout: Duration) -> Result<String, String> {
         Undo::RemoveDir { dir } => remove_dir(dir).await,
         Undo::Command { argv } => crate::driver::run_command("undo command", argv, timeout)
             .await
-            .map(|()| format!("ran {}", crate::driver::shell_words(argv)))
+            .map(|()| format!("ran {}", crate::scenario::shell_words(argv)))
             .map_err(|e| e.to_string()),
         aws => crate::aws_target::apply(aws)
             .await

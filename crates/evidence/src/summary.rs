@@ -9,8 +9,8 @@ use std::path::Path;
 use crate::evidence;
 use crate::render::escape_xml as e;
 use crate::render::table::{Cell, Table};
-use crate::report::{DrillKind, Report, Verdict};
 use crate::signing::AllowedSigner;
+use firedrill_model::report::{DrillKind, Report, Verdict};
 
 /// A calendar date (UTC), as reports and `--from/--to` give it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

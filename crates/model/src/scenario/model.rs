@@ -157,6 +157,12 @@ fn default_health_grace() -> Dur {
     Dur::from_secs(3600)
 }
 
+/// `the tag(s) k=v, k2=v2`, as a fleet's messages and summary name its selection.
+pub fn describe_tags(tags: &BTreeMap<String, String>) -> String {
+    let pairs: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("the tag(s) {}", pairs.join(", "))
+}
+
 impl Target {
     /// The environment variable holding the clients' DSN, for targets firedrill does not build.
     pub fn dsn_env(&self) -> Option<&str> {
@@ -672,7 +678,10 @@ impl Guardrail {
                 window,
             } => format!("{} probe p99 above {above} for {window}", probe.label()),
             Guardrail::Command { run, window, .. } => {
-                format!("`{}` failing for {window}", crate::driver::shell_words(run))
+                format!(
+                    "`{}` failing for {window}",
+                    crate::scenario::shell_words(run)
+                )
             }
             Guardrail::CloudwatchAlarm { alarm, window, .. } => {
                 format!("CloudWatch alarm {alarm} in ALARM for {window}")
@@ -706,6 +715,22 @@ pub enum Cleanup {
 /// the text they are written as, since YAML would otherwise read `-9` as an integer.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Argv(pub Vec<String>);
+
+/// An argv as a shell would read it back: safe words bare, the rest single-quoted.
+pub fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=:".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 impl std::ops::Deref for Argv {
     type Target = [String];

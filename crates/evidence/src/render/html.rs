@@ -8,7 +8,7 @@ use super::{
     auditor_command, checks, controls, escape_xml as e, events, facts, measurements, outages,
     tables, targets, timeline,
 };
-use crate::report::{Report, Verdict};
+use firedrill_model::report::{Report, Verdict};
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em auto;max-width:1000px;color:#222}
 h1 .verdict{padding:.1em .4em;border-radius:4px;color:#fff}

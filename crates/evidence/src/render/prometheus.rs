@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::junit::duration_s;
-use crate::report::Report;
+use firedrill_model::report::Report;
 
 fn label(v: &str) -> String {
     v.replace('\\', "\\\\")

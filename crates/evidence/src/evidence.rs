@@ -13,8 +13,10 @@ use sha2::{Digest, Sha256};
 
 use serde::{Deserialize, Serialize};
 
-use crate::report::{ChainLink, DrillKind, REPORT_FORMAT_VERSION, Report, Verdict, recheck};
 use crate::signing::{self, AllowedSigner};
+use firedrill_model::report::{
+    ChainLink, DrillKind, REPORT_FORMAT_VERSION, Report, Verdict, recheck,
+};
 
 pub const INDEX: &str = "index.json";
 pub const INDEX_KIND: &str = "firedrill-evidence-index";
@@ -70,7 +72,7 @@ pub fn load(dir: &Path) -> std::io::Result<Loaded> {
         }
         let bytes = std::fs::read(&file)?;
         let name = name(&path);
-        let report = crate::report::from_json(&bytes)
+        let report = firedrill_model::report::from_json(&bytes)
             .map_err(|why| problems.push(format!("{name}: {why}")))
             .ok();
         entries.push(Entry {
@@ -205,7 +207,7 @@ fn head(dir: &Path) -> Result<Index, String> {
         };
         let bytes = std::fs::read(dir.join(orphan).join("report.json"))
             .map_err(|e| format!("{}: {orphan}: {e}", dir.display()))?;
-        let report = crate::report::from_json(&bytes)
+        let report = firedrill_model::report::from_json(&bytes)
             .map_err(|why| inconsistent(format!("{orphan}: {why}")))?;
         let link = report.chain.as_ref();
         if link.map(|c| (c.sequence, c.previous_sha256.clone())) != Some((next_seq, prev)) {

@@ -3,6 +3,7 @@
 //! Each is a pure function of the report: the signed `report.json` stays the evidence and the
 //! views can be regenerated from it at any time (`firedrill render`).
 
+pub mod fleet;
 pub mod html;
 pub mod junit;
 pub mod markdown;
@@ -10,7 +11,7 @@ pub mod prometheus;
 pub mod table;
 pub mod timeline;
 
-use crate::report::{Report, RestoreResult};
+use firedrill_model::report::{Report, RestoreResult};
 use table::{Cell, Table};
 
 /// The files written next to `report.json`, by name.

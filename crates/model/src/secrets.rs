@@ -36,13 +36,6 @@ pub fn register(secret: &str) {
     all.sort_by_key(|s| std::cmp::Reverse(s.len()));
 }
 
-/// Registers the password of a libpq DSN, if it has one.
-pub fn register_dsn(config: &tokio_postgres::Config) {
-    if let Some(p) = config.get_password() {
-        register(&String::from_utf8_lossy(p));
-    }
-}
-
 /// `text` with every registered secret masked.
 pub fn redact(text: &str) -> Cow<'_, str> {
     let all = SECRETS.read().unwrap_or_else(|p| p.into_inner());

@@ -6,7 +6,7 @@ use super::table::pairs_markdown;
 use super::{
     auditor_command, checks, controls, events, facts, measurements, outages, tables, targets,
 };
-use crate::report::Report;
+use firedrill_model::report::Report;
 
 pub fn render(r: &Report) -> String {
     let mut o = String::new();

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::escape_xml as e;
-use crate::report::Report;
+use firedrill_model::report::Report;
 
 /// Seconds between the report's start and finish; 0 when either does not parse.
 pub fn duration_s(r: &Report) -> f64 {

@@ -39,7 +39,7 @@ pub fn render(s: &Scenario) -> String {
              per {};\n       each <instance> is a drill of its own (`{}.<instance>`: lock, \
              journal, report), then a summary;\n       DSNs are filled per instance \
              ({{host}}, {{port}}, {{instance}}; {{source}} for the restored one)",
-            crate::fleet::describe_tags(&f.tags),
+            crate::scenario::describe_tags(&f.tags),
             f.max_instances,
             f.concurrency,
             f.start_every,
@@ -274,11 +274,11 @@ fn side_effects(s: &Scenario) -> Vec<(String, String)> {
                 }
                 Fault::Command { run, undo, .. } => match undo {
                     Some(u) => add(
-                        format!("run {}", crate::driver::shell_words(run)),
-                        &format!("run {}", crate::driver::shell_words(u)),
+                        format!("run {}", crate::scenario::shell_words(run)),
+                        &format!("run {}", crate::scenario::shell_words(u)),
                     ),
                     None => add(
-                        format!("run {}", crate::driver::shell_words(run)),
+                        format!("run {}", crate::scenario::shell_words(run)),
                         "NONE GIVEN: undo it by hand after an abort (set fault.undo)",
                     ),
                 },
@@ -289,7 +289,7 @@ fn side_effects(s: &Scenario) -> Vec<(String, String)> {
                     "none needed; the sandbox's removal covers it",
                 ),
                 Recovery::Command { run, .. } => add(
-                    format!("run {}", crate::driver::shell_words(run)),
+                    format!("run {}", crate::scenario::shell_words(run)),
                     "none (it is the recovery)",
                 ),
                 Recovery::Wait => {}
@@ -299,7 +299,7 @@ fn side_effects(s: &Scenario) -> Vec<(String, String)> {
                     add(
                         format!(
                             "run the check {} every {every}",
-                            crate::driver::shell_words(run)
+                            crate::scenario::shell_words(run)
                         ),
                         "none (a check)",
                     );

@@ -6,8 +6,8 @@
 use std::fmt::Write;
 
 use super::escape_xml;
-use crate::measure::Bin;
-use crate::report::Report;
+use firedrill_model::measure::Bin;
+use firedrill_model::report::Report;
 
 const WIDTH: f64 = 960.0;
 const LEFT: f64 = 110.0;
@@ -200,7 +200,7 @@ fn lane(o: &mut String, id: &str, label: &str, y: f64, bins: &[Bin], bin_ms: f64
 }
 
 /// The slowest successful probe per bin, write and read, on a log scale.
-fn latency(o: &mut String, s: &crate::measure::ProbeSeries, sc: &Scale) {
+fn latency(o: &mut String, s: &firedrill_model::measure::ProbeSeries, sc: &Scale) {
     let _ = writeln!(o, r#"<g id="latency">"#);
     let _ = writeln!(
         o,
