@@ -6,36 +6,27 @@
 use std::time::Duration;
 
 use firedrill_aws::{ActionSpec, Aws, AwsError, DRILL_TAG, Options, TargetSpec, TemplateSpec};
-use serde::{Deserialize, Serialize};
 use tokio_postgres::Config;
 
 use crate::dsn::Template;
 use crate::error::EnvError;
-use crate::journal::{EffectId, Journal, Undo};
+use crate::safety::journal::{EffectId, Journal, Undo};
 use crate::scenario::{AwsRdsSpec, Fault, FisTemplate};
 
-/// How to reach AWS again later (from a journal, after a crash): never credentials.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AwsRef {
-    pub region: Option<String>,
-    pub profile: Option<String>,
-    pub endpoint_url: Option<String>,
-}
-
-impl AwsRef {
-    pub fn options(&self) -> Options {
-        Options {
-            region: self.region.clone(),
-            profile: self.profile.clone(),
-            endpoint_url: self.endpoint_url.clone(),
-            max_attempts: None,
-        }
+/// How to reach the target's AWS account and region, again later too (a journal records it
+/// with each AWS undo): never credentials.
+pub fn options(spec: &AwsRdsSpec) -> Options {
+    Options {
+        region: spec.region.clone(),
+        profile: spec.profile.clone(),
+        endpoint_url: spec.endpoint_url.clone(),
+        max_attempts: None,
     }
 }
 
 pub struct AwsTarget {
     aws: Aws,
-    at: AwsRef,
+    at: Options,
     spec: AwsRdsSpec,
     pub config: Config,
     pub description: String,
@@ -54,12 +45,8 @@ impl AwsTarget {
     /// credentials or a denied describe stop the drill here, before anything is touched), then
     /// fills the clients' DSN from it (`{host}`, `{port}`, `{instance}`; see [`crate::dsn`]).
     pub async fn build(spec: &AwsRdsSpec, dsn: &Template) -> Result<AwsTarget, EnvError> {
-        let at = AwsRef {
-            region: spec.region.clone(),
-            profile: spec.profile.clone(),
-            endpoint_url: spec.endpoint_url.clone(),
-        };
-        let aws = Aws::connect(&at.options()).await;
+        let at = options(spec);
+        let aws = Aws::connect(&at).await;
         let (what, id, endpoint) = match (&spec.instance, &spec.cluster) {
             (Some(id), _) => {
                 let i = aws.instance(id).await.map_err(aws_err)?;
@@ -104,7 +91,7 @@ impl AwsTarget {
     }
 
     /// How to reach AWS again (for a journal's undo).
-    pub fn at(&self) -> &AwsRef {
+    pub fn at(&self) -> &Options {
         &self.at
     }
 
@@ -304,66 +291,5 @@ fn template_spec(t: &FisTemplate) -> TemplateSpec {
             })
             .collect(),
         stop_alarms: t.stop_alarms.clone(),
-    }
-}
-
-/// Undoes an AWS effect from the journal (by the drill on abort, or by `recover`).
-pub async fn apply(undo: &Undo) -> Option<Result<String, String>> {
-    Some(match undo {
-        Undo::AwsStopFisExperiments {
-            aws,
-            template,
-            drill,
-        } => {
-            let client = Aws::connect(&aws.options()).await;
-            match client.experiments_of(template, drill).await {
-                Err(e) => Err(e.to_string()),
-                Ok(list) => {
-                    let mut stopped = Vec::new();
-                    for e in list.iter().filter(|e| !e.finished()) {
-                        if let Err(err) = client.stop_experiment(&e.id).await {
-                            return Some(Err(err.to_string()));
-                        }
-                        stopped.push(e.id.clone());
-                    }
-                    Ok(match stopped.len() {
-                        0 => format!("no experiment of template {template} still running"),
-                        _ => format!("stopped FIS experiment(s) {}", stopped.join(", ")),
-                    })
-                }
-            }
-        }
-        Undo::AwsDeleteFisTemplate { aws, id } => {
-            let client = Aws::connect(&aws.options()).await;
-            match client.delete_template(id).await {
-                Ok(()) => Ok(format!("deleted FIS experiment template {id}")),
-                Err(AwsError::NotFound { .. }) => Ok(format!("template {id} already gone")),
-                Err(e) => Err(e.to_string()),
-            }
-        }
-        Undo::AwsDeleteInstance { aws, id } => {
-            let client = Aws::connect(&aws.options()).await;
-            told(
-                client.delete_instance(id).await,
-                &format!("DB instance {id}"),
-            )
-        }
-        Undo::AwsDeleteSnapshot { aws, id } => {
-            let client = Aws::connect(&aws.options()).await;
-            told(
-                client.delete_snapshot(id).await,
-                &format!("DB snapshot {id}"),
-            )
-        }
-        _ => return None,
-    })
-}
-
-/// An idempotent delete's outcome as `recover` prints it.
-fn told(deleted: Result<bool, AwsError>, what: &str) -> Result<String, String> {
-    match deleted {
-        Ok(true) => Ok(format!("deleted {what}")),
-        Ok(false) => Ok(format!("{what} already gone")),
-        Err(e) => Err(e.to_string()),
     }
 }

@@ -3,17 +3,17 @@
 //! The engine never needs to know which target it drives.
 
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use tokio_postgres::Config;
 
 use crate::aws_target::AwsTarget;
-use crate::dsn::{Template, describe_hosts, dsn_config};
+use crate::dsn::{Template, dsn_config};
 use crate::error::EnvError;
-use crate::journal::{EffectId, Journal, Undo};
 use crate::pg::binaries::{self, PgBinaries};
 use crate::pg::sandbox::{Progress, Sandbox, SandboxConfig};
+use crate::process::run_command;
+use crate::safety::journal::{EffectId, Journal, Undo};
 use crate::scenario::{Fault, Recovery, Target, shell_words};
 
 pub enum Driver {
@@ -173,7 +173,7 @@ impl Driver {
                 if let Err(e) = run_command("fault command", run, timeout.get()).await {
                     // A failed command may have half-applied: take it back before reporting.
                     if let Some(u) = undo {
-                        match crate::recover::apply(&u, Duration::from_secs(60)).await {
+                        match crate::safety::undo::apply(&u, Duration::from_secs(60)).await {
                             Ok(how) => journal.undone(id, how),
                             Err(undo_err) => {
                                 return Err(EnvError::Database(format!(
@@ -204,12 +204,12 @@ impl Driver {
         (undo, id): (Undo, EffectId),
         journal: &Journal,
     ) -> Result<String, EnvError> {
-        let timeout = if crate::signals::hurry() {
+        let timeout = if crate::safety::signals::hurry() {
             Duration::from_secs(10)
         } else {
             Duration::from_secs(60)
         };
-        let how = crate::recover::apply(&undo, timeout)
+        let how = crate::safety::undo::apply(&undo, timeout)
             .await
             .map_err(EnvError::Database)?;
         journal.undone(id, &how);
@@ -262,70 +262,7 @@ impl Driver {
     }
 }
 
-/// What a target lock is named after: the database an existing target's DSN reaches (hosts,
-/// ports, database; never the user or password). A sandbox is built by its own drill, so no
-/// other drill can share it: `None`.
-pub fn lock_key(target: &Target) -> Option<String> {
-    if let Target::AwsRds(t) = target {
-        return Some(format!(
-            "aws-rds:{}:{}",
-            t.region.as_deref().unwrap_or("default-region"),
-            t.instance.as_deref().or(t.cluster.as_deref()).unwrap_or("")
-        ));
-    }
-    let Target::Postgres(spec) = target else {
-        return None;
-    };
-    let config = std::env::var(&spec.dsn_env)
-        .ok()
-        .and_then(|dsn| Config::from_str(&dsn).ok());
-    Some(match config {
-        Some(c) => format!(
-            "postgres://{}/{}",
-            describe_hosts(&c),
-            c.get_dbname().or(c.get_user()).unwrap_or("")
-        ),
-        // The drill itself reports the missing or bad DSN.
-        None => format!("postgres:${}", spec.dsn_env),
-    })
-}
-
 fn node_index(sb: &Sandbox, node: &str) -> Result<usize, EnvError> {
     sb.node(node)
         .ok_or_else(|| EnvError::Database(format!("no node named {node} in this sandbox")))
-}
-
-/// Runs an operator's command with a deadline; its output is kept out of reports (it may
-/// print secrets) except for a short tail on failure.
-pub(crate) async fn run_command(
-    what: &str,
-    argv: &[String],
-    timeout: Duration,
-) -> Result<(), EnvError> {
-    let (program, args) = argv
-        .split_first()
-        .ok_or_else(|| EnvError::Database(format!("{what} is empty")))?;
-    let child = tokio::process::Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(timeout, child)
-        .await
-        .map_err(|_| EnvError::Timeout {
-            what: format!("{what} {}", shell_words(argv)),
-            waited: humantime::format_duration(timeout).to_string(),
-            log: String::new(),
-        })?
-        .map_err(EnvError::io(format!("cannot run {what} {program}")))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let lines: Vec<&str> = stderr.lines().collect();
-        return Err(EnvError::Command {
-            what: format!("{what} {}", shell_words(argv)),
-            status: out.status.to_string(),
-            log: lines[lines.len().saturating_sub(5)..].join("\n"),
-        });
-    }
-    Ok(())
 }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -15,11 +14,12 @@ use crate::driver::Driver;
 use crate::error::EnvError;
 use crate::event::{Event, EventSink, Phase, Reporter};
 use crate::guardrail::Guard;
-use crate::journal::{EffectId, Journal, Undo};
 use crate::ledger::{self, WorkloadLog};
 use crate::measure::{self, ms};
 use crate::probe::{self, ProbeKind, ProbeSpec, ProbeState};
 use crate::report::*;
+pub use crate::safety::claim::Session;
+use crate::safety::journal::{EffectId, Journal, Undo};
 use crate::scenario::{Cleanup, DrillSpec, Fault, LoadedScenario, Recovery};
 use crate::soc2;
 use crate::workload::{self, WriterSpec};
@@ -48,25 +48,6 @@ pub enum RunError {
 
 const STATUS_EVERY: Duration = Duration::from_millis(250);
 const VERIFY_DEADLINE: Duration = Duration::from_secs(30);
-
-/// One run of a scenario: its id, and the journal its side effects are recorded in.
-pub struct Session {
-    pub run_id: String,
-    pub started_at: SystemTime,
-    pub journal: Journal,
-}
-
-impl Session {
-    /// A new run id, and no journal (see [`crate::journal`] for the CLI's).
-    pub fn new(loaded: &LoadedScenario) -> Session {
-        let started_at = SystemTime::now();
-        Session {
-            run_id: new_run_id(&loaded.sha256, started_at),
-            started_at,
-            journal: Journal::disabled(),
-        }
-    }
-}
 
 /// Runs the drill without a journal; see [`run_session`].
 pub async fn run(
@@ -659,13 +640,4 @@ impl Drill<'_, '_> {
             ))),
         }
     }
-}
-
-fn new_run_id(scenario_sha: &str, at: SystemTime) -> String {
-    let nanos = at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    let digest = Sha256::digest(format!("{scenario_sha}/{nanos}/{}", std::process::id()));
-    hex::encode(&digest[..8])
 }

@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 
 use firedrill_aws::{Aws, DRILL_TAG, Instance};
 
-use crate::aws_target::AwsRef;
 use crate::dsn::{PLACEHOLDERS, Template};
 use crate::error::{EXIT_ENVIRONMENT, EXIT_REFUSED};
 pub use crate::fleet_summary::*;
@@ -91,12 +90,7 @@ pub async fn members(loaded: &LoadedScenario) -> Result<Selection, FleetError> {
     {
         check_dsn(env, "restore.instance.dsn_env")?;
     }
-    let at = AwsRef {
-        region: spec.region.clone(),
-        profile: spec.profile.clone(),
-        endpoint_url: spec.endpoint_url.clone(),
-    };
-    let aws = Aws::connect(&at.options()).await;
+    let aws = Aws::connect(&crate::aws_target::options(spec)).await;
     let all = aws
         .instances()
         .await

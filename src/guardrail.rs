@@ -204,7 +204,7 @@ async fn run_check(
     watch(every, t0, stop, failing, || {
         let argv = argv.clone();
         async move {
-            crate::driver::run_command("guardrail check", &argv, timeout)
+            crate::process::run_command("guardrail check", &argv, timeout)
                 .await
                 .err()
                 .map(|e| e.to_string().lines().next().unwrap_or_default().to_owned())

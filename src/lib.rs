@@ -7,7 +7,6 @@
 pub mod aws_target;
 pub mod backup_health;
 pub mod checksum;
-pub mod claim;
 pub mod driver;
 pub mod dsn;
 pub mod engine;
@@ -15,13 +14,11 @@ pub mod error;
 pub mod fleet;
 pub mod guardrail;
 pub mod human;
-pub mod journal;
-pub mod lock;
 pub mod pg;
 pub mod probe;
-pub mod recover;
+pub mod process;
 pub mod restore;
-pub mod signals;
+pub mod safety;
 pub mod workload;
 
 // The contracts and the auditor's tools live in crates of their own (see the README's layout);

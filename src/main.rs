@@ -8,14 +8,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use firedrill::engine::{self, RunError};
 use firedrill::error::*;
-use firedrill::journal::{self, Journal};
-use firedrill::lock::{self, StateDir};
 use firedrill::report::Verdict;
+use firedrill::safety::journal::{self, Journal};
+use firedrill::safety::lock::{self, StateDir};
+use firedrill::safety::{claim, recover, signals};
 use firedrill::scenario::{self, ScenarioError};
-use firedrill::{
-    claim, evidence, fleet, human, plan, recover, render, report, secrets, signals, signing,
-    summary,
-};
+use firedrill::{evidence, fleet, human, plan, render, report, secrets, signing, summary};
 use tokio::sync::watch;
 
 const EXIT_CODES: &str = "\

@@ -2,4 +2,3 @@
 
 pub mod binaries;
 pub mod sandbox;
-pub mod tool;

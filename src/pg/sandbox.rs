@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use tokio_postgres::{Client, NoTls};
 
 use super::binaries::PgBinaries;
-use super::tool::last_lines;
 use crate::error::EnvError;
-use crate::journal::{self, EffectId, Journal};
+use crate::process::last_lines;
+use crate::safety::journal::{self, EffectId, Journal};
 use crate::scenario::{Replication, StopMode};
 
 /// The bootstrap superuser of every sandbox.
@@ -524,7 +524,11 @@ impl Sandbox {
                 // SAFETY: kill has no memory-safety preconditions.
                 unsafe { libc::kill(pid, libc::SIGQUIT) };
                 // After a second Ctrl-C nobody waits for a graceful exit.
-                let grace = if crate::signals::hurry() { 0 } else { 5 };
+                let grace = if crate::safety::signals::hurry() {
+                    0
+                } else {
+                    5
+                };
                 let deadline = Instant::now() + Duration::from_secs(grace);
                 while !matches!(child.try_wait(), Ok(Some(_))) && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(5));
@@ -534,7 +538,7 @@ impl Sandbox {
                 }
                 let _ = child.wait();
             }
-            release_shared_memory(&n.data_dir);
+            crate::safety::undo::release_shared_memory(&n.data_dir);
         }
         let id = self.root.take()?;
         if keep {
@@ -725,28 +729,4 @@ fn tail(path: &Path, n: usize) -> String {
     std::fs::read_to_string(path)
         .map(|t| last_lines(&t, n))
         .unwrap_or_default()
-}
-
-/// A postmaster killed with SIGKILL leaves its System V shared memory segment behind; its id is
-/// on line 7 of `postmaster.pid`. Removing it (when nothing is attached) keeps repeated drills
-/// from exhausting the kernel's segment table.
-pub fn release_shared_memory(data_dir: &Path) {
-    let Ok(pidfile) = std::fs::read_to_string(data_dir.join("postmaster.pid")) else {
-        return;
-    };
-    let Some(id) = pidfile
-        .lines()
-        .nth(6)
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|id| id.parse::<i32>().ok())
-    else {
-        return;
-    };
-    // SAFETY: shmid_ds is plain data; shmctl writes into it or fails.
-    unsafe {
-        let mut ds: libc::shmid_ds = std::mem::zeroed();
-        if libc::shmctl(id, libc::IPC_STAT, &mut ds) == 0 && ds.shm_nattch == 0 {
-            libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut());
-        }
-    }
 }

@@ -19,15 +19,15 @@ use firedrill_aws::{Aws, AwsError, DRILL_TAG};
 use tokio_postgres::Config;
 
 use super::{Context, Finding, Interrupted, Writers, connect, first_query, start_writers};
-use crate::aws_target::{AwsRef, AwsTarget};
+use crate::aws_target::AwsTarget;
 use crate::driver::Driver;
 use crate::dsn::{Template, at_endpoint};
 use crate::engine::{Ran, RunError};
 use crate::event::{Event, Phase};
-use crate::journal::{EffectId, Undo};
 use crate::ledger::WorkloadLog;
 use crate::measure::ms;
 use crate::report::RestoreResult;
+use crate::safety::journal::{EffectId, Undo};
 use crate::scenario::{Backup, RecoveryTarget, RestoredInstance, Target};
 
 use super::verify::Findings;
@@ -123,7 +123,7 @@ impl AwsRestore<'_, '_> {
         self.target.aws()
     }
 
-    fn at(&self) -> AwsRef {
+    fn at(&self) -> firedrill_aws::Options {
         self.target.at().clone()
     }
 

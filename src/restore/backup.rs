@@ -25,7 +25,7 @@ use crate::event::Event;
 use crate::ledger::WorkloadLog;
 use crate::measure::ms;
 use crate::pg::sandbox::{SUPERUSER, Sandbox};
-use crate::pg::tool::{Tool, ToolError};
+use crate::process::{Tool, ToolError};
 use crate::scenario::{Backup, DumpFormat, RecoveryTarget, Restore, Target};
 
 /// libpq's environment for a connection, so that programs such as `pg_dump` reach the same

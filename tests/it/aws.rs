@@ -444,15 +444,15 @@ fn an_unknown_instance_stops_the_drill_before_anything_is_touched() {
         err.contains("error: aws: DB instance nope in us-east-1 not found"),
         "{err}"
     );
-    let journal = firedrill::journal::Read::open(
-        &firedrill::journal::list(&dir.path().join("state/journals"))[0],
+    let journal = firedrill::safety::journal::Read::open(
+        &firedrill::safety::journal::list(&dir.path().join("state/journals"))[0],
     )
     .unwrap();
     assert!(
         !journal
             .entries
             .iter()
-            .any(|e| matches!(e, firedrill::journal::Entry::Effect { .. })),
+            .any(|e| matches!(e, firedrill::safety::journal::Entry::Effect { .. })),
         "{journal:?}"
     );
 }

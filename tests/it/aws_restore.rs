@@ -175,8 +175,8 @@ fn check<'r>(report: &'r serde_json::Value, name: &str) -> &'r serde_json::Value
 }
 
 pub(crate) fn no_pending_effects(state: &std::path::Path) {
-    for j in firedrill::journal::list(&state.join("journals")) {
-        let read = firedrill::journal::Read::open(&j).unwrap();
+    for j in firedrill::safety::journal::list(&state.join("journals")) {
+        let read = firedrill::safety::journal::Read::open(&j).unwrap();
         assert!(read.pending().is_empty(), "{j:?}: {:?}", read.pending());
     }
 }

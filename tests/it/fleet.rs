@@ -314,7 +314,7 @@ fn a_fleet_restores_every_tagged_instance_two_at_a_time_with_a_report_each_and_a
         Vec::<String>::new(),
         "every temporary instance and snapshot deleted"
     );
-    let journals = firedrill::journal::list(&f.dir.path().join("state").join("journals"));
+    let journals = firedrill::safety::journal::list(&f.dir.path().join("state").join("journals"));
     assert_eq!(journals.len(), 3, "one journal per member");
     no_pending_effects(&f.dir.path().join("state"));
 }

@@ -11,9 +11,9 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use firedrill::journal::{Entry, Read, Undo};
 use firedrill::pg::binaries::PgBinaries;
 use firedrill::pg::sandbox::Sandbox;
+use firedrill::safety::journal::{Entry, Read, Undo};
 use firedrill::scenario::Replication;
 
 /// A firedrill process whose stderr is read line by line.
@@ -100,7 +100,7 @@ fn recover(state: &Path, args: &[&str]) -> (i32, String, String) {
 }
 
 fn only_journal(state: &Path) -> PathBuf {
-    let all = firedrill::journal::list(&state.join("journals"));
+    let all = firedrill::safety::journal::list(&state.join("journals"));
     assert_eq!(all.len(), 1, "{all:?}");
     all[0].clone()
 }
@@ -546,7 +546,10 @@ fn a_production_scenario_needs_its_name_confirmed() {
         assert!(text.contains(needle), "{args:?}: {text}");
     }
     // Refused runs wrote no journal; the confirmed one did.
-    assert_eq!(firedrill::journal::list(&state.join("journals")).len(), 1);
+    assert_eq!(
+        firedrill::safety::journal::list(&state.join("journals")).len(),
+        1
+    );
 }
 
 /// A pause that would last 20s, with a guardrail on the write probe's error rate: the drill

@@ -8,13 +8,17 @@ use aws_types::region::Region;
 
 /// Where and as whom to call AWS. Credentials come from the standard chain: environment,
 /// profile (`profile`), SSO, `credential_process`, container or instance role.
-#[derive(Clone, Debug, Default)]
+///
+/// Serializable because a drill journal records it with each AWS undo, so that `firedrill
+/// recover` reaches the same account and region after a crash: never credentials.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Options {
     pub region: Option<String>,
     pub profile: Option<String>,
     /// Another endpoint for every service (a VPC endpoint, or moto server in tests).
     pub endpoint_url: Option<String>,
     /// Attempts per call, throttling included (the SDK backs off between them); default 5.
+    #[serde(skip)]
     pub max_attempts: Option<u32>,
 }
 

@@ -1,16 +1,20 @@
-//! Running the PostgreSQL and backup programs a restore drill needs (pg_dump, pg_restore,
-//! pg_basebackup, pg_verifybackup, pg_amcheck, pgbackrest, pgbench): asynchronously, so a long
-//! restore does not hold a runtime thread, and cancellably, so Ctrl-C kills the program at once.
+//! The one way firedrill runs another program: the PostgreSQL and backup programs a restore
+//! drill needs (pg_dump, pg_restore, pg_basebackup, pgbackrest, ...) and the operator's own
+//! commands (fault, recovery, undo, guardrail). Asynchronously, so a long restore does not hold a
+//! runtime thread; cancellably, so Ctrl-C kills the program at once; with a deadline where one is
+//! given.
 //!
 //! Boundary: spawning and waiting. What the programs are for is the caller's business.
 
 use std::path::Path;
 use std::process::Stdio;
+use std::time::Duration;
 
 use tokio::process::Command;
 use tokio::sync::watch;
 
 use crate::error::EnvError;
+use crate::scenario::shell_words;
 
 /// Why a program did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +30,10 @@ pub enum ToolError {
 pub struct Tool {
     what: String,
     cmd: Command,
+    deadline: Option<Duration>,
+    /// How much of a failed program's output its error carries: the last lines of stderr
+    /// only (an operator's command may print secrets on stdout), or of both.
+    tail: (usize, bool),
 }
 
 impl Tool {
@@ -41,7 +49,26 @@ impl Tool {
         Tool {
             what: what.into(),
             cmd,
+            deadline: None,
+            tail: (15, true),
         }
+    }
+
+    /// An operator's command from a scenario (`argv[0]` and its arguments), named in messages
+    /// as `what` plus the command; on failure only the last five lines of its stderr are kept.
+    pub fn operator(what: &str, argv: &[String]) -> Result<Tool, EnvError> {
+        let (program, args) = argv
+            .split_first()
+            .ok_or_else(|| EnvError::Database(format!("{what} is empty")))?;
+        let mut t = Tool::new(format!("{what} {}", shell_words(argv)), program).args(args);
+        t.tail = (5, false);
+        Ok(t)
+    }
+
+    /// Killed, and an error, when it runs longer than this.
+    pub fn deadline(mut self, d: Duration) -> Tool {
+        self.deadline = Some(d);
+        self
     }
 
     pub fn arg(mut self, a: impl AsRef<std::ffi::OsStr>) -> Tool {
@@ -79,7 +106,12 @@ impl Tool {
     /// Runs to completion; a non-zero exit is an error carrying the last lines of its output.
     /// Returns stdout.
     pub async fn run(self, cancel: &mut watch::Receiver<bool>) -> Result<String, ToolError> {
-        let Tool { what, mut cmd } = self;
+        let Tool {
+            what,
+            mut cmd,
+            deadline,
+            tail: (lines, with_stdout),
+        } = self;
         let child = cmd.spawn().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 EnvError::MissingBinary {
@@ -97,18 +129,33 @@ impl Tool {
         if *cancel.borrow() {
             return Err(ToolError::Cancelled);
         }
+        let waited = async {
+            match deadline {
+                Some(d) => tokio::time::timeout(d, child.wait_with_output()).await.ok(),
+                None => Some(child.wait_with_output().await),
+            }
+        };
+        // Dropping the child future kills it (kill_on_drop).
         let out = tokio::select! {
-            out = child.wait_with_output() => out.map_err(EnvError::io(format!("waiting for {what}")))?,
-            // Dropping the child future kills it (kill_on_drop).
+            out = waited => match out {
+                Some(out) => out.map_err(EnvError::io(format!("waiting for {what}")))?,
+                None => return Err(EnvError::Timeout {
+                    what,
+                    waited: humantime::format_duration(deadline.unwrap_or_default()).to_string(),
+                    log: String::new(),
+                }.into()),
+            },
             _ = cancel.wait_for(|c| *c) => return Err(ToolError::Cancelled),
         };
         if !out.status.success() {
             let mut log = String::from_utf8_lossy(&out.stderr).into_owned();
-            log.push_str(&String::from_utf8_lossy(&out.stdout));
+            if with_stdout {
+                log.push_str(&String::from_utf8_lossy(&out.stdout));
+            }
             return Err(EnvError::Command {
                 what,
                 status: out.status.to_string(),
-                log: last_lines(&log, 15),
+                log: last_lines(&log, lines),
             }
             .into());
         }
@@ -119,4 +166,19 @@ impl Tool {
 pub fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Runs an operator's command ([`Tool::operator`]) to the end or its deadline. Not cancelled by
+/// Ctrl-C: an undo or a recovery must finish (a second Ctrl-C shortens the deadline instead).
+pub async fn run_command(what: &str, argv: &[String], timeout: Duration) -> Result<(), EnvError> {
+    let (_never, mut cancel) = watch::channel(false);
+    match Tool::operator(what, argv)?
+        .deadline(timeout)
+        .run(&mut cancel)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(ToolError::Env(e)) => Err(e),
+        Err(ToolError::Cancelled) => unreachable!("nothing cancels an operator command"),
+    }
 }

@@ -5,7 +5,7 @@
 //! One JSON line per entry, appended and fsynced *before* the side effect it announces; the
 //! entry carries how to undo the effect. When the effect is undone (by the drill itself or by
 //! `recover`) an `undone` line follows. An effect without its `undone` line is pending. The
-//! journal says what to undo; [`crate::recover`] does it. A torn last line (the process died
+//! journal says what to undo; [`super::undo`] does it. A torn last line (the process died
 //! mid-write) is ignored: the effect it announced never started.
 
 use std::fs::{File, OpenOptions};
@@ -28,7 +28,7 @@ pub enum Entry {
         run_id: String,
         scenario: String,
         file: String,
-        /// The target's lock key (see [`crate::lock`]).
+        /// The target's lock key (see [`super::lock`]).
         target: String,
         pid: u32,
     },
@@ -67,23 +67,23 @@ pub enum Undo {
     Command { argv: Vec<String> },
     /// Stop this drill's running experiments of an FIS template (found by the drill's tag).
     AwsStopFisExperiments {
-        aws: crate::aws_target::AwsRef,
+        aws: firedrill_aws::Options,
         template: String,
         drill: String,
     },
     /// Delete an FIS experiment template the drill created.
     AwsDeleteFisTemplate {
-        aws: crate::aws_target::AwsRef,
+        aws: firedrill_aws::Options,
         id: String,
     },
     /// Delete a temporary DB instance a restore drill created (no final snapshot).
     AwsDeleteInstance {
-        aws: crate::aws_target::AwsRef,
+        aws: firedrill_aws::Options,
         id: String,
     },
     /// Delete a DB snapshot a restore drill took.
     AwsDeleteSnapshot {
-        aws: crate::aws_target::AwsRef,
+        aws: firedrill_aws::Options,
         id: String,
     },
 }

@@ -6,12 +6,19 @@
 
 use std::path::Path;
 
-use crate::engine::Session;
+use super::journal::{self, Journal};
+use super::lock::{self, StateDir, TargetLock};
 use crate::error::{EXIT_ENVIRONMENT, EXIT_REFUSED, EnvError};
-use crate::journal::{self, Journal};
-use crate::lock::{self, StateDir, TargetLock};
 use crate::scenario::LoadedScenario;
-use crate::{driver, recover};
+use std::str::FromStr;
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha256};
+use tokio_postgres::Config;
+
+use super::recover;
+use crate::dsn::describe_hosts;
+use crate::scenario::Target;
 
 /// Held until the drill ends: the lock is released when it drops.
 pub struct Claim {
@@ -59,8 +66,8 @@ pub fn claim(
     session: &Session,
 ) -> Result<Claim, ClaimError> {
     let s = &loaded.scenario;
-    let target = driver::lock_key(&s.target)
-        .unwrap_or_else(|| format!("postgres-sandbox/{}", session.run_id));
+    let target =
+        lock_key(&s.target).unwrap_or_else(|| format!("postgres-sandbox/{}", session.run_id));
     let holder = format!(
         "drill {} of {} (pid {}) since {}",
         session.run_id,
@@ -114,4 +121,60 @@ pub fn claim(
         journal,
         warnings,
     })
+}
+
+/// One run of a scenario: its id, and the journal its side effects are recorded in.
+pub struct Session {
+    pub run_id: String,
+    pub started_at: SystemTime,
+    pub journal: Journal,
+}
+
+impl Session {
+    /// A new run id, and no journal (see [`crate::safety::journal`] for the CLI's).
+    pub fn new(loaded: &LoadedScenario) -> Session {
+        let started_at = SystemTime::now();
+        Session {
+            run_id: new_run_id(&loaded.sha256, started_at),
+            started_at,
+            journal: Journal::disabled(),
+        }
+    }
+}
+
+/// What a target lock is named after: the database an existing target's DSN reaches (hosts,
+/// ports, database; never the user or password). A sandbox is built by its own drill, so no
+/// other drill can share it: `None`.
+pub fn lock_key(target: &Target) -> Option<String> {
+    if let Target::AwsRds(t) = target {
+        return Some(format!(
+            "aws-rds:{}:{}",
+            t.region.as_deref().unwrap_or("default-region"),
+            t.instance.as_deref().or(t.cluster.as_deref()).unwrap_or("")
+        ));
+    }
+    let Target::Postgres(spec) = target else {
+        return None;
+    };
+    let config = std::env::var(&spec.dsn_env)
+        .ok()
+        .and_then(|dsn| Config::from_str(&dsn).ok());
+    Some(match config {
+        Some(c) => format!(
+            "postgres://{}/{}",
+            describe_hosts(&c),
+            c.get_dbname().or(c.get_user()).unwrap_or("")
+        ),
+        // The drill itself reports the missing or bad DSN.
+        None => format!("postgres:${}", spec.dsn_env),
+    })
+}
+
+fn new_run_id(scenario_sha: &str, at: SystemTime) -> String {
+    let nanos = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let digest = Sha256::digest(format!("{scenario_sha}/{nanos}/{}", std::process::id()));
+    hex::encode(&digest[..8])
 }

@@ -1,0 +1,186 @@
+//! Taking back one side effect: the single place where every [`Undo`] kind is applied, by the
+//! drill itself (ending a fault, rolling back on abort) and by `firedrill recover` after a crash.
+//! The match is exhaustive on purpose: a new undo kind does not compile until it is handled here.
+//!
+//! Every undo is idempotent and finds its processes by their working directory (a PostgreSQL
+//! backend works in its data directory), not by a remembered pid that may have been reused.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use firedrill_aws::{Aws, AwsError, Options};
+
+use super::journal::Undo;
+
+/// Applies one undo; says what it did, or why it could not.
+pub async fn apply(undo: &Undo, timeout: Duration) -> Result<String, String> {
+    match undo {
+        Undo::Resume { dir } => {
+            let pids = processes_in(dir);
+            for &pid in &pids {
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe { libc::kill(pid, libc::SIGCONT) };
+            }
+            Ok(match pids.len() {
+                0 => format!("no process left in {}", dir.display()),
+                n => format!("SIGCONT {n} processes in {}", dir.display()),
+            })
+        }
+        Undo::RemoveDir { dir } => remove_dir(dir).await,
+        Undo::Command { argv } => crate::process::run_command("undo command", argv, timeout)
+            .await
+            .map(|()| format!("ran {}", crate::scenario::shell_words(argv)))
+            .map_err(|e| e.to_string()),
+        Undo::AwsStopFisExperiments {
+            aws,
+            template,
+            drill,
+        } => stop_experiments(aws, template, drill).await,
+        Undo::AwsDeleteFisTemplate { aws, id } => {
+            let client = Aws::connect(aws).await;
+            match client.delete_template(id).await {
+                Ok(()) => Ok(format!("deleted FIS experiment template {id}")),
+                Err(AwsError::NotFound { .. }) => Ok(format!("template {id} already gone")),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        Undo::AwsDeleteInstance { aws, id } => told(
+            Aws::connect(aws).await.delete_instance(id).await,
+            &format!("DB instance {id}"),
+        ),
+        Undo::AwsDeleteSnapshot { aws, id } => told(
+            Aws::connect(aws).await.delete_snapshot(id).await,
+            &format!("DB snapshot {id}"),
+        ),
+    }
+}
+
+/// Stops this drill's running experiments of an FIS template (found by the drill's tag).
+async fn stop_experiments(aws: &Options, template: &str, drill: &str) -> Result<String, String> {
+    let client = Aws::connect(aws).await;
+    let list = client
+        .experiments_of(template, drill)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut stopped = Vec::new();
+    for e in list.iter().filter(|e| !e.finished()) {
+        client
+            .stop_experiment(&e.id)
+            .await
+            .map_err(|err| err.to_string())?;
+        stopped.push(e.id.clone());
+    }
+    Ok(match stopped.len() {
+        0 => format!("no experiment of template {template} still running"),
+        _ => format!("stopped FIS experiment(s) {}", stopped.join(", ")),
+    })
+}
+
+/// Kills every process working in `dir`, releases the shared memory of any PostgreSQL data
+/// directory in it, and removes it.
+async fn remove_dir(dir: &Path) -> Result<String, String> {
+    if !dir.exists() {
+        return Ok(format!("{} already gone", dir.display()));
+    }
+    let mut killed = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pids = processes_in(dir);
+        if pids.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "processes {pids:?} in {} survive SIGKILL",
+                dir.display()
+            ));
+        }
+        for &pid in &pids {
+            // SIGKILL ends a stopped (paused) process too.
+            // SAFETY: kill has no memory-safety preconditions.
+            if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
+                killed += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for data_dir in data_dirs(dir) {
+        release_shared_memory(&data_dir);
+    }
+    std::fs::remove_dir_all(dir).map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
+    Ok(match killed {
+        0 => format!("removed {}", dir.display()),
+        n => format!("killed {n} processes and removed {}", dir.display()),
+    })
+}
+
+/// Live processes whose working directory is `dir` or below it (zombies have none).
+pub fn processes_in(dir: &Path) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let me = std::process::id() as i32;
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir))
+        })
+        .collect()
+}
+
+/// PostgreSQL data directories (with a `postmaster.pid`) at most two levels below `dir`.
+fn data_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut level = vec![dir.to_owned()];
+    for _ in 0..3 {
+        let mut next = Vec::new();
+        for d in level {
+            if d.join("postmaster.pid").is_file() {
+                found.push(d.clone());
+            }
+            if let Ok(rd) = std::fs::read_dir(&d) {
+                next.extend(
+                    rd.filter_map(|e| e.ok())
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                        .map(|e| e.path()),
+                );
+            }
+        }
+        level = next;
+    }
+    found
+}
+
+/// An idempotent delete's outcome as `recover` prints it.
+fn told(deleted: Result<bool, AwsError>, what: &str) -> Result<String, String> {
+    match deleted {
+        Ok(true) => Ok(format!("deleted {what}")),
+        Ok(false) => Ok(format!("{what} already gone")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A postmaster killed with SIGKILL leaves its System V shared memory segment behind; its id is
+/// on line 7 of `postmaster.pid`. Removing it (when nothing is attached) keeps repeated drills
+/// from exhausting the kernel's segment table.
+pub fn release_shared_memory(data_dir: &Path) {
+    let Ok(pidfile) = std::fs::read_to_string(data_dir.join("postmaster.pid")) else {
+        return;
+    };
+    let Some(id) = pidfile
+        .lines()
+        .nth(6)
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|id| id.parse::<i32>().ok())
+    else {
+        return;
+    };
+    // SAFETY: shmid_ds is plain data; shmctl writes into it or fails.
+    unsafe {
+        let mut ds: libc::shmid_ds = std::mem::zeroed();
+        if libc::shmctl(id, libc::IPC_STAT, &mut ds) == 0 && ds.shm_nattch == 0 {
+            libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut());
+        }
+    }
+}
