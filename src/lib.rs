@@ -5,7 +5,6 @@
 //! that reporters consume, and ending in a versioned [`report::Report`].
 
 pub mod aws_target;
-pub mod backup_health;
 pub mod checksum;
 pub mod driver;
 pub mod dsn;
@@ -17,7 +16,6 @@ pub mod human;
 pub mod pg;
 pub mod probe;
 pub mod process;
-pub mod restore;
 pub mod safety;
 pub mod workload;
 

@@ -145,7 +145,7 @@ async fn recovery_point_ages_failed_jobs_and_missing_jobs_are_found_per_resource
         expect_every: Some(Dur::from_secs(24 * 3600)),
         grace: Dur::from_secs(3600),
     };
-    let r = firedrill::backup_health::read(&aws, &[], &h, now)
+    let r = firedrill::engine::backup_health::read(&aws, &[], &h, now)
         .await
         .unwrap();
     assert_eq!(r.resources.len(), 2);
@@ -175,7 +175,7 @@ async fn recovery_point_ages_failed_jobs_and_missing_jobs_are_found_per_resource
         billing.problems
     );
     assert_eq!(r.problems(), 2);
-    let worst = firedrill::backup_health::worst_age(&r).unwrap();
+    let worst = firedrill::engine::backup_health::worst_age(&r).unwrap();
     assert!((worst - 50.0 * 3_600_000.0).abs() < 2000.0);
 }
 
@@ -192,11 +192,11 @@ async fn a_resource_without_any_recovery_point_leaves_the_rpo_unmeasured() {
         expect_every: None,
         grace: Dur::from_secs(3600),
     };
-    let r = firedrill::backup_health::read(&aws, &[ORDERS.to_owned()], &h, now)
+    let r = firedrill::engine::backup_health::read(&aws, &[ORDERS.to_owned()], &h, now)
         .await
         .unwrap();
     assert_eq!(r.resources[0].problems, ["no completed recovery point"]);
-    assert_eq!(firedrill::backup_health::worst_age(&r), None);
+    assert_eq!(firedrill::engine::backup_health::worst_age(&r), None);
 }
 
 #[test]

@@ -397,7 +397,7 @@ async fn a_damaged_base_backup_and_a_missing_wal_segment_are_named() {
         .filter(|n| n.len() == 24)
         .collect();
     segments.sort();
-    let start = firedrill::restore::wal::start_segment(&base).unwrap();
+    let start = firedrill::engine::restore::wal::start_segment(&base).unwrap();
     let after: Vec<&String> = segments.iter().filter(|s| **s > start).collect();
     let gone = after[1].clone();
     std::fs::remove_file(archive.join(&gone)).unwrap();

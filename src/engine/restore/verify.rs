@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
 
+use super::super::Ran;
 use crate::checksum::{self, NarrowLimits, TableName};
-use crate::engine::Ran;
 use crate::event::{Event, EventSink};
 use crate::ledger::{self, WorkloadLog};
 use crate::pg::sandbox::describe_pg_error;

@@ -19,10 +19,10 @@ use firedrill_aws::{Aws, AwsError, DRILL_TAG};
 use tokio_postgres::Config;
 
 use super::{Context, Finding, Interrupted, Writers, connect, first_query, start_writers};
+use super::{Ran, RunError};
 use crate::aws_target::AwsTarget;
 use crate::driver::Driver;
 use crate::dsn::{Template, at_endpoint};
-use crate::engine::{Ran, RunError};
 use crate::event::{Event, Phase};
 use crate::ledger::WorkloadLog;
 use crate::measure::ms;

@@ -14,12 +14,12 @@ use tokio::sync::watch;
 use tokio_postgres::Config;
 use tokio_postgres::config::{Host, SslMode};
 
+use super::super::RunError;
 use super::{
     ARCHIVE_DEADLINE, Finding, RECOVERY_DEADLINE, RestoreDrill, Taken, Workspace, Writers, connect,
     size_of, wal,
 };
 use crate::driver::Driver;
-use crate::engine::RunError;
 use crate::error::EnvError;
 use crate::event::Event;
 use crate::ledger::WorkloadLog;

@@ -21,20 +21,17 @@ mod verify;
 pub mod wal;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 
+use super::phases::{self, Writers, connect};
+use super::{Ran, RunError};
 use crate::checksum::TableName;
 use crate::driver::Driver;
-use crate::engine::{Ran, RunError};
 use crate::error::EnvError;
 use crate::event::{Event, EventSink, Phase};
-use crate::ledger::WorkloadLog;
 use crate::measure::ms;
 use crate::pg::binaries::{self, PgBinaries};
 use crate::pg::sandbox::{Sandbox, SandboxConfig, describe_pg_error};
@@ -42,7 +39,7 @@ use crate::process::ToolError;
 use crate::report::RestoreResult;
 use crate::safety::journal::{self, EffectId, Journal};
 use crate::scenario::{Backup, LoadedScenario, RecoveryTarget, Replication, Restore, Target};
-use crate::workload::{self, WriterSpec};
+use crate::workload::{self};
 use verify::Findings;
 
 /// Longest wait for a restored cluster to finish WAL recovery, and for the last WAL to be
@@ -63,13 +60,7 @@ pub struct Context<'a, 's> {
 impl Context<'_, '_> {
     /// Builds (or reaches) `target` unless Ctrl-C comes first.
     async fn build_driver(&self, target: &Target) -> Result<Driver, RunError> {
-        let progress = |m| self.sink.emit(Event::Setup(m));
-        let build = Driver::build(target, &self.journal, &progress);
-        let mut cancel = self.cancel.clone();
-        tokio::select! {
-            d = build => Ok(d?),
-            _ = cancel.wait_for(|c| *c) => Err(RunError::AbortedInSetup),
-        }
+        phases::build_target(target, &self.journal, self.sink, &self.cancel).await
     }
 
     /// The report's restore section as far as the scenario alone tells it.
@@ -308,33 +299,6 @@ fn restored_sandbox_config(
         run_as: binaries::run_as(run_as.as_deref())?,
         journal: journal.clone(),
     })
-}
-
-/// The writers of the ledger workload, running against the source while the backup is taken.
-struct Writers {
-    stop: watch::Sender<bool>,
-    handles: Vec<JoinHandle<WorkloadLog>>,
-    acked: Arc<AtomicU64>,
-    started: Duration,
-}
-
-impl Writers {
-    /// Stops the writers; their log and acknowledged writes per second.
-    async fn stop(self, sink: &EventSink<'_>) -> (WorkloadLog, f64) {
-        let acked = self.acked.load(std::sync::atomic::Ordering::Relaxed);
-        let _ = self.stop.send(true);
-        let mut log = WorkloadLog::default();
-        for h in self.handles {
-            match h.await {
-                Ok(l) => log.merge(l),
-                Err(e) => sink.emit(Event::Warning(format!(
-                    "a writer stopped early: {e}; its acknowledged writes are not counted"
-                ))),
-            }
-        }
-        let wrote_for = sink.t0.elapsed().saturating_sub(self.started);
-        (log, acked as f64 / wrote_for.as_secs_f64().max(1e-3))
-    }
 }
 
 struct RestoreDrill<'a, 's> {
@@ -580,78 +544,6 @@ impl RestoreDrill<'_, '_> {
     }
 }
 
-/// Starts the ledger workload's writers on the source.
-async fn start_writers(
-    sink: &EventSink<'_>,
-    s: &crate::scenario::Scenario,
-    run_id: &str,
-    source: &Config,
-) -> Result<Writers, String> {
-    let client = connect(source).await?;
-    workload::prepare(&client, &s.workload.table)
-        .await
-        .map_err(|e| describe_pg_error(&e))?;
-    let (stop, stop_rx) = watch::channel(false);
-    let acked = Arc::new(AtomicU64::new(0));
-    let mut config = source.clone();
-    config.connect_timeout(s.workload.timeout.get());
-    let spec = Arc::new(WriterSpec {
-        config,
-        table: s.workload.table.clone(),
-        run: run_id.to_owned(),
-        timeout: s.workload.timeout.get(),
-    });
-    let handles = workload::spawn_writers(spec, s.workload.connections, sink.t0, &stop_rx, &acked);
-    sink.emit(Event::Setup(format!(
-        "{} writer(s) writing into {}",
-        s.workload.connections, s.workload.table
-    )));
-    Ok(Writers {
-        stop,
-        handles,
-        acked,
-        started: sink.t0.elapsed(),
-    })
-}
-
-/// Waits until a query succeeds on the restored database (the restore RTO ends here), for at
-/// most `within`.
-async fn first_query(
-    config: &Config,
-    within: Duration,
-    cancel: &watch::Receiver<bool>,
-) -> Result<Client, Finding> {
-    let mut one = config.clone();
-    one.connect_timeout(Duration::from_secs(5));
-    let deadline = Instant::now() + within;
-    loop {
-        if *cancel.borrow() {
-            return Err(Finding::Interrupted);
-        }
-        let attempt = async {
-            let (c, conn) = one.connect(NoTls).await?;
-            tokio::spawn(conn);
-            c.simple_query("select 1").await?;
-            Ok::<_, tokio_postgres::Error>(c)
-        }
-        .await;
-        match attempt {
-            Ok(c) => return Ok(c),
-            Err(e) if Instant::now() > deadline => return Err(e.into()),
-            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-        }
-    }
-}
-
-pub(crate) async fn connect(config: &Config) -> Result<Client, String> {
-    let (c, conn) = config
-        .connect(NoTls)
-        .await
-        .map_err(|e| describe_pg_error(&e))?;
-    tokio::spawn(conn);
-    Ok(c)
-}
-
 pub(crate) fn database_of(config: &Config) -> String {
     config
         .get_dbname()
@@ -689,4 +581,34 @@ pub(crate) fn size_of(path: &Path) -> u64 {
     } else {
         meta.len()
     }
+}
+
+/// Starts the ledger workload's writers on the source, its table prepared first.
+async fn start_writers(
+    sink: &EventSink<'_>,
+    s: &crate::scenario::Scenario,
+    run_id: &str,
+    source: &Config,
+) -> Result<Writers, String> {
+    let client = connect(source).await?;
+    workload::prepare(&client, &s.workload.table)
+        .await
+        .map_err(|e| describe_pg_error(&e))?;
+    let writers = Writers::spawn(sink, s, run_id, source);
+    sink.emit(Event::Setup(format!(
+        "{} writer(s) writing into {}",
+        s.workload.connections, s.workload.table
+    )));
+    Ok(writers)
+}
+
+/// [`phases::first_query`] as a restore step's finding.
+async fn first_query(
+    config: &Config,
+    within: Duration,
+    cancel: &watch::Receiver<bool>,
+) -> Result<Client, Finding> {
+    phases::first_query(config, within, cancel)
+        .await?
+        .ok_or(Finding::Interrupted)
 }

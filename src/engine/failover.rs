@@ -1,167 +1,32 @@
-//! Runs one drill: setup, steady state, fault and recovery under observation, verification,
-//! teardown. Emits events as it goes and returns the report; every wait is bounded and
-//! cancellable, and an abort still undoes the fault, tears down and reports.
+//! The failover drill: steady state, then the fault and the recovery under observation by write
+//! and read probes and the workload's writers, then the ledger read back for lost writes. A fault
+//! still in effect ends with the drill: rolled back on abort, ended after a full observation.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::phases::{self, Writers};
+use super::{Abort, Ran, RunError};
 use crate::driver::Driver;
 use crate::error::EnvError;
-use crate::event::{Event, EventSink, Phase, Reporter};
+use crate::event::{Event, EventSink, Phase};
 use crate::guardrail::Guard;
 use crate::ledger::{self, WorkloadLog};
 use crate::measure::{self, ms};
 use crate::probe::{self, ProbeKind, ProbeSpec, ProbeState};
 use crate::report::*;
-pub use crate::safety::claim::Session;
 use crate::safety::journal::{EffectId, Journal, Undo};
-use crate::scenario::{Cleanup, DrillSpec, Fault, LoadedScenario, Recovery};
-use crate::soc2;
-use crate::workload::{self, WriterSpec};
-
-/// A finished drill: its report, and the sandbox directories the cleanup policy kept.
-pub struct Outcome {
-    pub report: Report,
-    pub kept: Vec<PathBuf>,
-}
-
-/// Why the drill stopped early.
-struct Abort(String);
-
-/// A drill that could not produce a report.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error(transparent)]
-    Env(#[from] EnvError),
-    /// Interrupted before the target was up; whatever was built has been removed.
-    #[error("aborted during setup; nothing was left running")]
-    AbortedInSetup,
-    /// A scenario that did not come through [`crate::scenario::load`] or `parse`.
-    #[error("the scenario is neither a failover nor a restore drill; run `firedrill validate`")]
-    NotValidated,
-}
+use crate::scenario::{Fault, LoadedScenario, Recovery};
+use crate::workload;
 
 const STATUS_EVERY: Duration = Duration::from_millis(250);
 const VERIFY_DEADLINE: Duration = Duration::from_secs(30);
 
-/// Runs the drill without a journal; see [`run_session`].
-pub async fn run(
-    loaded: &LoadedScenario,
-    reporter: &mut dyn Reporter,
-    cancel: watch::Receiver<bool>,
-) -> Result<Outcome, RunError> {
-    run_session(loaded, reporter, cancel, Session::new(loaded)).await
-}
-
-/// Runs the drill. `cancel` turning true (Ctrl-C, SIGTERM) aborts it: the fault is undone, the
-/// target torn down, and the report says `aborted`. Errors before the drill starts (a missing
-/// program, an unreachable target) are returned as [`EnvError`]. Every side effect is recorded
-/// in the session's journal before it happens.
-pub async fn run_session(
-    loaded: &LoadedScenario,
-    reporter: &mut dyn Reporter,
-    cancel: watch::Receiver<bool>,
-    session: Session,
-) -> Result<Outcome, RunError> {
-    let s = &loaded.scenario;
-    let spec = s.drill().ok_or(RunError::NotValidated)?;
-    let t0 = Instant::now();
-    let Session {
-        run_id,
-        started_at,
-        journal,
-    } = session;
-    let sink = EventSink::new(t0, reporter);
-
-    let ran = match spec {
-        DrillSpec::Failover { fault, recovery } => {
-            failover(loaded, fault, recovery, &sink, cancel, &run_id, &journal).await?
-        }
-        DrillSpec::Restore(r) => {
-            crate::restore::run(crate::restore::Context {
-                loaded,
-                restore: r,
-                sink: &sink,
-                cancel,
-                run_id: &run_id,
-                started_at,
-                journal: journal.clone(),
-            })
-            .await?
-        }
-        DrillSpec::BackupHealth(h) => crate::backup_health::run(loaded, h, &sink, cancel).await?,
-    };
-
-    sink.emit(Event::Phase(Phase::Teardown));
-    let workload_on = s.workload.connections > 0 && ran.ledger_checked;
-    let targets = evaluate(&s.targets, &ran.measurements, workload_on);
-    let verdict = verdict(ran.aborted.is_some(), &targets);
-    let keep = match s.cleanup {
-        Cleanup::Always => false,
-        Cleanup::OnSuccess => verdict != Verdict::Pass,
-        Cleanup::Never => true,
-    };
-    let kept = (ran.teardown)(keep);
-    for dir in &kept {
-        sink.emit(Event::Setup(format!(
-            "kept {} (cleanup: {:?}); remove it when done",
-            dir.display(),
-            s.cleanup
-        )));
-    }
-
-    let report = Report {
-        format_version: REPORT_FORMAT_VERSION,
-        tool: Tool::this(),
-        run_id: run_id.clone(),
-        scenario: ScenarioRef::of(loaded),
-        drill: match spec {
-            DrillSpec::Failover { .. } => DrillKind::Failover,
-            DrillSpec::Restore(_) => DrillKind::Restore,
-            DrillSpec::BackupHealth(_) => DrillKind::BackupHealth,
-        },
-        controls: s.controls.iter().filter_map(|c| soc2::control(c)).collect(),
-        target: TargetRef {
-            kind: s.target.kind().into(),
-            description: ran.description,
-        },
-        started_at: humantime::format_rfc3339_millis(started_at).to_string(),
-        finished_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-        verdict,
-        abort_reason: ran.aborted,
-        steady_state: ran.steady,
-        measurements: ran.measurements,
-        targets,
-        timeline: sink.timeline(),
-        series: ran.series,
-        signer: None,
-        chain: None,
-        fleet: None,
-    };
-    let report = crate::secrets::redact_value(report);
-    Ok(Outcome { report, kept })
-}
-
-/// What a drill of either kind hands back before teardown: the teardown waits for the verdict,
-/// since the cleanup policy may keep a failed drill's sandboxes.
-pub struct Ran<'a> {
-    pub description: String,
-    pub measurements: Measurements,
-    pub steady: Option<SteadyStateResult>,
-    pub series: Option<measure::ProbeSeries>,
-    pub aborted: Option<String>,
-    /// Whether the workload's ledger was read back (its integrity is then a target).
-    pub ledger_checked: bool,
-    /// Tears everything down; `true` keeps the sandbox directories, which it returns.
-    pub teardown: Box<dyn FnOnce(bool) -> Vec<PathBuf> + Send + 'a>,
-}
-
-async fn failover<'a>(
+pub(super) async fn failover<'a>(
     loaded: &'a LoadedScenario,
     fault: &'a Fault,
     recovery: &'a Recovery,
@@ -172,33 +37,22 @@ async fn failover<'a>(
 ) -> Result<Ran<'a>, RunError> {
     let s = &loaded.scenario;
     sink.emit(Event::Phase(Phase::Setup));
-    let mut driver = {
-        let progress = |m| sink.emit(Event::Setup(m));
-        let build = Driver::build(&s.target, journal, &progress);
-        let mut cancel = cancel.clone();
-        tokio::select! {
-            d = build => d?,
-            _ = cancel.wait_for(|c| *c) => {
-                // Dropping the build tears down whatever part of the sandbox exists.
-                return Err(RunError::AbortedInSetup);
-            }
-        }
-    };
+    let mut driver = phases::build_target(&s.target, journal, sink, &cancel).await?;
     let description = driver.describe();
     sink.emit(Event::Setup(description.clone()));
 
     let admin_config = driver.client_config(Duration::from_secs(10));
-    let prepared = async {
-        let (client, conn) = admin_config.connect(tokio_postgres::NoTls).await?;
-        tokio::spawn(conn);
-        workload::prepare(&client, &s.workload.table).await
-    }
-    .await;
-    if let Err(e) = prepared {
+    let prepared = match phases::connect(&admin_config).await {
+        Ok(client) => workload::prepare(&client, &s.workload.table)
+            .await
+            .map_err(|e| crate::pg::sandbox::describe_pg_error(&e)),
+        Err(e) => Err(e),
+    };
+    if let Err(reason) = prepared {
         driver.teardown(false);
         return Err(RunError::Env(EnvError::Unreachable {
             what: "the target's primary through its DSN".into(),
-            reason: crate::pg::sandbox::describe_pg_error(&e),
+            reason,
         }));
     }
 
@@ -261,9 +115,8 @@ struct Load {
     stop: watch::Sender<bool>,
     write: Arc<ProbeState>,
     read: Arc<ProbeState>,
-    acked: Arc<AtomicU64>,
     probes: Vec<JoinHandle<()>>,
-    writers: Vec<JoinHandle<WorkloadLog>>,
+    writers: Option<Writers>,
     guard: Guard,
 }
 
@@ -273,9 +126,12 @@ impl Drop for Load {
         for h in &self.probes {
             h.abort();
         }
-        for h in &self.writers {
-            h.abort();
-        }
+    }
+}
+
+impl Load {
+    fn acked(&self) -> u64 {
+        self.writers.as_ref().map_or(0, Writers::acked)
     }
 }
 
@@ -320,22 +176,19 @@ impl Drill<'_, '_> {
                 state.clone(),
             )));
         }
-        let acked = Arc::new(AtomicU64::new(0));
-        let writer = Arc::new(WriterSpec {
-            config: self.driver.client_config(s.workload.timeout.get()),
-            table: s.workload.table.clone(),
-            run: self.run_id.clone(),
-            timeout: s.workload.timeout.get(),
-        });
-        let writers = workload::spawn_writers(writer, s.workload.connections, t0, &stop_rx, &acked);
+        let writers = Writers::spawn(
+            self.sink,
+            s,
+            &self.run_id,
+            &self.driver.client_config(s.workload.timeout.get()),
+        );
         let guard = Guard::arm(&s.guardrails, t0, &stop_rx);
         Load {
             stop,
             write,
             read,
-            acked,
             probes,
-            writers,
+            writers: Some(writers),
             guard,
         }
     }
@@ -358,7 +211,7 @@ impl Drill<'_, '_> {
         let met = steady.met;
         self.steady = Some(steady);
         // The workload started with the window, so the live counter is its throughput.
-        let acked_before = load.acked.load(Ordering::Relaxed);
+        let acked_before = load.acked();
         self.measurements.workload_writes_per_s =
             Some(acked_before as f64 / (ss_to - ss_from).as_secs_f64());
         if !met {
@@ -478,15 +331,10 @@ impl Drill<'_, '_> {
                     .emit(Event::Warning(format!("a probe stopped early: {e}")));
             }
         }
-        let mut log = WorkloadLog::default();
-        for h in load.writers.drain(..) {
-            match h.await {
-                Ok(l) => log.merge(l),
-                Err(e) => self.sink.emit(Event::Warning(format!(
-                    "a writer stopped early: {e}; its acknowledged writes are not counted"
-                ))),
-            }
-        }
+        let log = match load.writers.take() {
+            Some(w) => w.stop(self.sink).await.0,
+            None => WorkloadLog::default(),
+        };
         let m = &mut self.measurements;
         m.acknowledged_writes = log.acks.len() as u64;
         m.in_doubt_writes = log.in_doubt.len() as u64;
@@ -527,12 +375,12 @@ impl Drill<'_, '_> {
         let config = self.driver.client_config(Duration::from_secs(5));
         let deadline = Instant::now() + VERIFY_DEADLINE;
         let rows = loop {
-            let attempt = async {
-                let (client, conn) = config.connect(tokio_postgres::NoTls).await?;
-                tokio::spawn(conn);
-                workload::read_back(&client, &s.workload.table, &self.run_id).await
-            }
-            .await;
+            let attempt = match phases::connect(&config).await {
+                Ok(client) => workload::read_back(&client, &s.workload.table, &self.run_id)
+                    .await
+                    .map_err(|e| crate::pg::sandbox::describe_pg_error(&e)),
+                Err(e) => Err(e),
+            };
             match attempt {
                 Ok(rows) => break Some(rows),
                 Err(_) if Instant::now() < deadline => {
@@ -542,7 +390,7 @@ impl Drill<'_, '_> {
                     self.sink.emit(Event::Warning(format!(
                         "cannot read the ledger back within {}: {}; lost writes unknown",
                         humantime::format_duration(VERIFY_DEADLINE),
-                        crate::pg::sandbox::describe_pg_error(&e)
+                        e
                     )));
                     break None;
                 }
@@ -613,7 +461,7 @@ impl Drill<'_, '_> {
                 self.sink.emit(Event::Status {
                     write_up: load.write.up.load(Ordering::Relaxed),
                     read_up: load.read.up.load(Ordering::Relaxed),
-                    acknowledged_writes: load.acked.load(Ordering::Relaxed),
+                    acknowledged_writes: load.acked(),
                 });
             }
             let nap = (at - now).min(tick);

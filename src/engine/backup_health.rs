@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime};
 use firedrill_aws::{Aws, Options};
 use tokio::sync::watch;
 
+use super::{Ran, RunError};
 use crate::aws_target::aws_err;
-use crate::engine::{Ran, RunError};
 use crate::error::EnvError;
 use crate::event::{Event, EventSink, Phase};
 use crate::measure::ms;

@@ -1,0 +1,160 @@
+//! Runs one drill: dispatches a validated drill to its kind's module, then judges the targets,
+//! applies the cleanup policy and assembles the report. Emits events as it goes; every wait is
+//! bounded and cancellable, and an abort still undoes the fault, tears down and reports.
+//!
+//! Boundary: this file is the contract between the kinds and the report ([`Ran`], [`RunError`]);
+//! one file (or folder) per drill kind does the work: [`failover`], [`restore`],
+//! [`backup_health`]. Phases the kinds share (building the target cancellably, the writer
+//! pool, waiting for a first query) are [`phases`].
+
+pub mod backup_health;
+mod failover;
+pub mod phases;
+pub mod restore;
+
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
+
+use tokio::sync::watch;
+
+use crate::error::EnvError;
+use crate::event::{Event, EventSink, Phase, Reporter};
+use crate::measure::{self};
+use crate::report::*;
+pub use crate::safety::claim::Session;
+use crate::scenario::{Cleanup, DrillSpec, LoadedScenario};
+use crate::soc2;
+
+/// A finished drill: its report, and the sandbox directories the cleanup policy kept.
+pub struct Outcome {
+    pub report: Report,
+    pub kept: Vec<PathBuf>,
+}
+
+/// Why the drill stopped early.
+struct Abort(String);
+
+/// A drill that could not produce a report.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    /// Interrupted before the target was up; whatever was built has been removed.
+    #[error("aborted during setup; nothing was left running")]
+    AbortedInSetup,
+    /// A scenario that did not come through [`crate::scenario::load`] or `parse`.
+    #[error("the scenario is neither a failover nor a restore drill; run `firedrill validate`")]
+    NotValidated,
+}
+
+/// Runs the drill without a journal; see [`run_session`].
+pub async fn run(
+    loaded: &LoadedScenario,
+    reporter: &mut dyn Reporter,
+    cancel: watch::Receiver<bool>,
+) -> Result<Outcome, RunError> {
+    run_session(loaded, reporter, cancel, Session::new(loaded)).await
+}
+
+/// Runs the drill. `cancel` turning true (Ctrl-C, SIGTERM) aborts it: the fault is undone, the
+/// target torn down, and the report says `aborted`. Errors before the drill starts (a missing
+/// program, an unreachable target) are returned as [`EnvError`]. Every side effect is recorded
+/// in the session's journal before it happens.
+pub async fn run_session(
+    loaded: &LoadedScenario,
+    reporter: &mut dyn Reporter,
+    cancel: watch::Receiver<bool>,
+    session: Session,
+) -> Result<Outcome, RunError> {
+    let s = &loaded.scenario;
+    let spec = s.drill().ok_or(RunError::NotValidated)?;
+    let t0 = Instant::now();
+    let Session {
+        run_id,
+        started_at,
+        journal,
+    } = session;
+    let sink = EventSink::new(t0, reporter);
+
+    let ran = match spec {
+        DrillSpec::Failover { fault, recovery } => {
+            failover::failover(loaded, fault, recovery, &sink, cancel, &run_id, &journal).await?
+        }
+        DrillSpec::Restore(r) => {
+            restore::run(restore::Context {
+                loaded,
+                restore: r,
+                sink: &sink,
+                cancel,
+                run_id: &run_id,
+                started_at,
+                journal: journal.clone(),
+            })
+            .await?
+        }
+        DrillSpec::BackupHealth(h) => backup_health::run(loaded, h, &sink, cancel).await?,
+    };
+
+    sink.emit(Event::Phase(Phase::Teardown));
+    let workload_on = s.workload.connections > 0 && ran.ledger_checked;
+    let targets = evaluate(&s.targets, &ran.measurements, workload_on);
+    let verdict = verdict(ran.aborted.is_some(), &targets);
+    let keep = match s.cleanup {
+        Cleanup::Always => false,
+        Cleanup::OnSuccess => verdict != Verdict::Pass,
+        Cleanup::Never => true,
+    };
+    let kept = (ran.teardown)(keep);
+    for dir in &kept {
+        sink.emit(Event::Setup(format!(
+            "kept {} (cleanup: {:?}); remove it when done",
+            dir.display(),
+            s.cleanup
+        )));
+    }
+
+    let report = Report {
+        format_version: REPORT_FORMAT_VERSION,
+        tool: Tool::this(),
+        run_id: run_id.clone(),
+        scenario: ScenarioRef::of(loaded),
+        drill: match spec {
+            DrillSpec::Failover { .. } => DrillKind::Failover,
+            DrillSpec::Restore(_) => DrillKind::Restore,
+            DrillSpec::BackupHealth(_) => DrillKind::BackupHealth,
+        },
+        controls: s.controls.iter().filter_map(|c| soc2::control(c)).collect(),
+        target: TargetRef {
+            kind: s.target.kind().into(),
+            description: ran.description,
+        },
+        started_at: humantime::format_rfc3339_millis(started_at).to_string(),
+        finished_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        verdict,
+        abort_reason: ran.aborted,
+        steady_state: ran.steady,
+        measurements: ran.measurements,
+        targets,
+        timeline: sink.timeline(),
+        series: ran.series,
+        signer: None,
+        chain: None,
+        fleet: None,
+    };
+    let report = crate::secrets::redact_value(report);
+    Ok(Outcome { report, kept })
+}
+
+/// What a drill of either kind hands back before teardown: the teardown waits for the verdict,
+/// since the cleanup policy may keep a failed drill's sandboxes.
+pub struct Ran<'a> {
+    pub description: String,
+    pub measurements: Measurements,
+    pub steady: Option<SteadyStateResult>,
+    pub series: Option<measure::ProbeSeries>,
+    pub aborted: Option<String>,
+    /// Whether the workload's ledger was read back (its integrity is then a target).
+    pub ledger_checked: bool,
+    /// Tears everything down; `true` keeps the sandbox directories, which it returns.
+    pub teardown: Box<dyn FnOnce(bool) -> Vec<PathBuf> + Send + 'a>,
+}

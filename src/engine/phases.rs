@@ -1,0 +1,141 @@
+//! Phases every drill kind shares, written once: building or reaching the target unless Ctrl-C
+//! comes first, connecting, the ledger workload's writer pool, and waiting for the first query
+//! a restored or failed-over database answers.
+//!
+//! Boundary: mechanics only; what a phase means for the report is the drill kind's.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_postgres::{Client, Config, NoTls};
+
+use super::RunError;
+use crate::driver::Driver;
+use crate::event::{Event, EventSink};
+use crate::ledger::WorkloadLog;
+use crate::pg::sandbox::describe_pg_error;
+use crate::safety::journal::Journal;
+use crate::scenario::{Scenario, Target};
+use crate::workload::{self, WriterSpec};
+
+/// Builds (or reaches) `target` unless Ctrl-C comes first; dropping a half-built sandbox tears
+/// down whatever part of it exists.
+pub async fn build_target(
+    target: &Target,
+    journal: &Journal,
+    sink: &EventSink<'_>,
+    cancel: &watch::Receiver<bool>,
+) -> Result<Driver, RunError> {
+    let progress = |m| sink.emit(Event::Setup(m));
+    let build = Driver::build(target, journal, &progress);
+    let mut cancel = cancel.clone();
+    tokio::select! {
+        d = build => Ok(d?),
+        _ = cancel.wait_for(|c| *c) => Err(RunError::AbortedInSetup),
+    }
+}
+
+/// One connection, its driver task spawned; the error as a person reads it.
+pub async fn connect(config: &Config) -> Result<Client, String> {
+    let (c, conn) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| describe_pg_error(&e))?;
+    tokio::spawn(conn);
+    Ok(c)
+}
+
+/// Waits until `select 1` succeeds (a restore's or a failover's RTO ends here), for at most
+/// `within`. `Ok(None)`: Ctrl-C came first.
+pub async fn first_query(
+    config: &Config,
+    within: Duration,
+    cancel: &watch::Receiver<bool>,
+) -> Result<Option<Client>, tokio_postgres::Error> {
+    let mut one = config.clone();
+    one.connect_timeout(Duration::from_secs(5));
+    let deadline = Instant::now() + within;
+    loop {
+        if *cancel.borrow() {
+            return Ok(None);
+        }
+        let attempt = async {
+            let (c, conn) = one.connect(NoTls).await?;
+            tokio::spawn(conn);
+            c.simple_query("select 1").await?;
+            Ok::<_, tokio_postgres::Error>(c)
+        }
+        .await;
+        match attempt {
+            Ok(c) => return Ok(Some(c)),
+            Err(e) if Instant::now() > deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+/// The ledger workload's writers, running against the target's primary.
+pub struct Writers {
+    stop: watch::Sender<bool>,
+    handles: Vec<JoinHandle<WorkloadLog>>,
+    acked: Arc<AtomicU64>,
+    started: Duration,
+}
+
+impl Writers {
+    /// Starts `workload.connections` writers through `config` (the table is prepared already).
+    pub fn spawn(sink: &EventSink<'_>, s: &Scenario, run_id: &str, config: &Config) -> Writers {
+        let (stop, stop_rx) = watch::channel(false);
+        let acked = Arc::new(AtomicU64::new(0));
+        let mut config = config.clone();
+        config.connect_timeout(s.workload.timeout.get());
+        let spec = Arc::new(WriterSpec {
+            config,
+            table: s.workload.table.clone(),
+            run: run_id.to_owned(),
+            timeout: s.workload.timeout.get(),
+        });
+        let handles =
+            workload::spawn_writers(spec, s.workload.connections, sink.t0, &stop_rx, &acked);
+        Writers {
+            stop,
+            handles,
+            acked,
+            started: sink.t0.elapsed(),
+        }
+    }
+
+    /// Writes acknowledged so far.
+    pub fn acked(&self) -> u64 {
+        self.acked.load(Ordering::Relaxed)
+    }
+
+    /// Stops the writers; their log and acknowledged writes per second.
+    pub async fn stop(mut self, sink: &EventSink<'_>) -> (WorkloadLog, f64) {
+        let acked = self.acked();
+        let _ = self.stop.send(true);
+        let mut log = WorkloadLog::default();
+        for h in std::mem::take(&mut self.handles) {
+            match h.await {
+                Ok(l) => log.merge(l),
+                Err(e) => sink.emit(Event::Warning(format!(
+                    "a writer stopped early: {e}; its acknowledged writes are not counted"
+                ))),
+            }
+        }
+        let wrote_for = sink.t0.elapsed().saturating_sub(self.started);
+        (log, acked as f64 / wrote_for.as_secs_f64().max(1e-3))
+    }
+}
+
+impl Drop for Writers {
+    fn drop(&mut self) {
+        // Belt and braces: `stop` going away already ends every loop.
+        for h in &self.handles {
+            h.abort();
+        }
+    }
+}
