@@ -10,6 +10,7 @@ pub mod driver;
 pub mod dsn;
 pub mod engine;
 pub mod error;
+pub mod finish;
 pub mod fleet;
 pub mod guardrail;
 pub mod human;

@@ -47,6 +47,16 @@ pub enum RunError {
     NotValidated,
 }
 
+impl RunError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::AbortedInSetup => crate::error::EXIT_ABORTED,
+            RunError::Env(_) => crate::error::EXIT_ENVIRONMENT,
+            RunError::NotValidated => crate::error::EXIT_INVALID,
+        }
+    }
+}
+
 /// Runs the drill without a journal; see [`run_session`].
 pub async fn run(
     loaded: &LoadedScenario,

@@ -3,7 +3,11 @@
 //! local PostgreSQL database the test makes (moto has no database), reached through DSN
 //! templates filled from what moto says about each instance (`{port}`, `{instance}`).
 
+use std::time::Duration;
+
+use firedrill::fleet::limiter::{self, Limits};
 use firedrill_aws::moto::Server;
+use firedrill_aws::{Aws, AwsError, DRILL_TAG};
 
 use crate::aws::{LocalDb, MOTO_CREDENTIALS};
 use crate::aws_restore::{db_dsn, left_in_aws, no_pending_effects};
@@ -457,4 +461,47 @@ fn a_signed_fleet_joins_the_evidence_chain_and_verifies_with_openssh() {
     for id in MEMBERS {
         assert!(out.contains(&format!("fleet-restore.{id}")), "{out}");
     }
+}
+
+/// The fleet's limiter over real AWS calls: 50 instances restored from their snapshots with at most 5 restores in flight; every copy is
+/// tagged and removed by cleanup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_of_50_restores_never_exceeds_its_concurrency() {
+    let moto = Server::start();
+    let aws = Aws::from_conf(&moto.conf("us-east-1"));
+    let ids: Vec<String> = (0..50).map(|i| format!("fleet-{i:02}")).collect();
+    for id in &ids {
+        moto.postgres_instance(id, false, &[]).await;
+    }
+    let limits = Limits {
+        concurrency: 5,
+        start_every: Duration::from_millis(5),
+    };
+    let job_aws = aws.clone();
+    let (_never, cancel) = tokio::sync::watch::channel(false);
+    let (results, peak) = limiter::run(ids.clone(), limits, cancel, move |id: String| {
+        let aws = job_aws.clone();
+        async move {
+            let tag = [(DRILL_TAG, "fleet-run")];
+            let snap = format!("{id}-snap");
+            aws.create_snapshot(&id, &snap, &tag).await?;
+            let copy = format!("{id}-copy");
+            aws.restore_snapshot(&snap, &copy, None, &tag).await?;
+            // Hold the slot while the copy "restores", as a real job waits for it.
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            Ok::<_, AwsError>(aws.instance(&copy).await?.id)
+        }
+    })
+    .await;
+    assert!(peak <= 5, "{peak} restores at once");
+    assert!(peak >= 2, "the fleet ran one at a time ({peak})");
+    let copies: Vec<String> = results.into_iter().map(Result::unwrap).collect();
+    assert_eq!(copies.len(), 50);
+    let deleted = aws.cleanup(Some("fleet-run")).await.unwrap();
+    assert_eq!(
+        deleted.len(),
+        100,
+        "50 copies and 50 snapshots: {deleted:?}"
+    );
+    assert_eq!(aws.instances().await.unwrap().len(), 50, "the sources stay");
 }

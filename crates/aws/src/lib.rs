@@ -11,7 +11,8 @@ mod client;
 mod cloudwatch;
 mod error;
 mod fis;
-pub mod fleet;
+/// A moto server for tests: only with the `moto` feature, never in the shipped binary.
+#[cfg(feature = "moto")]
 pub mod moto;
 mod rds;
 pub mod wait;

@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use aws_sdk_rds::config::Region;
-use firedrill_aws::fleet::{self, Limits};
 use firedrill_aws::wait::{self, Poll};
 use firedrill_aws::{Aws, AwsError, DRILL_TAG};
 
@@ -273,47 +272,4 @@ async fn missing_credentials_are_one_clear_error() {
     let e = Aws::from_conf(&conf).instance("orders").await.unwrap_err();
     assert!(matches!(e, AwsError::NoCredentials { .. }), "{e:?}");
     assert!(e.to_string().contains("no AWS credentials"), "{e}");
-}
-
-/// 50 instances restored from their snapshots with at most 5 restores in flight; every copy is
-/// tagged and removed by cleanup.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fleet_of_50_restores_never_exceeds_its_concurrency() {
-    let moto = Moto::start();
-    let aws = moto.aws();
-    let ids: Vec<String> = (0..50).map(|i| format!("fleet-{i:02}")).collect();
-    for id in &ids {
-        moto.server.postgres_instance(id, false, &[]).await;
-    }
-    let limits = Limits {
-        concurrency: 5,
-        start_every: Duration::from_millis(5),
-    };
-    let job_aws = aws.clone();
-    let (_never, cancel) = tokio::sync::watch::channel(false);
-    let (results, peak) = fleet::run(ids.clone(), limits, cancel, move |id: String| {
-        let aws = job_aws.clone();
-        async move {
-            let tag = [(DRILL_TAG, "fleet-run")];
-            let snap = format!("{id}-snap");
-            aws.create_snapshot(&id, &snap, &tag).await?;
-            let copy = format!("{id}-copy");
-            aws.restore_snapshot(&snap, &copy, None, &tag).await?;
-            // Hold the slot while the copy "restores", as a real job waits for it.
-            tokio::time::sleep(Duration::from_millis(30)).await;
-            Ok::<_, AwsError>(aws.instance(&copy).await?.id)
-        }
-    })
-    .await;
-    assert!(peak <= 5, "{peak} restores at once");
-    assert!(peak >= 2, "the fleet ran one at a time ({peak})");
-    let copies: Vec<String> = results.into_iter().map(Result::unwrap).collect();
-    assert_eq!(copies.len(), 50);
-    let deleted = aws.cleanup(Some("fleet-run")).await.unwrap();
-    assert_eq!(
-        deleted.len(),
-        100,
-        "50 copies and 50 snapshots: {deleted:?}"
-    );
-    assert_eq!(aws.instances().await.unwrap().len(), 50, "the sources stay");
 }

@@ -2,9 +2,11 @@
 //! carries the given tags, a bounded number at a time, each member a drill of its own (its own
 //! run id, journal, lock, temporary instance and report), and a summary over them all.
 //!
-//! Boundary: choosing the members and summarizing their outcomes. Running them is the CLI's
-//! (it owns locks, journals and output) over [`firedrill_aws::fleet::run`]; each member runs
-//! through the same engine as a single drill.
+//! Boundary: choosing the members (here), running them ([`run`], over [`limiter`]); each member
+//! runs through the same engine as a single drill. The summary's contract is the model's.
+
+pub mod limiter;
+pub mod run;
 
 use std::collections::BTreeMap;
 
@@ -14,7 +16,6 @@ use crate::dsn::{PLACEHOLDERS, Template};
 use crate::error::{EXIT_ENVIRONMENT, EXIT_REFUSED};
 pub use crate::fleet_summary::*;
 use crate::scenario::{LoadedScenario, Target, describe_tags};
-pub use firedrill_evidence::render::fleet::{markdown, text};
 
 /// One instance's drill, before it runs.
 pub struct Member {

@@ -1,0 +1,186 @@
+//! The auditor's commands: `verify` (signatures, chain, verdicts), `evidence` (a period's
+//! summary with missing scheduled drills) and `render` (a report's views again). They use the
+//! evidence crate only.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use firedrill::error::*;
+use firedrill::report::{self, Verdict};
+use firedrill::{evidence, signing, summary};
+
+pub fn verify(dir: &Path, allowed_signers: &Path) -> ExitCode {
+    let allowed = match signing::read_allowed_signers(allowed_signers) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit_code(EXIT_INVALID);
+        }
+    };
+    let v = match evidence::verify(dir, &allowed) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {}: {e}", dir.display());
+            return exit_code(EXIT_INVALID);
+        }
+    };
+    let mark = |ok: bool| if ok { "ok" } else { "FAIL" };
+    println!(
+        "{:<32} {:>5} {:<28} {:<8} {:<9} {:<6} recomputed",
+        "report", "seq", "scenario", "verdict", "signature", "chain"
+    );
+    for r in &v.rows {
+        println!(
+            "{:<32} {:>5} {:<28} {:<8} {:<9} {:<6} {}",
+            r.entry,
+            r.sequence
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into()),
+            r.scenario,
+            r.verdict
+                .map(|v| format!("{v:?}").to_lowercase())
+                .unwrap_or_else(|| "-".into()),
+            mark(r.signature.is_ok()),
+            mark(r.chain_ok),
+            mark(r.verdict_ok)
+        );
+    }
+    if let Some((entry, sha)) = &v.head {
+        println!("\nnewest report: {entry} (report.json SHA-256 {sha})");
+        println!("record it outside this directory: a later verify must still reach it");
+    }
+    if v.problems.is_empty() {
+        println!(
+            "\n{} reports verified: signatures, chain, index and verdicts all hold",
+            v.rows.len()
+        );
+        exit_code(EXIT_PASS)
+    } else {
+        eprintln!();
+        for p in &v.problems {
+            eprintln!("problem: {p}");
+        }
+        exit_code(EXIT_TARGET_MISSED)
+    }
+}
+
+pub fn evidence_summary(
+    dir: &Path,
+    from: summary::Date,
+    to: summary::Date,
+    expect: Vec<summary::Expectation>,
+    allowed_signers: Option<&Path>,
+    out: Option<PathBuf>,
+) -> ExitCode {
+    if from > to {
+        eprintln!("error: --from {from} is after --to {to}");
+        return exit_code(EXIT_INVALID);
+    }
+    let allowed = match allowed_signers
+        .map(signing::read_allowed_signers)
+        .transpose()
+    {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit_code(EXIT_INVALID);
+        }
+    };
+    let expect = if expect.is_empty() {
+        summary::default_expectations()
+    } else {
+        expect
+    };
+    let s = match summary::summarize(dir, from, to, &expect, allowed.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {}: {e}", dir.display());
+            return exit_code(EXIT_INVALID);
+        }
+    };
+    let out = out.unwrap_or_else(|| PathBuf::from(format!("firedrill-evidence-{from}-to-{to}")));
+    let csv = match summary::csv(&s) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: cannot write the CSV: {e}");
+            return exit_code(EXIT_ENVIRONMENT);
+        }
+    };
+    let files = [
+        ("summary.md", summary::markdown(&s)),
+        ("summary.html", summary::html(&s)),
+        ("drills.csv", csv),
+    ];
+    if let Err(e) = std::fs::create_dir_all(&out).and_then(|_| {
+        files.iter().try_for_each(|(name, text)| {
+            evidence::write_atomically(&out.join(name), text.as_bytes())
+        })
+    }) {
+        eprintln!("error: cannot write to {}: {e}", out.display());
+        return exit_code(EXIT_ENVIRONMENT);
+    }
+    for d in &s.drills {
+        println!(
+            "{}  {:<8} {:<32} {}",
+            d.report.started_at,
+            d.report.verdict.label(),
+            d.entry,
+            d.report.scenario.name
+        );
+    }
+    for g in &s.gaps {
+        println!("MISSING  {} in {} to {}", g.expectation, g.from, g.to);
+    }
+    let problems = s.verification.as_ref().map_or(0, |p| p.len());
+    println!(
+        "\n{} drills, {} passed, {} failed, {} aborted; {} scheduled drill(s) missing; {}",
+        s.drills.len(),
+        s.count(Verdict::Pass),
+        s.count(Verdict::Fail),
+        s.count(Verdict::Aborted),
+        s.gaps.len(),
+        match &s.verification {
+            None => "signatures not checked".to_owned(),
+            Some(_) => format!("{problems} verification problem(s)"),
+        }
+    );
+    eprintln!("summary written to {}", out.display());
+    exit_code(if s.gaps.is_empty() && problems == 0 {
+        EXIT_PASS
+    } else {
+        EXIT_TARGET_MISSED
+    })
+}
+
+pub fn render(path: &Path, out: Option<PathBuf>) -> ExitCode {
+    let read = std::fs::read(path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| report::from_json(&b));
+    let r = match read {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            return exit_code(EXIT_INVALID);
+        }
+    };
+    let dir = out.unwrap_or_else(|| {
+        path.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf()
+    });
+    let written = std::fs::create_dir_all(&dir).and_then(|_| evidence::write_views(&dir, &r));
+    match written {
+        Ok(()) => {
+            eprintln!(
+                "wrote report.md, report.html, junit.xml and metrics.prom in {}",
+                dir.display()
+            );
+            exit_code(EXIT_PASS)
+        }
+        Err(e) => {
+            eprintln!("error: cannot write to {}: {e}", dir.display());
+            exit_code(EXIT_ENVIRONMENT)
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! `firedrill run`: one drill, or a fleet of them, from a scenario file to a report on disk,
+//! signed and chained when asked, with the exit code cron and CI branch on.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use firedrill::engine;
+use firedrill::error::*;
+use firedrill::finish::{self, Destination};
+use firedrill::fleet::{self, run::FleetOptions};
+use firedrill::safety::journal::Journal;
+use firedrill::safety::lock::{self, StateDir};
+use firedrill::safety::{claim, signals};
+use firedrill::{evidence, human, plan, render, report, scenario, secrets, signing};
+use tokio::sync::watch;
+
+use super::{Format, print_outcome};
+
+/// Files written at fixed paths besides the report, for CI and dashboards.
+pub struct Extra {
+    pub junit: Option<PathBuf>,
+    pub textfile: Option<PathBuf>,
+    pub keep: bool,
+    pub confirm: Option<String>,
+    pub state_dir: Option<PathBuf>,
+}
+
+pub fn run(
+    file: &Path,
+    dest: Option<Destination>,
+    format: Format,
+    sign_key: Option<&Path>,
+    extra: Extra,
+) -> ExitCode {
+    let mut loaded = match scenario::load(file) {
+        Ok(l) => l,
+        Err(e) => return super::scenario_error(&e),
+    };
+    if extra.keep {
+        loaded.scenario.cleanup = scenario::Cleanup::Never;
+    }
+    // Loaded before the drill: a bad key must not cost a drill.
+    let signer = match sign_key.map(signing::Signer::load).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: signing key {e}");
+            return exit_code(EXIT_INVALID);
+        }
+    };
+    let runtime = match super::runtime(&mut tokio::runtime::Builder::new_multi_thread()) {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    if let Err(code) = confirm_production(file, &loaded, extra.confirm.as_deref()) {
+        return code;
+    }
+    if let Ok(p) = std::env::var("PGPASSWORD") {
+        secrets::register(&p);
+    }
+    if let Some(fleet) = loaded.scenario.fleet.clone() {
+        return run_fleet(file, &loaded, &fleet, dest, format, signer, extra, runtime);
+    }
+    let mut session = engine::Session::new(&loaded);
+    // Held until the process ends, however it ends.
+    let state = match super::state_dir(extra.state_dir.clone()) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let (_lock, journal) = match open_journal(file, &loaded, &session, &state) {
+        Ok(j) => j,
+        Err(code) => return code,
+    };
+    session.journal = journal.clone();
+    let result = runtime.block_on(async {
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        tokio::spawn(signals::watch(cancel_tx));
+        let mut reporter = human::LiveReporter::stderr();
+        engine::run_session(&loaded, &mut reporter, cancel_rx, session).await
+    });
+    let mut report = match result {
+        Ok(o) => o.report,
+        Err(kind) => {
+            let (e, code) = finish::failed(&kind, &journal);
+            eprintln!("error: {e}");
+            if let Some(p) = journal.path() {
+                eprintln!("journal: {}", p.display());
+            }
+            return exit_code(code);
+        }
+    };
+    match finish::finish(
+        &mut report,
+        &journal,
+        signer.as_ref(),
+        None,
+        dest.as_ref(),
+        None,
+    ) {
+        Ok(None) => {}
+        Ok(Some(w)) => eprintln!("report written to {}", w.path.display()),
+        Err(e) => {
+            // The drill's evidence must not vanish silently: print it, then fail.
+            eprintln!("error: cannot write the report: {e}");
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).expect("report is JSON")
+            );
+            return exit_code(EXIT_ENVIRONMENT);
+        }
+    }
+    if let Err(code) = write_extras(&extra, std::slice::from_ref(&report)) {
+        return code;
+    }
+    print_outcome(format, &human::summary(&report), &report);
+    exit_code(finish::exit_code(report.verdict))
+}
+
+/// Runs a fleet scenario through the library ([`fleet::run::run`]) and prints what happened:
+/// one report per member (DIR/<instance>/ or the evidence chain), then DIR/summary.json and
+/// summary.md. The exit code is the highest of the members'.
+#[allow(clippy::too_many_arguments)]
+fn run_fleet(
+    file: &Path,
+    loaded: &scenario::LoadedScenario,
+    limits: &scenario::Fleet,
+    dest: Option<Destination>,
+    format: Format,
+    signer: Option<signing::Signer>,
+    extra: Extra,
+    runtime: tokio::runtime::Runtime,
+) -> ExitCode {
+    let state = match super::state_dir(extra.state_dir.clone()) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let opts = FleetOptions {
+        file: file.to_owned(),
+        state,
+        dest,
+        signer,
+        progress: Arc::new(|line| eprintln!("{line}")),
+        reporter: |inst| Box::new(human::LiveReporter::member(inst)),
+    };
+    let result = runtime.block_on(async {
+        let (cancel_tx, cancel) = watch::channel(false);
+        tokio::spawn(signals::watch(cancel_tx));
+        fleet::run::run(loaded, limits, opts, cancel).await
+    });
+    let outcome = match result {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!(
+                "error: {}: {}",
+                file.display(),
+                secrets::redact(&e.to_string())
+            );
+            return exit_code(e.exit_code());
+        }
+    };
+    for r in &outcome.unwritten {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(r).expect("report is JSON")
+        );
+    }
+    match &outcome.summary_written {
+        None => {}
+        Some(Ok(dir)) => eprintln!(
+            "fleet summary written to {}",
+            dir.join("summary.json").display()
+        ),
+        Some(Err((dir, e))) => {
+            eprintln!(
+                "error: cannot write the fleet summary in {}: {e}",
+                dir.display()
+            );
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&outcome.summary).expect("summary is JSON")
+            );
+            return exit_code(EXIT_ENVIRONMENT);
+        }
+    }
+    if let Err(code) = write_extras(&extra, &outcome.reports) {
+        return code;
+    }
+    print_outcome(
+        format,
+        &render::fleet::text(&outcome.summary),
+        &outcome.summary,
+    );
+    exit_code(outcome.summary.exit_code)
+}
+
+/// `--junit` and `--textfile`: every report in one file each.
+fn write_extras(extra: &Extra, reports: &[report::Report]) -> Result<(), ExitCode> {
+    for (path, text) in [
+        (&extra.junit, render::junit::render_all(reports)),
+        (&extra.textfile, render::prometheus::render_all(reports)),
+    ] {
+        if let Some(path) = path
+            && let Err(e) = evidence::write_atomically(path, text.as_bytes())
+        {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return Err(exit_code(EXIT_ENVIRONMENT));
+        }
+    }
+    Ok(())
+}
+
+/// A production scenario runs only when confirmed: by `--confirm NAME`, or by typing the name
+/// at a terminal. Refusing costs nothing: nothing has been touched yet.
+fn confirm_production(
+    file: &Path,
+    loaded: &scenario::LoadedScenario,
+    confirm: Option<&str>,
+) -> Result<(), ExitCode> {
+    use std::io::IsTerminal;
+    let s = &loaded.scenario;
+    if s.environment != Some(scenario::Environment::Production) {
+        return Ok(());
+    }
+    match confirm {
+        Some(name) if name == s.name => Ok(()),
+        Some(name) => {
+            eprintln!(
+                "error: {}: --confirm {name:?} is not this scenario's name ({:?}); nothing was touched",
+                file.display(),
+                s.name
+            );
+            Err(exit_code(EXIT_REFUSED))
+        }
+        None if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() => {
+            eprint!("{}", plan::render(s));
+            eprint!(
+                "\n{} runs against PRODUCTION. Type its name ({}) to go on: ",
+                file.display(),
+                s.name
+            );
+            let mut answer = String::new();
+            let _ = std::io::stdin().read_line(&mut answer);
+            if answer.trim() == s.name {
+                Ok(())
+            } else {
+                eprintln!("error: not confirmed; nothing was touched");
+                Err(exit_code(EXIT_REFUSED))
+            }
+        }
+        None => {
+            eprintln!(
+                "error: {}: scenario {} runs against production; pass --confirm {} to run it \
+                 unattended (or run it at a terminal to confirm); nothing was touched",
+                file.display(),
+                s.name,
+                s.name
+            );
+            Err(exit_code(EXIT_REFUSED))
+        }
+    }
+}
+
+/// Claims the drill's target ([`claim::claim`]), printing a refusal or warnings.
+fn open_journal(
+    file: &Path,
+    loaded: &scenario::LoadedScenario,
+    session: &engine::Session,
+    state: &StateDir,
+) -> Result<(lock::TargetLock, Journal), ExitCode> {
+    match claim::claim(state, file, loaded, session) {
+        Ok(c) => {
+            for w in &c.warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok((c.lock, c.journal))
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(exit_code(e.exit_code()))
+        }
+    }
+}
