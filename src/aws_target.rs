@@ -183,9 +183,12 @@ impl AwsTarget {
                 self.experiment = Some((e.id.clone(), state.clone()));
                 Ok((state, Some((undo, effect))))
             }
-            other => Err(EnvError::Database(format!(
+            Fault::Kill { .. }
+            | Fault::Stop { .. }
+            | Fault::Pause { .. }
+            | Fault::Command { .. } => Err(EnvError::Database(format!(
                 "a `{}` fault does not apply to an RDS target",
-                other.kind()
+                fault.kind()
             ))),
         }
     }
@@ -237,7 +240,12 @@ impl AwsTarget {
     pub fn observe_every(fault: &Fault) -> Option<Duration> {
         match fault {
             Fault::FisExperiment { poll, .. } => Some(poll.get()),
-            _ => None,
+            Fault::RdsFailover
+            | Fault::AuroraFailover { .. }
+            | Fault::Kill { .. }
+            | Fault::Stop { .. }
+            | Fault::Pause { .. }
+            | Fault::Command { .. } => None,
         }
     }
 }

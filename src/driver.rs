@@ -108,16 +108,18 @@ impl Driver {
         journal: &Journal,
         run_id: &str,
     ) -> Result<Injected, EnvError> {
-        match (self, fault) {
-            (Driver::Aws(t), f) => {
-                let (description, undo) = t.inject(f, journal, run_id).await?;
+        match fault {
+            Fault::RdsFailover | Fault::AuroraFailover { .. } | Fault::FisExperiment { .. } => {
+                let t = self.aws(fault.target_kind(), fault.kind())?;
+                let (description, undo) = t.inject(fault, journal, run_id).await?;
                 Ok(Injected {
                     description,
                     undo,
                     ends_after: None,
                 })
             }
-            (Driver::Sandbox(sb), Fault::Kill { node }) => {
+            Fault::Kill { node } => {
+                let sb = self.sandbox(fault.target_kind(), fault.kind())?;
                 let idx = node_index(sb, node)?;
                 let pid = sb.nodes[idx].pid().unwrap_or_default();
                 let description = format!("SIGKILL every process of {node} (postmaster pid {pid})");
@@ -129,7 +131,8 @@ impl Driver {
                     ends_after: None,
                 })
             }
-            (Driver::Sandbox(sb), Fault::Stop { node, mode }) => {
+            Fault::Stop { node, mode } => {
+                let sb = self.sandbox(fault.target_kind(), fault.kind())?;
                 let idx = node_index(sb, node)?;
                 let description = format!("stopped {node} ({mode:?} shutdown)").to_lowercase();
                 journal.effect(&description, None)?;
@@ -140,7 +143,8 @@ impl Driver {
                     ends_after: None,
                 })
             }
-            (Driver::Sandbox(sb), Fault::Pause { node, duration }) => {
+            Fault::Pause { node, duration } => {
+                let sb = self.sandbox(fault.target_kind(), fault.kind())?;
                 let idx = node_index(sb, node)?;
                 if sb.nodes[idx].pid().is_none() {
                     return Err(EnvError::Database(format!(
@@ -164,7 +168,8 @@ impl Driver {
                     ends_after: Some(duration.get()),
                 })
             }
-            (Driver::Existing { .. }, Fault::Command { run, undo, timeout }) => {
+            Fault::Command { run, undo, timeout } => {
+                self.existing(fault.target_kind(), fault.kind())?;
                 let undo = undo.as_ref().map(|u| Undo::Command { argv: u.0.clone() });
                 let id = journal.effect(
                     format!("run fault command {}", shell_words(run)),
@@ -190,10 +195,6 @@ impl Driver {
                     ends_after: None,
                 })
             }
-            (_, f) => Err(EnvError::Database(format!(
-                "a `{}` fault does not apply to this target",
-                f.kind()
-            ))),
         }
     }
 
@@ -218,21 +219,42 @@ impl Driver {
 
     /// Performs the scenario's recovery action; `None` when there is none to perform.
     pub async fn recover(&mut self, recovery: &Recovery) -> Result<Option<String>, EnvError> {
-        match (self, recovery) {
-            (_, Recovery::Wait) => Ok(None),
-            (Driver::Sandbox(sb), Recovery::Promote { node, .. }) => {
+        let kind = recovery.target_kind().unwrap_or_default();
+        match recovery {
+            Recovery::Wait => Ok(None),
+            Recovery::Promote { node, .. } => {
+                let sb = self.sandbox(kind, recovery.kind())?;
                 let idx = node_index(sb, node)?;
                 sb.promote(idx).await?;
                 Ok(Some(format!("promoted {node}")))
             }
-            (Driver::Existing { .. }, Recovery::Command { run, timeout, .. }) => {
+            Recovery::Command { run, timeout, .. } => {
+                self.existing(kind, recovery.kind())?;
                 run_command("recovery command", run, timeout.get()).await?;
                 Ok(Some(format!("ran {}", shell_words(run))))
             }
-            (_, r) => Err(EnvError::Database(format!(
-                "a `{}` recovery does not apply to this target",
-                r.kind()
-            ))),
+        }
+    }
+
+    /// The sandbox, or why a `what` (a fault or recovery for `kind` targets) does not apply.
+    fn sandbox(&mut self, kind: &str, what: &str) -> Result<&mut Sandbox, EnvError> {
+        match self {
+            Driver::Sandbox(sb) => Ok(sb),
+            Driver::Existing { .. } | Driver::Aws(_) => Err(mismatch(kind, what)),
+        }
+    }
+
+    fn existing(&mut self, kind: &str, what: &str) -> Result<(), EnvError> {
+        match self {
+            Driver::Existing { .. } => Ok(()),
+            Driver::Sandbox(_) | Driver::Aws(_) => Err(mismatch(kind, what)),
+        }
+    }
+
+    fn aws(&mut self, kind: &str, what: &str) -> Result<&mut AwsTarget, EnvError> {
+        match self {
+            Driver::Aws(t) => Ok(t),
+            Driver::Sandbox(_) | Driver::Existing { .. } => Err(mismatch(kind, what)),
         }
     }
 
@@ -248,7 +270,7 @@ impl Driver {
     pub async fn observe(&mut self) -> Option<String> {
         match self {
             Driver::Aws(t) => t.observe().await,
-            _ => None,
+            Driver::Sandbox(_) | Driver::Existing { .. } => None,
         }
     }
 
@@ -257,9 +279,17 @@ impl Driver {
     pub async fn release(&mut self, journal: &Journal) -> Vec<String> {
         match self {
             Driver::Aws(t) => t.release(journal).await,
-            _ => Vec::new(),
+            Driver::Sandbox(_) | Driver::Existing { .. } => Vec::new(),
         }
     }
+}
+
+/// A fault or recovery on the wrong kind of target; validation refuses these first, by the same
+/// rule ([`Fault::target_kind`]).
+fn mismatch(kind: &str, what: &str) -> EnvError {
+    EnvError::Database(format!(
+        "a `{what}` fault or recovery applies to `{kind}` targets, not this one"
+    ))
 }
 
 fn node_index(sb: &Sandbox, node: &str) -> Result<usize, EnvError> {

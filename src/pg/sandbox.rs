@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use tokio_postgres::{Client, NoTls};
 
 use super::binaries::PgBinaries;
+pub use super::errors::{db_err, describe_pg_error};
+pub use super::signal::signal_node;
 use crate::error::EnvError;
 use crate::process::last_lines;
 use crate::safety::journal::{self, EffectId, Journal};
@@ -642,69 +644,6 @@ fn conninfo(port: u16, application_name: &str) -> String {
         "host=127.0.0.1 port={port} user={SUPERUSER} application_name={application_name} \
          connect_timeout=2"
     )
-}
-
-pub fn db_err(what: &'static str) -> impl Fn(tokio_postgres::Error) -> EnvError {
-    move |e| EnvError::Database(format!("{what}: {}", describe_pg_error(&e)))
-}
-
-/// A tokio-postgres error with its server message, if any (its `Display` alone is often just
-/// "db error").
-pub fn describe_pg_error(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => {
-            let mut s = e.to_string();
-            let mut src = std::error::Error::source(e);
-            while let Some(inner) = src {
-                s.push_str(&format!(": {inner}"));
-                src = inner.source();
-            }
-            s
-        }
-    }
-}
-
-/// Sends `sig` to a node: its postmaster and every process the postmaster forked.
-///
-/// PostgreSQL's children call `setsid()`, so a process-group signal would reach the postmaster
-/// alone. The postmaster is frozen first so it cannot fork while its children are listed, and
-/// the list is read before any SIGKILL (after which the children would be reparented).
-/// Returns the processes signalled.
-pub fn signal_node(postmaster: i32, sig: i32) -> Vec<i32> {
-    // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(postmaster, libc::SIGSTOP) };
-    let mut pids = children_of(postmaster);
-    pids.push(postmaster);
-    for &pid in &pids {
-        // SAFETY: as above.
-        unsafe { libc::kill(pid, sig) };
-    }
-    if sig != libc::SIGSTOP && sig != libc::SIGKILL {
-        // SAFETY: as above.
-        unsafe { libc::kill(postmaster, libc::SIGCONT) };
-    }
-    pids
-}
-
-/// Direct children of `parent`, from `/proc/*/stat` (field 4 is the parent pid; the command name
-/// before it may hold spaces and parentheses, so parsing starts after the last `)`).
-fn children_of(parent: i32) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    let rest = &stat[stat.rfind(')')? + 1..];
-                    rest.split_whitespace().nth(1)?.parse::<i32>().ok()
-                })
-                == Some(parent)
-        })
-        .collect()
 }
 
 /// A free loopback port (the OS picks; the race with another process taking it is caught when

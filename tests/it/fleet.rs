@@ -505,3 +505,130 @@ async fn a_fleet_of_50_restores_never_exceeds_its_concurrency() {
     );
     assert_eq!(aws.instances().await.unwrap().len(), 50, "the sources stay");
 }
+
+/// The same fleet in-process, through the library's `fleet::run::run` rather than the binary:
+/// the summary, every member's report and the progress lines come back as values, Ctrl-C is a
+/// watch channel. orders-2's copy is damaged by the test, so its member alone must fail; the
+/// report hashes in the summary are checked against the files the test reads itself.
+#[test]
+fn a_fleet_runs_in_process_through_the_library() {
+    use std::sync::{Arc, Mutex};
+
+    use firedrill::finish::Destination;
+    use firedrill::fleet::MemberOutcome;
+    use firedrill::fleet::run::{self, FleetOptions};
+    use firedrill::safety::lock::StateDir;
+
+    let _x = crate::exclusive();
+    let f = Fleet::new();
+    f.db.rt.block_on(async {
+        let dsn = db_dsn(&f.db, "orders-2_restored");
+        let (c, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let h = tokio::spawn(conn);
+        c.batch_execute("delete from items where id = 7")
+            .await
+            .unwrap();
+        drop(c);
+        let _ = h.await;
+    });
+    let file = f.scenario(
+        "{tags: {restore-test: monthly}, concurrency: 2, start_every: 10ms}",
+        "1m",
+    );
+    let vars = [
+        ("FD_FLEET_DSN", Fleet::source_dsn().to_owned()),
+        ("FD_RESTORED_DSN", f.restored_dsn()),
+    ]
+    .into_iter()
+    .chain(MOTO_CREDENTIALS.map(|(k, v)| (k, v.to_owned())));
+    for (k, v) in vars {
+        // SAFETY: these names are read by this test's drills only; the exclusive guard keeps the
+        // other drills out, and std serializes its own environment access.
+        unsafe { std::env::set_var(k, v) };
+    }
+    let loaded = firedrill::scenario::load(&file).unwrap();
+    let fleet = loaded.scenario.fleet.clone().unwrap();
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let said = lines.clone();
+    let opts = FleetOptions {
+        file: file.clone(),
+        state: StateDir::resolve(Some(f.dir.path().join("state"))).unwrap(),
+        dest: Some(Destination::Dir(f.out())),
+        signer: None,
+        progress: Arc::new(move |l| said.lock().unwrap().push(l)),
+        reporter: |_| Box::new(firedrill::human::Silent),
+    };
+    let (_ctrl_c, cancel) = tokio::sync::watch::channel(false);
+    let outcome =
+        f.db.rt
+            .block_on(run::run(&loaded, &fleet, opts, cancel))
+            .unwrap();
+    for (k, _) in MOTO_CREDENTIALS {
+        // SAFETY: as above.
+        unsafe { std::env::remove_var(k) };
+    }
+
+    let s = &outcome.summary;
+    let got: Vec<(&str, MemberOutcome)> = s
+        .members
+        .iter()
+        .map(|m| (m.instance.as_str(), m.outcome))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("orders-1", MemberOutcome::Pass),
+            ("orders-2", MemberOutcome::Fail),
+            ("orders-3", MemberOutcome::Pass),
+        ],
+        "{:?}",
+        lines.lock().unwrap()
+    );
+    assert_eq!(s.exit_code, 1);
+    assert!(s.peak_concurrency <= 2 && s.peak_concurrency >= 1, "{s:?}");
+    assert_eq!(outcome.reports.len(), 3);
+    assert!(outcome.unwritten.is_empty());
+    let dir = outcome.summary_written.clone().unwrap().unwrap();
+    assert_eq!(dir, f.out());
+    for (m, r) in s.members.iter().zip(&outcome.reports) {
+        let fr = r.fleet.as_ref().expect("a member's report names its fleet");
+        assert_eq!(
+            (fr.id.as_str(), fr.instance.as_str()),
+            (s.fleet_id.as_str(), m.instance.as_str())
+        );
+        let bytes = std::fs::read(dir.join(m.report.as_ref().unwrap())).unwrap();
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        assert_eq!(
+            m.report_sha256.as_deref(),
+            Some(sha.as_str()),
+            "{}",
+            m.instance
+        );
+    }
+    let orders_2 = &s.members[1];
+    assert!(
+        orders_2
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("checksums missed"),
+        "{orders_2:?}"
+    );
+    let on_disk: serde_json::Value = json(&dir.join("summary.json"));
+    assert_eq!(outcomes(&on_disk).len(), 3);
+    let lines = lines.lock().unwrap();
+    assert!(
+        lines[0].contains("3 DB instance(s) carry the tag(s) restore-test=monthly"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("[orders-2] report written to")),
+        "{lines:?}"
+    );
+    assert_eq!(f.left_in_aws(), Vec::<String>::new());
+    no_pending_effects(&f.dir.path().join("state"));
+}

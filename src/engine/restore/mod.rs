@@ -16,6 +16,7 @@
 
 mod aws;
 mod backup;
+mod load;
 pub mod schema;
 mod verify;
 pub mod wal;
@@ -381,7 +382,7 @@ impl RestoreDrill<'_, '_> {
             self.f.m.in_doubt_writes = log.in_doubt.len() as u64;
         }
         if r.verify.backup {
-            match backup::verify(self, &taken).await {
+            match load::verify(self, &taken).await {
                 Ok(()) => {}
                 Err(Finding::Interrupted) => return Err(Interrupted),
                 Err(Finding::Failed(e)) => self.check("backup verification", false, e),
@@ -394,7 +395,7 @@ impl RestoreDrill<'_, '_> {
         // Restore.
         self.emit(Event::Phase(Phase::Restore));
         let started = t0.elapsed();
-        let restored_at = match backup::restore(self, &taken).await {
+        let restored_at = match load::restore(self, &taken).await {
             Ok(idx) => idx,
             Err(Finding::Interrupted) => return Err(Interrupted),
             Err(Finding::Failed(e)) => {
@@ -507,7 +508,7 @@ impl RestoreDrill<'_, '_> {
         if r.verify.amcheck {
             let port = self.restored.as_ref().map(|sb| sb.nodes[restored_at].port);
             if let Some(port) = port {
-                match backup::amcheck(self, port, &restored_db).await {
+                match load::amcheck(self, port, &restored_db).await {
                     Ok(detail) => self.check("pg_amcheck", true, detail),
                     Err(Finding::Interrupted) => return Err(Interrupted),
                     Err(Finding::Failed(e)) => self.check("pg_amcheck", false, e),

@@ -4,6 +4,7 @@
 pub mod duration;
 mod locate;
 pub mod model;
+pub mod restore;
 pub mod validate;
 mod validate_restore;
 
@@ -15,6 +16,7 @@ use sha2::{Digest, Sha256};
 pub use duration::Dur;
 pub use locate::Pos;
 pub use model::*;
+pub use restore::*;
 
 /// Scenario files are small; a larger file is a mistake (or hostile), not a drill.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;

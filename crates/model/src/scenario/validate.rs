@@ -3,6 +3,7 @@
 
 use super::duration::Dur;
 use super::model::*;
+use super::restore::*;
 
 /// One thing wrong with a scenario, named by key path (e.g. `recovery.node`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -478,10 +479,7 @@ fn check_target_and_fault(
                 ));
             }
             if fault.node().is_none() {
-                let other = match fault {
-                    Fault::Command { .. } => "postgres",
-                    _ => "aws-rds",
-                };
+                let other = fault.target_kind();
                 out.push(problem(
                     "fault.type",
                     format!(

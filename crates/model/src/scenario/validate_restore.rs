@@ -3,6 +3,7 @@
 //! the checksums a scenario asks for can be exact.
 
 use super::model::*;
+use super::restore::*;
 use super::validate::{Problem, problem};
 
 pub(super) fn check(s: &Scenario, r: &Restore, out: &mut Vec<Problem>) {
