@@ -10,6 +10,7 @@ mod drill;
 mod evidence;
 mod fleet;
 mod fuzz;
+mod guardrails;
 mod journal_compat;
 mod render;
 mod restore;
