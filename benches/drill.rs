@@ -18,7 +18,7 @@ use firedrill::human::Silent;
 use firedrill::pg::binaries::{self, PgBinaries};
 use firedrill::pg::sandbox::{SUPERUSER, Sandbox, SandboxConfig};
 use firedrill::probe::{self, ProbeKind, ProbeSpec, ProbeState};
-use firedrill::scenario::{self, LoadedScenario, Replication};
+use firedrill::scenario::{self, Replication};
 use firedrill::workload::{self, WriterSpec};
 use tokio::sync::watch;
 
@@ -70,13 +70,12 @@ async fn rto_error() {
                  targets: {{rto: 10s}}\n",
                 pause_ms + 1500
             );
-            let loaded = LoadedScenario {
-                path: "bench-pause.yaml".into(),
-                sha256: String::new(),
-                scenario: scenario::parse(Path::new("bench"), &yaml).unwrap(),
-            };
+            let loaded = scenario::parse(Path::new("bench"), &yaml).unwrap();
             let (_tx, rx) = watch::channel(false);
-            let report = engine::run(&loaded, &mut Silent, rx).await.unwrap().report;
+            let report = engine::run(&loaded, loaded.drill().expect("one drill"), &mut Silent, rx)
+                .await
+                .unwrap()
+                .report;
             let rto = report.measurements.rto_ms.expect("recovered");
             let error = (rto - pause_ms as f64).abs();
             worst = worst.max(error);

@@ -22,7 +22,7 @@ use firedrill::human::Silent;
 use firedrill::pg::binaries::{self, PgBinaries};
 use firedrill::pg::sandbox::{SUPERUSER, Sandbox, SandboxConfig};
 use firedrill::report::Report;
-use firedrill::scenario::{self, LoadedScenario, Replication};
+use firedrill::scenario::{self, Replication};
 
 fn main() {
     let scale: u32 = std::env::var("FIREDRILL_BENCH_SCALE")
@@ -189,13 +189,12 @@ async fn drill(scale: u32) -> Duration {
          backup: {{type: pg-basebackup}}\n  verify: {{backup: false, amcheck: false}}\n\
          targets: {{checksums: match}}\n"
     );
-    let loaded = LoadedScenario {
-        path: "bench-restore.yaml".into(),
-        sha256: String::new(),
-        scenario: scenario::parse(Path::new("bench-restore.yaml"), &yaml).unwrap(),
-    };
+    let loaded = scenario::parse(Path::new("bench-restore.yaml"), &yaml).unwrap();
     let (_tx, rx) = tokio::sync::watch::channel(false);
-    let report: Report = engine::run(&loaded, &mut Silent, rx).await.unwrap().report;
+    let report: Report = engine::run(&loaded, loaded.drill().expect("one drill"), &mut Silent, rx)
+        .await
+        .unwrap()
+        .report;
     assert_eq!(
         report
             .measurements

@@ -11,7 +11,7 @@ use tokio_postgres::Config;
 use crate::dsn::Template;
 use crate::error::EnvError;
 use crate::safety::journal::{EffectId, Journal, Undo};
-use crate::scenario::{AwsRdsSpec, Fault, FisTemplate};
+use crate::scenario::{AwsRdsSpec, Fault, FisTemplate, RdsResource, RdsTarget};
 
 /// How to reach the target's AWS account and region, again later too (a journal records it
 /// with each AWS undo): never credentials.
@@ -27,7 +27,7 @@ pub fn options(spec: &AwsRdsSpec) -> Options {
 pub struct AwsTarget {
     aws: Aws,
     at: Options,
-    spec: AwsRdsSpec,
+    resource: RdsResource,
     pub config: Config,
     pub description: String,
     /// The running experiment, once started, and its last state as the timeline has it.
@@ -44,11 +44,12 @@ impl AwsTarget {
     /// Reaches AWS and describes the instance or cluster (a missing one, the wrong region, no
     /// credentials or a denied describe stop the drill here, before anything is touched), then
     /// fills the clients' DSN from it (`{host}`, `{port}`, `{instance}`; see [`crate::dsn`]).
-    pub async fn build(spec: &AwsRdsSpec, dsn: &Template) -> Result<AwsTarget, EnvError> {
+    pub async fn build(rds: &RdsTarget, dsn: &Template) -> Result<AwsTarget, EnvError> {
+        let spec = &rds.spec;
         let at = options(spec);
         let aws = Aws::connect(&at).await;
-        let (what, id, endpoint) = match (&spec.instance, &spec.cluster) {
-            (Some(id), _) => {
+        let (what, id, endpoint) = match &rds.resource {
+            RdsResource::Instance(id) => {
                 let i = aws.instance(id).await.map_err(aws_err)?;
                 let what = format!(
                     "RDS instance {} ({}, {}{}, {})",
@@ -61,7 +62,7 @@ impl AwsTarget {
                 );
                 (what, i.id, i.endpoint)
             }
-            (_, Some(id)) => {
+            RdsResource::Cluster(id) => {
                 let c = aws.cluster(id).await.map_err(aws_err)?;
                 let what = format!(
                     "DB cluster {} ({} member(s), writer {}, {})",
@@ -72,13 +73,12 @@ impl AwsTarget {
                 );
                 (what, c.id, c.endpoint)
             }
-            (None, None) => return Err(EnvError::Aws("no instance or cluster named".into())),
         };
         let (config, via) = dsn.fill_at(endpoint.as_ref(), &[("instance", &id)])?;
         Ok(AwsTarget {
             aws,
             at,
-            spec: spec.clone(),
+            resource: rds.resource.clone(),
             config,
             description: format!("{what}, clients via {via}"),
             experiment: None,
@@ -95,6 +95,23 @@ impl AwsTarget {
         &self.at
     }
 
+    /// The instance's or cluster's identifier, when it is the kind `fault` acts on (validation
+    /// pairs them; this names the mismatch should one slip through).
+    fn resource_id(
+        &self,
+        fault: &str,
+        suits: fn(&RdsResource) -> bool,
+    ) -> Result<String, EnvError> {
+        match &self.resource {
+            r @ (RdsResource::Instance(id) | RdsResource::Cluster(id)) if suits(r) => {
+                Ok(id.clone())
+            }
+            RdsResource::Instance(id) | RdsResource::Cluster(id) => Err(EnvError::Database(
+                format!("a `{fault}` fault does not apply to {id}"),
+            )),
+        }
+    }
+
     /// Injects an AWS fault after journaling it; the undo, if it has one.
     pub async fn inject(
         &mut self,
@@ -104,7 +121,7 @@ impl AwsTarget {
     ) -> Result<(String, Option<(Undo, EffectId)>), EnvError> {
         match fault {
             Fault::RdsFailover => {
-                let id = self.spec.instance.clone().unwrap_or_default();
+                let id = self.resource_id("rds-failover", RdsResource::is_instance)?;
                 let before = self.aws.instance(&id).await.map_err(aws_err)?;
                 journal.effect(format!("RebootDBInstance {id} with ForceFailover"), None)?;
                 self.aws.failover_instance(&id).await.map_err(aws_err)?;
@@ -117,7 +134,7 @@ impl AwsTarget {
                 ))
             }
             Fault::AuroraFailover { target_instance } => {
-                let id = self.spec.cluster.clone().unwrap_or_default();
+                let id = self.resource_id("aurora-failover", RdsResource::is_cluster)?;
                 let before = self.aws.cluster(&id).await.map_err(aws_err)?;
                 journal.effect(format!("FailoverDBCluster {id}"), None)?;
                 self.aws

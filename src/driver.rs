@@ -14,7 +14,7 @@ use crate::pg::binaries::{self, PgBinaries};
 use crate::pg::sandbox::{Progress, Sandbox, SandboxConfig};
 use crate::process::run_command;
 use crate::safety::journal::{EffectId, Journal, Undo};
-use crate::scenario::{Fault, Recovery, Target, shell_words};
+use crate::scenario::{DbTarget, Fault, Recovery, shell_words};
 
 pub enum Driver {
     Sandbox(Sandbox),
@@ -35,12 +35,12 @@ impl Driver {
     /// Checks the environment and builds or reaches the target. A sandbox is fully running and
     /// replicating when this returns.
     pub async fn build(
-        target: &Target,
+        target: &DbTarget,
         journal: &Journal,
         progress: Progress<'_>,
     ) -> Result<Driver, EnvError> {
         match target {
-            Target::PostgresSandbox(spec) => {
+            DbTarget::Sandbox(spec) => {
                 let bins = PgBinaries::locate(spec.bin_dir.as_deref())?;
                 let run_as = binaries::run_as(spec.run_as.as_deref())?;
                 progress(format!("PostgreSQL programs in {}", bins.dir.display()));
@@ -56,23 +56,18 @@ impl Driver {
                     Sandbox::build(bins, config, progress).await?,
                 ))
             }
-            Target::Postgres(spec) => {
+            DbTarget::Postgres(spec) => {
                 let (config, via) = dsn_config(&spec.dsn_env)?;
                 Ok(Driver::Existing {
                     description: format!("existing PostgreSQL via {via}"),
                     config,
                 })
             }
-            Target::AwsRds(spec) => {
-                let dsn = Template::read(&spec.dsn_env)?;
+            DbTarget::AwsRds(rds) => {
+                let dsn = Template::read(&rds.spec.dsn_env)?;
                 progress("describing it through AWS".into());
-                Ok(Driver::Aws(Box::new(AwsTarget::build(spec, &dsn).await?)))
+                Ok(Driver::Aws(Box::new(AwsTarget::build(rds, &dsn).await?)))
             }
-            Target::AwsBackup(_) => Err(EnvError::Aws(
-                "an `aws-backup` target has no database to drive; it is read by a \
-                 `backup_health` drill"
-                    .into(),
-            )),
         }
     }
 

@@ -244,7 +244,7 @@ fn main() -> ExitCode {
         Command::Validate { files } => cli::validate(&files),
         Command::Plan { file } => match scenario::load(&file) {
             Ok(l) => {
-                print!("{}", plan::render(&l.scenario));
+                print!("{}", plan::render(&l));
                 exit_code(EXIT_PASS)
             }
             Err(e) => cli::scenario_error(&e),

@@ -58,9 +58,12 @@ pub fn run(
     if let Ok(p) = std::env::var("PGPASSWORD") {
         secrets::register(&p);
     }
-    if let Some(fleet) = loaded.scenario.fleet.clone() {
-        return run_fleet(file, &loaded, &fleet, dest, format, signer, extra, runtime);
-    }
+    let drill = match &loaded.run {
+        scenario::Run::Drill(d) => d,
+        scenario::Run::Fleet(fleet) => {
+            return run_fleet(file, &loaded, fleet, dest, format, signer, extra, runtime);
+        }
+    };
     let mut session = engine::Session::new(&loaded);
     // Held until the process ends, however it ends.
     let state = match super::state_dir(extra.state_dir.clone()) {
@@ -76,7 +79,7 @@ pub fn run(
         let (cancel_tx, cancel_rx) = watch::channel(false);
         tokio::spawn(signals::watch(cancel_tx));
         let mut reporter = human::LiveReporter::stderr();
-        engine::run_session(&loaded, &mut reporter, cancel_rx, session).await
+        engine::run_session(&loaded, drill, &mut reporter, cancel_rx, session).await
     });
     let mut report = match result {
         Ok(o) => o.report,
@@ -123,7 +126,7 @@ pub fn run(
 fn run_fleet(
     file: &Path,
     loaded: &scenario::LoadedScenario,
-    limits: &scenario::Fleet,
+    fleet: &scenario::FleetDrill,
     dest: Option<Destination>,
     format: Format,
     signer: Option<signing::Signer>,
@@ -145,7 +148,7 @@ fn run_fleet(
     let result = runtime.block_on(async {
         let (cancel_tx, cancel) = watch::channel(false);
         tokio::spawn(signals::watch(cancel_tx));
-        fleet::run::run(loaded, limits, opts, cancel).await
+        fleet::run::run(loaded, fleet, opts, cancel).await
     });
     let outcome = match result {
         Ok(o) => o,
@@ -232,7 +235,7 @@ fn confirm_production(
             Err(exit_code(EXIT_REFUSED))
         }
         None if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() => {
-            eprint!("{}", plan::render(s));
+            eprint!("{}", plan::render(loaded));
             eprint!(
                 "\n{} runs against PRODUCTION. Type its name ({}) to go on: ",
                 file.display(),

@@ -17,20 +17,17 @@ use crate::error::EnvError;
 use crate::event::{Event, EventSink, Phase};
 use crate::measure::ms;
 use crate::report::{BackupHealthResult, Measurements, ResourceHealth};
-use crate::scenario::{BackupHealth, LoadedScenario, Target};
+use crate::scenario::{AwsBackupSpec, BackupHealth};
 
 /// Job states that mean a backup did not happen.
 const FAILED_STATES: &[&str] = &["FAILED", "ABORTED", "EXPIRED", "PARTIAL"];
 
 pub async fn run<'a>(
-    loaded: &'a LoadedScenario,
+    spec: &AwsBackupSpec,
     h: &BackupHealth,
     sink: &EventSink<'_>,
     mut cancel: watch::Receiver<bool>,
 ) -> Result<Ran<'a>, RunError> {
-    let Target::AwsBackup(spec) = &loaded.scenario.target else {
-        return Err(RunError::NotValidated);
-    };
     sink.emit(Event::Phase(Phase::Setup));
     let aws = Aws::connect(&Options {
         region: spec.region.clone(),

@@ -20,14 +20,45 @@ use crate::measure::{self, ms};
 use crate::probe::{self, ProbeKind, ProbeSpec, ProbeState};
 use crate::report::*;
 use crate::safety::journal::{EffectId, Journal, Undo};
-use crate::scenario::{Fault, LoadedScenario, Recovery};
+use crate::scenario::{DbTarget, Fault, LoadedScenario, Recovery};
 use crate::workload;
 
 const STATUS_EVERY: Duration = Duration::from_millis(250);
 const VERIFY_DEADLINE: Duration = Duration::from_secs(30);
 
-pub(super) async fn failover<'a>(
+/// A failover drill's parts, as validation typed them.
+pub(super) struct Failover<'a> {
+    pub loaded: &'a LoadedScenario,
+    pub target: &'a DbTarget,
+    pub fault: &'a Fault,
+    pub recovery: &'a Recovery,
+}
+
+impl<'a> Failover<'a> {
+    pub(super) async fn run(
+        self,
+        sink: &EventSink<'_>,
+        cancel: watch::Receiver<bool>,
+        run_id: &str,
+        journal: &Journal,
+    ) -> Result<Ran<'a>, RunError> {
+        let Failover {
+            loaded,
+            target,
+            fault,
+            recovery,
+        } = self;
+        failover(
+            loaded, target, fault, recovery, sink, cancel, run_id, journal,
+        )
+        .await
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn failover<'a>(
     loaded: &'a LoadedScenario,
+    target: &'a DbTarget,
     fault: &'a Fault,
     recovery: &'a Recovery,
     sink: &EventSink<'_>,
@@ -37,7 +68,7 @@ pub(super) async fn failover<'a>(
 ) -> Result<Ran<'a>, RunError> {
     let s = &loaded.scenario;
     sink.emit(Event::Phase(Phase::Setup));
-    let mut driver = phases::build_target(&s.target, journal, sink, &cancel).await?;
+    let mut driver = phases::build_target(target, journal, sink, &cancel).await?;
     let description = driver.describe();
     sink.emit(Event::Setup(description.clone()));
 

@@ -22,7 +22,7 @@ use crate::event::{Event, EventSink, Phase, Reporter};
 use crate::measure::{self};
 use crate::report::*;
 pub use crate::safety::claim::Session;
-use crate::scenario::{Cleanup, DrillSpec, LoadedScenario};
+use crate::scenario::{Cleanup, Drill, LoadedScenario};
 use crate::soc2;
 
 /// A finished drill: its report, and the sandbox directories the cleanup policy kept.
@@ -42,9 +42,6 @@ pub enum RunError {
     /// Interrupted before the target was up; whatever was built has been removed.
     #[error("aborted during setup; nothing was left running")]
     AbortedInSetup,
-    /// A scenario that did not come through [`crate::scenario::load`] or `parse`.
-    #[error("the scenario is neither a failover nor a restore drill; run `firedrill validate`")]
-    NotValidated,
 }
 
 impl RunError {
@@ -52,18 +49,19 @@ impl RunError {
         match self {
             RunError::AbortedInSetup => crate::error::EXIT_ABORTED,
             RunError::Env(_) => crate::error::EXIT_ENVIRONMENT,
-            RunError::NotValidated => crate::error::EXIT_INVALID,
         }
     }
 }
 
-/// Runs the drill without a journal; see [`run_session`].
+/// Runs `drill` (the scenario's own, or a fleet member's) without a journal; see
+/// [`run_session`].
 pub async fn run(
     loaded: &LoadedScenario,
+    drill: &Drill,
     reporter: &mut dyn Reporter,
     cancel: watch::Receiver<bool>,
 ) -> Result<Outcome, RunError> {
-    run_session(loaded, reporter, cancel, Session::new(loaded)).await
+    run_session(loaded, drill, reporter, cancel, Session::new(loaded)).await
 }
 
 /// Runs the drill. `cancel` turning true (Ctrl-C, SIGTERM) aborts it: the fault is undone, the
@@ -72,12 +70,12 @@ pub async fn run(
 /// in the session's journal before it happens.
 pub async fn run_session(
     loaded: &LoadedScenario,
+    drill: &Drill,
     reporter: &mut dyn Reporter,
     cancel: watch::Receiver<bool>,
     session: Session,
 ) -> Result<Outcome, RunError> {
     let s = &loaded.scenario;
-    let spec = s.drill().ok_or(RunError::NotValidated)?;
     let t0 = Instant::now();
     let Session {
         run_id,
@@ -86,14 +84,25 @@ pub async fn run_session(
     } = session;
     let sink = EventSink::new(t0, reporter);
 
-    let ran = match spec {
-        DrillSpec::Failover { fault, recovery } => {
-            failover::failover(loaded, fault, recovery, &sink, cancel, &run_id, &journal).await?
+    let ran = match drill {
+        Drill::Failover {
+            target,
+            fault,
+            recovery,
+        } => {
+            let failover = failover::Failover {
+                loaded,
+                target,
+                fault,
+                recovery,
+            };
+            failover.run(&sink, cancel, &run_id, &journal).await?
         }
-        DrillSpec::Restore(r) => {
+        Drill::Restore { source, restore } => {
             restore::run(restore::Context {
                 loaded,
-                restore: r,
+                restore,
+                source,
                 sink: &sink,
                 cancel,
                 run_id: &run_id,
@@ -102,7 +111,9 @@ pub async fn run_session(
             })
             .await?
         }
-        DrillSpec::BackupHealth(h) => backup_health::run(loaded, h, &sink, cancel).await?,
+        Drill::BackupHealth { target, health } => {
+            backup_health::run(target, health, &sink, cancel).await?
+        }
     };
 
     sink.emit(Event::Phase(Phase::Teardown));
@@ -128,10 +139,10 @@ pub async fn run_session(
         tool: Tool::this(),
         run_id: run_id.clone(),
         scenario: ScenarioRef::of(loaded),
-        drill: match spec {
-            DrillSpec::Failover { .. } => DrillKind::Failover,
-            DrillSpec::Restore(_) => DrillKind::Restore,
-            DrillSpec::BackupHealth(_) => DrillKind::BackupHealth,
+        drill: match drill {
+            Drill::Failover { .. } => DrillKind::Failover,
+            Drill::Restore { .. } => DrillKind::Restore,
+            Drill::BackupHealth { .. } => DrillKind::BackupHealth,
         },
         controls: s.controls.iter().filter_map(|c| soc2::control(c)).collect(),
         target: TargetRef {

@@ -18,13 +18,13 @@ use crate::event::{Event, EventSink};
 use crate::ledger::WorkloadLog;
 use crate::pg::sandbox::describe_pg_error;
 use crate::safety::journal::Journal;
-use crate::scenario::{Scenario, Target};
+use crate::scenario::{DbTarget, Scenario};
 use crate::workload::{self, WriterSpec};
 
 /// Builds (or reaches) `target` unless Ctrl-C comes first; dropping a half-built sandbox tears
 /// down whatever part of it exists.
 pub async fn build_target(
-    target: &Target,
+    target: &DbTarget,
     journal: &Journal,
     sink: &EventSink<'_>,
     cancel: &watch::Receiver<bool>,

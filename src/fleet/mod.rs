@@ -15,13 +15,15 @@ use firedrill_aws::{Aws, DRILL_TAG, Instance};
 use crate::dsn::{PLACEHOLDERS, Template};
 use crate::error::{EXIT_ENVIRONMENT, EXIT_REFUSED};
 pub use crate::fleet_summary::*;
-use crate::scenario::{LoadedScenario, Target, describe_tags};
+use crate::scenario::{Drill, FleetDrill, LoadedScenario, Run, Target, describe_tags};
 
 /// One instance's drill, before it runs.
 pub struct Member {
     pub instance: String,
     /// The fleet's scenario narrowed to this instance, named `<fleet name>.<instance>`.
     pub loaded: LoadedScenario,
+    /// Its restore drill ([`FleetDrill::member`]).
+    pub drill: Drill,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,14 +60,20 @@ pub fn select(instances: &[Instance], tags: &BTreeMap<String, String>) -> Vec<St
 }
 
 /// The fleet's scenario narrowed to one instance: a plain restore drill of it.
-pub fn member(loaded: &LoadedScenario, instance: &str) -> LoadedScenario {
+pub fn member(loaded: &LoadedScenario, fleet: &FleetDrill, instance: &str) -> Member {
+    let drill = fleet.member(instance);
     let mut m = loaded.clone();
     m.scenario.fleet = None;
     m.scenario.name = format!("{}.{instance}", loaded.scenario.name);
     if let Target::AwsRds(t) = &mut m.scenario.target {
         t.instance = Some(instance.to_owned());
     }
-    m
+    m.run = Run::Drill(drill.clone());
+    Member {
+        instance: instance.to_owned(),
+        loaded: m,
+        drill,
+    }
 }
 
 /// The members a fleet run selected, and the region it looked in (as AWS resolved it: the
@@ -77,16 +85,13 @@ pub struct Selection {
 
 /// Lists the instances the fleet selects and makes one member each; refuses before touching
 /// anything when none or too many are selected or a DSN cannot tell the instances apart.
-pub async fn members(loaded: &LoadedScenario) -> Result<Selection, FleetError> {
-    let s = &loaded.scenario;
-    let (Some(fleet), Target::AwsRds(spec)) = (&s.fleet, &s.target) else {
-        return Err(FleetError::Env("not a fleet scenario".into()));
-    };
+pub async fn members(loaded: &LoadedScenario, f: &FleetDrill) -> Result<Selection, FleetError> {
+    let (fleet, spec) = (&f.fleet, &f.source);
     check_dsn(&spec.dsn_env, "target.dsn_env")?;
-    if let Some(env) = s
+    if let Some(env) = f
         .restore
+        .instance
         .as_ref()
-        .and_then(|r| r.instance.as_ref())
         .and_then(|i| i.dsn_env.as_deref())
     {
         check_dsn(env, "restore.instance.dsn_env")?;
@@ -116,10 +121,7 @@ pub async fn members(loaded: &LoadedScenario) -> Result<Selection, FleetError> {
     }
     let members = ids
         .into_iter()
-        .map(|instance| Member {
-            loaded: member(loaded, &instance),
-            instance,
-        })
+        .map(|instance| member(loaded, f, &instance))
         .collect();
     Ok(Selection {
         region: aws.region.clone(),

@@ -17,7 +17,7 @@ use crate::event::Reporter;
 use crate::finish::{self, Destination};
 use crate::report::{FleetRef, Report};
 use crate::safety::{claim, journal, lock::StateDir};
-use crate::scenario::{Fleet, LoadedScenario};
+use crate::scenario::{FleetDrill, LoadedScenario};
 use crate::signing::Signer;
 use crate::{evidence, render};
 
@@ -55,12 +55,13 @@ struct Shared {
 /// before touching anything when the selection is empty, too large or ambiguous.
 pub async fn run(
     loaded: &LoadedScenario,
-    fleet: &Fleet,
+    drill: &FleetDrill,
     opts: FleetOptions,
     cancel: watch::Receiver<bool>,
 ) -> Result<FleetOutcome, FleetError> {
+    let fleet = &drill.fleet;
     let started_at = journal::now();
-    let Selection { region, members } = super::members(loaded).await?;
+    let Selection { region, members } = super::members(loaded, drill).await?;
     let fleet_id = Session::new(loaded).run_id;
     (opts.progress)(format!(
         "fleet {fleet_id}: {} DB instance(s) carry {}: {}; {} at a time, one start per {}",
@@ -177,8 +178,14 @@ async fn run_member(run: Arc<Shared>, m: Member) -> (MemberResult, Option<Report
     }
     session.journal = claimed.journal.clone();
     let mut reporter = (run.opts.reporter)(inst);
-    let result =
-        engine::run_session(&m.loaded, reporter.as_mut(), run.cancel.clone(), session).await;
+    let result = engine::run_session(
+        &m.loaded,
+        &m.drill,
+        reporter.as_mut(),
+        run.cancel.clone(),
+        session,
+    )
+    .await;
     let journal = claimed.journal;
     let mut report = match result {
         Ok(o) => o.report,
@@ -187,7 +194,7 @@ async fn run_member(run: Arc<Shared>, m: Member) -> (MemberResult, Option<Report
             say(format!("error: {e}"));
             let outcome = match kind {
                 RunError::AbortedInSetup => MemberOutcome::Aborted,
-                RunError::Env(_) | RunError::NotValidated => MemberOutcome::Error,
+                RunError::Env(_) => MemberOutcome::Error,
             };
             return (
                 MemberResult::without_report(inst, outcome, code, Some(run_id), e),

@@ -21,18 +21,14 @@ use crate::{exclusive, repo};
 
 async fn drill(loaded: &LoadedScenario) -> Report {
     let (_tx, rx) = watch::channel(false);
-    engine::run(loaded, &mut Silent, rx)
+    engine::run(loaded, loaded.drill().expect("one drill"), &mut Silent, rx)
         .await
         .expect("the drill runs")
         .report
 }
 
 fn inline(name: &str, yaml: &str) -> LoadedScenario {
-    LoadedScenario {
-        path: name.into(),
-        sha256: String::new(),
-        scenario: scenario::parse(Path::new(name), yaml).expect("valid scenario"),
-    }
+    scenario::parse(Path::new(name), yaml).expect("valid scenario")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -549,7 +549,9 @@ fn a_fleet_runs_in_process_through_the_library() {
         unsafe { std::env::set_var(k, v) };
     }
     let loaded = firedrill::scenario::load(&file).unwrap();
-    let fleet = loaded.scenario.fleet.clone().unwrap();
+    let firedrill::scenario::Run::Fleet(fleet) = loaded.run.clone() else {
+        panic!("a fleet scenario")
+    };
     let lines = Arc::new(Mutex::new(Vec::<String>::new()));
     let said = lines.clone();
     let opts = FleetOptions {

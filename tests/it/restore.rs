@@ -22,7 +22,7 @@ use crate::{exclusive, repo};
 async fn drill_file(path: &str) -> Report {
     let loaded = scenario::load(&repo(path)).expect("a shipped scenario loads");
     let (_tx, rx) = watch::channel(false);
-    engine::run(&loaded, &mut Silent, rx)
+    engine::run(&loaded, loaded.drill().expect("one drill"), &mut Silent, rx)
         .await
         .expect("the drill runs")
         .report
@@ -542,14 +542,13 @@ async fn regression_latest_restore_without_writes_sees_the_archive_closed() {
     let yaml = "version: 1\nname: quiet-restore\ntarget: {type: postgres-sandbox, standbys: 0}\n\
          workload: {connections: 0}\nrestore:\n  seed: {pgbench_scale: 1}\n  \
          backup: {type: pg-basebackup}\ntargets: {checksums: match, rto: 30s}\n";
-    let loaded = scenario::LoadedScenario {
-        path: "quiet-restore.yaml".into(),
-        sha256: String::new(),
-        scenario: scenario::parse(Path::new("quiet-restore.yaml"), yaml).unwrap(),
-    };
+    let loaded = scenario::parse(Path::new("quiet-restore.yaml"), yaml).unwrap();
     let (_tx, rx) = watch::channel(false);
     let started = std::time::Instant::now();
-    let r = engine::run(&loaded, &mut Silent, rx).await.unwrap().report;
+    let r = engine::run(&loaded, loaded.drill().expect("one drill"), &mut Silent, rx)
+        .await
+        .unwrap()
+        .report;
     all_checks_pass(&r);
     assert!(
         started.elapsed() < Duration::from_secs(50),

@@ -4,11 +4,34 @@
 use std::fmt::Write as _;
 
 use crate::scenario::{
-    AwsRdsSpec, Backup, Cleanup, DrillSpec, DumpFormat, Environment, ExistingSpec, Fault, Recovery,
-    RecoveryTarget, Replication, Restore, Scenario, Target,
+    AwsRdsSpec, Backup, BackupHealth, Cleanup, Drill, DumpFormat, Environment, ExistingSpec, Fault,
+    FleetDrill, LoadedScenario, Recovery, RecoveryTarget, Replication, Restore, Run, Scenario,
+    Target,
 };
 
-pub fn render(s: &Scenario) -> String {
+/// The parts of a drill the plan describes (a fleet's are its restore's).
+#[derive(Clone, Copy)]
+enum Parts<'a> {
+    Failover(&'a Fault, &'a Recovery),
+    Restore(&'a Restore),
+    BackupHealth(&'a BackupHealth),
+}
+
+fn parts(run: &Run) -> Parts<'_> {
+    match run {
+        Run::Drill(Drill::Failover {
+            fault, recovery, ..
+        }) => Parts::Failover(fault, recovery),
+        Run::Drill(Drill::Restore { restore, .. }) | Run::Fleet(FleetDrill { restore, .. }) => {
+            Parts::Restore(restore)
+        }
+        Run::Drill(Drill::BackupHealth { health, .. }) => Parts::BackupHealth(health),
+    }
+}
+
+pub fn render(loaded: &LoadedScenario) -> String {
+    let s = &loaded.scenario;
+    let drill = parts(&loaded.run);
     let mut out = String::new();
     let mut n = 0;
     let mut step = |out: &mut String, text: String| {
@@ -110,12 +133,12 @@ pub fn render(s: &Scenario) -> String {
             ),
         ),
     }
-    match s.drill() {
-        Some(DrillSpec::Failover { fault, recovery }) => {
+    match drill {
+        Parts::Failover(fault, recovery) => {
             failover_steps(s, fault, recovery, &mut |t| step(&mut out, t))
         }
-        Some(DrillSpec::Restore(r)) => restore_steps(s, r, &mut |t| step(&mut out, t)),
-        Some(DrillSpec::BackupHealth(h)) => {
+        Parts::Restore(r) => restore_steps(s, r, &mut |t| step(&mut out, t)),
+        Parts::BackupHealth(h) => {
             step(
                 &mut out,
                 "per resource: its newest completed recovery point \
@@ -138,20 +161,16 @@ pub fn render(s: &Scenario) -> String {
             );
             step(&mut out, "read only: nothing is created or changed".into());
         }
-        None => step(
-            &mut out,
-            "(not a valid drill: run `firedrill validate`)".into(),
-        ),
     }
     let cleanup = match (&s.target, s.cleanup) {
         (Target::AwsBackup(_), _) => "nothing to clean up (read only)",
-        (Target::Postgres(_) | Target::AwsRds(_), _) => match s.drill() {
-            Some(DrillSpec::Restore(r))
-                if !(s.workload.connections > 0 && r.ledger_writes(false)) =>
-            {
+        (Target::Postgres(_) | Target::AwsRds(_), _) => match drill {
+            Parts::Restore(r) if !(s.workload.connections > 0 && r.ledger_writes(false)) => {
                 "leave the target as it is (the drill only read it)"
             }
-            _ => "leave the target as it is (ledger rows stay, tagged with the run id)",
+            Parts::Failover(..) | Parts::Restore(_) | Parts::BackupHealth(_) => {
+                "leave the target as it is (ledger rows stay, tagged with the run id)"
+            }
         },
         (_, Cleanup::Always) => "stop every node and remove the sandbox directory",
         (_, Cleanup::OnSuccess) => {
@@ -180,7 +199,7 @@ pub fn render(s: &Scenario) -> String {
         "\nside effects (each journaled before it happens; `firedrill recover` undoes what a \
          killed drill left):"
     );
-    for (effect, undo) in side_effects(s) {
+    for (effect, undo) in side_effects(s, drill) {
         let _ = writeln!(out, "  - {effect}\n      undo: {undo}");
     }
 
@@ -208,7 +227,7 @@ pub fn render(s: &Scenario) -> String {
 }
 
 /// Every change the drill makes outside itself, and how it is taken back.
-fn side_effects(s: &Scenario) -> Vec<(String, String)> {
+fn side_effects(s: &Scenario, drill: Parts<'_>) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     let mut add = |e: String, u: &str| out.push((e, u.to_owned()));
     let sandbox_undo = "stop every process in it and remove it";
@@ -237,8 +256,8 @@ fn side_effects(s: &Scenario) -> Vec<(String, String)> {
         ),
         Target::AwsBackup(_) => add("none: AWS Backup is only read".into(), "none needed"),
     }
-    match s.drill() {
-        Some(DrillSpec::Failover { fault, recovery }) => {
+    match drill {
+        Parts::Failover(fault, recovery) => {
             match fault {
                 Fault::Kill { node } => add(
                     format!("SIGKILL every process of {node}"),
@@ -306,7 +325,7 @@ fn side_effects(s: &Scenario) -> Vec<(String, String)> {
                 }
             }
         }
-        Some(DrillSpec::Restore(r)) if r.backup.on_aws() => {
+        Parts::Restore(r) if r.backup.on_aws() => {
             if r.backup.takes(false) && matches!(&r.backup, Backup::RdsSnapshot { .. }) {
                 add(
                     "CreateDBSnapshot of the instance, tagged firedrill:drill=<run id>".into(),
@@ -321,7 +340,7 @@ fn side_effects(s: &Scenario) -> Vec<(String, String)> {
                  recover`/`cleanup`)",
             );
         }
-        Some(DrillSpec::Restore(_)) => {
+        Parts::Restore(_) => {
             add(
                 "create the restore drill's directory (backup, WAL archive)".into(),
                 sandbox_undo,
@@ -331,7 +350,7 @@ fn side_effects(s: &Scenario) -> Vec<(String, String)> {
                 sandbox_undo,
             );
         }
-        Some(DrillSpec::BackupHealth(_)) | None => {}
+        Parts::BackupHealth(_) => {}
     }
     out
 }

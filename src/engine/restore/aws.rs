@@ -21,14 +21,15 @@ use tokio_postgres::Config;
 use super::{Context, Finding, Interrupted, Writers, connect, first_query, start_writers};
 use super::{Ran, RunError};
 use crate::aws_target::AwsTarget;
-use crate::driver::Driver;
 use crate::dsn::{Template, at_endpoint};
 use crate::event::{Event, Phase};
 use crate::ledger::WorkloadLog;
 use crate::measure::ms;
 use crate::report::RestoreResult;
 use crate::safety::journal::{EffectId, Undo};
-use crate::scenario::{Backup, RecoveryTarget, RestoredInstance, Target};
+use crate::scenario::{
+    AwsRdsSpec, Backup, RdsResource, RdsTarget, RecoveryTarget, RestoredInstance,
+};
 
 use super::verify::Findings;
 
@@ -57,15 +58,15 @@ enum Created {
     Instance(String, EffectId),
 }
 
-pub(super) async fn run<'a>(cx: Context<'a, '_>) -> Result<Ran<'a>, RunError> {
-    let s = &cx.loaded.scenario;
+pub(super) async fn run<'a>(
+    cx: Context<'a, '_>,
+    spec: &AwsRdsSpec,
+    source_id: &str,
+) -> Result<Ran<'a>, RunError> {
     let r = cx.restore;
     let sink = cx.sink;
     sink.emit(Event::Phase(Phase::Setup));
-    let Target::AwsRds(spec) = &s.target else {
-        return Err(RunError::NotValidated);
-    };
-    let source_id = spec.instance.clone().ok_or(RunError::NotValidated)?;
+    let source_id = source_id.to_owned();
     let instance = r.instance.clone().unwrap_or_default();
     // A missing override DSN stops the drill before AWS is touched.
     let via = instance
@@ -73,9 +74,16 @@ pub(super) async fn run<'a>(cx: Context<'a, '_>) -> Result<Ran<'a>, RunError> {
         .as_deref()
         .map(Template::read)
         .transpose()?;
-    let driver = cx.build_driver(&s.target).await?;
-    let Driver::Aws(target) = driver else {
-        return Err(RunError::NotValidated);
+    let rds = RdsTarget {
+        spec: spec.clone(),
+        resource: RdsResource::Instance(source_id.clone()),
+    };
+    let dsn = Template::read(&spec.dsn_env)?;
+    sink.emit(Event::Setup("describing it through AWS".into()));
+    let mut cancel = cx.cancel.clone();
+    let target = tokio::select! {
+        t = AwsTarget::build(&rds, &dsn) => Box::new(t?),
+        _ = cancel.wait_for(|c| *c) => return Err(RunError::AbortedInSetup),
     };
     let description = format!(
         "{}; restored from {} into a temporary DB instance",

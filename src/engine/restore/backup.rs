@@ -23,7 +23,7 @@ use crate::ledger::WorkloadLog;
 use crate::measure::ms;
 use crate::pg::sandbox::{SUPERUSER, Sandbox};
 use crate::process::{Tool, ToolError};
-use crate::scenario::{Backup, DumpFormat, RecoveryTarget, Restore, Target};
+use crate::scenario::{Backup, DbTarget, DumpFormat, RecoveryTarget, Restore, RestoreSource};
 
 /// libpq's environment for a connection, so that programs such as `pg_dump` reach the same
 /// server as firedrill without the password ever being on a command line.
@@ -225,9 +225,9 @@ pub(super) fn pgbackrest_conf(ws: &Workspace) -> PathBuf {
 }
 
 /// The target as the drill builds it: a sandbox source archives its WAL for the physical kinds.
-pub(super) fn source_target(target: &Target, r: &Restore, ws: &Workspace) -> Target {
-    let mut t = target.clone();
-    if let Target::PostgresSandbox(spec) = &mut t {
+pub(super) fn source_target(source: &RestoreSource, r: &Restore, ws: &Workspace) -> DbTarget {
+    let mut t = source.target();
+    if let DbTarget::Sandbox(spec) = &mut t {
         let command = match &r.backup {
             Backup::PgDump { .. } => None,
             Backup::PgBasebackup { .. } => Some(format!(

@@ -39,7 +39,9 @@ use crate::pg::sandbox::{Sandbox, SandboxConfig, describe_pg_error};
 use crate::process::ToolError;
 use crate::report::RestoreResult;
 use crate::safety::journal::{self, EffectId, Journal};
-use crate::scenario::{Backup, LoadedScenario, RecoveryTarget, Replication, Restore, Target};
+use crate::scenario::{
+    Backup, DbTarget, LoadedScenario, RecoveryTarget, Replication, Restore, RestoreSource,
+};
 use crate::workload::{self};
 use verify::Findings;
 
@@ -51,6 +53,7 @@ const ARCHIVE_DEADLINE: Duration = Duration::from_secs(60);
 pub struct Context<'a, 's> {
     pub loaded: &'a LoadedScenario,
     pub restore: &'a Restore,
+    pub source: &'a RestoreSource,
     pub sink: &'a EventSink<'s>,
     pub cancel: watch::Receiver<bool>,
     pub run_id: &'a str,
@@ -60,7 +63,7 @@ pub struct Context<'a, 's> {
 
 impl Context<'_, '_> {
     /// Builds (or reaches) `target` unless Ctrl-C comes first.
-    async fn build_driver(&self, target: &Target) -> Result<Driver, RunError> {
+    async fn build_driver(&self, target: &DbTarget) -> Result<Driver, RunError> {
         phases::build_target(target, &self.journal, self.sink, &self.cancel).await
     }
 
@@ -139,24 +142,28 @@ pub(crate) struct Taken {
 }
 
 pub async fn run<'a>(cx: Context<'a, '_>) -> Result<Ran<'a>, RunError> {
-    if cx.restore.backup.on_aws() {
-        return aws::run(cx).await;
+    match cx.source {
+        RestoreSource::Rds { spec, instance } => aws::run(cx, spec, instance).await,
+        RestoreSource::Sandbox(_) | RestoreSource::Postgres(_) => local(cx).await,
     }
-    let s = &cx.loaded.scenario;
+}
+
+/// A restore by PostgreSQL's or pgBackRest's own programs into a new local sandbox.
+async fn local<'a>(cx: Context<'a, '_>) -> Result<Ran<'a>, RunError> {
     let r = cx.restore;
     let sink = cx.sink;
     sink.emit(Event::Phase(Phase::Setup));
-    let sandbox_source = matches!(s.target, Target::PostgresSandbox(_));
+    let sandbox_source = matches!(cx.source, RestoreSource::Sandbox(_));
     backup::preflight(r, &cx.loaded.path, sandbox_source, &mut cx.cancel.clone()).await?;
 
-    let restored_config = restored_sandbox_config(s, r, &cx.journal)?;
-    let bins = PgBinaries::locate(restored_bin_dir(s, r))?;
+    let restored_config = restored_sandbox_config(cx.source, r, &cx.journal)?;
+    let bins = PgBinaries::locate(restored_bin_dir(cx.source, r))?;
     let ws = Workspace::create(
         &cx.journal,
         restored_config.work_dir.as_deref(),
         restored_config.run_as,
     )?;
-    let target = backup::source_target(&s.target, r, &ws);
+    let target = backup::source_target(cx.source, r, &ws);
 
     let driver = cx.build_driver(&target).await?;
     let description = format!(
@@ -273,24 +280,27 @@ impl Drop for Workspace {
     }
 }
 
-fn restored_bin_dir<'s>(s: &'s crate::scenario::Scenario, r: &'s Restore) -> Option<&'s Path> {
-    r.sandbox.bin_dir.as_deref().or(match &s.target {
-        Target::PostgresSandbox(t) => t.bin_dir.as_deref(),
-        _ => None,
+/// The restored sandbox's server programs: its own, else a sandbox source's.
+fn restored_bin_dir<'s>(source: &'s RestoreSource, r: &'s Restore) -> Option<&'s Path> {
+    r.sandbox.bin_dir.as_deref().or(match source {
+        RestoreSource::Sandbox(t) => t.bin_dir.as_deref(),
+        RestoreSource::Postgres(_) | RestoreSource::Rds { .. } => None,
     })
 }
 
 fn restored_sandbox_config(
-    s: &crate::scenario::Scenario,
+    source: &RestoreSource,
     r: &Restore,
     journal: &Journal,
 ) -> Result<SandboxConfig, EnvError> {
-    let (run_as, work_dir) = match &s.target {
-        Target::PostgresSandbox(t) => (
+    let (run_as, work_dir) = match source {
+        RestoreSource::Sandbox(t) => (
             r.sandbox.run_as.clone().or(t.run_as.clone()),
             r.sandbox.work_dir.clone().or(t.work_dir.clone()),
         ),
-        _ => (r.sandbox.run_as.clone(), r.sandbox.work_dir.clone()),
+        RestoreSource::Postgres(_) | RestoreSource::Rds { .. } => {
+            (r.sandbox.run_as.clone(), r.sandbox.work_dir.clone())
+        }
     };
     Ok(SandboxConfig {
         standbys: 0,
@@ -328,7 +338,7 @@ impl RestoreDrill<'_, '_> {
     async fn run(&mut self) -> Result<(), Interrupted> {
         let s = &self.cx.loaded.scenario;
         let r = self.cx.restore;
-        let sandbox_source = matches!(s.target, Target::PostgresSandbox(_));
+        let sandbox_source = matches!(self.cx.source, RestoreSource::Sandbox(_));
         let source_config = self.driver.client_config(Duration::from_secs(10));
 
         if sandbox_source {

@@ -1,6 +1,7 @@
 //! Reading scenario files: raw YAML in, a validated [`Scenario`] or every problem with
 //! `file:line:column` and key path out. Nothing here touches a database or the network.
 
+pub mod drill;
 pub mod duration;
 mod locate;
 pub mod model;
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+pub use drill::{DbTarget, Drill, FleetDrill, RdsResource, RdsTarget, RestoreSource, Run};
 pub use duration::Dur;
 pub use locate::Pos;
 pub use model::*;
@@ -21,12 +23,24 @@ pub use restore::*;
 /// Scenario files are small; a larger file is a mistake (or hostile), not a drill.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
-/// A scenario that parsed and validated, with what a report needs to name its source.
+/// A scenario that parsed and validated: the raw form (what the plan and the report quote), the
+/// typed drill it runs, and what a report needs to name its source.
 #[derive(Clone, Debug)]
 pub struct LoadedScenario {
     pub path: PathBuf,
     pub sha256: String,
     pub scenario: Scenario,
+    pub run: Run,
+}
+
+impl LoadedScenario {
+    /// The drill, unless the scenario is a fleet (whose members each have one).
+    pub fn drill(&self) -> Option<&Drill> {
+        match &self.run {
+            Run::Drill(d) => Some(d),
+            Run::Fleet(_) => None,
+        }
+    }
 }
 
 /// One problem in one file.
@@ -102,17 +116,14 @@ pub fn load(path: &Path) -> Result<LoadedScenario, ScenarioError> {
             e.utf8_error().valid_up_to()
         ))
     })?;
-    let scenario = parse(path, &text)?;
-    check_runbook(path, &text, &scenario)?;
-    Ok(LoadedScenario {
-        path: path.to_owned(),
-        sha256: hex::encode(Sha256::digest(text.as_bytes())),
-        scenario,
-    })
+    let loaded = parse(path, &text)?;
+    check_runbook(path, &text, &loaded.scenario)?;
+    Ok(loaded)
 }
 
-/// Parses and validates scenario text; `file` only names it in diagnostics.
-pub fn parse(file: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+/// Parses and validates scenario text into its typed drill; `file` names it in diagnostics
+/// and reports.
+pub fn parse(file: &Path, text: &str) -> Result<LoadedScenario, ScenarioError> {
     if text.trim().is_empty()
         || text
             .lines()
@@ -131,9 +142,19 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario, ScenarioError> {
         Ok(s) => s,
         Err(e) => return Err(ScenarioError(vec![syntax_diagnostic(file, text, &e)])),
     };
-    let problems = validate::validate(&scenario);
+    let mut problems = validate::validate(&scenario);
     if problems.is_empty() {
-        return Ok(scenario);
+        match drill::typed(&scenario) {
+            Ok(run) => {
+                return Ok(LoadedScenario {
+                    path: file.to_owned(),
+                    sha256: hex::encode(Sha256::digest(text.as_bytes())),
+                    scenario,
+                    run,
+                });
+            }
+            Err(p) => problems.push(p),
+        }
     }
     let index = locate::LocationIndex::build(text, yaml_options());
     Err(ScenarioError(

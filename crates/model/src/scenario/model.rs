@@ -803,34 +803,3 @@ impl JsonSchema for Argv {
         })
     }
 }
-
-/// What a validated scenario drills, with its parts; [`Scenario::drill`] gives it.
-#[derive(Clone, Copy, Debug)]
-pub enum DrillSpec<'a> {
-    Failover {
-        fault: &'a Fault,
-        recovery: &'a Recovery,
-    },
-    Restore(&'a Restore),
-    BackupHealth(&'a BackupHealth),
-}
-
-impl Scenario {
-    /// The drill this scenario describes; `None` only for a scenario that failed validation
-    /// (neither, or both, kinds).
-    pub fn drill(&self) -> Option<DrillSpec<'_>> {
-        match (
-            &self.fault,
-            &self.recovery,
-            &self.restore,
-            &self.backup_health,
-        ) {
-            (Some(fault), Some(recovery), None, None) => {
-                Some(DrillSpec::Failover { fault, recovery })
-            }
-            (None, None, Some(r), None) => Some(DrillSpec::Restore(r)),
-            (None, None, None, Some(h)) => Some(DrillSpec::BackupHealth(h)),
-            _ => None,
-        }
-    }
-}

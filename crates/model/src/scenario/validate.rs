@@ -66,15 +66,15 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
     if let Some(f) = &s.fleet {
         check_fleet(s, f, &mut out);
     }
-    match s.drill() {
-        Some(DrillSpec::Failover { fault, recovery }) => {
+    match (&s.fault, &s.recovery, &s.restore, &s.backup_health) {
+        (Some(fault), Some(recovery), None, None) => {
             check_target_and_fault(s, fault, recovery, &mut out);
             check_timing(s, fault, recovery, &mut out);
             check_failover_targets(&s.targets, &mut out);
             check_guardrails(s, &mut out);
         }
-        Some(DrillSpec::BackupHealth(h)) => check_backup_health(s, h, &mut out),
-        Some(DrillSpec::Restore(r)) => {
+        (None, None, None, Some(h)) => check_backup_health(s, h, &mut out),
+        (None, None, Some(r), None) => {
             super::validate_restore::check(s, r, &mut out);
             if !s.guardrails.is_empty() {
                 out.push(problem(
@@ -83,7 +83,7 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
                 ));
             }
         }
-        None => out.push(drill_kind_problem(s)),
+        _ => out.push(drill_kind_problem(s)),
     }
 
     if s.workload.connections > 256 {

@@ -1,0 +1,213 @@
+//! The typed drill a scenario validates into (ripgrep's LowArgs -> HiArgs): the raw
+//! [`Scenario`] is plain optional YAML; once [`super::validate`] found nothing wrong, [`typed`]
+//! turns it into one owned value that knows what to build, so nothing downstream re-checks a
+//! target kind or an instance that validation already guaranteed.
+//!
+//! Boundary: shapes only. The rules that decide whether a scenario is valid are `validate`'s;
+//! `typed` refuses only the combinations those rules already refuse.
+
+use super::model::*;
+use super::restore::Restore;
+use super::validate::{Problem, problem};
+
+/// A database a drill reaches: every target kind but `aws-backup`, which has none.
+#[derive(Clone, Debug)]
+pub enum DbTarget {
+    Sandbox(SandboxSpec),
+    Postgres(ExistingSpec),
+    AwsRds(RdsTarget),
+}
+
+/// An RDS instance or an Aurora cluster, as the scenario named it.
+#[derive(Clone, Debug)]
+pub struct RdsTarget {
+    pub spec: AwsRdsSpec,
+    pub resource: RdsResource,
+}
+
+/// Exactly one of `instance` and `cluster`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RdsResource {
+    Instance(String),
+    Cluster(String),
+}
+
+impl RdsResource {
+    pub fn is_instance(&self) -> bool {
+        matches!(self, RdsResource::Instance(_))
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, RdsResource::Cluster(_))
+    }
+}
+
+/// Where a restore drill's backup comes from.
+#[derive(Clone, Debug)]
+pub enum RestoreSource {
+    /// A sandbox firedrill builds and seeds.
+    Sandbox(SandboxSpec),
+    /// An existing PostgreSQL through its DSN.
+    Postgres(ExistingSpec),
+    /// An RDS instance; AWS restores it into a temporary instance.
+    Rds { spec: AwsRdsSpec, instance: String },
+}
+
+impl RestoreSource {
+    /// The database the drill reaches for the source.
+    pub fn target(&self) -> DbTarget {
+        match self {
+            RestoreSource::Sandbox(s) => DbTarget::Sandbox(s.clone()),
+            RestoreSource::Postgres(e) => DbTarget::Postgres(e.clone()),
+            RestoreSource::Rds { spec, instance } => DbTarget::AwsRds(RdsTarget {
+                spec: spec.clone(),
+                resource: RdsResource::Instance(instance.clone()),
+            }),
+        }
+    }
+}
+
+/// One drill, ready to run.
+#[derive(Clone, Debug)]
+pub enum Drill {
+    Failover {
+        target: DbTarget,
+        fault: Fault,
+        recovery: Recovery,
+    },
+    Restore {
+        source: RestoreSource,
+        restore: Restore,
+    },
+    BackupHealth {
+        target: AwsBackupSpec,
+        health: BackupHealth,
+    },
+}
+
+/// A restore drill run on every RDS instance a tag selects; [`FleetDrill::member`] makes each
+/// instance's drill.
+#[derive(Clone, Debug)]
+pub struct FleetDrill {
+    pub fleet: Fleet,
+    pub source: AwsRdsSpec,
+    pub restore: Restore,
+}
+
+impl FleetDrill {
+    pub fn member(&self, instance: &str) -> Drill {
+        let mut spec = self.source.clone();
+        spec.instance = Some(instance.to_owned());
+        Drill::Restore {
+            source: RestoreSource::Rds {
+                spec,
+                instance: instance.to_owned(),
+            },
+            restore: self.restore.clone(),
+        }
+    }
+}
+
+/// What a scenario runs: one drill, or a fleet of them.
+#[derive(Clone, Debug)]
+pub enum Run {
+    Drill(Drill),
+    Fleet(FleetDrill),
+}
+
+impl Drill {
+    /// The report's name for this kind of drill.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Drill::Failover { .. } => "failover",
+            Drill::Restore { .. } => "restore",
+            Drill::BackupHealth { .. } => "backup-health",
+        }
+    }
+}
+
+/// The typed drill of a scenario `validate` found nothing wrong with.
+pub fn typed(s: &Scenario) -> Result<Run, Problem> {
+    let db = || match &s.target {
+        Target::PostgresSandbox(spec) => Ok(DbTarget::Sandbox(spec.clone())),
+        Target::Postgres(spec) => Ok(DbTarget::Postgres(spec.clone())),
+        Target::AwsRds(spec) => {
+            let resource = match (&spec.instance, &spec.cluster) {
+                (Some(i), None) => RdsResource::Instance(i.clone()),
+                (None, Some(c)) => RdsResource::Cluster(c.clone()),
+                (Some(_), Some(_)) | (None, None) => {
+                    return Err(problem("target.instance", "give `instance` or `cluster`"));
+                }
+            };
+            Ok(DbTarget::AwsRds(RdsTarget {
+                spec: spec.clone(),
+                resource,
+            }))
+        }
+        Target::AwsBackup(_) => Err(problem(
+            "target.type",
+            "an `aws-backup` target has no database; it is read by a `backup_health` drill",
+        )),
+    };
+    match (
+        &s.fault,
+        &s.recovery,
+        &s.restore,
+        &s.backup_health,
+        &s.fleet,
+    ) {
+        (Some(fault), Some(recovery), None, None, None) => Ok(Run::Drill(Drill::Failover {
+            target: db()?,
+            fault: fault.clone(),
+            recovery: recovery.clone(),
+        })),
+        (None, None, Some(restore), None, Some(fleet)) => match &s.target {
+            Target::AwsRds(spec) => Ok(Run::Fleet(FleetDrill {
+                fleet: fleet.clone(),
+                source: spec.clone(),
+                restore: restore.clone(),
+            })),
+            Target::PostgresSandbox(_) | Target::Postgres(_) | Target::AwsBackup(_) => {
+                Err(problem("fleet", "a fleet needs an `aws-rds` target"))
+            }
+        },
+        (None, None, Some(restore), None, None) => {
+            let source = match db()? {
+                DbTarget::Sandbox(spec) => RestoreSource::Sandbox(spec),
+                DbTarget::Postgres(spec) => RestoreSource::Postgres(spec),
+                DbTarget::AwsRds(RdsTarget {
+                    spec,
+                    resource: RdsResource::Instance(instance),
+                }) => RestoreSource::Rds { spec, instance },
+                DbTarget::AwsRds(RdsTarget {
+                    resource: RdsResource::Cluster(_),
+                    ..
+                }) => {
+                    return Err(problem(
+                        "target.cluster",
+                        "restores of an Aurora cluster are not built yet",
+                    ));
+                }
+            };
+            Ok(Run::Drill(Drill::Restore {
+                source,
+                restore: restore.clone(),
+            }))
+        }
+        (None, None, None, Some(health), None) => match &s.target {
+            Target::AwsBackup(spec) => Ok(Run::Drill(Drill::BackupHealth {
+                target: spec.clone(),
+                health: health.clone(),
+            })),
+            Target::PostgresSandbox(_) | Target::Postgres(_) | Target::AwsRds(_) => Err(problem(
+                "target.type",
+                "a backup-health drill reads an `aws-backup` target",
+            )),
+        },
+        _ => Err(problem(
+            "fault",
+            "a scenario is one drill: a failover drill (`fault` and `recovery`), a restore \
+             drill (`restore`) or a backup-health drill (`backup_health`)",
+        )),
+    }
+}
