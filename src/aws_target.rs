@@ -3,15 +3,13 @@
 //! clients use, so that RTO is what a client sees (DNS and connection effects included), not an
 //! API status. The AWS calls themselves live in `firedrill-aws`.
 
-use std::time::Duration;
-
 use firedrill_aws::{ActionSpec, Aws, AwsError, DRILL_TAG, Options, TargetSpec, TemplateSpec};
 use tokio_postgres::Config;
 
 use crate::dsn::Template;
 use crate::error::EnvError;
 use crate::safety::journal::{EffectId, Journal, Undo};
-use crate::scenario::{AwsRdsSpec, Fault, FisTemplate, RdsResource, RdsTarget};
+use crate::scenario::{AwsRdsSpec, FisTemplate, RdsResource, RdsTarget};
 
 /// How to reach the target's AWS account and region, again later too (a journal records it
 /// with each AWS undo): never credentials.
@@ -112,102 +110,92 @@ impl AwsTarget {
         }
     }
 
-    /// Injects an AWS fault after journaling it; the undo, if it has one.
-    pub async fn inject(
+    /// `rds-failover`: RebootDBInstance with ForceFailover, journaled first (nothing to undo:
+    /// RDS completes the failover). Says what it did.
+    pub async fn rds_failover(&mut self, journal: &Journal) -> Result<String, EnvError> {
+        let id = self.resource_id("rds-failover", RdsResource::is_instance)?;
+        let before = self.aws.instance(&id).await.map_err(aws_err)?;
+        journal.effect(format!("RebootDBInstance {id} with ForceFailover"), None)?;
+        self.aws.failover_instance(&id).await.map_err(aws_err)?;
+        Ok(format!(
+            "RebootDBInstance {id} with ForceFailover (primary was in {})",
+            before.az.as_deref().unwrap_or("an unknown AZ")
+        ))
+    }
+
+    /// `aurora-failover`: FailoverDBCluster, journaled first. Says what it did.
+    pub async fn aurora_failover(
         &mut self,
-        fault: &Fault,
+        target_instance: Option<&str>,
+        journal: &Journal,
+    ) -> Result<String, EnvError> {
+        let id = self.resource_id("aurora-failover", RdsResource::is_cluster)?;
+        let before = self.aws.cluster(&id).await.map_err(aws_err)?;
+        journal.effect(format!("FailoverDBCluster {id}"), None)?;
+        self.aws
+            .failover_cluster(&id, target_instance)
+            .await
+            .map_err(aws_err)?;
+        Ok(format!(
+            "FailoverDBCluster {id}: writer was {}{}",
+            before.writer.as_deref().unwrap_or("unknown"),
+            target_instance
+                .map(|t| format!(", failing over to {t}"))
+                .unwrap_or_default()
+        ))
+    }
+
+    /// `fis-experiment`: creates the described template (journaled; deleted on release) or uses
+    /// the given one, then starts the experiment, its undo journaled first. Its state, and the
+    /// undo.
+    pub async fn fis_experiment(
+        &mut self,
+        template_id: Option<&str>,
+        template: Option<&FisTemplate>,
         journal: &Journal,
         run_id: &str,
     ) -> Result<(String, Option<(Undo, EffectId)>), EnvError> {
-        match fault {
-            Fault::RdsFailover => {
-                let id = self.resource_id("rds-failover", RdsResource::is_instance)?;
-                let before = self.aws.instance(&id).await.map_err(aws_err)?;
-                journal.effect(format!("RebootDBInstance {id} with ForceFailover"), None)?;
-                self.aws.failover_instance(&id).await.map_err(aws_err)?;
-                Ok((
-                    format!(
-                        "RebootDBInstance {id} with ForceFailover (primary was in {})",
-                        before.az.as_deref().unwrap_or("an unknown AZ")
-                    ),
-                    None,
-                ))
-            }
-            Fault::AuroraFailover { target_instance } => {
-                let id = self.resource_id("aurora-failover", RdsResource::is_cluster)?;
-                let before = self.aws.cluster(&id).await.map_err(aws_err)?;
-                journal.effect(format!("FailoverDBCluster {id}"), None)?;
-                self.aws
-                    .failover_cluster(&id, target_instance.as_deref())
-                    .await
-                    .map_err(aws_err)?;
-                Ok((
-                    format!(
-                        "FailoverDBCluster {id}: writer was {}{}",
-                        before.writer.as_deref().unwrap_or("unknown"),
-                        target_instance
-                            .as_ref()
-                            .map(|t| format!(", failing over to {t}"))
-                            .unwrap_or_default()
-                    ),
-                    None,
-                ))
-            }
-            Fault::FisExperiment {
-                template_id,
-                template,
-                ..
-            } => {
-                let tag = (DRILL_TAG, run_id);
-                let template_id = match (template_id, template) {
-                    (Some(id), _) => id.clone(),
-                    (_, Some(t)) => {
-                        let id = self
-                            .aws
-                            .create_template(&template_spec(t), &format!("{run_id}-template"), tag)
-                            .await
-                            .map_err(aws_err)?;
-                        // Journaled once it has an id; a template is inert until started.
-                        let effect = journal.effect(
-                            format!("create FIS experiment template {id}"),
-                            Some(Undo::AwsDeleteFisTemplate {
-                                aws: self.at.clone(),
-                                id: id.clone(),
-                            }),
-                        )?;
-                        self.template = Some((id.clone(), effect));
-                        id
-                    }
-                    (None, None) => {
-                        return Err(EnvError::Aws("no FIS template given".into()));
-                    }
-                };
-                let undo = Undo::AwsStopFisExperiments {
-                    aws: self.at.clone(),
-                    template: template_id.clone(),
-                    drill: run_id.to_owned(),
-                };
-                let effect = journal.effect(
-                    format!("start an FIS experiment of template {template_id}"),
-                    Some(undo.clone()),
-                )?;
-                let e = self
+        let tag = (DRILL_TAG, run_id);
+        let template_id = match (template_id, template) {
+            (Some(id), _) => id.to_owned(),
+            (_, Some(t)) => {
+                let id = self
                     .aws
-                    .start_experiment(&template_id, &format!("{run_id}-experiment"), tag)
+                    .create_template(&template_spec(t), &format!("{run_id}-template"), tag)
                     .await
                     .map_err(aws_err)?;
-                let state = describe(&e);
-                self.experiment = Some((e.id.clone(), state.clone()));
-                Ok((state, Some((undo, effect))))
+                // Journaled once it has an id; a template is inert until started.
+                let effect = journal.effect(
+                    format!("create FIS experiment template {id}"),
+                    Some(Undo::AwsDeleteFisTemplate {
+                        aws: self.at.clone(),
+                        id: id.clone(),
+                    }),
+                )?;
+                self.template = Some((id.clone(), effect));
+                id
             }
-            Fault::Kill { .. }
-            | Fault::Stop { .. }
-            | Fault::Pause { .. }
-            | Fault::Command { .. } => Err(EnvError::Database(format!(
-                "a `{}` fault does not apply to an RDS target",
-                fault.kind()
-            ))),
-        }
+            (None, None) => {
+                return Err(EnvError::Aws("no FIS template given".into()));
+            }
+        };
+        let undo = Undo::AwsStopFisExperiments {
+            aws: self.at.clone(),
+            template: template_id.clone(),
+            drill: run_id.to_owned(),
+        };
+        let effect = journal.effect(
+            format!("start an FIS experiment of template {template_id}"),
+            Some(undo.clone()),
+        )?;
+        let e = self
+            .aws
+            .start_experiment(&template_id, &format!("{run_id}-experiment"), tag)
+            .await
+            .map_err(aws_err)?;
+        let state = describe(&e);
+        self.experiment = Some((e.id.clone(), state.clone()));
+        Ok((state, Some((undo, effect))))
     }
 
     /// The experiment's state when it changed since the last call (for the timeline).
@@ -251,19 +239,6 @@ impl AwsTarget {
             }
         }
         done
-    }
-
-    /// How often [`AwsTarget::observe`] is worth calling.
-    pub fn observe_every(fault: &Fault) -> Option<Duration> {
-        match fault {
-            Fault::FisExperiment { poll, .. } => Some(poll.get()),
-            Fault::RdsFailover
-            | Fault::AuroraFailover { .. }
-            | Fault::Kill { .. }
-            | Fault::Stop { .. }
-            | Fault::Pause { .. }
-            | Fault::Command { .. } => None,
-        }
     }
 }
 

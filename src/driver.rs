@@ -104,9 +104,33 @@ impl Driver {
         run_id: &str,
     ) -> Result<Injected, EnvError> {
         match fault {
-            Fault::RdsFailover | Fault::AuroraFailover { .. } | Fault::FisExperiment { .. } => {
+            Fault::RdsFailover => {
                 let t = self.aws(fault.target_kind(), fault.kind())?;
-                let (description, undo) = t.inject(fault, journal, run_id).await?;
+                Ok(Injected {
+                    description: t.rds_failover(journal).await?,
+                    undo: None,
+                    ends_after: None,
+                })
+            }
+            Fault::AuroraFailover { target_instance } => {
+                let t = self.aws(fault.target_kind(), fault.kind())?;
+                Ok(Injected {
+                    description: t
+                        .aurora_failover(target_instance.as_deref(), journal)
+                        .await?,
+                    undo: None,
+                    ends_after: None,
+                })
+            }
+            Fault::FisExperiment {
+                template_id,
+                template,
+                ..
+            } => {
+                let t = self.aws(fault.target_kind(), fault.kind())?;
+                let (description, undo) = t
+                    .fis_experiment(template_id.as_deref(), template.as_ref(), journal, run_id)
+                    .await?;
                 Ok(Injected {
                     description,
                     undo,

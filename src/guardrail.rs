@@ -92,7 +92,7 @@ impl Guard {
                         ))
                     }
                     // Probe conditions are read from the samples by `check`.
-                    _ => {
+                    Guardrail::ErrorRate { .. } | Guardrail::P99Latency { .. } => {
                         return Rail {
                             spec: spec.clone(),
                             failing: None,

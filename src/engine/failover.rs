@@ -101,7 +101,7 @@ async fn failover<'a>(
         fault_at: None,
         pending_undo: None,
         journal: journal.clone(),
-        observe_every: crate::aws_target::AwsTarget::observe_every(fault),
+        observe_every: fault.observe_every(),
         last_observed: None,
     };
     let aborted = drill.run().await.err();

@@ -17,6 +17,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::undo::Undo;
 use crate::error::EnvError;
 
 /// One line of a journal.
@@ -50,64 +51,6 @@ pub enum Entry {
     Finished { at: String, outcome: String },
     /// `firedrill recover` took back every pending effect.
     Recovered { at: String, pid: u32 },
-}
-
-/// How to take back one side effect. Every undo is idempotent: applying it twice, or to an
-/// effect that never fully happened, is harmless.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
-pub enum Undo {
-    /// SIGCONT every process working in `dir` (a paused PostgreSQL node: every backend's
-    /// working directory is its data directory).
-    Resume { dir: PathBuf },
-    /// Kill every process working in `dir`, release its shared memory and remove it (a sandbox
-    /// or a restore drill's workspace).
-    RemoveDir { dir: PathBuf },
-    /// Run the operator's undo command.
-    Command { argv: Vec<String> },
-    /// Stop this drill's running experiments of an FIS template (found by the drill's tag).
-    AwsStopFisExperiments {
-        aws: firedrill_aws::Options,
-        template: String,
-        drill: String,
-    },
-    /// Delete an FIS experiment template the drill created.
-    AwsDeleteFisTemplate {
-        aws: firedrill_aws::Options,
-        id: String,
-    },
-    /// Delete a temporary DB instance a restore drill created (no final snapshot).
-    AwsDeleteInstance {
-        aws: firedrill_aws::Options,
-        id: String,
-    },
-    /// Delete a DB snapshot a restore drill took.
-    AwsDeleteSnapshot {
-        aws: firedrill_aws::Options,
-        id: String,
-    },
-}
-
-impl Undo {
-    pub fn describe(&self) -> String {
-        match self {
-            Undo::Resume { dir } => format!("resume every process in {}", dir.display()),
-            Undo::RemoveDir { dir } => {
-                format!("stop every process in {} and remove it", dir.display())
-            }
-            Undo::Command { argv } => format!("run {}", crate::scenario::shell_words(argv)),
-            Undo::AwsStopFisExperiments {
-                template, drill, ..
-            } => format!(
-                "stop the running FIS experiments of template {template} tagged with drill {drill}"
-            ),
-            Undo::AwsDeleteFisTemplate { id, .. } => {
-                format!("delete FIS experiment template {id}")
-            }
-            Undo::AwsDeleteInstance { id, .. } => format!("delete DB instance {id}"),
-            Undo::AwsDeleteSnapshot { id, .. } => format!("delete DB snapshot {id}"),
-        }
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

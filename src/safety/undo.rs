@@ -1,6 +1,7 @@
-//! Taking back one side effect: the single place where every [`Undo`] kind is applied, by the
-//! drill itself (ending a fault, rolling back on abort) and by `firedrill recover` after a crash.
-//! The match is exhaustive on purpose: a new undo kind does not compile until it is handled here.
+//! Taking back one side effect: every [`Undo`] kind, as the journal records it, how it is
+//! described, and how it is applied, by the drill itself (ending a fault, rolling back on abort)
+//! and by `firedrill recover` after a crash. One file, and exhaustive matches on purpose: a new
+//! undo kind is one variant here and does not compile until it is described and applied.
 //!
 //! Every undo is idempotent and finds its processes by their working directory (a PostgreSQL
 //! backend works in its data directory), not by a remembered pid that may have been reused.
@@ -10,7 +11,65 @@ use std::time::{Duration, Instant};
 
 use firedrill_aws::{Aws, AwsError, Options};
 
-use super::journal::Undo;
+use serde::{Deserialize, Serialize};
+
+/// How to take back one side effect. Every undo is idempotent: applying it twice, or to an
+/// effect that never fully happened, is harmless.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Undo {
+    /// SIGCONT every process working in `dir` (a paused PostgreSQL node: every backend's
+    /// working directory is its data directory).
+    Resume { dir: PathBuf },
+    /// Kill every process working in `dir`, release its shared memory and remove it (a sandbox
+    /// or a restore drill's workspace).
+    RemoveDir { dir: PathBuf },
+    /// Run the operator's undo command.
+    Command { argv: Vec<String> },
+    /// Stop this drill's running experiments of an FIS template (found by the drill's tag).
+    AwsStopFisExperiments {
+        aws: firedrill_aws::Options,
+        template: String,
+        drill: String,
+    },
+    /// Delete an FIS experiment template the drill created.
+    AwsDeleteFisTemplate {
+        aws: firedrill_aws::Options,
+        id: String,
+    },
+    /// Delete a temporary DB instance a restore drill created (no final snapshot).
+    AwsDeleteInstance {
+        aws: firedrill_aws::Options,
+        id: String,
+    },
+    /// Delete a DB snapshot a restore drill took.
+    AwsDeleteSnapshot {
+        aws: firedrill_aws::Options,
+        id: String,
+    },
+}
+
+impl Undo {
+    pub fn describe(&self) -> String {
+        match self {
+            Undo::Resume { dir } => format!("resume every process in {}", dir.display()),
+            Undo::RemoveDir { dir } => {
+                format!("stop every process in {} and remove it", dir.display())
+            }
+            Undo::Command { argv } => format!("run {}", crate::scenario::shell_words(argv)),
+            Undo::AwsStopFisExperiments {
+                template, drill, ..
+            } => format!(
+                "stop the running FIS experiments of template {template} tagged with drill {drill}"
+            ),
+            Undo::AwsDeleteFisTemplate { id, .. } => {
+                format!("delete FIS experiment template {id}")
+            }
+            Undo::AwsDeleteInstance { id, .. } => format!("delete DB instance {id}"),
+            Undo::AwsDeleteSnapshot { id, .. } => format!("delete DB snapshot {id}"),
+        }
+    }
+}
 
 /// Applies one undo; says what it did, or why it could not.
 pub async fn apply(undo: &Undo, timeout: Duration) -> Result<String, String> {

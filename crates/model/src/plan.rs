@@ -107,9 +107,9 @@ pub fn render(loaded: &LoadedScenario) -> String {
         Target::AwsRds(t) => {
             let what = match (&t.instance, &t.cluster) {
                 (Some(i), _) => format!("RDS instance {i}"),
-                (_, Some(c)) => format!("DB cluster {c}"),
-                _ if s.fleet.is_some() => "RDS instance <instance>".into(),
-                _ => "(no instance or cluster)".into(),
+                (None, Some(c)) => format!("DB cluster {c}"),
+                (None, None) if s.fleet.is_some() => "RDS instance <instance>".into(),
+                (None, None) => "(no instance or cluster)".into(),
             };
             step(
                 &mut out,
@@ -402,11 +402,11 @@ fn failover_steps(s: &Scenario, fault: &Fault, recovery: &Recovery, step: &mut d
             "FAULT: start the FIS experiment {}; read its state every {poll}",
             match (template_id, template) {
                 (Some(id), _) => format!("of template {id}"),
-                (_, Some(t)) => format!(
+                (None, Some(t)) => format!(
                     "of the template described here ({} action(s))",
                     t.actions.len()
                 ),
-                _ => String::new(),
+                (None, None) => String::new(),
             }
         ),
         Fault::Command { run, undo, .. } => format!(
@@ -494,7 +494,10 @@ fn restore_steps(s: &Scenario, r: &Restore, step: &mut dyn FnMut(String)) {
                 .map(|c| c.display().to_string())
                 .unwrap_or_default()
         ),
-        _ => String::new(),
+        // Restored by AWS: `aws_restore_steps` describes them.
+        Backup::RdsSnapshot { .. } | Backup::RdsPointInTime {} | Backup::AwsBackup { .. } => {
+            String::new()
+        }
     };
     step(take);
     if r.backup.takes(sandbox) && r.backup.point_in_time() && s.workload.connections > 0 {
@@ -511,7 +514,9 @@ fn restore_steps(s: &Scenario, r: &Restore, step: &mut dyn FnMut(String)) {
                     "verify the backup (pg_verifybackup) and the WAL archive for gaps"
                 }
                 Backup::Pgbackrest { .. } => "verify the repository (pgbackrest verify)",
-                _ => "",
+                Backup::RdsSnapshot { .. }
+                | Backup::RdsPointInTime {}
+                | Backup::AwsBackup { .. } => "",
             }
             .into(),
         );
@@ -555,7 +560,7 @@ fn restore_steps(s: &Scenario, r: &Restore, step: &mut dyn FnMut(String)) {
 fn aws_restore_steps(s: &Scenario, r: &Restore, step: &mut dyn FnMut(String)) {
     let id = match &s.target {
         Target::AwsRds(t) => t.instance.clone().unwrap_or_else(|| "<instance>".into()),
-        _ => String::new(),
+        Target::PostgresSandbox(_) | Target::Postgres(_) | Target::AwsBackup(_) => String::new(),
     };
     let instance = r.instance.clone().unwrap_or_default();
     let ledger = s.workload.connections > 0 && r.ledger_writes(false);
@@ -589,7 +594,10 @@ fn aws_restore_steps(s: &Scenario, r: &Restore, step: &mut dyn FnMut(String)) {
             Some(arn) => format!("BACKUP: AWS Backup recovery point {arn}"),
             None => format!("BACKUP: the newest completed AWS Backup recovery point of {id}"),
         },
-        _ => String::new(),
+        // Local backup kinds are not restored by AWS (`restore_steps` describes them).
+        (Backup::PgDump { .. } | Backup::PgBasebackup { .. } | Backup::Pgbackrest { .. }, _) => {
+            String::new()
+        }
     });
     step(format!(
         "RESTORE with {} into a temporary DB instance firedrill-<run id>{} (tagged \
@@ -597,7 +605,10 @@ fn aws_restore_steps(s: &Scenario, r: &Restore, step: &mut dyn FnMut(String)) {
         match &r.backup {
             Backup::RdsSnapshot { .. } => "RestoreDBInstanceFromDBSnapshot",
             Backup::RdsPointInTime {} => "RestoreDBInstanceToPointInTime",
-            _ => "StartRestoreJob (polled with DescribeRestoreJob)",
+            Backup::AwsBackup { .. } => "StartRestoreJob (polled with DescribeRestoreJob)",
+            Backup::PgDump { .. } | Backup::PgBasebackup { .. } | Backup::Pgbackrest { .. } => {
+                "(not an AWS backup)"
+            }
         },
         instance
             .class

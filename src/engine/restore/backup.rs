@@ -152,7 +152,13 @@ pub(super) async fn preflight(
             pgbackrest_range(&info, stanza, &r.recovery_target)
                 .map_err(|e| RunError::Env(EnvError::Backup(e)))?;
         }
-        _ => {}
+        // Nothing to look at before the drill: the drill takes it, or AWS holds it.
+        Backup::PgDump { .. }
+        | Backup::PgBasebackup { .. }
+        | Backup::Pgbackrest { .. }
+        | Backup::RdsSnapshot { .. }
+        | Backup::RdsPointInTime {}
+        | Backup::AwsBackup { .. } => {}
     }
     if let RecoveryTarget::Time { at } = &r.recovery_target
         && let Ok(t) = humantime::parse_rfc3339_weak(at)
@@ -254,7 +260,7 @@ pub(super) fn source_target(source: &RestoreSource, r: &Restore, ws: &Workspace)
 pub(super) fn source_sandbox(driver: &Driver) -> Option<&Sandbox> {
     match driver {
         Driver::Sandbox(sb) => Some(sb),
-        _ => None,
+        Driver::Existing { .. } | Driver::Aws(_) => None,
     }
 }
 
@@ -476,7 +482,7 @@ pub(super) async fn take(
                 taken.point = Some(humantime::format_rfc3339_micros(wall).to_string());
                 taken.target_time = Some(sql_time(wall));
             }
-            _ => {
+            RecoveryTarget::Latest | RecoveryTarget::Time { .. } => {
                 // Everything the writers were told was written happened before the switch.
                 taken.point_on_clock = Some((switched, switched));
             }
@@ -535,14 +541,14 @@ async fn close_archive(
 pub(super) fn target_time_point(t: &RecoveryTarget) -> Option<String> {
     match t {
         RecoveryTarget::Time { at } => Some(at.clone()),
-        _ => None,
+        RecoveryTarget::Latest | RecoveryTarget::AfterBackup { .. } => None,
     }
 }
 
 pub(super) fn target_time_sql(t: &RecoveryTarget) -> Option<String> {
     match t {
         RecoveryTarget::Time { at } => humantime::parse_rfc3339_weak(at).ok().map(sql_time),
-        _ => None,
+        RecoveryTarget::Latest | RecoveryTarget::AfterBackup { .. } => None,
     }
 }
 

@@ -491,11 +491,15 @@ impl RestoreDrill<'_, '_> {
             // the point; it is checked write by write below instead.
             let moving = match (&r.recovery_target, taken.snapshot.is_some()) {
                 (RecoveryTarget::Latest, _) | (_, true) => None,
-                _ if workload_on => Some(TableName {
-                    schema: "public".into(),
-                    name: s.workload.table.clone(),
-                }),
-                _ => None,
+                (RecoveryTarget::Time { .. } | RecoveryTarget::AfterBackup { .. }, false)
+                    if workload_on =>
+                {
+                    Some(TableName {
+                        schema: "public".into(),
+                        name: s.workload.table.clone(),
+                    })
+                }
+                (RecoveryTarget::Time { .. } | RecoveryTarget::AfterBackup { .. }, false) => None,
             };
             self.f
                 .compare_tables(source, &restored_client, moving.as_ref())

@@ -474,6 +474,20 @@ impl Fault {
         }
     }
 
+    /// How often the fault's own progress is worth reading into the timeline (an FIS
+    /// experiment's state); `None` for faults without progress of their own.
+    pub fn observe_every(&self) -> Option<std::time::Duration> {
+        match self {
+            Fault::FisExperiment { poll, .. } => Some(poll.get()),
+            Fault::Kill { .. }
+            | Fault::Stop { .. }
+            | Fault::Pause { .. }
+            | Fault::Command { .. }
+            | Fault::RdsFailover
+            | Fault::AuroraFailover { .. } => None,
+        }
+    }
+
     /// The one compatibility rule: the target kind this fault applies to. Validation refuses
     /// any other pairing, and the driver names the same kind if one slips through.
     pub fn target_kind(&self) -> &'static str {

@@ -125,22 +125,26 @@ fn check_fleet(s: &Scenario, f: &Fleet, out: &mut Vec<Problem>) {
              their instance or resources",
         ));
     }
-    match s.restore.as_ref().map(|r| &r.backup) {
-        Some(Backup::RdsSnapshot { snapshot }) if snapshot != "create" && snapshot != "latest" => {
-            out.push(problem(
-                "restore.backup.snapshot",
-                "a fleet restores each instance's own snapshot: `create` or `latest`, not one \
-                 snapshot's identifier",
-            ))
-        }
-        Some(Backup::AwsBackup {
-            recovery_point: Some(_),
-            ..
-        }) => out.push(problem(
+    let backup = s.restore.as_ref().map(|r| &r.backup);
+    if let Some(Backup::RdsSnapshot { snapshot }) = backup
+        && snapshot != "create"
+        && snapshot != "latest"
+    {
+        out.push(problem(
+            "restore.backup.snapshot",
+            "a fleet restores each instance's own snapshot: `create` or `latest`, not one \
+             snapshot's identifier",
+        ))
+    }
+    if let Some(Backup::AwsBackup {
+        recovery_point: Some(_),
+        ..
+    }) = backup
+    {
+        out.push(problem(
             "restore.backup.recovery_point",
             "a fleet restores each instance's newest recovery point; leave `recovery_point` out",
-        )),
-        _ => {}
+        ))
     }
     if f.tags.is_empty() {
         out.push(problem(
@@ -262,7 +266,12 @@ fn check_environment(s: &Scenario, out: &mut Vec<Problem>) {
             "environment",
             "a sandbox that firedrill builds is never production",
         )),
-        _ => {}
+        (
+            Target::PostgresSandbox(_),
+            None | Some(Environment::Staging | Environment::Development | Environment::Test),
+        )
+        | (Target::Postgres(_) | Target::AwsRds(_), Some(_))
+        | (Target::AwsBackup(_), _) => {}
     }
 }
 
@@ -320,7 +329,9 @@ fn check_guardrails(s: &Scenario, out: &mut Vec<Problem>) {
                     ));
                 }
             }
-            _ => {}
+            Guardrail::ErrorRate { .. }
+            | Guardrail::P99Latency { .. }
+            | Guardrail::CloudwatchAlarm { .. } => {}
         }
     }
 }
@@ -353,7 +364,7 @@ fn check_target_common(s: &Scenario, out: &mut Vec<Problem>) {
                 "target.instance",
                 "missing: the DB instance (`instance`) or cluster (`cluster`) to drill",
             )),
-            _ => {}
+            (Some(_), None) | (None, Some(_)) => {}
         },
         Target::AwsBackup(spec) => {
             for (i, arn) in spec.resources.iter().enumerate() {
@@ -389,62 +400,66 @@ fn check_target_common(s: &Scenario, out: &mut Vec<Problem>) {
 
 /// Faults and recovery of an RDS instance or Aurora cluster: AWS's own, and AWS recovers.
 fn check_aws_fault(spec: &AwsRdsSpec, fault: &Fault, recovery: &Recovery, out: &mut Vec<Problem>) {
-    match fault {
-        Fault::RdsFailover if spec.instance.is_none() => out.push(problem(
-            "fault.type",
-            "`rds-failover` reboots a Multi-AZ DB instance: set `target.instance` (for a cluster \
-             use `aurora-failover`)",
-        )),
-        Fault::AuroraFailover { .. } if spec.cluster.is_none() => out.push(problem(
-            "fault.type",
-            "`aurora-failover` fails a DB cluster over: set `target.cluster`",
-        )),
-        Fault::FisExperiment {
-            template_id,
-            template,
-            poll,
-        } => {
-            match (template_id, template) {
-                (Some(_), Some(_)) => out.push(problem(
-                    "fault.template",
-                    "give `template_id` or `template`, not both",
-                )),
-                (None, None) => out.push(problem(
-                    "fault.template_id",
-                    "missing: an existing template's id, or a `template` to create",
-                )),
-                (_, Some(t)) => {
-                    if t.actions.is_empty() {
-                        out.push(problem("fault.template.actions", "no action"));
-                    }
-                    for (name, a) in &t.actions {
-                        for (key, target) in &a.targets {
-                            if !t.targets.contains_key(target) {
-                                out.push(problem(
-                                    &format!("fault.template.actions.{name}.targets.{key}"),
-                                    format!("no target named {target:?} under template.targets"),
-                                ));
-                            }
-                        }
-                    }
-                }
-                _ => {}
-            }
-            if poll.get() < std::time::Duration::from_millis(200) {
-                out.push(problem(
-                    "fault.poll",
-                    "at least 200ms (each read is an API call)",
-                ));
-            }
-        }
-        Fault::RdsFailover | Fault::AuroraFailover { .. } => {}
-        other => out.push(problem(
+    if fault.target_kind() != "aws-rds" {
+        out.push(problem(
             "fault.type",
             format!(
                 "an `aws-rds` target takes rds-failover, aurora-failover or fis-experiment, not `{}`",
-                other.kind()
+                fault.kind()
             ),
-        )),
+        ));
+    }
+    if matches!(fault, Fault::RdsFailover) && spec.instance.is_none() {
+        out.push(problem(
+            "fault.type",
+            "`rds-failover` reboots a Multi-AZ DB instance: set `target.instance` (for a cluster \
+             use `aurora-failover`)",
+        ));
+    }
+    if matches!(fault, Fault::AuroraFailover { .. }) && spec.cluster.is_none() {
+        out.push(problem(
+            "fault.type",
+            "`aurora-failover` fails a DB cluster over: set `target.cluster`",
+        ));
+    }
+    if let Fault::FisExperiment {
+        template_id,
+        template,
+        poll,
+    } = fault
+    {
+        match (template_id, template) {
+            (Some(_), Some(_)) => out.push(problem(
+                "fault.template",
+                "give `template_id` or `template`, not both",
+            )),
+            (None, None) => out.push(problem(
+                "fault.template_id",
+                "missing: an existing template's id, or a `template` to create",
+            )),
+            (None, Some(t)) => {
+                if t.actions.is_empty() {
+                    out.push(problem("fault.template.actions", "no action"));
+                }
+                for (name, a) in &t.actions {
+                    for (key, target) in &a.targets {
+                        if !t.targets.contains_key(target) {
+                            out.push(problem(
+                                &format!("fault.template.actions.{name}.targets.{key}"),
+                                format!("no target named {target:?} under template.targets"),
+                            ));
+                        }
+                    }
+                }
+            }
+            (Some(_), None) => {}
+        }
+        if poll.get() < std::time::Duration::from_millis(200) {
+            out.push(problem(
+                "fault.poll",
+                "at least 200ms (each read is an API call)",
+            ));
+        }
     }
     if !matches!(recovery, Recovery::Wait) {
         out.push(problem(
@@ -478,7 +493,7 @@ fn check_target_and_fault(
                     ),
                 ));
             }
-            if fault.node().is_none() {
+            if fault.target_kind() != "postgres-sandbox" {
                 let other = fault.target_kind();
                 out.push(problem(
                     "fault.type",
@@ -524,15 +539,17 @@ fn check_target_and_fault(
             }
         }
         Target::Postgres(_) => {
-            match fault {
-                Fault::Command { run, .. } => check_argv("fault.run", run, out),
-                other => out.push(problem(
+            if let Fault::Command { run, .. } = fault {
+                check_argv("fault.run", run, out);
+            }
+            if fault.target_kind() != "postgres" {
+                out.push(problem(
                     "fault.type",
                     format!(
                         "a `{}` fault needs a sandbox; for an existing cluster use `type: command`",
-                        other.kind()
+                        fault.kind()
                     ),
-                )),
+                ));
             }
             match recovery {
                 Recovery::Command { run, .. } => check_argv("recovery.run", run, out),

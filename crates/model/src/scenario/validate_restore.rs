@@ -264,7 +264,11 @@ fn check_aws(s: &Scenario, r: &Restore, out: &mut Vec<Problem>) {
                 ));
             }
         }
-        _ => {}
+        Backup::PgDump { .. }
+        | Backup::PgBasebackup { .. }
+        | Backup::Pgbackrest { .. }
+        | Backup::RdsSnapshot { .. }
+        | Backup::RdsPointInTime {} => {}
     }
     let sb = &r.sandbox;
     if sb.bin_dir.is_some()
