@@ -6,6 +6,7 @@ pub mod duration;
 mod locate;
 pub mod model;
 pub mod restore;
+pub mod tagged;
 pub mod validate;
 mod validate_restore;
 
@@ -211,12 +212,35 @@ fn syntax_diagnostic(file: &Path, text: &str, e: &serde_saphyr::Error) -> Diagno
             )
         };
     }
+    // The reader names only the type ("invalid u8"): say which value.
+    if let Some(ty) = message.strip_prefix("invalid ")
+        && ty.len() <= 4
+        && ty.starts_with(['u', 'i'])
+        && let Some(value) = pos.and_then(|p| scalar_at(text, p))
+    {
+        message = format!("invalid {ty}: {value:?} is not a whole number in its range");
+    }
     Diagnostic {
         file: file.to_owned(),
         pos,
         key: key_path_of_error(text).map(|k| shorten_key(&k)),
         message,
     }
+}
+
+/// The plain scalar starting at `pos` (1-based line and column), as written.
+fn scalar_at(text: &str, pos: Pos) -> Option<String> {
+    let line = text
+        .lines()
+        .nth(usize::try_from(pos.line).ok()?.checked_sub(1)?)?;
+    let column = usize::try_from(pos.column).ok()?.checked_sub(1)?;
+    let rest: String = line.chars().skip(column).collect();
+    let value = rest
+        .split([',', '}', ']', '#'])
+        .next()?
+        .trim()
+        .trim_matches(['"', '\'']);
+    (!value.is_empty()).then(|| value.to_owned())
 }
 
 /// A key path deeper than any real scenario's, cut to its first and last segments.

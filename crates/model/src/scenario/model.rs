@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::duration::Dur;
 use super::restore::Restore;
+use super::tagged::tagged_enum;
 
 /// The scenario format version this build reads.
 pub const SCENARIO_VERSION: u32 = 1;
@@ -74,19 +75,21 @@ pub struct Scenario {
     pub cleanup: Cleanup,
 }
 
-/// The system under test.
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum Target {
-    /// A primary and streaming standbys that firedrill builds on loopback and removes afterwards.
-    PostgresSandbox(SandboxSpec),
-    /// An existing PostgreSQL cluster (Patroni, pg_auto_failover, repmgr, a managed service).
-    Postgres(ExistingSpec),
-    /// An RDS DB instance or an Aurora (or Multi-AZ DB) cluster: faults go through AWS's API,
-    /// probes and the workload through `dsn_env`, the endpoint clients use.
-    AwsRds(AwsRdsSpec),
-    /// The resources AWS Backup protects (a `backup_health` drill): read only.
-    AwsBackup(AwsBackupSpec),
+tagged_enum! {
+    /// The system under test.
+    #[derive(Clone, Debug, Serialize, JsonSchema)]
+    #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+    pub enum Target {
+        /// A primary and streaming standbys that firedrill builds on loopback and removes afterwards.
+        PostgresSandbox(SandboxSpec),
+        /// An existing PostgreSQL cluster (Patroni, pg_auto_failover, repmgr, a managed service).
+        Postgres(ExistingSpec),
+        /// An RDS DB instance or an Aurora (or Multi-AZ DB) cluster: faults go through AWS's API,
+        /// probes and the workload through `dsn_env`, the endpoint clients use.
+        AwsRds(AwsRdsSpec),
+        /// The resources AWS Backup protects (a `backup_health` drill): read only.
+        AwsBackup(AwsBackupSpec),
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
@@ -358,47 +361,49 @@ impl Default for SteadyState {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum Fault {
-    /// SIGKILL every process of a node, as a crashed host would.
-    Kill { node: String },
-    /// Shut a node down with `pg_ctl stop` semantics.
-    Stop {
-        node: String,
-        #[serde(default)]
-        mode: StopMode,
-    },
-    /// SIGSTOP every process of a node for `duration`, then SIGCONT: a hung host.
-    Pause { node: String, duration: Dur },
-    /// Run an operator's command (e.g. `patronictl failover --force`); `undo` runs on abort.
-    Command {
-        run: Argv,
-        #[serde(default)]
-        undo: Option<Argv>,
-        #[serde(default = "default_command_timeout")]
-        timeout: Dur,
-    },
-    /// RDS Multi-AZ instance failover: `RebootDBInstance` with `ForceFailover` (RDS documents
-    /// 60-120 s).
-    RdsFailover,
-    /// Aurora (or Multi-AZ DB cluster) failover: `FailoverDBCluster`, to `target_instance` if
-    /// given (RDS documents under 35 s for a Multi-AZ DB cluster).
-    AuroraFailover {
-        #[serde(default)]
-        target_instance: Option<String>,
-    },
-    /// An AWS FIS experiment from an existing template (`template_id`) or one described here
-    /// (`template`); stopped on abort, Ctrl-C, a guardrail, or by `firedrill recover`.
-    FisExperiment {
-        #[serde(default)]
-        template_id: Option<String>,
-        #[serde(default)]
-        template: Option<FisTemplate>,
-        /// How often the experiment's state is read into the timeline.
-        #[serde(default = "default_fis_poll")]
-        poll: Dur,
-    },
+tagged_enum! {
+    #[derive(Clone, Debug, Serialize, JsonSchema)]
+    #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+    pub enum Fault {
+        /// SIGKILL every process of a node, as a crashed host would.
+        Kill { node: String },
+        /// Shut a node down with `pg_ctl stop` semantics.
+        Stop {
+            node: String,
+            #[serde(default)]
+            mode: StopMode,
+        },
+        /// SIGSTOP every process of a node for `duration`, then SIGCONT: a hung host.
+        Pause { node: String, duration: Dur },
+        /// Run an operator's command (e.g. `patronictl failover --force`); `undo` runs on abort.
+        Command {
+            run: Argv,
+            #[serde(default)]
+            undo: Option<Argv>,
+            #[serde(default = "default_command_timeout")]
+            timeout: Dur,
+        },
+        /// RDS Multi-AZ instance failover: `RebootDBInstance` with `ForceFailover` (RDS documents
+        /// 60-120 s).
+        RdsFailover,
+        /// Aurora (or Multi-AZ DB cluster) failover: `FailoverDBCluster`, to `target_instance` if
+        /// given (RDS documents under 35 s for a Multi-AZ DB cluster).
+        AuroraFailover {
+            #[serde(default)]
+            target_instance: Option<String>,
+        },
+        /// An AWS FIS experiment from an existing template (`template_id`) or one described here
+        /// (`template`); stopped on abort, Ctrl-C, a guardrail, or by `firedrill recover`.
+        FisExperiment {
+            #[serde(default)]
+            template_id: Option<String>,
+            #[serde(default)]
+            template: Option<FisTemplate>,
+            /// How often the experiment's state is read into the timeline.
+            #[serde(default = "default_fis_poll")]
+            poll: Dur,
+        },
+    }
 }
 
 fn default_fis_poll() -> Dur {
@@ -515,26 +520,28 @@ fn default_command_timeout() -> Dur {
     Dur::from_secs(60)
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum Recovery {
-    /// firedrill acts as the HA controller: promote a standby `after` the fault (the detection
-    /// delay a real controller would have), and repoint the other standbys to it.
-    Promote {
-        node: String,
-        #[serde(default)]
-        after: Dur,
-    },
-    /// Do nothing: the fault ends by itself (a pause) or an external controller acts.
-    Wait,
-    /// Run an operator's command `after` the fault.
-    Command {
-        run: Argv,
-        #[serde(default)]
-        after: Dur,
-        #[serde(default = "default_command_timeout")]
-        timeout: Dur,
-    },
+tagged_enum! {
+    #[derive(Clone, Debug, Serialize, JsonSchema)]
+    #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+    pub enum Recovery {
+        /// firedrill acts as the HA controller: promote a standby `after` the fault (the detection
+        /// delay a real controller would have), and repoint the other standbys to it.
+        Promote {
+            node: String,
+            #[serde(default)]
+            after: Dur,
+        },
+        /// Do nothing: the fault ends by itself (a pause) or an external controller acts.
+        Wait,
+        /// Run an operator's command `after` the fault.
+        Command {
+            run: Argv,
+            #[serde(default)]
+            after: Dur,
+            #[serde(default = "default_command_timeout")]
+            timeout: Dur,
+        },
+    }
 }
 
 impl Recovery {
@@ -623,54 +630,56 @@ pub enum Environment {
     Test,
 }
 
-/// A stop condition, checked every probe interval from the start of the steady state to the end
-/// of the observation.
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum Guardrail {
-    /// More than `above_pct` percent of the probes that ended in the last `for` failed.
-    ErrorRate {
-        #[serde(default)]
-        probe: ProbeSide,
-        above_pct: f64,
-        #[serde(rename = "for")]
-        window: Dur,
-    },
-    /// The p99 latency of the probes that ended in the last `for` (a failed probe counts at the
-    /// time it took) is above `above`.
-    P99Latency {
-        #[serde(default)]
-        probe: ProbeSide,
-        above: Dur,
-        #[serde(rename = "for")]
-        window: Dur,
-    },
-    /// An external check (a health endpoint, an alert query) exits non-zero at every run for
-    /// `for`. It runs every `every`, each run limited to `timeout` (which counts as non-zero).
-    Command {
-        run: Argv,
-        #[serde(rename = "for")]
-        window: Dur,
-        #[serde(default = "default_guard_every")]
-        every: Dur,
-        #[serde(default = "default_guard_timeout")]
-        timeout: Dur,
-    },
-    /// A CloudWatch alarm (the one that pages people) is in `ALARM` at every read for `for`;
-    /// read every `every` (`for: 0s` trips at the first read in ALARM).
-    CloudwatchAlarm {
-        alarm: String,
-        #[serde(rename = "for", default)]
-        window: Dur,
-        #[serde(default = "default_alarm_every")]
-        every: Dur,
-        #[serde(default)]
-        region: Option<String>,
-        #[serde(default)]
-        profile: Option<String>,
-        #[serde(default)]
-        endpoint_url: Option<String>,
-    },
+tagged_enum! {
+    /// A stop condition, checked every probe interval from the start of the steady state to the end
+    /// of the observation.
+    #[derive(Clone, Debug, Serialize, JsonSchema)]
+    #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+    pub enum Guardrail {
+        /// More than `above_pct` percent of the probes that ended in the last `for` failed.
+        ErrorRate {
+            #[serde(default)]
+            probe: ProbeSide,
+            above_pct: f64,
+            #[serde(rename = "for")]
+            window: Dur,
+        },
+        /// The p99 latency of the probes that ended in the last `for` (a failed probe counts at the
+        /// time it took) is above `above`.
+        P99Latency {
+            #[serde(default)]
+            probe: ProbeSide,
+            above: Dur,
+            #[serde(rename = "for")]
+            window: Dur,
+        },
+        /// An external check (a health endpoint, an alert query) exits non-zero at every run for
+        /// `for`. It runs every `every`, each run limited to `timeout` (which counts as non-zero).
+        Command {
+            run: Argv,
+            #[serde(rename = "for")]
+            window: Dur,
+            #[serde(default = "default_guard_every")]
+            every: Dur,
+            #[serde(default = "default_guard_timeout")]
+            timeout: Dur,
+        },
+        /// A CloudWatch alarm (the one that pages people) is in `ALARM` at every read for `for`;
+        /// read every `every` (`for: 0s` trips at the first read in ALARM).
+        CloudwatchAlarm {
+            alarm: String,
+            #[serde(rename = "for", default)]
+            window: Dur,
+            #[serde(default = "default_alarm_every")]
+            every: Dur,
+            #[serde(default)]
+            region: Option<String>,
+            #[serde(default)]
+            profile: Option<String>,
+            #[serde(default)]
+            endpoint_url: Option<String>,
+        },
+    }
 }
 
 fn default_alarm_every() -> Dur {

@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::duration::Dur;
+use super::tagged::tagged_enum;
 
 /// A restore drill: take (or pick) a backup of the target's database, restore it into a new
 /// sandbox, and prove the restored data against the source at the recovery point.
@@ -91,69 +92,71 @@ fn default_write_after_backup() -> Dur {
     Dur::from_secs(2)
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum Backup {
-    /// A logical dump with `pg_dump`, restored with `pg_restore` (parallel with `jobs`). Taken
-    /// inside a snapshot that firedrill exports and keeps open, so the source's checksums are
-    /// computed on exactly the data the dump saw.
-    PgDump {
-        #[serde(default)]
-        format: DumpFormat,
-        /// Parallel jobs for `pg_restore` (and `pg_dump`, directory format only).
-        #[serde(default = "default_jobs")]
-        jobs: u16,
-        /// An existing dump (file, or directory for the directory format) to restore instead of
-        /// taking one; `postgres` targets only.
-        #[serde(default)]
-        path: Option<PathBuf>,
-    },
-    /// A physical base backup with `pg_basebackup` plus the WAL archive, for a restore to the
-    /// latest point or to a point in time.
-    PgBasebackup {
-        /// An existing base backup directory (plain format, with `backup_manifest`) to restore
-        /// instead of taking one; `postgres` targets only.
-        #[serde(default)]
-        path: Option<PathBuf>,
-        /// The WAL archive to recover from (files named as `archive_command` copies them).
-        /// Default for a sandbox: the archive firedrill configures.
-        #[serde(default)]
-        wal_archive: Option<PathBuf>,
-    },
-    /// A pgBackRest stanza. On a sandbox firedrill creates the repository and stanza, archives
-    /// WAL through `pgbackrest archive-push` and takes a full backup; on a `postgres` target it
-    /// restores the stanza's latest backup from the repository in `config`.
-    Pgbackrest {
-        stanza: String,
-        /// pgBackRest configuration file for a `postgres` target's existing repository.
-        #[serde(default)]
-        config: Option<PathBuf>,
-    },
-    /// An RDS DB snapshot of an `aws-rds` instance, restored with
-    /// `RestoreDBInstanceFromDBSnapshot` into a temporary instance.
-    RdsSnapshot {
-        /// `create` to take a snapshot now (tagged, deleted afterwards), `latest` for the
-        /// instance's newest available snapshot (automated or manual), or a snapshot identifier.
-        #[serde(default = "default_snapshot")]
-        snapshot: String,
-    },
-    /// A point-in-time restore of an `aws-rds` instance (`RestoreDBInstanceToPointInTime`) into
-    /// a temporary instance: to the latest restorable time, a `time`, or `after-backup` (an
-    /// instant during the drill's own writes, checked write by write).
-    RdsPointInTime {},
-    /// An AWS Backup recovery point of an `aws-rds` instance, restored with `StartRestoreJob`
-    /// into a temporary instance.
-    AwsBackup {
-        /// The recovery point's ARN; default the newest completed one of the instance.
-        #[serde(default)]
-        recovery_point: Option<String>,
-        /// The role AWS Backup assumes to restore.
-        iam_role_arn: String,
-        /// Restore metadata to set over the recovery point's own (e.g. `DBSubnetGroupName`,
-        /// `VpcSecurityGroupIds`); `DBInstanceIdentifier` is the drill's.
-        #[serde(default)]
-        metadata: BTreeMap<String, String>,
-    },
+tagged_enum! {
+    #[derive(Clone, Debug, Serialize, JsonSchema)]
+    #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+    pub enum Backup {
+        /// A logical dump with `pg_dump`, restored with `pg_restore` (parallel with `jobs`). Taken
+        /// inside a snapshot that firedrill exports and keeps open, so the source's checksums are
+        /// computed on exactly the data the dump saw.
+        PgDump {
+            #[serde(default)]
+            format: DumpFormat,
+            /// Parallel jobs for `pg_restore` (and `pg_dump`, directory format only).
+            #[serde(default = "default_jobs")]
+            jobs: u16,
+            /// An existing dump (file, or directory for the directory format) to restore instead of
+            /// taking one; `postgres` targets only.
+            #[serde(default)]
+            path: Option<PathBuf>,
+        },
+        /// A physical base backup with `pg_basebackup` plus the WAL archive, for a restore to the
+        /// latest point or to a point in time.
+        PgBasebackup {
+            /// An existing base backup directory (plain format, with `backup_manifest`) to restore
+            /// instead of taking one; `postgres` targets only.
+            #[serde(default)]
+            path: Option<PathBuf>,
+            /// The WAL archive to recover from (files named as `archive_command` copies them).
+            /// Default for a sandbox: the archive firedrill configures.
+            #[serde(default)]
+            wal_archive: Option<PathBuf>,
+        },
+        /// A pgBackRest stanza. On a sandbox firedrill creates the repository and stanza, archives
+        /// WAL through `pgbackrest archive-push` and takes a full backup; on a `postgres` target it
+        /// restores the stanza's latest backup from the repository in `config`.
+        Pgbackrest {
+            stanza: String,
+            /// pgBackRest configuration file for a `postgres` target's existing repository.
+            #[serde(default)]
+            config: Option<PathBuf>,
+        },
+        /// An RDS DB snapshot of an `aws-rds` instance, restored with
+        /// `RestoreDBInstanceFromDBSnapshot` into a temporary instance.
+        RdsSnapshot {
+            /// `create` to take a snapshot now (tagged, deleted afterwards), `latest` for the
+            /// instance's newest available snapshot (automated or manual), or a snapshot identifier.
+            #[serde(default = "default_snapshot")]
+            snapshot: String,
+        },
+        /// A point-in-time restore of an `aws-rds` instance (`RestoreDBInstanceToPointInTime`) into
+        /// a temporary instance: to the latest restorable time, a `time`, or `after-backup` (an
+        /// instant during the drill's own writes, checked write by write).
+        RdsPointInTime {},
+        /// An AWS Backup recovery point of an `aws-rds` instance, restored with `StartRestoreJob`
+        /// into a temporary instance.
+        AwsBackup {
+            /// The recovery point's ARN; default the newest completed one of the instance.
+            #[serde(default)]
+            recovery_point: Option<String>,
+            /// The role AWS Backup assumes to restore.
+            iam_role_arn: String,
+            /// Restore metadata to set over the recovery point's own (e.g. `DBSubnetGroupName`,
+            /// `VpcSecurityGroupIds`); `DBInstanceIdentifier` is the drill's.
+            #[serde(default)]
+            metadata: BTreeMap<String, String>,
+        },
+    }
 }
 
 fn default_snapshot() -> String {
@@ -212,17 +215,19 @@ pub enum DumpFormat {
     Directory,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum RecoveryTarget {
-    /// Everything the backup (and its WAL archive) holds.
-    #[default]
-    Latest,
-    /// A point in time, RFC 3339 (e.g. `2026-11-20T03:00:00Z`); point-in-time kinds only.
-    Time { at: String },
-    /// The instant `offset` after the backup ends, while the workload keeps writing past it: a
-    /// point-in-time restore under live writes that firedrill can check write by write.
-    AfterBackup { offset: Dur },
+tagged_enum! {
+    #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
+    #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+    pub enum RecoveryTarget {
+        /// Everything the backup (and its WAL archive) holds.
+        #[default]
+        Latest,
+        /// A point in time, RFC 3339 (e.g. `2026-11-20T03:00:00Z`); point-in-time kinds only.
+        Time { at: String },
+        /// The instant `offset` after the backup ends, while the workload keeps writing past it: a
+        /// point-in-time restore under live writes that firedrill can check write by write.
+        AfterBackup { offset: Dur },
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
