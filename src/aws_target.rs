@@ -35,7 +35,7 @@ pub struct AwsTarget {
 }
 
 pub(crate) fn aws_err(e: AwsError) -> EnvError {
-    EnvError::Aws(e.to_string())
+    EnvError::Aws(e)
 }
 
 impl AwsTarget {
@@ -176,7 +176,10 @@ impl AwsTarget {
                 id
             }
             (None, None) => {
-                return Err(EnvError::Aws("no FIS template given".into()));
+                return Err(EnvError::Aws(AwsError::Failed {
+                    what: "fis-experiment".into(),
+                    reason: "neither `template_id` nor `template` given".into(),
+                }));
             }
         };
         let undo = Undo::AwsStopFisExperiments {

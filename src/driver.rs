@@ -278,9 +278,9 @@ impl Driver {
     }
 
     /// Stops and removes what the driver built; returns the kept directory, if any.
-    pub fn teardown(&mut self, keep: bool) -> Option<PathBuf> {
+    pub async fn teardown(&mut self, keep: bool) -> Option<PathBuf> {
         match self {
-            Driver::Sandbox(sb) => sb.teardown(keep),
+            Driver::Sandbox(sb) => sb.shutdown(keep).await,
             Driver::Existing { .. } | Driver::Aws(_) => None,
         }
     }

@@ -53,9 +53,10 @@ pub enum EnvError {
     /// The backup a restore drill names is missing or cannot give what the scenario asks.
     #[error("backup: {0}")]
     Backup(String),
-    /// An AWS call failed (the text names the IAM action, resource and region as it can).
+    /// An AWS call failed, classified (a missing IAM action, a resource not found, throttling,
+    /// no credentials, a deadline) by `firedrill-aws`.
     #[error("aws: {0}")]
-    Aws(String),
+    Aws(#[from] firedrill_aws::AwsError),
 }
 
 fn log_suffix(log: &str) -> String {

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use firedrill_aws::{Aws, Options};
+use firedrill_aws::{Aws, AwsError, Options};
 use tokio::sync::watch;
 
 use super::{Ran, RunError};
@@ -85,7 +85,7 @@ pub async fn run<'a>(
         series: None,
         aborted: None,
         ledger_checked: false,
-        teardown: Box::new(|_| Vec::new()),
+        teardown: super::nothing_to_tear_down(),
     })
 }
 
@@ -104,10 +104,11 @@ pub async fn read(
         resources.to_vec()
     };
     if resources.is_empty() {
-        return Err(EnvError::Aws(format!(
-            "AWS Backup protects no resource in {}",
-            aws.region
-        )));
+        return Err(EnvError::Aws(AwsError::NotFound {
+            what: "a protected resource".into(),
+            action: "backup:ListProtectedResources".into(),
+            message: format!("AWS Backup protects no resource in {}", aws.region),
+        }));
     }
     let since = now - h.window.get();
     let jobs = aws.backup_jobs(since, None).await.map_err(aws_err)?;

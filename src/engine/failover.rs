@@ -80,7 +80,7 @@ async fn failover<'a>(
         Err(e) => Err(e),
     };
     if let Err(reason) = prepared {
-        driver.teardown(false);
+        driver.teardown(false).await;
         return Err(RunError::Env(EnvError::Unreachable {
             what: "the target's primary through its DSN".into(),
             reason,
@@ -116,7 +116,9 @@ async fn failover<'a>(
         series,
         aborted: aborted.map(|a| a.0),
         ledger_checked: true,
-        teardown: Box::new(move |keep| driver.teardown(keep).into_iter().collect()),
+        teardown: Box::new(move |keep| {
+            Box::pin(async move { driver.teardown(keep).await.into_iter().collect() })
+        }),
     })
 }
 

@@ -125,7 +125,7 @@ pub async fn run_session(
         Cleanup::OnSuccess => verdict != Verdict::Pass,
         Cleanup::Never => true,
     };
-    let kept = (ran.teardown)(keep);
+    let kept = (ran.teardown)(keep).await;
     for dir in &kept {
         sink.emit(Event::Setup(format!(
             "kept {} (cleanup: {:?}); remove it when done",
@@ -166,6 +166,23 @@ pub async fn run_session(
     Ok(Outcome { report, kept })
 }
 
+/// Tears down what a drill built once its verdict is known: `true` keeps the sandbox
+/// directories, which it returns. Asynchronous, so that waiting for postmasters to exit holds no
+/// runtime thread.
+pub type Teardown<'a> = Box<
+    dyn FnOnce(
+            bool,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<PathBuf>> + Send + 'a>>
+        + Send
+        + 'a,
+>;
+
+/// A drill that built nothing to tear down.
+pub fn nothing_to_tear_down<'a>() -> Teardown<'a> {
+    Box::new(|_| Box::pin(async { Vec::new() }))
+}
+
 /// What a drill of either kind hands back before teardown: the teardown waits for the verdict,
 /// since the cleanup policy may keep a failed drill's sandboxes.
 pub struct Ran<'a> {
@@ -177,5 +194,5 @@ pub struct Ran<'a> {
     /// Whether the workload's ledger was read back (its integrity is then a target).
     pub ledger_checked: bool,
     /// Tears everything down; `true` keeps the sandbox directories, which it returns.
-    pub teardown: Box<dyn FnOnce(bool) -> Vec<PathBuf> + Send + 'a>,
+    pub teardown: Teardown<'a>,
 }

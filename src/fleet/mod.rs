@@ -30,6 +30,9 @@ pub struct Member {
 pub enum FleetError {
     #[error("{0}")]
     Env(String),
+    /// Listing the instances failed, classified by `firedrill-aws`.
+    #[error("aws: {0}")]
+    Aws(firedrill_aws::AwsError),
     #[error("{0}; nothing was touched")]
     Refused(String),
 }
@@ -37,7 +40,7 @@ pub enum FleetError {
 impl FleetError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            FleetError::Env(_) => EXIT_ENVIRONMENT,
+            FleetError::Env(_) | FleetError::Aws(_) => EXIT_ENVIRONMENT,
             FleetError::Refused(_) => EXIT_REFUSED,
         }
     }
@@ -97,10 +100,7 @@ pub async fn members(loaded: &LoadedScenario, f: &FleetDrill) -> Result<Selectio
         check_dsn(env, "restore.instance.dsn_env")?;
     }
     let aws = Aws::connect(&crate::aws_target::options(spec)).await;
-    let all = aws
-        .instances()
-        .await
-        .map_err(|e| FleetError::Env(format!("aws: {e}")))?;
+    let all = aws.instances().await.map_err(FleetError::Aws)?;
     let ids = select(&all, &fleet.tags);
     if ids.is_empty() {
         return Err(FleetError::Env(format!(

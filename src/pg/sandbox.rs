@@ -515,33 +515,38 @@ impl Sandbox {
         }
     }
 
-    /// Stops every node and, unless `keep`, removes the sandbox directory. Idempotent.
-    pub fn teardown(&mut self, keep: bool) -> Option<PathBuf> {
+    /// Stops every node and, unless `keep`, removes the sandbox directory. Idempotent. Waits
+    /// for each postmaster without holding a runtime thread.
+    pub async fn shutdown(&mut self, keep: bool) -> Option<PathBuf> {
         for n in &mut self.nodes {
-            if let Some(mut child) = n.child.take() {
-                let pid = child.id() as i32;
-                // A paused node first resumes; immediate shutdown lets the postmaster release
-                // its shared memory and take its children down.
-                signal_node(pid, libc::SIGCONT);
-                // SAFETY: kill has no memory-safety preconditions.
-                unsafe { libc::kill(pid, libc::SIGQUIT) };
-                // After a second Ctrl-C nobody waits for a graceful exit.
-                let grace = if crate::safety::signals::hurry() {
-                    0
-                } else {
-                    5
-                };
-                let deadline = Instant::now() + Duration::from_secs(grace);
-                while !matches!(child.try_wait(), Ok(Some(_))) && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(5));
+            if let Some(mut stopping) = Stopping::begin(n) {
+                while stopping.waiting() {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                if !matches!(child.try_wait(), Ok(Some(_))) {
-                    signal_node(pid, libc::SIGKILL);
-                }
-                let _ = child.wait();
+                stopping.finish();
             }
             crate::safety::undo::release_shared_memory(&n.data_dir);
         }
+        self.close(keep)
+    }
+
+    /// [`Sandbox::shutdown`] from synchronous code: a sandbox dropped half-built (Ctrl-C during
+    /// setup), where there is nothing to await.
+    pub fn teardown(&mut self, keep: bool) -> Option<PathBuf> {
+        for n in &mut self.nodes {
+            if let Some(mut stopping) = Stopping::begin(n) {
+                while stopping.waiting() {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                stopping.finish();
+            }
+            crate::safety::undo::release_shared_memory(&n.data_dir);
+        }
+        self.close(keep)
+    }
+
+    /// After every node stopped: the directory removed (or kept), and the journal told.
+    fn close(&mut self, keep: bool) -> Option<PathBuf> {
         let id = self.root.take()?;
         if keep {
             self.config.journal.undone(
@@ -612,6 +617,52 @@ impl Sandbox {
             });
         }
         Ok(())
+    }
+}
+
+/// A node's postmaster asked to shut down immediately, and how long it gets.
+struct Stopping {
+    child: std::process::Child,
+    pid: i32,
+    deadline: Instant,
+}
+
+impl Stopping {
+    fn begin(n: &mut Node) -> Option<Stopping> {
+        let child = n.child.take()?;
+        let pid = child.id() as i32;
+        // A paused node first resumes; immediate shutdown lets the postmaster release its shared
+        // memory and take its children down.
+        signal_node(pid, libc::SIGCONT);
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(pid, libc::SIGQUIT) };
+        // After a second Ctrl-C nobody waits for a graceful exit.
+        let grace = if crate::safety::signals::hurry() {
+            0
+        } else {
+            5
+        };
+        Some(Stopping {
+            child,
+            pid,
+            deadline: Instant::now() + Duration::from_secs(grace),
+        })
+    }
+
+    fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    fn waiting(&mut self) -> bool {
+        !self.exited() && Instant::now() < self.deadline
+    }
+
+    /// SIGKILL for a node that outlived its grace.
+    fn finish(mut self) {
+        if !self.exited() {
+            signal_node(self.pid, libc::SIGKILL);
+        }
+        let _ = self.child.wait();
     }
 }
 

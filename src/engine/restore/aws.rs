@@ -111,7 +111,7 @@ pub(super) async fn run<'a>(
     d.delete_created().await;
     // Nothing local to keep: AWS resources are deleted above, whatever the cleanup policy (a
     // kept instance would cost money unnoticed).
-    Ok(d.f.finish(description, aborted, Box::new(|_| Vec::new())))
+    Ok(d.f.finish(description, aborted, super::super::nothing_to_tear_down()))
 }
 
 struct AwsRestore<'a, 's> {

@@ -28,7 +28,7 @@ use tokio::sync::watch;
 use tokio_postgres::{Client, Config};
 
 use super::phases::{self, Writers, connect};
-use super::{Ran, RunError};
+use super::{Ran, RunError, Teardown};
 use crate::checksum::TableName;
 use crate::driver::Driver;
 use crate::error::EnvError;
@@ -192,14 +192,16 @@ async fn local<'a>(cx: Context<'a, '_>) -> Result<Ran<'a>, RunError> {
         f,
         ..
     } = drill;
-    let teardown = Box::new(move |keep| {
-        let mut kept = Vec::new();
-        if let Some(sb) = restored.as_mut() {
-            kept.extend(sb.teardown(keep));
-        }
-        kept.extend(driver.teardown(keep));
-        kept.extend(ws.close(keep));
-        kept
+    let teardown: Teardown<'a> = Box::new(move |keep| {
+        Box::pin(async move {
+            let mut kept = Vec::new();
+            if let Some(sb) = restored.as_mut() {
+                kept.extend(sb.shutdown(keep).await);
+            }
+            kept.extend(driver.teardown(keep).await);
+            kept.extend(ws.close(keep));
+            kept
+        })
     });
     Ok(f.finish(description, aborted, teardown))
 }

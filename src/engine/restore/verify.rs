@@ -6,12 +6,11 @@
 //! Boundary: comparing two reachable databases. Taking and restoring the backup is the
 //! drill's business ([`super`], [`super::aws`]).
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
 
-use super::super::Ran;
+use super::super::{Ran, Teardown};
 use crate::checksum::{self, NarrowLimits, TableName};
 use crate::event::{Event, EventSink};
 use crate::ledger::{self, WorkloadLog};
@@ -47,7 +46,7 @@ impl<'a, 's> Findings<'a, 's> {
         self,
         description: String,
         aborted: Option<String>,
-        teardown: Box<dyn FnOnce(bool) -> Vec<PathBuf> + Send + 't>,
+        teardown: Teardown<'t>,
     ) -> Ran<'t> {
         let mut m = self.m;
         m.restore = Some(self.result);
