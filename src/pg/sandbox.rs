@@ -16,6 +16,7 @@ use tokio_postgres::{Client, NoTls};
 
 use super::binaries::PgBinaries;
 pub use super::errors::{db_err, describe_pg_error};
+use super::signal::Stopping;
 pub use super::signal::signal_node;
 use crate::error::EnvError;
 use crate::process::last_lines;
@@ -519,7 +520,7 @@ impl Sandbox {
     /// for each postmaster without holding a runtime thread.
     pub async fn shutdown(&mut self, keep: bool) -> Option<PathBuf> {
         for n in &mut self.nodes {
-            if let Some(mut stopping) = Stopping::begin(n) {
+            if let Some(mut stopping) = n.child.take().map(Stopping::begin) {
                 while stopping.waiting() {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
@@ -534,7 +535,7 @@ impl Sandbox {
     /// setup), where there is nothing to await.
     pub fn teardown(&mut self, keep: bool) -> Option<PathBuf> {
         for n in &mut self.nodes {
-            if let Some(mut stopping) = Stopping::begin(n) {
+            if let Some(mut stopping) = n.child.take().map(Stopping::begin) {
                 while stopping.waiting() {
                     std::thread::sleep(Duration::from_millis(5));
                 }
@@ -617,52 +618,6 @@ impl Sandbox {
             });
         }
         Ok(())
-    }
-}
-
-/// A node's postmaster asked to shut down immediately, and how long it gets.
-struct Stopping {
-    child: std::process::Child,
-    pid: i32,
-    deadline: Instant,
-}
-
-impl Stopping {
-    fn begin(n: &mut Node) -> Option<Stopping> {
-        let child = n.child.take()?;
-        let pid = child.id() as i32;
-        // A paused node first resumes; immediate shutdown lets the postmaster release its shared
-        // memory and take its children down.
-        signal_node(pid, libc::SIGCONT);
-        // SAFETY: kill has no memory-safety preconditions.
-        unsafe { libc::kill(pid, libc::SIGQUIT) };
-        // After a second Ctrl-C nobody waits for a graceful exit.
-        let grace = if crate::safety::signals::hurry() {
-            0
-        } else {
-            5
-        };
-        Some(Stopping {
-            child,
-            pid,
-            deadline: Instant::now() + Duration::from_secs(grace),
-        })
-    }
-
-    fn exited(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(Some(_)))
-    }
-
-    fn waiting(&mut self) -> bool {
-        !self.exited() && Instant::now() < self.deadline
-    }
-
-    /// SIGKILL for a node that outlived its grace.
-    fn finish(mut self) {
-        if !self.exited() {
-            signal_node(self.pid, libc::SIGKILL);
-        }
-        let _ = self.child.wait();
     }
 }
 

@@ -1,5 +1,7 @@
 //! Signalling a PostgreSQL node: its postmaster and every child (backends rename themselves,
-//! so children are found through /proc's parent links, not by name).
+//! so children are found through /proc's parent links, not by name), and stopping it.
+
+use std::time::{Duration, Instant};
 
 /// Sends `sig` to a node: its postmaster and every process the postmaster forked.
 ///
@@ -41,4 +43,49 @@ pub(super) fn children_of(parent: i32) -> Vec<i32> {
                 == Some(parent)
         })
         .collect()
+}
+
+/// A node's postmaster asked to shut down immediately, and how long it gets.
+pub(super) struct Stopping {
+    child: std::process::Child,
+    pid: i32,
+    deadline: Instant,
+}
+
+impl Stopping {
+    pub(super) fn begin(child: std::process::Child) -> Stopping {
+        let pid = child.id() as i32;
+        // A paused node first resumes; immediate shutdown lets the postmaster release its shared
+        // memory and take its children down.
+        signal_node(pid, libc::SIGCONT);
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(pid, libc::SIGQUIT) };
+        // After a second Ctrl-C nobody waits for a graceful exit.
+        let grace = if crate::safety::signals::hurry() {
+            0
+        } else {
+            5
+        };
+        Stopping {
+            child,
+            pid,
+            deadline: Instant::now() + Duration::from_secs(grace),
+        }
+    }
+
+    fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    pub(super) fn waiting(&mut self) -> bool {
+        !self.exited() && Instant::now() < self.deadline
+    }
+
+    /// SIGKILL for a node that outlived its grace.
+    pub(super) fn finish(mut self) {
+        if !self.exited() {
+            signal_node(self.pid, libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
 }

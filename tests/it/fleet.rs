@@ -154,6 +154,19 @@ impl Fleet {
     fn left_in_aws(&self) -> Vec<String> {
         left_in_aws(&self.db.rt, &self.moto)
     }
+
+    /// Runs `sql` in the local database `db` (to damage a restored copy).
+    fn execute(&self, db: &str, sql: &str) {
+        self.db.rt.block_on(async {
+            let (c, conn) = tokio_postgres::connect(&db_dsn(&self.db, db), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            let h = tokio::spawn(conn);
+            c.batch_execute(sql).await.unwrap();
+            drop(c);
+            let _ = h.await;
+        });
+    }
 }
 
 /// (instance, outcome) of every member of a summary, in order.
@@ -181,18 +194,10 @@ fn a_fleet_restores_every_tagged_instance_two_at_a_time_with_a_report_each_and_a
     let _x = crate::exclusive();
     let f = Fleet::new();
     // orders-3's restored copy lost a row's content: its drill, and only its, must fail.
-    f.db.rt.block_on(async {
-        let (c, conn) =
-            tokio_postgres::connect(&db_dsn(&f.db, "orders-3_restored"), tokio_postgres::NoTls)
-                .await
-                .unwrap();
-        let h = tokio::spawn(conn);
-        c.batch_execute("update items set v = 'changed' where id = 42")
-            .await
-            .unwrap();
-        drop(c);
-        let _ = h.await;
-    });
+    f.execute(
+        "orders-3_restored",
+        "update items set v = 'changed' where id = 42",
+    );
     let file = f.scenario(
         "{tags: {restore-test: monthly}, concurrency: 2, start_every: 10ms}",
         "1m",
@@ -521,18 +526,7 @@ fn a_fleet_runs_in_process_through_the_library() {
 
     let _x = crate::exclusive();
     let f = Fleet::new();
-    f.db.rt.block_on(async {
-        let dsn = db_dsn(&f.db, "orders-2_restored");
-        let (c, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        let h = tokio::spawn(conn);
-        c.batch_execute("delete from items where id = 7")
-            .await
-            .unwrap();
-        drop(c);
-        let _ = h.await;
-    });
+    f.execute("orders-2_restored", "delete from items where id = 7");
     let file = f.scenario(
         "{tags: {restore-test: monthly}, concurrency: 2, start_every: 10ms}",
         "1m",

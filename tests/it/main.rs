@@ -12,6 +12,7 @@ mod fleet;
 mod fuzz;
 mod guardrails;
 mod journal_compat;
+mod layout;
 mod render;
 mod restore;
 mod safety;

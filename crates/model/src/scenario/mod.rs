@@ -3,6 +3,8 @@
 
 pub mod drill;
 pub mod duration;
+pub mod failover;
+pub mod guardrail;
 mod locate;
 pub mod model;
 pub mod restore;

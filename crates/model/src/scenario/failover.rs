@@ -1,0 +1,214 @@
+//! A failover drill's blocks as written in YAML: the `fault` (`type:`-tagged, one variant per
+//! kind, with the one compatibility rule that pairs it with a target kind) and the `recovery`.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::duration::Dur;
+use super::model::Argv;
+use super::tagged::tagged_enum;
+
+tagged_enum! {
+    #[derive(Clone, Debug, Serialize, JsonSchema)]
+    #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+    pub enum Fault {
+        /// SIGKILL every process of a node, as a crashed host would.
+        Kill { node: String },
+        /// Shut a node down with `pg_ctl stop` semantics.
+        Stop {
+            node: String,
+            #[serde(default)]
+            mode: StopMode,
+        },
+        /// SIGSTOP every process of a node for `duration`, then SIGCONT: a hung host.
+        Pause { node: String, duration: Dur },
+        /// Run an operator's command (e.g. `patronictl failover --force`); `undo` runs on abort.
+        Command {
+            run: Argv,
+            #[serde(default)]
+            undo: Option<Argv>,
+            #[serde(default = "default_command_timeout")]
+            timeout: Dur,
+        },
+        /// RDS Multi-AZ instance failover: `RebootDBInstance` with `ForceFailover` (RDS documents
+        /// 60-120 s).
+        RdsFailover,
+        /// Aurora (or Multi-AZ DB cluster) failover: `FailoverDBCluster`, to `target_instance` if
+        /// given (RDS documents under 35 s for a Multi-AZ DB cluster).
+        AuroraFailover {
+            #[serde(default)]
+            target_instance: Option<String>,
+        },
+        /// An AWS FIS experiment from an existing template (`template_id`) or one described here
+        /// (`template`); stopped on abort, Ctrl-C, a guardrail, or by `firedrill recover`.
+        FisExperiment {
+            #[serde(default)]
+            template_id: Option<String>,
+            #[serde(default)]
+            template: Option<FisTemplate>,
+            /// How often the experiment's state is read into the timeline.
+            #[serde(default = "default_fis_poll")]
+            poll: Dur,
+        },
+    }
+}
+
+fn default_fis_poll() -> Dur {
+    Dur::from_secs(2)
+}
+
+/// An FIS experiment template, as `CreateExperimentTemplate` takes it.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FisTemplate {
+    #[serde(default)]
+    pub description: String,
+    /// The IAM role FIS assumes to act.
+    pub role_arn: String,
+    pub targets: BTreeMap<String, FisTarget>,
+    pub actions: BTreeMap<String, FisAction>,
+    /// CloudWatch alarm ARNs that stop the experiment (FIS's own stop conditions).
+    #[serde(default)]
+    pub stop_alarms: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FisTarget {
+    /// e.g. `aws:rds:db`, `aws:ec2:subnet`.
+    pub resource_type: String,
+    #[serde(default)]
+    pub resource_arns: Vec<String>,
+    #[serde(default)]
+    pub resource_tags: BTreeMap<String, String>,
+    /// `ALL`, `COUNT(n)`, `PERCENT(n)`.
+    #[serde(default = "default_selection")]
+    pub selection_mode: String,
+}
+
+fn default_selection() -> String {
+    "ALL".into()
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FisAction {
+    /// e.g. `aws:rds:reboot-db-instances`, `aws:network:disrupt-connectivity`.
+    pub action_id: String,
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+    /// Action target key (e.g. `DBInstances`, `Subnets`) -> a name under `targets`.
+    #[serde(default)]
+    pub targets: BTreeMap<String, String>,
+}
+
+impl Fault {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Kill { .. } => "kill",
+            Fault::Stop { .. } => "stop",
+            Fault::Pause { .. } => "pause",
+            Fault::Command { .. } => "command",
+            Fault::RdsFailover => "rds-failover",
+            Fault::AuroraFailover { .. } => "aurora-failover",
+            Fault::FisExperiment { .. } => "fis-experiment",
+        }
+    }
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            Fault::Kill { node } | Fault::Stop { node, .. } | Fault::Pause { node, .. } => {
+                Some(node)
+            }
+            Fault::Command { .. }
+            | Fault::RdsFailover
+            | Fault::AuroraFailover { .. }
+            | Fault::FisExperiment { .. } => None,
+        }
+    }
+
+    /// How often the fault's own progress is worth reading into the timeline (an FIS
+    /// experiment's state); `None` for faults without progress of their own.
+    pub fn observe_every(&self) -> Option<std::time::Duration> {
+        match self {
+            Fault::FisExperiment { poll, .. } => Some(poll.get()),
+            Fault::Kill { .. }
+            | Fault::Stop { .. }
+            | Fault::Pause { .. }
+            | Fault::Command { .. }
+            | Fault::RdsFailover
+            | Fault::AuroraFailover { .. } => None,
+        }
+    }
+
+    /// The one compatibility rule: the target kind this fault applies to. Validation refuses
+    /// any other pairing, and the driver names the same kind if one slips through.
+    pub fn target_kind(&self) -> &'static str {
+        match self {
+            Fault::Kill { .. } | Fault::Stop { .. } | Fault::Pause { .. } => "postgres-sandbox",
+            Fault::Command { .. } => "postgres",
+            Fault::RdsFailover | Fault::AuroraFailover { .. } | Fault::FisExperiment { .. } => {
+                "aws-rds"
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum StopMode {
+    /// SIGINT: abort transactions, checkpoint, exit.
+    #[default]
+    Fast,
+    /// SIGQUIT: exit at once, crash recovery at next start.
+    Immediate,
+}
+
+fn default_command_timeout() -> Dur {
+    Dur::from_secs(60)
+}
+
+tagged_enum! {
+    #[derive(Clone, Debug, Serialize, JsonSchema)]
+    #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+    pub enum Recovery {
+        /// firedrill acts as the HA controller: promote a standby `after` the fault (the detection
+        /// delay a real controller would have), and repoint the other standbys to it.
+        Promote {
+            node: String,
+            #[serde(default)]
+            after: Dur,
+        },
+        /// Do nothing: the fault ends by itself (a pause) or an external controller acts.
+        Wait,
+        /// Run an operator's command `after` the fault.
+        Command {
+            run: Argv,
+            #[serde(default)]
+            after: Dur,
+            #[serde(default = "default_command_timeout")]
+            timeout: Dur,
+        },
+    }
+}
+
+impl Recovery {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Recovery::Promote { .. } => "promote",
+            Recovery::Wait => "wait",
+            Recovery::Command { .. } => "command",
+        }
+    }
+
+    /// The target kind this recovery applies to (`None`: any, as `wait`); the same rule as
+    /// [`Fault::target_kind`].
+    pub fn target_kind(&self) -> Option<&'static str> {
+        match self {
+            Recovery::Promote { .. } => Some("postgres-sandbox"),
+            Recovery::Command { .. } => Some("postgres"),
+            Recovery::Wait => None,
+        }
+    }
+}
