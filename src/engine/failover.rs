@@ -48,78 +48,61 @@ impl<'a> Failover<'a> {
             fault,
             recovery,
         } = self;
-        failover(
-            loaded, target, fault, recovery, sink, cancel, run_id, journal,
-        )
-        .await
-    }
-}
+        let s = &loaded.scenario;
+        sink.emit(Event::Phase(Phase::Setup));
+        let mut driver = phases::build_target(target, journal, sink, &cancel).await?;
+        let description = driver.describe();
+        sink.emit(Event::Setup(description.clone()));
 
-#[allow(clippy::too_many_arguments)]
-async fn failover<'a>(
-    loaded: &'a LoadedScenario,
-    target: &'a DbTarget,
-    fault: &'a Fault,
-    recovery: &'a Recovery,
-    sink: &EventSink<'_>,
-    cancel: watch::Receiver<bool>,
-    run_id: &str,
-    journal: &Journal,
-) -> Result<Ran<'a>, RunError> {
-    let s = &loaded.scenario;
-    sink.emit(Event::Phase(Phase::Setup));
-    let mut driver = phases::build_target(target, journal, sink, &cancel).await?;
-    let description = driver.describe();
-    sink.emit(Event::Setup(description.clone()));
+        let admin_config = driver.client_config(Duration::from_secs(10));
+        let prepared = match phases::connect(&admin_config).await {
+            Ok(client) => workload::prepare(&client, &s.workload.table)
+                .await
+                .map_err(|e| crate::pg::sandbox::describe_pg_error(&e)),
+            Err(e) => Err(e),
+        };
+        if let Err(reason) = prepared {
+            driver.teardown(false).await;
+            return Err(RunError::Env(EnvError::Unreachable {
+                what: "the target's primary through its DSN".into(),
+                reason,
+            }));
+        }
 
-    let admin_config = driver.client_config(Duration::from_secs(10));
-    let prepared = match phases::connect(&admin_config).await {
-        Ok(client) => workload::prepare(&client, &s.workload.table)
-            .await
-            .map_err(|e| crate::pg::sandbox::describe_pg_error(&e)),
-        Err(e) => Err(e),
-    };
-    if let Err(reason) = prepared {
-        driver.teardown(false).await;
-        return Err(RunError::Env(EnvError::Unreachable {
-            what: "the target's primary through its DSN".into(),
-            reason,
-        }));
+        let mut drill = Drill {
+            loaded,
+            fault,
+            recovery,
+            sink,
+            driver: &mut driver,
+            cancel,
+            run_id: run_id.to_owned(),
+            measurements: Measurements::default(),
+            steady: None,
+            series: None,
+            fault_at: None,
+            pending_undo: None,
+            journal: journal.clone(),
+            observe_every: fault.observe_every(),
+            last_observed: None,
+        };
+        let aborted = drill.run().await.err();
+        let (measurements, steady, series) = (drill.measurements, drill.steady, drill.series);
+        for done in driver.release(journal).await {
+            sink.emit(Event::Setup(done));
+        }
+        Ok(Ran {
+            description,
+            measurements,
+            steady,
+            series,
+            aborted: aborted.map(|a| a.0),
+            ledger_checked: true,
+            teardown: Box::new(move |keep| {
+                Box::pin(async move { driver.teardown(keep).await.into_iter().collect() })
+            }),
+        })
     }
-
-    let mut drill = Drill {
-        loaded,
-        fault,
-        recovery,
-        sink,
-        driver: &mut driver,
-        cancel,
-        run_id: run_id.to_owned(),
-        measurements: Measurements::default(),
-        steady: None,
-        series: None,
-        fault_at: None,
-        pending_undo: None,
-        journal: journal.clone(),
-        observe_every: fault.observe_every(),
-        last_observed: None,
-    };
-    let aborted = drill.run().await.err();
-    let (measurements, steady, series) = (drill.measurements, drill.steady, drill.series);
-    for done in driver.release(journal).await {
-        sink.emit(Event::Setup(done));
-    }
-    Ok(Ran {
-        description,
-        measurements,
-        steady,
-        series,
-        aborted: aborted.map(|a| a.0),
-        ledger_checked: true,
-        teardown: Box::new(move |keep| {
-            Box::pin(async move { driver.teardown(keep).await.into_iter().collect() })
-        }),
-    })
 }
 
 struct Drill<'a, 's> {

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use crate::error::EnvError;
 use crate::event::{Event, EventSink, Phase, Reporter};
-use crate::measure::{self};
+use crate::measure;
 use crate::report::*;
 pub use crate::safety::claim::Session;
 use crate::scenario::{Cleanup, Drill, LoadedScenario};

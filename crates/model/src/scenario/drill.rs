@@ -115,17 +115,6 @@ pub enum Run {
     Fleet(FleetDrill),
 }
 
-impl Drill {
-    /// The report's name for this kind of drill.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Drill::Failover { .. } => "failover",
-            Drill::Restore { .. } => "restore",
-            Drill::BackupHealth { .. } => "backup-health",
-        }
-    }
-}
-
 /// The typed drill of a scenario `validate` found nothing wrong with.
 pub fn typed(s: &Scenario) -> Result<Run, Problem> {
     let db = || match &s.target {
