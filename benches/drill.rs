@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use firedrill::engine;
 use firedrill::human::Silent;
 use firedrill::pg::binaries::{self, PgBinaries};
-use firedrill::pg::sandbox::{SUPERUSER, Sandbox, SandboxConfig};
 use firedrill::probe::{self, ProbeKind, ProbeSpec, ProbeState};
 use firedrill::scenario::{self, Replication};
+use firedrill::target::sandbox::{SUPERUSER, Sandbox, SandboxConfig};
 use firedrill::workload::{self, WriterSpec};
 use tokio::sync::watch;
 

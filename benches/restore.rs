@@ -20,9 +20,9 @@ use firedrill::checksum;
 use firedrill::engine;
 use firedrill::human::Silent;
 use firedrill::pg::binaries::{self, PgBinaries};
-use firedrill::pg::sandbox::{SUPERUSER, Sandbox, SandboxConfig};
 use firedrill::report::Report;
 use firedrill::scenario::{self, Replication};
+use firedrill::target::sandbox::{SUPERUSER, Sandbox, SandboxConfig};
 
 fn main() {
     let scale: u32 = std::env::var("FIREDRILL_BENCH_SCALE")

@@ -4,9 +4,7 @@
 //! [`scenario::Scenario`] run by [`engine`] against a target, emitting typed [`event::Event`]s
 //! that reporters consume, and ending in a versioned [`report::Report`].
 
-pub mod aws_target;
 pub mod checksum;
-pub mod driver;
 pub mod dsn;
 pub mod engine;
 pub mod error;
@@ -18,6 +16,7 @@ pub mod pg;
 pub mod probe;
 pub mod process;
 pub mod safety;
+pub mod target;
 pub mod workload;
 
 // The contracts and the auditor's tools live in crates of their own (see the README's layout);

@@ -12,12 +12,12 @@ use firedrill_aws::{Aws, AwsError, Options};
 use tokio::sync::watch;
 
 use super::{Ran, RunError};
-use crate::aws_target::aws_err;
 use crate::error::EnvError;
 use crate::event::{Event, EventSink, Phase};
 use crate::measure::ms;
 use crate::report::{BackupHealthResult, Measurements, ResourceHealth};
 use crate::scenario::{AwsBackupSpec, BackupHealth};
+use crate::target::aws_rds::aws_err;
 
 /// Job states that mean a backup did not happen.
 const FAILED_STATES: &[&str] = &["FAILED", "ABORTED", "EXPIRED", "PARTIAL"];

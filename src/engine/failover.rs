@@ -11,7 +11,6 @@ use tokio::task::JoinHandle;
 
 use super::phases::{self, Writers};
 use super::{Abort, Ran, RunError};
-use crate::driver::Driver;
 use crate::error::EnvError;
 use crate::event::{Event, EventSink, Phase};
 use crate::guardrail::Guard;
@@ -21,6 +20,7 @@ use crate::probe::{self, ProbeKind, ProbeSpec, ProbeState};
 use crate::report::*;
 use crate::safety::journal::{EffectId, Journal, Undo};
 use crate::scenario::{DbTarget, Fault, LoadedScenario, Recovery};
+use crate::target::Driver;
 use crate::workload;
 
 const STATUS_EVERY: Duration = Duration::from_millis(250);
@@ -58,7 +58,7 @@ impl<'a> Failover<'a> {
         let prepared = match phases::connect(&admin_config).await {
             Ok(client) => workload::prepare(&client, &s.workload.table)
                 .await
-                .map_err(|e| crate::pg::sandbox::describe_pg_error(&e)),
+                .map_err(|e| crate::target::sandbox::describe_pg_error(&e)),
             Err(e) => Err(e),
         };
         if let Err(reason) = prepared {
@@ -394,7 +394,7 @@ impl Drill<'_, '_> {
             let attempt = match phases::connect(&config).await {
                 Ok(client) => workload::read_back(&client, &s.workload.table, &self.run_id)
                     .await
-                    .map_err(|e| crate::pg::sandbox::describe_pg_error(&e)),
+                    .map_err(|e| crate::target::sandbox::describe_pg_error(&e)),
                 Err(e) => Err(e),
             };
             match attempt {

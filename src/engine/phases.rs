@@ -13,12 +13,12 @@ use tokio::task::JoinHandle;
 use tokio_postgres::{Client, Config, NoTls};
 
 use super::RunError;
-use crate::driver::Driver;
 use crate::event::{Event, EventSink};
 use crate::ledger::WorkloadLog;
-use crate::pg::sandbox::describe_pg_error;
 use crate::safety::journal::Journal;
 use crate::scenario::{DbTarget, Scenario};
+use crate::target::Driver;
+use crate::target::sandbox::describe_pg_error;
 use crate::workload::{self, WriterSpec};
 
 /// Builds (or reaches) `target` unless Ctrl-C comes first; dropping a half-built sandbox tears

@@ -1,6 +1,7 @@
-//! PostgreSQL plumbing shared by the drivers: locating the server programs and the local sandbox.
+//! PostgreSQL plumbing the targets and drills share: locating the server programs, reading its
+//! errors, signalling and stopping its processes. The sandbox itself is a target
+//! (`target/sandbox.rs`).
 
 pub mod binaries;
 pub mod errors;
-pub mod sandbox;
 pub mod signal;

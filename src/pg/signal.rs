@@ -46,14 +46,14 @@ pub(super) fn children_of(parent: i32) -> Vec<i32> {
 }
 
 /// A node's postmaster asked to shut down immediately, and how long it gets.
-pub(super) struct Stopping {
+pub(crate) struct Stopping {
     child: std::process::Child,
     pid: i32,
     deadline: Instant,
 }
 
 impl Stopping {
-    pub(super) fn begin(child: std::process::Child) -> Stopping {
+    pub(crate) fn begin(child: std::process::Child) -> Stopping {
         let pid = child.id() as i32;
         // A paused node first resumes; immediate shutdown lets the postmaster release its shared
         // memory and take its children down.
@@ -77,12 +77,12 @@ impl Stopping {
         matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
-    pub(super) fn waiting(&mut self) -> bool {
+    pub(crate) fn waiting(&mut self) -> bool {
         !self.exited() && Instant::now() < self.deadline
     }
 
     /// SIGKILL for a node that outlived its grace.
-    pub(super) fn finish(mut self) {
+    pub(crate) fn finish(mut self) {
         if !self.exited() {
             signal_node(self.pid, libc::SIGKILL);
         }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use firedrill::checksum::{self, Difference, KeyRange, NarrowLimits};
 use firedrill::pg::binaries::PgBinaries;
-use firedrill::pg::sandbox::Sandbox;
 use firedrill::scenario::Replication;
+use firedrill::target::sandbox::Sandbox;
 
 const SCHEMA: &str = "
     create table accounts(id bigint primary key, owner text not null, balance numeric(12,2),

@@ -11,9 +11,9 @@ use firedrill::engine;
 use firedrill::human::Silent;
 use firedrill::ledger::{self, Ack, WorkloadLog};
 use firedrill::pg::binaries::PgBinaries;
-use firedrill::pg::sandbox::Sandbox;
 use firedrill::report::{Report, Verdict};
 use firedrill::scenario::{self, LoadedScenario, Replication};
+use firedrill::target::sandbox::Sandbox;
 use firedrill::workload;
 use tokio::sync::watch;
 

@@ -12,9 +12,9 @@ use std::time::Duration;
 use firedrill::engine;
 use firedrill::human::Silent;
 use firedrill::pg::binaries::{self, PgBinaries};
-use firedrill::pg::sandbox::{SUPERUSER, Sandbox, SandboxConfig};
 use firedrill::report::{Report, RestoreResult, Verdict};
 use firedrill::scenario::{self, Replication};
+use firedrill::target::sandbox::{SUPERUSER, Sandbox, SandboxConfig};
 use tokio::sync::watch;
 
 use crate::{exclusive, repo};

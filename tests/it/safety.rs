@@ -12,9 +12,9 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use firedrill::pg::binaries::PgBinaries;
-use firedrill::pg::sandbox::Sandbox;
 use firedrill::safety::journal::{Entry, Read, Undo};
 use firedrill::scenario::Replication;
+use firedrill::target::sandbox::Sandbox;
 
 /// A firedrill process whose stderr is read line by line.
 pub(crate) struct Running {

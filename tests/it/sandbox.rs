@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use firedrill::pg::binaries::{self, PgBinaries};
-use firedrill::pg::sandbox::{Sandbox, SandboxConfig};
 use firedrill::scenario::Replication;
+use firedrill::target::sandbox::{Sandbox, SandboxConfig};
 
 pub fn config(standbys: u8, replication: Replication) -> SandboxConfig {
     SandboxConfig {

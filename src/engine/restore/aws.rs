@@ -20,7 +20,6 @@ use tokio_postgres::Config;
 
 use super::{Context, Finding, Interrupted, Writers, connect, first_query, start_writers};
 use super::{Ran, RunError};
-use crate::aws_target::AwsTarget;
 use crate::dsn::{Template, at_endpoint};
 use crate::event::{Event, Phase};
 use crate::ledger::WorkloadLog;
@@ -30,6 +29,7 @@ use crate::safety::journal::{EffectId, Undo};
 use crate::scenario::{
     AwsRdsSpec, Backup, RdsResource, RdsTarget, RecoveryTarget, RestoredInstance,
 };
+use crate::target::aws_rds::AwsTarget;
 
 use super::verify::Findings;
 

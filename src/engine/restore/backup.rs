@@ -16,14 +16,14 @@ use tokio_postgres::config::{Host, SslMode};
 
 use super::super::RunError;
 use super::{ARCHIVE_DEADLINE, Finding, RestoreDrill, Taken, Workspace, Writers, connect, size_of};
-use crate::driver::Driver;
 use crate::error::EnvError;
 use crate::event::Event;
 use crate::ledger::WorkloadLog;
 use crate::measure::ms;
-use crate::pg::sandbox::{SUPERUSER, Sandbox};
 use crate::process::{Tool, ToolError};
 use crate::scenario::{Backup, DbTarget, DumpFormat, RecoveryTarget, Restore, RestoreSource};
+use crate::target::Driver;
+use crate::target::sandbox::{SUPERUSER, Sandbox};
 
 /// libpq's environment for a connection, so that programs such as `pg_dump` reach the same
 /// server as firedrill without the password ever being on a command line.
@@ -260,7 +260,7 @@ pub(super) fn source_target(source: &RestoreSource, r: &Restore, ws: &Workspace)
 pub(super) fn source_sandbox(driver: &Driver) -> Option<&Sandbox> {
     match driver {
         Driver::Sandbox(sb) => Some(sb),
-        Driver::Existing { .. } | Driver::Aws(_) => None,
+        Driver::Existing(_) | Driver::Aws(_) => None,
     }
 }
 

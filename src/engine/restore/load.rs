@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use super::backup::*;
 use super::{Finding, RECOVERY_DEADLINE, RestoreDrill, Taken, wal};
 use crate::event::Event;
-use crate::pg::sandbox::{SUPERUSER, Sandbox};
 use crate::process::{Tool, ToolError};
 use crate::scenario::Backup;
+use crate::target::sandbox::{SUPERUSER, Sandbox};
 
 /// Checks the backup itself with its tool; records each result as a check.
 pub(super) async fn verify(d: &mut RestoreDrill<'_, '_>, taken: &Taken) -> Result<(), Finding> {

@@ -30,18 +30,18 @@ use tokio_postgres::{Client, Config};
 use super::phases::{self, Writers, connect};
 use super::{Ran, RunError, Teardown};
 use crate::checksum::TableName;
-use crate::driver::Driver;
 use crate::error::EnvError;
 use crate::event::{Event, EventSink, Phase};
 use crate::measure::ms;
 use crate::pg::binaries::{self, PgBinaries};
-use crate::pg::sandbox::{Sandbox, SandboxConfig, describe_pg_error};
 use crate::process::ToolError;
 use crate::report::RestoreResult;
 use crate::safety::journal::{self, EffectId, Journal};
 use crate::scenario::{
     Backup, DbTarget, LoadedScenario, RecoveryTarget, Replication, Restore, RestoreSource,
 };
+use crate::target::Driver;
+use crate::target::sandbox::{Sandbox, SandboxConfig, describe_pg_error};
 use crate::workload::{self};
 use verify::Findings;
 
@@ -422,7 +422,7 @@ impl RestoreDrill<'_, '_> {
             let mut c = tokio_postgres::Config::new();
             c.host("127.0.0.1")
                 .port(sb.nodes[restored_at].port)
-                .user(crate::pg::sandbox::SUPERUSER)
+                .user(crate::target::sandbox::SUPERUSER)
                 .dbname(&restored_db);
             c
         };

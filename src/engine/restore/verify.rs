@@ -14,9 +14,9 @@ use super::super::{Ran, Teardown};
 use crate::checksum::{self, NarrowLimits, TableName};
 use crate::event::{Event, EventSink};
 use crate::ledger::{self, WorkloadLog};
-use crate::pg::sandbox::describe_pg_error;
 use crate::report::{Check, Measurements, RestoreResult, TableResult};
 use crate::scenario::Assertion;
+use crate::target::sandbox::describe_pg_error;
 use crate::workload;
 
 use super::schema;

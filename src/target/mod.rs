@@ -1,24 +1,31 @@
-//! Drivers: one interface over the targets a scenario can name. A driver builds or reaches the
-//! target, injects a fault and says how to undo it, performs the recovery action, and tears down.
-//! The engine never needs to know which target it drives.
+//! Targets: one interface ([`Driver`]) over the databases a scenario can name, each in a file of
+//! its own: the sandbox firedrill builds ([`sandbox`]), an existing PostgreSQL ([`existing`]), an
+//! RDS instance or Aurora cluster ([`aws_rds`]). A driver builds or reaches its target, injects a
+//! fault (journaled first, with its undo), performs the recovery action and tears down. The
+//! engine never needs to know which target it drives; which fault suits which target is the
+//! model's one rule (`Fault::target_kind`).
+
+pub mod aws_rds;
+pub mod existing;
+pub mod sandbox;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio_postgres::Config;
 
-use crate::aws_target::AwsTarget;
-use crate::dsn::{Template, dsn_config};
+use crate::dsn::Template;
 use crate::error::EnvError;
 use crate::pg::binaries::{self, PgBinaries};
-use crate::pg::sandbox::{Progress, Sandbox, SandboxConfig};
-use crate::process::run_command;
 use crate::safety::journal::{EffectId, Journal, Undo};
-use crate::scenario::{DbTarget, Fault, Recovery, shell_words};
+use crate::scenario::{DbTarget, Fault, Recovery};
+use aws_rds::AwsTarget;
+use existing::Existing;
+use sandbox::{Progress, Sandbox, SandboxConfig};
 
 pub enum Driver {
     Sandbox(Sandbox),
-    Existing { config: Config, description: String },
+    Existing(Existing),
     Aws(Box<AwsTarget>),
 }
 
@@ -56,13 +63,7 @@ impl Driver {
                     Sandbox::build(bins, config, progress).await?,
                 ))
             }
-            DbTarget::Postgres(spec) => {
-                let (config, via) = dsn_config(&spec.dsn_env)?;
-                Ok(Driver::Existing {
-                    description: format!("existing PostgreSQL via {via}"),
-                    config,
-                })
-            }
+            DbTarget::Postgres(spec) => Ok(Driver::Existing(Existing::build(spec)?)),
             DbTarget::AwsRds(rds) => {
                 let dsn = Template::read(&rds.spec.dsn_env)?;
                 progress("describing it through AWS".into());
@@ -74,7 +75,7 @@ impl Driver {
     pub fn describe(&self) -> String {
         match self {
             Driver::Sandbox(sb) => sb.describe(),
-            Driver::Existing { description, .. } => description.clone(),
+            Driver::Existing(e) => e.description.clone(),
             Driver::Aws(t) => t.description.clone(),
         }
     }
@@ -83,11 +84,7 @@ impl Driver {
     pub fn client_config(&self, timeout: Duration) -> Config {
         match self {
             Driver::Sandbox(sb) => sb.client_config(timeout),
-            Driver::Existing { config, .. } => {
-                let mut c = config.clone();
-                c.connect_timeout(timeout);
-                c
-            }
+            Driver::Existing(e) => e.client_config(timeout),
             Driver::Aws(t) => {
                 let mut c = t.config.clone();
                 c.connect_timeout(timeout);
@@ -188,29 +185,13 @@ impl Driver {
                 })
             }
             Fault::Command { run, undo, timeout } => {
-                self.existing(fault.target_kind(), fault.kind())?;
-                let undo = undo.as_ref().map(|u| Undo::Command { argv: u.0.clone() });
-                let id = journal.effect(
-                    format!("run fault command {}", shell_words(run)),
-                    undo.clone(),
-                )?;
-                if let Err(e) = run_command("fault command", run, timeout.get()).await {
-                    // A failed command may have half-applied: take it back before reporting.
-                    if let Some(u) = undo {
-                        match crate::safety::undo::apply(&u, Duration::from_secs(60)).await {
-                            Ok(how) => journal.undone(id, how),
-                            Err(undo_err) => {
-                                return Err(EnvError::Database(format!(
-                                    "{e}; its undo failed too: {undo_err}; run `firedrill recover`"
-                                )));
-                            }
-                        }
-                    }
-                    return Err(e);
-                }
+                let e = self.existing(fault.target_kind(), fault.kind())?;
+                let (description, undo) = e
+                    .fault_command(run, undo.as_ref(), timeout.get(), journal)
+                    .await?;
                 Ok(Injected {
-                    description: format!("ran {}", shell_words(run)),
-                    undo: undo.map(|u| (u, id)),
+                    description,
+                    undo,
                     ends_after: None,
                 })
             }
@@ -248,9 +229,8 @@ impl Driver {
                 Ok(Some(format!("promoted {node}")))
             }
             Recovery::Command { run, timeout, .. } => {
-                self.existing(kind, recovery.kind())?;
-                run_command("recovery command", run, timeout.get()).await?;
-                Ok(Some(format!("ran {}", shell_words(run))))
+                let e = self.existing(kind, recovery.kind())?;
+                Ok(Some(e.recovery_command(run, timeout.get()).await?))
             }
         }
     }
@@ -259,13 +239,13 @@ impl Driver {
     fn sandbox(&mut self, kind: &str, what: &str) -> Result<&mut Sandbox, EnvError> {
         match self {
             Driver::Sandbox(sb) => Ok(sb),
-            Driver::Existing { .. } | Driver::Aws(_) => Err(mismatch(kind, what)),
+            Driver::Existing(_) | Driver::Aws(_) => Err(mismatch(kind, what)),
         }
     }
 
-    fn existing(&mut self, kind: &str, what: &str) -> Result<(), EnvError> {
+    fn existing(&mut self, kind: &str, what: &str) -> Result<&mut Existing, EnvError> {
         match self {
-            Driver::Existing { .. } => Ok(()),
+            Driver::Existing(e) => Ok(e),
             Driver::Sandbox(_) | Driver::Aws(_) => Err(mismatch(kind, what)),
         }
     }
@@ -273,7 +253,7 @@ impl Driver {
     fn aws(&mut self, kind: &str, what: &str) -> Result<&mut AwsTarget, EnvError> {
         match self {
             Driver::Aws(t) => Ok(t),
-            Driver::Sandbox(_) | Driver::Existing { .. } => Err(mismatch(kind, what)),
+            Driver::Sandbox(_) | Driver::Existing(_) => Err(mismatch(kind, what)),
         }
     }
 
@@ -281,7 +261,7 @@ impl Driver {
     pub async fn teardown(&mut self, keep: bool) -> Option<PathBuf> {
         match self {
             Driver::Sandbox(sb) => sb.shutdown(keep).await,
-            Driver::Existing { .. } | Driver::Aws(_) => None,
+            Driver::Existing(_) | Driver::Aws(_) => None,
         }
     }
 
@@ -289,7 +269,7 @@ impl Driver {
     pub async fn observe(&mut self) -> Option<String> {
         match self {
             Driver::Aws(t) => t.observe().await,
-            Driver::Sandbox(_) | Driver::Existing { .. } => None,
+            Driver::Sandbox(_) | Driver::Existing(_) => None,
         }
     }
 
@@ -298,7 +278,7 @@ impl Driver {
     pub async fn release(&mut self, journal: &Journal) -> Vec<String> {
         match self {
             Driver::Aws(t) => t.release(journal).await,
-            Driver::Sandbox(_) | Driver::Existing { .. } => Vec::new(),
+            Driver::Sandbox(_) | Driver::Existing(_) => Vec::new(),
         }
     }
 }

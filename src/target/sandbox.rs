@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::{Client, NoTls};
 
-use super::binaries::PgBinaries;
-pub use super::errors::{db_err, describe_pg_error};
-use super::signal::Stopping;
-pub use super::signal::signal_node;
 use crate::error::EnvError;
+use crate::pg::binaries::PgBinaries;
+pub use crate::pg::errors::{db_err, describe_pg_error};
+use crate::pg::signal::Stopping;
+pub use crate::pg::signal::signal_node;
 use crate::process::last_lines;
 use crate::safety::journal::{self, EffectId, Journal};
 use crate::scenario::{Replication, StopMode};
