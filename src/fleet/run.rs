@@ -84,9 +84,24 @@ pub async fn run(
         concurrency: usize::from(fleet.concurrency),
         start_every: fleet.start_every.get(),
     };
+    let instances: Vec<String> = members.iter().map(|m| m.instance.clone()).collect();
     let job = shared.clone();
     let (results, peak) =
         limiter::run(members, bounds, cancel, move |m| run_member(job.clone(), m)).await;
+    // A member whose drill panicked is that member's error, not the fleet's end.
+    let results = results.into_iter().zip(&instances).map(|(r, inst)| {
+        r.unwrap_or_else(|panic| {
+            let detail = format!("the drill panicked: {panic}; run `firedrill recover`");
+            let r = MemberResult::without_report(
+                inst,
+                MemberOutcome::Error,
+                EXIT_ENVIRONMENT,
+                None,
+                detail,
+            );
+            (r, None)
+        })
+    });
     let mut summary = Summary::new(&fleet_id, loaded, fleet, region, &started_at);
     let mut reports = Vec::new();
     let mut unwritten = Vec::new();

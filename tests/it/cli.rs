@@ -401,15 +401,8 @@ fn ctrl_c_during_a_pause_rolls_back_cleans_up_and_reports_aborted() {
         "{rest:?}"
     );
     assert!(!sandbox.exists(), "sandbox directory left behind");
-    let leftover = std::process::Command::new("pgrep")
-        .args(["-f", &sandbox.display().to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        leftover.stdout.is_empty(),
-        "processes left: {}",
-        String::from_utf8_lossy(&leftover.stdout)
-    );
+    let left = crate::processes_working_in(&sandbox);
+    assert!(left.is_empty(), "processes left: {left:?}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
             .unwrap();

@@ -500,7 +500,7 @@ async fn a_fleet_of_50_restores_never_exceeds_its_concurrency() {
     .await;
     assert!(peak <= 5, "{peak} restores at once");
     assert!(peak >= 2, "the fleet ran one at a time ({peak})");
-    let copies: Vec<String> = results.into_iter().map(Result::unwrap).collect();
+    let copies: Vec<String> = results.into_iter().map(|r| r.unwrap().unwrap()).collect();
     assert_eq!(copies.len(), 50);
     let deleted = aws.cleanup(Some("fleet-run")).await.unwrap();
     assert_eq!(

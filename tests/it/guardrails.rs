@@ -170,7 +170,8 @@ fn a_second_ctrl_c_skips_waiting_but_still_rolls_back_and_records() {
         })
         .unwrap();
     assert!(!sandbox.exists());
-    assert!(live_processes_mentioning(&sandbox.display().to_string()).is_empty());
+    let left = crate::processes_working_in(&sandbox);
+    assert!(left.is_empty(), "processes left: {left:?}");
 }
 
 /// A command guardrail (an external health check) starts failing while the primary is paused:

@@ -63,3 +63,36 @@ pub fn firedrill_process() -> std::process::Command {
     c.env("FIREDRILL_STATE_DIR", test_state_dir());
     c
 }
+
+/// Live processes whose working directory is `dir` or below it, as `PID STATE CMDLINE`; a
+/// PostgreSQL backend works in its data directory but renames itself, so this (not its command
+/// line) is how a leftover backend is found. A directory already removed still counts (the
+/// kernel shows it as `DIR (deleted)`); zombies have no working directory.
+pub fn processes_working_in(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cwd) = std::fs::read_link(format!("/proc/{pid}/cwd")) else {
+            continue;
+        };
+        let cwd = cwd.to_string_lossy();
+        let cwd = std::path::Path::new(cwd.trim_end_matches(" (deleted)"));
+        if !cwd.starts_with(dir) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .unwrap_or("?")
+            .to_owned();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if state != "Z" {
+            found.push(format!("{pid} {state} {cmdline}"));
+        }
+    }
+    found
+}

@@ -521,11 +521,8 @@ fn ctrl_c_during_a_restore_drill_cleans_up_and_reports_aborted() {
     assert_eq!(status.code(), Some(3), "{rest:?}");
     let left: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
     assert!(left.is_empty(), "left behind: {left:?}");
-    let leftover = Std::new("pgrep")
-        .args(["-f", &work.display().to_string()])
-        .output()
-        .unwrap();
-    assert!(leftover.stdout.is_empty(), "processes left");
+    let left = crate::processes_working_in(&work);
+    assert!(left.is_empty(), "processes left: {left:?}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/report.json")).unwrap())
             .unwrap();

@@ -105,27 +105,6 @@ pub(crate) fn only_journal(state: &Path) -> PathBuf {
     all[0].clone()
 }
 
-/// Live (not zombie) processes whose command line mentions `text`.
-pub(crate) fn live_processes_mentioning(text: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().next())
-            .unwrap_or("?");
-        if state != "Z" && cmdline.contains(text) {
-            found.push(format!("{pid} {state} {cmdline}"));
-        }
-    }
-    found
-}
-
 /// Ports the sandbox announced ("... up on 127.0.0.1:PORT").
 fn announced_ports(lines: &[String]) -> Vec<u16> {
     lines
@@ -183,7 +162,7 @@ fn kill_then_recover(scenario: &str, at: &str) -> Vec<(String, String)> {
 
     for d in &dirs {
         assert!(!d.exists(), "{} left behind", d.display());
-        let left = live_processes_mentioning(&d.display().to_string());
+        let left = crate::processes_working_in(d);
         assert!(left.is_empty(), "processes left: {left:?}");
     }
     for p in &ports {

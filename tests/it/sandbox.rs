@@ -55,3 +55,38 @@ async fn sync_pair_survives_primary_kill_and_teardown_removes_everything() {
     sb.teardown(false);
     assert!(!root.exists(), "sandbox directory removed");
 }
+
+/// Why leftover checks go by working directory: a backend renames itself, so its command line
+/// never names the sandbox, while its working directory is its data directory. The check must
+/// see a connected client's backend (its pid from the server itself), and see nothing after
+/// teardown.
+#[tokio::test]
+async fn a_backend_is_found_by_its_working_directory_not_its_command_line() {
+    let _x = crate::exclusive();
+    let bins = PgBinaries::locate(None).expect("postgres binaries");
+    let mut sb = Sandbox::build(bins, config(0, Replication::Async), &|_| {})
+        .await
+        .expect("sandbox");
+    let root = sb.root().to_owned();
+    let client = sb.connect(0).await.unwrap();
+    let backend: i32 = client
+        .query_one("select pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let cmdline = std::fs::read(format!("/proc/{backend}/cmdline")).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(
+        !cmdline.contains(&root.display().to_string()),
+        "the backend's command line names the sandbox after all: {cmdline}"
+    );
+    let seen = crate::processes_working_in(&root);
+    assert!(
+        seen.iter().any(|p| p.starts_with(&format!("{backend} "))),
+        "backend {backend} not found by working directory: {seen:?}"
+    );
+    drop(client);
+    sb.teardown(false);
+    let left = crate::processes_working_in(&root);
+    assert!(left.is_empty(), "processes left: {left:?}");
+}
