@@ -13,6 +13,7 @@ mod fuzz;
 mod guardrails;
 mod journal_compat;
 mod layout;
+mod lossy;
 mod render;
 mod restore;
 mod safety;
