@@ -354,6 +354,16 @@ fn sb_bin_dir() -> String {
 /// report says aborted, exit 3.
 #[test]
 fn ctrl_c_during_a_pause_rolls_back_cleans_up_and_reports_aborted() {
+    interrupted_during_a_pause(libc::SIGINT);
+}
+
+/// SIGTERM (a scheduler stopping the job, `systemctl stop`) means what Ctrl-C means.
+#[test]
+fn sigterm_during_a_pause_rolls_back_cleans_up_and_reports_aborted() {
+    interrupted_during_a_pause(libc::SIGTERM);
+}
+
+fn interrupted_during_a_pause(signal: i32) {
     use std::io::{BufRead, BufReader};
     let _x = crate::exclusive();
     let dir = tempfile::tempdir().unwrap();
@@ -392,7 +402,7 @@ fn ctrl_c_during_a_pause_rolls_back_cleans_up_and_reports_aborted() {
     let sandbox = sandbox.expect("the sandbox directory was announced");
     assert!(sandbox.exists());
     // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    unsafe { libc::kill(child.id() as i32, signal) };
     let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(3), "{rest:?}");

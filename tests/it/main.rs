@@ -7,6 +7,7 @@ mod bad_input;
 mod checksum;
 mod cli;
 mod drill;
+mod edges;
 mod evidence;
 mod fleet;
 mod fuzz;
