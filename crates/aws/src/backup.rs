@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use aws_sdk_backup::types::RecoveryPointByResource;
 
 use crate::client::Aws;
-use crate::error::{AwsError, answered};
+use crate::error::{AwsError, answered, required};
 use crate::rds::time;
 use crate::wait::{self, Poll};
 
@@ -66,18 +66,18 @@ impl Aws {
                     e,
                 )
             })?;
-        let mut out: Vec<RecoveryPoint> = all
+        let action = "backup:ListRecoveryPointsByResource";
+        let mut out = all
             .iter()
-            .map(|p| RecoveryPoint {
-                arn: p.recovery_point_arn().unwrap_or_default().to_owned(),
-                created: time(p.creation_date()),
-                status: p
-                    .status()
-                    .map(|s| s.as_str().to_owned())
-                    .unwrap_or_default(),
-                vault: p.backup_vault_name().unwrap_or_default().to_owned(),
+            .map(|p| {
+                Ok(RecoveryPoint {
+                    arn: required(p.recovery_point_arn(), action, "RecoveryPointArn")?,
+                    created: time(p.creation_date()),
+                    status: required(p.status().map(|s| s.as_str()), action, "Status")?,
+                    vault: p.backup_vault_name().unwrap_or_default().to_owned(),
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, AwsError>>()?;
         out.sort_by_key(|p| std::cmp::Reverse(p.created));
         Ok(out)
     }
@@ -95,14 +95,19 @@ impl Aws {
             .map_err(|e| {
                 AwsError::from_sdk("backup:ListProtectedResources", "protected resources", e)
             })?;
-        Ok(all
-            .iter()
-            .map(|r| ProtectedResource {
-                arn: r.resource_arn().unwrap_or_default().to_owned(),
-                resource_type: r.resource_type().unwrap_or_default().to_owned(),
-                last_backup: time(r.last_backup_time()),
+        all.iter()
+            .map(|r| {
+                Ok(ProtectedResource {
+                    arn: required(
+                        r.resource_arn(),
+                        "backup:ListProtectedResources",
+                        "ResourceArn",
+                    )?,
+                    resource_type: r.resource_type().unwrap_or_default().to_owned(),
+                    last_backup: time(r.last_backup_time()),
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Backup jobs created since `since`, of one resource or all.
@@ -122,16 +127,18 @@ impl Aws {
             .collect::<Result<_, _>>()
             .await
             .map_err(|e| AwsError::from_sdk("backup:ListBackupJobs", "backup jobs", e))?;
-        Ok(all
-            .iter()
-            .map(|j| BackupJob {
-                id: j.backup_job_id().unwrap_or_default().to_owned(),
-                state: j.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
-                resource_arn: j.resource_arn().unwrap_or_default().to_owned(),
-                created: time(j.creation_date()),
-                message: j.status_message().map(str::to_owned),
+        let action = "backup:ListBackupJobs";
+        all.iter()
+            .map(|j| {
+                Ok(BackupJob {
+                    id: required(j.backup_job_id(), action, "BackupJobId")?,
+                    state: required(j.state().map(|s| s.as_str()), action, "State")?,
+                    resource_arn: required(j.resource_arn(), action, "ResourceArn")?,
+                    created: time(j.creation_date()),
+                    message: j.status_message().map(str::to_owned),
+                })
             })
-            .collect())
+            .collect()
     }
 
     pub async fn start_restore(

@@ -97,6 +97,21 @@ pub(crate) fn found<T>(item: Option<T>, action: &str, what: String) -> Result<T,
     })
 }
 
+/// A field an answer must carry (an identifier, a state): its absence is an error naming it,
+/// never an empty string that a later comparison would silently take as an answer.
+pub(crate) fn required<T: ToString + ?Sized>(
+    value: Option<&T>,
+    action: &str,
+    field: &str,
+) -> Result<String, AwsError> {
+    value
+        .map(ToString::to_string)
+        .ok_or_else(|| AwsError::Other {
+            action: action.to_owned(),
+            message: format!("the answer has no {field}"),
+        })
+}
+
 /// The part of an answer a call must return (`missing` names it for the error).
 pub(crate) fn answered<T>(item: Option<T>, action: &str, missing: &str) -> Result<T, AwsError> {
     item.ok_or_else(|| AwsError::Other {

@@ -7,7 +7,7 @@ use aws_sdk_fis::types::{
 };
 
 use crate::client::Aws;
-use crate::error::{AwsError, answered, found};
+use crate::error::{AwsError, answered, found, required};
 
 /// An experiment's state as the timeline records it.
 #[derive(Clone, Debug, PartialEq)]
@@ -59,7 +59,7 @@ pub struct ActionSpec {
     pub targets: Vec<(String, String)>,
 }
 
-fn experiment(e: &SdkExperiment) -> Experiment {
+fn experiment(e: &SdkExperiment, action: &str) -> Result<Experiment, AwsError> {
     let mut actions: Vec<(String, String)> = e
         .actions()
         .map(|m| {
@@ -77,16 +77,16 @@ fn experiment(e: &SdkExperiment) -> Experiment {
         })
         .unwrap_or_default();
     actions.sort();
-    Experiment {
-        id: e.id().unwrap_or_default().to_owned(),
-        status: e
-            .state()
-            .and_then(|s| s.status())
-            .map(|s| s.as_str().to_owned())
-            .unwrap_or_default(),
+    Ok(Experiment {
+        id: required(e.id(), action, "id")?,
+        status: required(
+            e.state().and_then(|s| s.status()).map(|s| s.as_str()),
+            action,
+            "state.status",
+        )?,
         reason: e.state().and_then(|s| s.reason()).map(str::to_owned),
         actions,
-    }
+    })
 }
 
 fn bad_spec(e: impl std::fmt::Display) -> AwsError {
@@ -195,7 +195,9 @@ impl Aws {
                 )
             })?;
         answered(
-            out.experiment().map(experiment),
+            out.experiment()
+                .map(|e| experiment(e, "fis:StartExperiment"))
+                .transpose()?,
             "fis:StartExperiment",
             "experiment",
         )
@@ -206,7 +208,9 @@ impl Aws {
             AwsError::from_sdk("fis:GetExperiment", &format!("FIS experiment {id}"), e)
         })?;
         found(
-            out.experiment().map(experiment),
+            out.experiment()
+                .map(|e| experiment(e, "fis:GetExperiment"))
+                .transpose()?,
             "fis:GetExperiment",
             format!("FIS experiment {id}"),
         )
@@ -228,7 +232,9 @@ impl Aws {
                 AwsError::from_sdk("fis:StopExperiment", &format!("FIS experiment {id}"), e)
             })?;
         answered(
-            out.experiment().map(experiment),
+            out.experiment()
+                .map(|e| experiment(e, "fis:StopExperiment"))
+                .transpose()?,
             "fis:StopExperiment",
             "experiment",
         )
@@ -257,13 +263,14 @@ impl Aws {
                     .and_then(|t| t.get(crate::DRILL_TAG))
                     .is_some_and(|v| v == drill);
                 if ours && e.experiment_template_id() == Some(template) {
+                    let action = "fis:ListExperiments";
                     out.push(Experiment {
-                        id: e.id().unwrap_or_default().to_owned(),
-                        status: e
-                            .state()
-                            .and_then(|s| s.status())
-                            .map(|s| s.as_str().to_owned())
-                            .unwrap_or_default(),
+                        id: required(e.id(), action, "id")?,
+                        status: required(
+                            e.state().and_then(|s| s.status()).map(|s| s.as_str()),
+                            action,
+                            "state.status",
+                        )?,
                         reason: e.state().and_then(|s| s.reason()).map(str::to_owned),
                         actions: Vec::new(),
                     });

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use aws_sdk_rds::types::{DbCluster, DbInstance, DbSnapshot, Tag};
 
 use crate::client::Aws;
-use crate::error::{AwsError, answered, deleted, found};
+use crate::error::{AwsError, answered, deleted, found, required};
 use crate::wait::{self, Poll};
 
 /// A DB instance as a drill sees it.
@@ -65,11 +65,11 @@ fn tag_pairs(t: &[Tag]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn instance(i: &DbInstance) -> Instance {
-    Instance {
-        id: i.db_instance_identifier().unwrap_or_default().to_owned(),
+fn instance(i: &DbInstance, action: &str) -> Result<Instance, AwsError> {
+    Ok(Instance {
+        id: required(i.db_instance_identifier(), action, "DBInstanceIdentifier")?,
         arn: i.db_instance_arn().unwrap_or_default().to_owned(),
-        status: i.db_instance_status().unwrap_or_default().to_owned(),
+        status: required(i.db_instance_status(), action, "DBInstanceStatus")?,
         endpoint: i
             .endpoint()
             .and_then(|e| Some((e.address()?.to_owned(), u16::try_from(e.port()?).ok()?))),
@@ -79,19 +79,19 @@ fn instance(i: &DbInstance) -> Instance {
         engine: i.engine().unwrap_or_default().to_owned(),
         tags: tag_pairs(i.tag_list()),
         latest_restorable: time(i.latest_restorable_time()),
-    }
+    })
 }
 
 pub(crate) fn time(t: Option<&aws_smithy_types::DateTime>) -> Option<SystemTime> {
     t.and_then(|t| SystemTime::try_from(*t).ok())
 }
 
-fn cluster(c: &DbCluster) -> Cluster {
+fn cluster(c: &DbCluster, action: &str) -> Result<Cluster, AwsError> {
     let members = c.db_cluster_members();
-    Cluster {
-        id: c.db_cluster_identifier().unwrap_or_default().to_owned(),
+    Ok(Cluster {
+        id: required(c.db_cluster_identifier(), action, "DBClusterIdentifier")?,
         arn: c.db_cluster_arn().unwrap_or_default().to_owned(),
-        status: c.status().unwrap_or_default().to_owned(),
+        status: required(c.status(), action, "Status")?,
         endpoint: c
             .endpoint()
             .zip(c.port())
@@ -105,18 +105,18 @@ fn cluster(c: &DbCluster) -> Cluster {
             .iter()
             .filter_map(|m| m.db_instance_identifier().map(str::to_owned))
             .collect(),
-    }
+    })
 }
 
-fn snapshot(s: &DbSnapshot) -> Snapshot {
-    Snapshot {
-        id: s.db_snapshot_identifier().unwrap_or_default().to_owned(),
+fn snapshot(s: &DbSnapshot, action: &str) -> Result<Snapshot, AwsError> {
+    Ok(Snapshot {
+        id: required(s.db_snapshot_identifier(), action, "DBSnapshotIdentifier")?,
         arn: s.db_snapshot_arn().unwrap_or_default().to_owned(),
-        status: s.status().unwrap_or_default().to_owned(),
-        instance: s.db_instance_identifier().unwrap_or_default().to_owned(),
+        status: required(s.status(), action, "Status")?,
+        instance: required(s.db_instance_identifier(), action, "DBInstanceIdentifier")?,
         tags: tag_pairs(s.tag_list()),
         created: time(s.snapshot_create_time()),
-    }
+    })
 }
 
 impl Aws {
@@ -130,7 +130,10 @@ impl Aws {
             .await
             .map_err(|e| AwsError::from_sdk("rds:DescribeDBInstances", &what, e))?;
         found(
-            out.db_instances().first().map(instance),
+            out.db_instances()
+                .first()
+                .map(|i| instance(i, "rds:DescribeDBInstances"))
+                .transpose()?,
             "rds:DescribeDBInstances",
             what,
         )
@@ -147,7 +150,9 @@ impl Aws {
             .collect::<Result<_, _>>()
             .await
             .map_err(|e| AwsError::from_sdk("rds:DescribeDBInstances", "DB instances", e))?;
-        Ok(all.iter().map(instance).collect())
+        all.iter()
+            .map(|i| instance(i, "rds:DescribeDBInstances"))
+            .collect()
     }
 
     pub async fn cluster(&self, id: &str) -> Result<Cluster, AwsError> {
@@ -160,7 +165,10 @@ impl Aws {
             .await
             .map_err(|e| AwsError::from_sdk("rds:DescribeDBClusters", &what, e))?;
         found(
-            out.db_clusters().first().map(cluster),
+            out.db_clusters()
+                .first()
+                .map(|c| cluster(c, "rds:DescribeDBClusters"))
+                .transpose()?,
             "rds:DescribeDBClusters",
             what,
         )
@@ -216,7 +224,9 @@ impl Aws {
                 )
             })?;
         answered(
-            out.db_snapshot().map(snapshot),
+            out.db_snapshot()
+                .map(|s| snapshot(s, "rds:CreateDBSnapshot"))
+                .transpose()?,
             "rds:CreateDBSnapshot",
             "snapshot",
         )
@@ -232,7 +242,10 @@ impl Aws {
             .await
             .map_err(|e| AwsError::from_sdk("rds:DescribeDBSnapshots", &what, e))?;
         found(
-            out.db_snapshots().first().map(snapshot),
+            out.db_snapshots()
+                .first()
+                .map(|s| snapshot(s, "rds:DescribeDBSnapshots"))
+                .transpose()?,
             "rds:DescribeDBSnapshots",
             what,
         )
@@ -257,7 +270,10 @@ impl Aws {
                 };
                 AwsError::from_sdk("rds:DescribeDBSnapshots", &what, e)
             })?;
-        let mut out: Vec<Snapshot> = all.iter().map(snapshot).collect();
+        let mut out = all
+            .iter()
+            .map(|s| snapshot(s, "rds:DescribeDBSnapshots"))
+            .collect::<Result<Vec<_>, _>>()?;
         out.sort_by_key(|s| std::cmp::Reverse(s.created));
         Ok(out)
     }
@@ -336,7 +352,9 @@ impl Aws {
                 )
             })?;
         answered(
-            out.db_instance().map(instance),
+            out.db_instance()
+                .map(|i| instance(i, "rds:RestoreDBInstanceFromDBSnapshot"))
+                .transpose()?,
             "rds:RestoreDBInstanceFromDBSnapshot",
             "instance",
         )
@@ -370,7 +388,9 @@ impl Aws {
                 )
             })?;
         answered(
-            out.db_instance().map(instance),
+            out.db_instance()
+                .map(|i| instance(i, "rds:RestoreDBInstanceToPointInTime"))
+                .transpose()?,
             "rds:RestoreDBInstanceToPointInTime",
             "instance",
         )

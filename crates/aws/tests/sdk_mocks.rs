@@ -428,3 +428,39 @@ async fn a_restored_instance_that_fails_ends_the_wait_at_once() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(describe.num_calls(), 2);
 }
+
+/// An answer without a field firedrill decides on (an instance's status, a backup job's id or
+/// state) is an error naming the field and the call, never an empty string taken as an answer.
+#[tokio::test]
+async fn a_required_field_missing_from_an_answer_is_named() {
+    let no_status = mock!(aws_sdk_rds::Client::describe_db_instances).then_output(|| {
+        DescribeDbInstancesOutput::builder()
+            .db_instances(
+                DbInstance::builder()
+                    .db_instance_identifier("orders")
+                    .build(),
+            )
+            .build()
+    });
+    let no_state = mock!(aws_sdk_backup::Client::list_backup_jobs).then_output(|| {
+        ListBackupJobsOutput::builder()
+            .backup_jobs(
+                BackupJob::builder()
+                    .backup_job_id("job-1")
+                    .resource_arn("arn:aws:rds:us-east-1:123456789012:db:orders")
+                    .build(),
+            )
+            .build()
+    });
+    let aws = aws_with(&[&no_status], &[&no_state], &[]);
+    let e = aws.instance("orders").await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "rds:DescribeDBInstances: the answer has no DBInstanceStatus"
+    );
+    let e = aws.backup_jobs(SystemTime::now(), None).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "backup:ListBackupJobs: the answer has no State"
+    );
+}
