@@ -293,3 +293,52 @@ fn an_unreadable_alarm_guardrail_stops_the_drill_before_the_fault() {
         "{reason}"
     );
 }
+
+/// A p99-latency guardrail: a paused primary makes every write probe hang until its timeout, the
+/// write p99 over `for` goes past the limit, and the drill aborts and rolls the pause back long
+/// before the pause would have ended.
+#[test]
+fn a_p99_latency_guardrail_aborts_a_hung_primary_and_rolls_back() {
+    let _x = crate::exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p99.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nname: p99-guarded\ntarget: {type: postgres-sandbox}\nworkload: {connections: 1}\n\
+         probes: {interval: 50ms, timeout: 200ms}\nsteady_state: {duration: 1s}\n\
+         guardrails:\n  - {type: p99-latency, probe: write, above: 100ms, for: 500ms}\n\
+         fault: {type: pause, node: primary, duration: 20s}\nrecovery: {type: wait}\n\
+         observe: {duration: 30s, stability: 500ms}\ntargets: {rto: 30s}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let started = Instant::now();
+    let run = Running::start(
+        &dir.path().join("state"),
+        &[
+            "run",
+            "--out",
+            out.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let (code, _, lines) = run.finish();
+    assert_eq!(code, 3, "{}", lines.join("\n"));
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "waited for the pause to end: {:?}",
+        started.elapsed()
+    );
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let reason = r["abort_reason"].as_str().unwrap();
+    assert!(
+        reason.contains("guardrail tripped") && reason.contains("p99"),
+        "{reason}"
+    );
+    let rolled_back = r["timeline"].as_array().unwrap().iter().any(|e| {
+        e["kind"] == "fault-ended" && e["detail"].as_str().unwrap().contains("rolled back")
+    });
+    assert!(rolled_back, "{}", r["timeline"]);
+}
