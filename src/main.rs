@@ -123,7 +123,8 @@ enum Command {
         list: bool,
     },
     /// Find and delete AWS resources drills created and did not remove (RDS instances and
-    /// snapshots tagged firedrill:drill). Credentials come from the usual AWS chain.
+    /// snapshots, FIS experiment templates, tagged firedrill:drill). Credentials come from the
+    /// usual AWS chain.
     #[command(after_help = concat!(
         "Examples:\n",
         "  firedrill cleanup --region eu-west-1 --dry-run     # list every drill's leftovers\n",

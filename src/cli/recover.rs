@@ -107,7 +107,8 @@ pub fn cleanup(options: &firedrill_aws::Options, drill: Option<&str>, dry_run: b
         let found = aws.tagged(drill).await?;
         for l in &found {
             let (firedrill_aws::Leftover::Instance { drill, .. }
-            | firedrill_aws::Leftover::Snapshot { drill, .. }) = l;
+            | firedrill_aws::Leftover::Snapshot { drill, .. }
+            | firedrill_aws::Leftover::FisTemplate { drill, .. }) = l;
             println!("found: {l} (drill {drill}, {})", aws.region);
         }
         if dry_run || found.is_empty() {

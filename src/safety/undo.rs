@@ -32,7 +32,13 @@ pub enum Undo {
         template: String,
         drill: String,
     },
-    /// Delete an FIS experiment template the drill created.
+    /// Delete the FIS experiment templates tagged with this drill: journaled before the
+    /// template is created, so that a drill killed before it learnt the id leaves nothing.
+    AwsDeleteFisTemplates {
+        aws: firedrill_aws::Options,
+        drill: String,
+    },
+    /// Delete an FIS experiment template the drill created (journals of firedrill 0.1).
     AwsDeleteFisTemplate {
         aws: firedrill_aws::Options,
         id: String,
@@ -62,6 +68,9 @@ impl Undo {
             } => format!(
                 "stop the running FIS experiments of template {template} tagged with drill {drill}"
             ),
+            Undo::AwsDeleteFisTemplates { drill, .. } => {
+                format!("delete the FIS experiment templates tagged with drill {drill}")
+            }
             Undo::AwsDeleteFisTemplate { id, .. } => {
                 format!("delete FIS experiment template {id}")
             }
@@ -95,6 +104,16 @@ pub async fn apply(undo: &Undo, timeout: Duration) -> Result<String, String> {
             template,
             drill,
         } => stop_experiments(aws, template, drill).await,
+        Undo::AwsDeleteFisTemplates { aws, drill } => {
+            match Aws::connect(aws).await.delete_templates_of(drill).await {
+                Ok(ids) if ids.is_empty() => Ok(format!("no template tagged with drill {drill}")),
+                Ok(ids) => Ok(format!(
+                    "deleted FIS experiment template(s) {}",
+                    ids.join(", ")
+                )),
+                Err(e) => Err(e.to_string()),
+            }
+        }
         Undo::AwsDeleteFisTemplate { aws, id } => {
             let client = Aws::connect(aws).await;
             match client.delete_template(id).await {

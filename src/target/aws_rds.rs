@@ -159,19 +159,20 @@ impl AwsTarget {
         let template_id = match (template_id, template) {
             (Some(id), _) => id.to_owned(),
             (_, Some(t)) => {
+                // Journaled before it exists, by the tag it will carry: a drill killed before
+                // the answer with its id arrives still leaves nothing `recover` cannot find.
+                let effect = journal.effect(
+                    format!("create an FIS experiment template tagged {DRILL_TAG}={run_id}"),
+                    Some(Undo::AwsDeleteFisTemplates {
+                        aws: self.at.clone(),
+                        drill: run_id.to_owned(),
+                    }),
+                )?;
                 let id = self
                     .aws
                     .create_template(&template_spec(t), &format!("{run_id}-template"), tag)
                     .await
                     .map_err(aws_err)?;
-                // Journaled once it has an id; a template is inert until started.
-                let effect = journal.effect(
-                    format!("create FIS experiment template {id}"),
-                    Some(Undo::AwsDeleteFisTemplate {
-                        aws: self.at.clone(),
-                        id: id.clone(),
-                    }),
-                )?;
                 self.template = Some((id.clone(), effect));
                 id
             }

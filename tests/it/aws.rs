@@ -410,7 +410,10 @@ fn a_killed_fis_drill_is_undone_by_recover() {
     let (code, out, err) = recover_aws(&state);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("-> stopped FIS experiment(s) "), "{out}");
-    assert!(out.contains("-> deleted FIS experiment template "), "{out}");
+    assert!(
+        out.contains("-> deleted FIS experiment template(s) "),
+        "{out}"
+    );
     let ex = experiments(&moto);
     assert!(
         ex.iter().all(|(_, s)| s == "stopped" || s == "stopping"),
@@ -455,4 +458,81 @@ fn an_unknown_instance_stops_the_drill_before_anything_is_touched() {
             .any(|e| matches!(e, firedrill::safety::journal::Entry::Effect { .. })),
         "{journal:?}"
     );
+}
+
+/// A template the drill created just before it was killed, before the answer with the template's
+/// id arrived: the journal named it by the tag it carries (journaled before the call), so
+/// `recover` finds and deletes it, and no other drill's. `cleanup` lists and deletes FIS
+/// templates drills left, too.
+#[test]
+fn an_fis_template_created_just_before_a_crash_is_found_by_its_tag() {
+    use firedrill_aws::{ActionSpec, Aws, TargetSpec, TemplateSpec};
+    let moto = Server::start();
+    let aws = Aws::from_conf(&moto.conf("us-east-1"));
+    let spec = TemplateSpec {
+        description: "reboot orders".into(),
+        role_arn: "arn:aws:iam::123456789012:role/fis".into(),
+        targets: vec![TargetSpec {
+            name: "db".into(),
+            resource_type: "aws:rds:db".into(),
+            arns: vec!["arn:aws:rds:us-east-1:123456789012:db:orders".into()],
+            tags: vec![],
+            selection_mode: "ALL".into(),
+        }],
+        actions: vec![ActionSpec {
+            name: "reboot".into(),
+            action_id: "aws:rds:reboot-db-instances".into(),
+            parameters: vec![],
+            targets: vec![("DBInstances".into(), "db".into())],
+        }],
+        stop_alarms: vec![],
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (crashed, other) = rt.block_on(async {
+        (
+            aws.create_template(&spec, "t-1", (DRILL_TAG, "1111111111111111"))
+                .await
+                .unwrap(),
+            aws.create_template(&spec, "t-2", (DRILL_TAG, "2222222222222222"))
+                .await
+                .unwrap(),
+        )
+    });
+    let state = tempfile::tempdir().unwrap();
+    let journals = state.path().join("journals");
+    std::fs::create_dir_all(&journals).unwrap();
+    std::fs::write(
+        journals.join("2026-11-29T00-00-00Z-1111111111111111.jsonl"),
+        format!(
+            "{{\"entry\":\"started\",\"at\":\"2026-11-29T00:00:00.000Z\",\"run_id\":\"1111111111111111\",\
+             \"scenario\":\"fis\",\"file\":\"fis.yaml\",\"target\":\"aws-rds:us-east-1:orders\",\"pid\":4194303}}\n\
+             {{\"entry\":\"effect\",\"id\":1,\"at\":\"2026-11-29T00:00:01.000Z\",\
+             \"what\":\"create an FIS experiment template tagged firedrill:drill=1111111111111111\",\
+             \"undo\":{{\"type\":\"aws-delete-fis-templates\",\"aws\":{{\"region\":\"us-east-1\",\
+             \"profile\":null,\"endpoint_url\":\"{}\"}},\"drill\":\"1111111111111111\"}}}}\n",
+            moto.url()
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = recover_aws(state.path());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("deleted FIS experiment template(s) {crashed}")),
+        "{out}"
+    );
+    let left = rt.block_on(aws.templates_tagged(None)).unwrap();
+    assert_eq!(left, [(other.clone(), "2222222222222222".to_owned())]);
+
+    let (code, out, err) = cleanup(&moto, &["--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!(
+            "found: FIS experiment template {other} (drill 2222222222222222"
+        )),
+        "{out}"
+    );
+    let (code, out, err) = cleanup(&moto, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("1 resource(s) deleted"), "{out}");
+    assert!(rt.block_on(aws.templates_tagged(None)).unwrap().is_empty());
 }

@@ -173,6 +173,50 @@ impl Aws {
         Ok(())
     }
 
+    /// Experiment templates tagged `firedrill:drill` (with this drill's run id, or any), as
+    /// (template id, run id); all pages.
+    pub async fn templates_tagged(
+        &self,
+        drill: Option<&str>,
+    ) -> Result<Vec<(String, String)>, AwsError> {
+        let action = "fis:ListExperimentTemplates";
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .fis
+                .list_experiment_templates()
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk(action, "FIS experiment templates", e))?;
+            for t in page.experiment_templates() {
+                let tagged = t.tags().and_then(|tags| tags.get(crate::DRILL_TAG));
+                if let Some(run) = tagged.filter(|run| drill.is_none_or(|d| d == run.as_str())) {
+                    out.push((required(t.id(), action, "id")?, run.clone()));
+                }
+            }
+            match page.next_token() {
+                Some(t) => token = Some(t.to_owned()),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Deletes the templates tagged with drill `drill`: what a drill that died between
+    /// creating a template and learning its id left. The ids deleted.
+    pub async fn delete_templates_of(&self, drill: &str) -> Result<Vec<String>, AwsError> {
+        let mut deleted = Vec::new();
+        for (id, _) in self.templates_tagged(Some(drill)).await? {
+            match self.delete_template(&id).await {
+                Ok(()) => deleted.push(id),
+                Err(AwsError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(deleted)
+    }
+
     pub async fn start_experiment(
         &self,
         template: &str,

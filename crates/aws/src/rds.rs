@@ -438,6 +438,9 @@ impl Aws {
                 out.push(Leftover::Snapshot { id: s.id, drill });
             }
         }
+        for (id, drill) in self.templates_tagged(drill).await? {
+            out.push(Leftover::FisTemplate { id, drill });
+        }
         Ok(out)
     }
 
@@ -449,6 +452,11 @@ impl Aws {
             let gone = match &l {
                 Leftover::Instance { id, .. } => self.delete_instance(id).await?,
                 Leftover::Snapshot { id, .. } => self.delete_snapshot(id).await?,
+                Leftover::FisTemplate { id, .. } => match self.delete_template(id).await {
+                    Ok(()) => true,
+                    Err(AwsError::NotFound { .. }) => false,
+                    Err(e) => return Err(e),
+                },
             };
             if gone {
                 deleted.push(l.to_string());
@@ -463,6 +471,7 @@ impl Aws {
 pub enum Leftover {
     Instance { id: String, drill: String },
     Snapshot { id: String, drill: String },
+    FisTemplate { id: String, drill: String },
 }
 
 impl std::fmt::Display for Leftover {
@@ -470,6 +479,7 @@ impl std::fmt::Display for Leftover {
         match self {
             Leftover::Instance { id, .. } => write!(f, "instance {id}"),
             Leftover::Snapshot { id, .. } => write!(f, "snapshot {id}"),
+            Leftover::FisTemplate { id, .. } => write!(f, "FIS experiment template {id}"),
         }
     }
 }
