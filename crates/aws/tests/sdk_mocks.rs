@@ -42,13 +42,17 @@ fn fast(deadline_s: u64) -> Poll {
 }
 
 fn aws_with(rds: &[&Rule], backup: &[&Rule], cloudwatch: &[&Rule]) -> Aws {
+    aws_with_fis(rds, backup, cloudwatch, &[])
+}
+
+fn aws_with_fis(rds: &[&Rule], backup: &[&Rule], cloudwatch: &[&Rule], fis: &[&Rule]) -> Aws {
     let retry = aws_sdk_rds::config::retry::RetryConfig::standard()
         .with_max_attempts(3)
         .with_initial_backoff(Duration::from_millis(1));
     let rds = mock_client!(aws_sdk_rds, RuleMode::MatchAny, rds.iter().copied(), |c| c
         .retry_config(retry.clone()));
     let backup = mock_client!(aws_sdk_backup, RuleMode::MatchAny, backup.iter().copied());
-    let fis = mock_client!(aws_sdk_fis, RuleMode::MatchAny, Vec::<&Rule>::new());
+    let fis = mock_client!(aws_sdk_fis, RuleMode::MatchAny, fis.iter().copied());
     let cw = mock_client!(
         aws_sdk_cloudwatch,
         RuleMode::MatchAny,
@@ -462,5 +466,50 @@ async fn a_required_field_missing_from_an_answer_is_named() {
     assert_eq!(
         e.to_string(),
         "backup:ListBackupJobs: the answer has no State"
+    );
+}
+
+/// AccessDenied from the JSON services too (FIS and AWS Backup answer it as a typed JSON error,
+/// not RDS's XML): classified as such, naming the IAM action, and not retried. The bodies are
+/// AWS's documented error shape (`__type`, `message`).
+#[tokio::test]
+async fn access_denied_from_fis_and_backup_names_the_missing_iam_action() {
+    let body = |action: &str| {
+        format!(
+            "{{\"__type\":\"AccessDeniedException\",\"message\":\"User: \
+             arn:aws:iam::123456789012:user/drill is not authorized to perform: {action}\"}}"
+        )
+    };
+    let fis = mock!(aws_sdk_fis::Client::get_experiment)
+        .sequence()
+        .http_status(403, Some(body("fis:GetExperiment")))
+        .build();
+    let backup = mock!(aws_sdk_backup::Client::list_protected_resources)
+        .sequence()
+        .http_status(403, Some(body("backup:ListProtectedResources")))
+        .build();
+    let aws = aws_with_fis(&[], &[&backup], &[], &[&fis]);
+    for (e, action) in [
+        (
+            aws.experiment("EXP1").await.unwrap_err(),
+            "fis:GetExperiment",
+        ),
+        (
+            aws.protected_resources().await.unwrap_err(),
+            "backup:ListProtectedResources",
+        ),
+    ] {
+        assert!(matches!(e, AwsError::AccessDenied { .. }), "{e:?}");
+        assert!(
+            e.to_string().starts_with(&format!(
+                "access denied: the credentials lack the IAM permission {action}"
+            )),
+            "{e}"
+        );
+    }
+    assert_eq!(
+        (fis.num_calls(), backup.num_calls()),
+        (1, 1),
+        "an AccessDenied is not retried"
     );
 }
