@@ -513,3 +513,87 @@ async fn access_denied_from_fis_and_backup_names_the_missing_iam_action() {
         "an AccessDenied is not retried"
     );
 }
+
+/// Every listing reads every page: each mock answers the page its request's token names, so a
+/// caller that stopped after the first page, or sent no token, would miss `b`.
+#[tokio::test]
+async fn listings_read_every_page() {
+    use aws_sdk_fis::operation::list_experiment_templates::ListExperimentTemplatesOutput;
+    use aws_sdk_fis::types::ExperimentTemplateSummary;
+
+    let instances = mock!(aws_sdk_rds::Client::describe_db_instances).then_compute_output(|r| {
+        let (id, next) = match r.marker() {
+            None => ("a", Some("page-2")),
+            Some("page-2") => ("b", None),
+            Some(other) => panic!("unknown marker {other}"),
+        };
+        DescribeDbInstancesOutput::builder()
+            .db_instances(
+                DbInstance::builder()
+                    .db_instance_identifier(id)
+                    .db_instance_status("available")
+                    .build(),
+            )
+            .set_marker(next.map(str::to_owned))
+            .build()
+    });
+    let jobs = mock!(aws_sdk_backup::Client::list_backup_jobs).then_compute_output(|r| {
+        let (id, next) = match r.next_token() {
+            None => ("a", Some("page-2")),
+            Some("page-2") => ("b", None),
+            Some(other) => panic!("unknown token {other}"),
+        };
+        ListBackupJobsOutput::builder()
+            .backup_jobs(
+                BackupJob::builder()
+                    .backup_job_id(id)
+                    .state(BackupJobState::Completed)
+                    .resource_arn("arn:aws:rds:us-east-1:123456789012:db:orders")
+                    .build(),
+            )
+            .set_next_token(next.map(str::to_owned))
+            .build()
+    });
+    let templates =
+        mock!(aws_sdk_fis::Client::list_experiment_templates).then_compute_output(|r| {
+            let (id, next) = match r.next_token() {
+                None => ("a", Some("page-2")),
+                Some("page-2") => ("b", None),
+                Some(other) => panic!("unknown token {other}"),
+            };
+            ListExperimentTemplatesOutput::builder()
+                .experiment_templates(
+                    ExperimentTemplateSummary::builder()
+                        .id(id)
+                        .tags(firedrill_aws::DRILL_TAG, "run-1")
+                        .build(),
+                )
+                .set_next_token(next.map(str::to_owned))
+                .build()
+        });
+    let aws = aws_with_fis(&[&instances], &[&jobs], &[], &[&templates]);
+    let ids: Vec<String> = aws
+        .instances()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(ids, ["a", "b"]);
+    let ids: Vec<String> = aws
+        .backup_jobs(SystemTime::now(), None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(ids, ["a", "b"]);
+    let ids: Vec<String> = aws
+        .templates_tagged(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(ids, ["a", "b"]);
+}
