@@ -232,3 +232,169 @@ fn against_moto_the_missing_backup_api_is_one_clear_error() {
         "{err}"
     );
 }
+
+/// A loopback stand-in for AWS Backup's REST API (moto has none): it answers the three calls a
+/// backup-health drill makes with bodies shaped as AWS's API reference documents them
+/// (`ListRecoveryPointsByResource`, `ListBackupJobs`, `ListProtectedResources`), timestamps in
+/// epoch seconds. It is not the service: it checks no signature and knows one resource. It
+/// serves a bounded number of requests for a bounded time, then stops by itself.
+struct BackupStandIn {
+    url: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl BackupStandIn {
+    /// `point_age`: the newest recovery point's age; `failed`: whether one job of the window
+    /// failed.
+    fn start(point_age: Duration, failed: bool) -> BackupStandIn {
+        use std::io::{BufRead, BufReader, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = stop.clone();
+        let epoch = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64()
+        };
+        let now = SystemTime::now();
+        let point = serde_json::json!({"RecoveryPoints": [{
+            "RecoveryPointArn": "arn:aws:backup:us-east-1:123456789012:recovery-point:rp-1",
+            "CreationDate": epoch(now - point_age),
+            "Status": "COMPLETED",
+            "BackupVaultName": "Default"}]})
+        .to_string();
+        // A daily job for eight days, the newest three hours ago.
+        let jobs: Vec<serde_json::Value> = (0..8)
+            .map(|day| {
+                serde_json::json!({
+                    "BackupJobId": format!("job-{day}"),
+                    "ResourceArn": ORDERS,
+                    "State": if failed && day == 2 { "FAILED" } else { "COMPLETED" },
+                    "StatusMessage": if failed && day == 2 { "snapshot quota exceeded" } else { "" },
+                    "CreationDate": epoch(now - 3 * H - day * 24 * H)})
+            })
+            .collect();
+        let jobs = serde_json::json!({ "BackupJobs": jobs }).to_string();
+        let protected = serde_json::json!({"Results": [
+            {"ResourceArn": ORDERS, "ResourceType": "RDS", "LastBackupTime": epoch(now - point_age)}]})
+        .to_string();
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(120);
+            let mut served = 0;
+            while !done.load(Ordering::Relaxed)
+                && std::time::Instant::now() < deadline
+                && served < 200
+            {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                served += 1;
+                conn.set_nonblocking(false).unwrap();
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut request = String::new();
+                reader.read_line(&mut request).unwrap();
+                let mut length = 0;
+                loop {
+                    let mut h = String::new();
+                    reader.read_line(&mut h).unwrap();
+                    if h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = h.to_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                std::io::Read::read_exact(&mut reader, &mut body).unwrap();
+                let path = request.split_whitespace().nth(1).unwrap_or("");
+                let (status, answer) = if path.contains("/recovery-points") {
+                    ("200 OK", point.as_str())
+                } else if path.starts_with("/backup-jobs") {
+                    ("200 OK", jobs.as_str())
+                } else if path.starts_with("/resources") {
+                    ("200 OK", protected.as_str())
+                } else {
+                    (
+                        "404 Not Found",
+                        "{\"__type\":\"ResourceNotFoundException\",\"message\":\"no such call here\"}",
+                    )
+                };
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+            }
+        });
+        BackupStandIn { url, stop }
+    }
+}
+
+impl Drop for BackupStandIn {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The drill's verdict through the command line, against the stand-in: a fresh recovery point
+/// and daily jobs pass (exit 0); a recovery point older than `targets.rpo` fails the rpo target,
+/// and a failed job fails the drill too (exit 1), each named in the report.
+#[test]
+fn the_backup_health_verdict_follows_the_recovery_point_age_and_the_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |point_age: Duration, failed: bool| {
+        let server = BackupStandIn::start(point_age, failed);
+        let file = dir.path().join("health.yaml");
+        std::fs::write(
+            &file,
+            format!(
+                "version: 1\nname: health\ntarget: {{type: aws-backup, region: us-east-1, \
+                 endpoint_url: '{}', resources: ['{ORDERS}']}}\n\
+                 backup_health: {{window: 7d, expect_every: 24h, grace: 2h}}\ntargets: {{rpo: 26h}}\n",
+                server.url
+            ),
+        )
+        .unwrap();
+        let mut cmd = crate::firedrill_process();
+        cmd.args(["run", "--format", "json"])
+            .arg(&file)
+            .envs(crate::aws::MOTO_CREDENTIALS);
+        let (code, stdout, stderr) = crate::run_to_end(&mut cmd);
+        let r: serde_json::Value =
+            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+        (code, r, stderr)
+    };
+
+    let (code, r, stderr) = run(3 * H, false);
+    assert_eq!(code, 0, "{stderr}\n{r}");
+    assert_eq!(r["verdict"], "pass");
+    let rpo = r["measurements"]["rpo_ms"].as_f64().unwrap();
+    assert!(
+        (rpo - 3.0 * 3600e3).abs() < 120e3,
+        "rpo {rpo} ms, the point is 3h old"
+    );
+
+    let (code, r, stderr) = run(30 * H, false);
+    assert_eq!(code, 1, "{stderr}\n{r}");
+    assert_eq!(r["verdict"], "fail");
+    let rpo_target = r["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "rpo")
+        .unwrap();
+    assert_eq!(rpo_target["met"], false, "{rpo_target}");
+
+    let (code, r, stderr) = run(3 * H, true);
+    assert_eq!(code, 1, "{stderr}\n{r}");
+    assert_eq!(r["verdict"], "fail");
+    assert!(
+        r.to_string().contains("snapshot quota exceeded"),
+        "the failed job is not named: {r}"
+    );
+}
