@@ -99,8 +99,8 @@ impl RowHash {
 }
 
 /// One aggregate over the hash: the planner pulls the subquery up and would compute the hash
-/// once per aggregate using it (a second aggregate, `bit_xor`, cost 50% more time).
-fn fingerprint_sql(table: &TableName, hash: RowHash, filter: &str) -> String {
+/// once per aggregate using it (`benches/checksum.rs` measures a second one, `bit_xor`).
+pub fn fingerprint_sql(table: &TableName, hash: RowHash, filter: &str) -> String {
     let hash = hash.sql();
     format!(
         "SELECT count(*), coalesce(sum(h), 0)::text \
