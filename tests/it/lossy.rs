@@ -55,6 +55,28 @@ fn pg_ctl(bins: &PgBinaries, data_dir: &Path, args: &[&str]) {
     assert!(out.status.success(), "pg_ctl {args:?}: {out:?}\n{log}");
 }
 
+/// Starts the cluster in `data_dir` on a free port of its own (its log in `log`); the port.
+fn start_on_a_free_port(bins: &PgBinaries, data_dir: &Path, log: &Path) -> u16 {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    pg_ctl(
+        bins,
+        data_dir,
+        &[
+            "-w",
+            "-o",
+            &format!("-p {port}"),
+            "-l",
+            log.to_str().unwrap(),
+            "start",
+        ],
+    );
+    port
+}
+
 #[test]
 fn an_async_pair_loses_the_writes_its_standby_never_received_and_firedrill_counts_them() {
     let _x = crate::exclusive();
@@ -135,29 +157,13 @@ fn an_async_pair_loses_the_writes_its_standby_never_received_and_firedrill_count
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let log = dir.path().join("old-primary.log");
     std::fs::write(&log, "").unwrap();
     if let Some((uid, gid)) = binaries::run_as(None).unwrap() {
         std::os::unix::fs::chown(&log, Some(uid), Some(gid)).unwrap();
         std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
     }
-    pg_ctl(
-        &bins,
-        &old_dir,
-        &[
-            "-w",
-            "-o",
-            &format!("-p {port}"),
-            "-l",
-            log.to_str().unwrap(),
-            "start",
-        ],
-    );
+    let port = start_on_a_free_port(&bins, &old_dir, &log);
     let (old, new) =
         rt.block_on(async { (ledger_rows(port, run).await, ledger_rows(s, run).await) });
     pg_ctl(&bins, &old_dir, &["-w", "-m", "immediate", "stop"]);
@@ -208,24 +214,8 @@ fn the_shipped_async_scenario_counts_exactly_what_the_old_primary_holds_and_the_
     let mut rows = Vec::new();
     for node in ["primary", "standby1"] {
         let data = kept.join(node);
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let log = kept.join(format!("{node}-truth.log"));
-        pg_ctl(
-            &bins,
-            &data,
-            &[
-                "-w",
-                "-o",
-                &format!("-p {port}"),
-                "-l",
-                log.to_str().unwrap(),
-                "start",
-            ],
-        );
+        let port = start_on_a_free_port(&bins, &data, &log);
         rows.push(rt.block_on(ledger_rows_in(port, "firedrill_ledger", &run)));
         pg_ctl(&bins, &data, &["-w", "-m", "fast", "stop"]);
     }

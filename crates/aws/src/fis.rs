@@ -77,14 +77,25 @@ fn experiment(e: &SdkExperiment, action: &str) -> Result<Experiment, AwsError> {
         })
         .unwrap_or_default();
     actions.sort();
+    experiment_of(e.id(), e.state(), actions, action)
+}
+
+/// An experiment from the parts every FIS answer has (`GetExperiment`'s experiment and
+/// `ListExperiments`' summaries are different SDK types): its id and state are required.
+fn experiment_of(
+    id: Option<&str>,
+    state: Option<&aws_sdk_fis::types::ExperimentState>,
+    actions: Vec<(String, String)>,
+    action: &str,
+) -> Result<Experiment, AwsError> {
     Ok(Experiment {
-        id: required(e.id(), action, "id")?,
+        id: required(id, action, "id")?,
         status: required(
-            e.state().and_then(|s| s.status()).map(|s| s.as_str()),
+            state.and_then(|s| s.status()).map(|s| s.as_str()),
             action,
             "state.status",
         )?,
-        reason: e.state().and_then(|s| s.reason()).map(str::to_owned),
+        reason: state.and_then(|s| s.reason()).map(str::to_owned),
         actions,
     })
 }
@@ -307,17 +318,12 @@ impl Aws {
                     .and_then(|t| t.get(crate::DRILL_TAG))
                     .is_some_and(|v| v == drill);
                 if ours && e.experiment_template_id() == Some(template) {
-                    let action = "fis:ListExperiments";
-                    out.push(Experiment {
-                        id: required(e.id(), action, "id")?,
-                        status: required(
-                            e.state().and_then(|s| s.status()).map(|s| s.as_str()),
-                            action,
-                            "state.status",
-                        )?,
-                        reason: e.state().and_then(|s| s.reason()).map(str::to_owned),
-                        actions: Vec::new(),
-                    });
+                    out.push(experiment_of(
+                        e.id(),
+                        e.state(),
+                        Vec::new(),
+                        "fis:ListExperiments",
+                    )?);
                 }
             }
             match page.next_token() {
