@@ -197,3 +197,63 @@ fn render_rewrites_the_views_and_refuses_an_unknown_format_version() {
         "{stderr}"
     );
 }
+
+/// A ledger row changed behind the workload's back (the "fault" rewrites one acknowledged
+/// row's payload on an existing primary) is an integrity failure, and it fails the drill even
+/// though nothing went down and no write was lost.
+#[test]
+fn a_tampered_ledger_row_is_an_integrity_failure_that_fails_the_drill() {
+    let _x = crate::exclusive();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let bins = firedrill::pg::binaries::PgBinaries::locate(None).unwrap();
+    let mut sb = rt
+        .block_on(firedrill::target::sandbox::Sandbox::build(
+            bins.clone(),
+            crate::sandbox::config(0, firedrill::scenario::Replication::Async),
+            &|_| {},
+        ))
+        .unwrap();
+    let p = sb.nodes[0].port;
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(
+        dir.path(),
+        "tamper.yaml",
+        &format!(
+            "version: 1\nname: tamper\nenvironment: test\ntarget: {{type: postgres, dsn_env: APP_DSN}}\n\
+             workload: {{connections: 2, table: tamper_ledger}}\nsteady_state: {{duration: 500ms}}\n\
+             fault: {{type: command, run: [psql, -h, 127.0.0.1, -p, '{p}', -U, firedrill, -d, postgres, \
+               -c, \"update tamper_ledger set payload = 'tampered' where ctid = (select min(ctid) from tamper_ledger)\"]}}\n\
+             recovery: {{type: wait}}\nobserve: {{duration: 1s, stability: 200ms}}\n\
+             targets: {{max_lost_writes: 0}}\n"
+        ),
+    );
+    let mut cmd = firedrill_process();
+    cmd.args(["run", "--format", "json"])
+        .arg(&scenario)
+        .env(
+            "APP_DSN",
+            format!("host=127.0.0.1 port={p} user=firedrill dbname=postgres"),
+        )
+        .env(
+            "PATH",
+            format!("{}:{}", bins.dir.display(), std::env::var("PATH").unwrap()),
+        );
+    let (code, stdout, stderr) = run_to_end(&mut cmd);
+    sb.teardown(false);
+    assert_eq!(code, 1, "{stderr}\n{stdout}");
+    let r: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(r["verdict"], "fail");
+    assert_eq!(
+        r["measurements"]["integrity_failures"], 1,
+        "{}",
+        r["measurements"]
+    );
+    assert_eq!(r["measurements"]["lost_writes"], 0);
+    let integrity = r["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "integrity")
+        .unwrap_or_else(|| panic!("no integrity target: {}", r["targets"]));
+    assert_eq!(integrity["met"], false, "{integrity}");
+}
