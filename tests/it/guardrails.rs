@@ -8,24 +8,25 @@ use firedrill::safety::journal::{Entry, Read, Undo};
 
 use crate::safety::*;
 
-/// A pause that would last 20s, with a guardrail on the write probe's error rate: the drill
-/// aborts within one probe interval of the condition holding (recomputed here from the report's
-/// probe series) and the pause is rolled back at once.
-#[test]
-fn a_guardrail_aborts_within_one_probe_interval_and_rolls_the_fault_back() {
-    let _x = crate::exclusive();
+/// A primary paused for 20s under one `guardrail` (probes every 50ms, one writer): runs the
+/// drill to its end, asserts it aborted (exit 3) and that the abort reason names the guardrail;
+/// the report, and how long the run took.
+fn guarded_pause(name: &str, guardrail: &str) -> (serde_json::Value, Duration) {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("guard.yaml");
+    let file = dir.path().join(format!("{name}.yaml"));
     std::fs::write(
         &file,
-        "version: 1\nname: guarded\ntarget: {type: postgres-sandbox}\nworkload: {connections: 1}\n\
-         probes: {interval: 50ms, timeout: 200ms}\nsteady_state: {duration: 1s}\n\
-         guardrails:\n  - {type: error-rate, probe: write, above_pct: 90, for: 1s}\n\
-         fault: {type: pause, node: primary, duration: 20s}\nrecovery: {type: wait}\n\
-         observe: {duration: 30s, stability: 500ms}\ntargets: {rto: 30s}\n",
+        format!(
+            "version: 1\nname: {name}-guarded\ntarget: {{type: postgres-sandbox}}\n\
+             workload: {{connections: 1}}\nprobes: {{interval: 50ms, timeout: 200ms}}\n\
+             steady_state: {{duration: 1s}}\nguardrails:\n  - {guardrail}\n\
+             fault: {{type: pause, node: primary, duration: 20s}}\nrecovery: {{type: wait}}\n\
+             observe: {{duration: 30s, stability: 500ms}}\ntargets: {{rto: 30s}}\n"
+        ),
     )
     .unwrap();
     let out = dir.path().join("out");
+    let started = Instant::now();
     let run = Running::start(
         &dir.path().join("state"),
         &[
@@ -36,13 +37,9 @@ fn a_guardrail_aborts_within_one_probe_interval_and_rolls_the_fault_back() {
         ],
         &[],
     );
-    let started = Instant::now();
     let (code, _, lines) = run.finish();
+    let took = started.elapsed();
     assert_eq!(code, 3, "{}", lines.join("\n"));
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "waited for the pause to end"
-    );
     let r: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(r["verdict"], "aborted");
@@ -52,6 +49,23 @@ fn a_guardrail_aborts_within_one_probe_interval_and_rolls_the_fault_back() {
             .unwrap()
             .contains("guardrail tripped"),
         "{r}"
+    );
+    (r, took)
+}
+
+/// A pause that would last 20s, with a guardrail on the write probe's error rate: the drill
+/// aborts within one probe interval of the condition holding (recomputed here from the report's
+/// probe series) and the pause is rolled back at once.
+#[test]
+fn a_guardrail_aborts_within_one_probe_interval_and_rolls_the_fault_back() {
+    let _x = crate::exclusive();
+    let (r, took) = guarded_pause(
+        "error-rate",
+        "{type: error-rate, probe: write, above_pct: 90, for: 1s}",
+    );
+    assert!(
+        took < Duration::from_secs(20),
+        "waited for the pause to end"
     );
     let at = |kind: &str| -> f64 {
         r["timeline"]
@@ -300,38 +314,14 @@ fn an_unreadable_alarm_guardrail_stops_the_drill_before_the_fault() {
 #[test]
 fn a_p99_latency_guardrail_aborts_a_hung_primary_and_rolls_back() {
     let _x = crate::exclusive();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("p99.yaml");
-    std::fs::write(
-        &file,
-        "version: 1\nname: p99-guarded\ntarget: {type: postgres-sandbox}\nworkload: {connections: 1}\n\
-         probes: {interval: 50ms, timeout: 200ms}\nsteady_state: {duration: 1s}\n\
-         guardrails:\n  - {type: p99-latency, probe: write, above: 100ms, for: 500ms}\n\
-         fault: {type: pause, node: primary, duration: 20s}\nrecovery: {type: wait}\n\
-         observe: {duration: 30s, stability: 500ms}\ntargets: {rto: 30s}\n",
-    )
-    .unwrap();
-    let out = dir.path().join("out");
-    let started = Instant::now();
-    let run = Running::start(
-        &dir.path().join("state"),
-        &[
-            "run",
-            "--out",
-            out.to_str().unwrap(),
-            file.to_str().unwrap(),
-        ],
-        &[],
+    let (r, took) = guarded_pause(
+        "p99",
+        "{type: p99-latency, probe: write, above: 100ms, for: 500ms}",
     );
-    let (code, _, lines) = run.finish();
-    assert_eq!(code, 3, "{}", lines.join("\n"));
     assert!(
-        started.elapsed() < Duration::from_secs(15),
-        "waited for the pause to end: {:?}",
-        started.elapsed()
+        took < Duration::from_secs(15),
+        "waited for the pause to end: {took:?}"
     );
-    let r: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     let reason = r["abort_reason"].as_str().unwrap();
     assert!(
         reason.contains("guardrail tripped") && reason.contains("p99"),
