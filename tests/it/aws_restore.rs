@@ -12,7 +12,7 @@ use firedrill_aws::moto::Server;
 use crate::aws::{LocalDb, MOTO_CREDENTIALS, rds, recover_aws};
 
 /// A source database `app` with two tables, and `app_restored`, its copy.
-fn source_and_copy(db: &LocalDb) {
+pub(crate) fn source_and_copy(db: &LocalDb) {
     db.rt.block_on(async {
         let admin = db.sb.connect(0).await.unwrap();
         admin.batch_execute("create database app").await.unwrap();

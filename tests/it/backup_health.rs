@@ -15,6 +15,8 @@ use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use aws_smithy_types::DateTime;
 use firedrill::scenario::{BackupHealth, Dur};
 
+use crate::standin::{Response, StandIn, epoch};
+
 const ORDERS: &str = "arn:aws:rds:us-east-1:123456789012:db:orders";
 const BILLING: &str = "arn:aws:rds:us-east-1:123456789012:db:billing";
 const H: Duration = Duration::from_secs(3600);
@@ -233,112 +235,44 @@ fn against_moto_the_missing_backup_api_is_one_clear_error() {
     );
 }
 
-/// A loopback stand-in for AWS Backup's REST API (moto has none): it answers the three calls a
-/// backup-health drill makes with bodies shaped as AWS's API reference documents them
-/// (`ListRecoveryPointsByResource`, `ListBackupJobs`, `ListProtectedResources`), timestamps in
-/// epoch seconds. It is not the service: it checks no signature and knows one resource. It
-/// serves a bounded number of requests for a bounded time, then stops by itself.
-struct BackupStandIn {
-    url: String,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl BackupStandIn {
-    /// `point_age`: the newest recovery point's age; `failed`: whether one job of the window
-    /// failed.
-    fn start(point_age: Duration, failed: bool) -> BackupStandIn {
-        use std::io::{BufRead, BufReader, Write};
-        use std::sync::atomic::Ordering;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let done = stop.clone();
-        let epoch = |t: SystemTime| {
-            t.duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap()
-                .as_secs_f64()
-        };
-        let now = SystemTime::now();
-        let point = serde_json::json!({"RecoveryPoints": [{
-            "RecoveryPointArn": "arn:aws:backup:us-east-1:123456789012:recovery-point:rp-1",
-            "CreationDate": epoch(now - point_age),
-            "Status": "COMPLETED",
-            "BackupVaultName": "Default"}]})
-        .to_string();
-        // A daily job for eight days, the newest three hours ago.
-        let jobs: Vec<serde_json::Value> = (0..8)
-            .map(|day| {
-                serde_json::json!({
-                    "BackupJobId": format!("job-{day}"),
-                    "ResourceArn": ORDERS,
-                    "State": if failed && day == 2 { "FAILED" } else { "COMPLETED" },
-                    "StatusMessage": if failed && day == 2 { "snapshot quota exceeded" } else { "" },
-                    "CreationDate": epoch(now - 3 * H - day * 24 * H)})
-            })
-            .collect();
-        let jobs = serde_json::json!({ "BackupJobs": jobs }).to_string();
-        let protected = serde_json::json!({"Results": [
-            {"ResourceArn": ORDERS, "ResourceType": "RDS", "LastBackupTime": epoch(now - point_age)}]})
-        .to_string();
-        std::thread::spawn(move || {
-            let deadline = std::time::Instant::now() + Duration::from_secs(120);
-            let mut served = 0;
-            while !done.load(Ordering::Relaxed)
-                && std::time::Instant::now() < deadline
-                && served < 200
-            {
-                let Ok((mut conn, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(5));
-                    continue;
-                };
-                served += 1;
-                conn.set_nonblocking(false).unwrap();
-                let mut reader = BufReader::new(conn.try_clone().unwrap());
-                let mut request = String::new();
-                reader.read_line(&mut request).unwrap();
-                let mut length = 0;
-                loop {
-                    let mut h = String::new();
-                    reader.read_line(&mut h).unwrap();
-                    if h.trim().is_empty() {
-                        break;
-                    }
-                    if let Some(v) = h.to_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0; length];
-                std::io::Read::read_exact(&mut reader, &mut body).unwrap();
-                let path = request.split_whitespace().nth(1).unwrap_or("");
-                let (status, answer) = if path.contains("/recovery-points") {
-                    ("200 OK", point.as_str())
-                } else if path.starts_with("/backup-jobs") {
-                    ("200 OK", jobs.as_str())
-                } else if path.starts_with("/resources") {
-                    ("200 OK", protected.as_str())
-                } else {
-                    (
-                        "404 Not Found",
-                        "{\"__type\":\"ResourceNotFoundException\",\"message\":\"no such call here\"}",
-                    )
-                };
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-                     Connection: close\r\n\r\n{answer}",
-                    answer.len()
-                );
-            }
-        });
-        BackupStandIn { url, stop }
-    }
-}
-
-impl Drop for BackupStandIn {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
+/// A loopback stand-in for AWS Backup's REST API (moto has none, see [`crate::standin`]): it
+/// answers the three calls a backup-health drill makes with bodies shaped as AWS's API
+/// reference documents them (`ListRecoveryPointsByResource`, `ListBackupJobs`,
+/// `ListProtectedResources`). It is not the service: it checks no signature and knows one
+/// resource. `point_age`: the newest recovery point's age; `failed`: whether one job of the
+/// window failed.
+fn backup_stand_in(point_age: Duration, failed: bool) -> StandIn {
+    let now = SystemTime::now();
+    let point = serde_json::json!({"RecoveryPoints": [{
+        "RecoveryPointArn": "arn:aws:backup:us-east-1:123456789012:recovery-point:rp-1",
+        "CreationDate": epoch(now - point_age),
+        "Status": "COMPLETED",
+        "BackupVaultName": "Default"}]});
+    // A daily job for eight days, the newest three hours ago.
+    let jobs: Vec<serde_json::Value> = (0..8)
+        .map(|day| {
+            serde_json::json!({
+                "BackupJobId": format!("job-{day}"),
+                "ResourceArn": ORDERS,
+                "State": if failed && day == 2 { "FAILED" } else { "COMPLETED" },
+                "StatusMessage": if failed && day == 2 { "snapshot quota exceeded" } else { "" },
+                "CreationDate": epoch(now - 3 * H - day * 24 * H)})
+        })
+        .collect();
+    let jobs = serde_json::json!({ "BackupJobs": jobs });
+    let protected = serde_json::json!({"Results": [
+        {"ResourceArn": ORDERS, "ResourceType": "RDS", "LastBackupTime": epoch(now - point_age)}]});
+    StandIn::start(move |r| {
+        if r.path.contains("/recovery-points") {
+            Response::json(200, point.clone())
+        } else if r.path.starts_with("/backup-jobs") {
+            Response::json(200, jobs.clone())
+        } else if r.path.starts_with("/resources") {
+            Response::json(200, protected.clone())
+        } else {
+            Response::error(404, "ResourceNotFoundException", "no such call here")
+        }
+    })
 }
 
 /// The drill's verdict through the command line, against the stand-in: a fresh recovery point
@@ -348,7 +282,7 @@ impl Drop for BackupStandIn {
 fn the_backup_health_verdict_follows_the_recovery_point_age_and_the_jobs() {
     let dir = tempfile::tempdir().unwrap();
     let run = |point_age: Duration, failed: bool| {
-        let server = BackupStandIn::start(point_age, failed);
+        let server = backup_stand_in(point_age, failed);
         let file = dir.path().join("health.yaml");
         std::fs::write(
             &file,

@@ -1,6 +1,7 @@
 //! Integration tests, one binary (as ripgrep does): each module is one area.
 
 mod aws;
+mod aws_backup_restore;
 mod aws_restore;
 mod backup_health;
 mod bad_input;
@@ -20,6 +21,7 @@ mod restore;
 mod safety;
 mod sandbox;
 mod signing;
+mod standin;
 
 use std::sync::{Mutex, MutexGuard};
 
