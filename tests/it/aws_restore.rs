@@ -75,6 +75,18 @@ impl Setup {
     /// A restore scenario of `orders` with `backup`, the restored instance reached through
     /// `$FD_RESTORED_DSN`.
     fn scenario(&self, backup: &str, available_within: &str) -> std::path::PathBuf {
+        self.scenario_with(backup, available_within, "", 0)
+    }
+
+    /// [`Self::scenario`] with more `restore:` keys (`extra`, one line each, indented by two)
+    /// and `connections` writers.
+    fn scenario_with(
+        &self,
+        backup: &str,
+        available_within: &str,
+        extra: &str,
+        connections: u32,
+    ) -> std::path::PathBuf {
         let file = self.dir.path().join("aws-restore.yaml");
         std::fs::write(
             &file,
@@ -82,8 +94,8 @@ impl Setup {
                 "version: 1\nname: aws-restore\nenvironment: test\n\
                  target: {{type: aws-rds, instance: orders, dsn_env: FD_AWS_DSN, \
                  region: us-east-1, endpoint_url: '{}'}}\n\
-                 workload: {{connections: 0}}\n\
-                 restore:\n  backup: {backup}\n\
+                 workload: {{connections: {connections}}}\n\
+                 restore:\n  backup: {backup}\n{extra}\
                  \x20 instance: {{class: db.t3.micro, available_within: {available_within}, \
                  dsn_env: FD_RESTORED_DSN}}\n\
                  \x20 verify:\n    source_quiescent: true\n    assertions:\n\
@@ -345,4 +357,168 @@ fn a_killed_aws_restore_is_cleaned_up_by_recover() {
     assert_eq!(t.left_in_aws(), Vec::<String>::new());
     no_pending_effects(&t.state());
     assert!(recover_aws(&t.state()).1.contains("nothing to recover"));
+}
+
+/// Two manual snapshots of `orders` in moto, the second newer; their ids.
+fn nightly_snapshots(t: &Setup) -> [&'static str; 2] {
+    let ids = ["orders-nightly-1", "orders-nightly-2"];
+    let rds = rds(&t.moto);
+    for id in ids {
+        t.db.rt.block_on(async {
+            rds.create_db_snapshot()
+                .db_instance_identifier("orders")
+                .db_snapshot_identifier(id)
+                .send()
+                .await
+                .unwrap();
+        });
+        // Distinct creation times, newest last.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    ids
+}
+
+fn snapshot_ids(t: &Setup) -> Vec<String> {
+    let rds = rds(&t.moto);
+    t.db.rt.block_on(async {
+        let mut ids: Vec<String> = rds
+            .describe_db_snapshots()
+            .send()
+            .await
+            .unwrap()
+            .db_snapshots()
+            .iter()
+            .filter_map(|s| s.db_snapshot_identifier().map(str::to_owned))
+            .collect();
+        ids.sort();
+        ids
+    })
+}
+
+/// `snapshot: latest` restores the newest available snapshot and `snapshot: <id>` the one named,
+/// neither taking nor deleting one; a named snapshot that does not exist fails the drill naming it.
+#[test]
+fn a_latest_or_named_snapshot_is_restored_and_kept() {
+    let _x = crate::exclusive();
+    let t = Setup::new();
+    let [older, newer] = nightly_snapshots(&t);
+    let copy = db_dsn(&t.db, "app_restored");
+    // moto's automated snapshot of the instance is among them, older than both.
+    let before = snapshot_ids(&t);
+    for (snapshot, expected) in [("latest", newer), (older, older)] {
+        let file = t.scenario(
+            &format!("{{type: rds-snapshot, snapshot: {snapshot}}}"),
+            "1m",
+        );
+        let d = t.run(&file, &copy);
+        assert_eq!(d.code, 0, "{}", d.stderr);
+        let r = &d.report["measurements"]["restore"];
+        assert_eq!(r["backup_taken"], false, "{r}");
+        assert_eq!(r["backup_source"], format!("DB snapshot {expected}"), "{r}");
+        assert_eq!(r["tables_differing"], 0, "{r}");
+        assert!(
+            d.stderr.contains(&format!(
+                "RestoreDBInstanceFromDBSnapshot {expected} into firedrill-"
+            )),
+            "{}",
+            d.stderr
+        );
+        assert!(!d.stderr.contains("CreateDBSnapshot"), "{}", d.stderr);
+        assert_eq!(snapshot_ids(&t), before, "snapshots are the user's to keep");
+        assert_eq!(t.left_in_aws(), Vec::<String>::new());
+    }
+    let file = t.scenario("{type: rds-snapshot, snapshot: orders-gone}", "1m");
+    let d = t.run(&file, &copy);
+    assert_eq!(d.code, 1, "{}", d.stderr);
+    let backup = check(&d.report, "backup");
+    assert_eq!(backup["ok"], false);
+    assert!(
+        backup["detail"].as_str().unwrap().contains("orders-gone"),
+        "{backup}"
+    );
+    assert_eq!(t.left_in_aws(), Vec::<String>::new());
+}
+
+/// `recovery_target: {type: time}` asks RDS for exactly that time and reports it as the
+/// recovery point, its age as the RPO exposure.
+#[test]
+fn a_point_in_time_restore_to_a_named_time_asks_for_that_time() {
+    let _x = crate::exclusive();
+    let t = Setup::new();
+    let at = std::time::SystemTime::now() - std::time::Duration::from_secs(30);
+    let at_text = humantime::format_rfc3339_seconds(at).to_string();
+    let file = t.scenario_with(
+        "{type: rds-point-in-time}",
+        "1m",
+        &format!("  recovery_target: {{type: time, at: '{at_text}'}}\n"),
+        0,
+    );
+    let started = std::time::Instant::now();
+    let d = t.run(&file, &db_dsn(&t.db, "app_restored"));
+    assert_eq!(d.code, 0, "{}", d.stderr);
+    let r = &d.report["measurements"]["restore"];
+    let point = r["recovery_point"].as_str().unwrap();
+    let parsed = humantime::parse_rfc3339_weak(point.trim_end_matches('Z')).unwrap();
+    let wanted = humantime::parse_rfc3339(&at_text).unwrap();
+    assert_eq!(parsed, wanted, "{point} against {at_text}");
+    assert!(
+        d.stderr.contains(&format!(
+            "into firedrill-{} at {point}",
+            d.report["run_id"].as_str().unwrap()
+        )),
+        "{}",
+        d.stderr
+    );
+    let rpo = d.report["measurements"]["rpo_ms"].as_f64().unwrap();
+    let most = 30e3 + started.elapsed().as_secs_f64() * 1e3 + 1e3;
+    assert!(
+        (29e3..most).contains(&rpo),
+        "rpo {rpo} ms, the point was 30 s old"
+    );
+    assert_eq!(t.left_in_aws(), Vec::<String>::new());
+}
+
+/// `after-backup` checks the restore write by write. The "restored" database here is the source
+/// itself, a restore that went past its point (moto restores no data): every write sent after
+/// the point is present, so the drill must fail on them, while none before it is missing. The
+/// test counts the source's rows itself: before + after <= rows <= before + after + across.
+#[test]
+fn a_point_in_time_restore_past_its_point_fails_on_the_writes_after_it() {
+    let _x = crate::exclusive();
+    let t = Setup::new();
+    let file = t.scenario_with(
+        "{type: rds-point-in-time}",
+        "1m",
+        "  recovery_target: {type: after-backup, offset: 1s}\n  write_after_backup: 3s\n",
+        2,
+    );
+    let source = db_dsn(&t.db, "app");
+    let d = t.run(&file, &source);
+    assert_eq!(d.code, 1, "{}", d.stderr);
+    let l = &d.report["measurements"]["restore"]["ledger"];
+    let n = |k: &str| l[k].as_u64().unwrap_or_else(|| panic!("{k} in {l}"));
+    assert!(n("before") > 0 && n("after") > 0, "{l}");
+    assert_eq!(n("missing"), 0, "{l}");
+    assert_eq!(n("present_after"), n("after"), "{l}");
+    assert_eq!(check(&d.report, "ledger")["ok"], false);
+    let run_id = d.report["run_id"].as_str().unwrap().to_owned();
+    let rows: i64 = t.db.rt.block_on(async {
+        let (c, conn) = tokio_postgres::connect(&source, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        c.query_one(
+            "select count(*) from firedrill_ledger where run = $1",
+            &[&run_id],
+        )
+        .await
+        .unwrap()
+        .get(0)
+    });
+    let rows = rows as u64;
+    assert!(
+        n("before") + n("after") <= rows && rows <= n("before") + n("after") + n("across"),
+        "{rows} rows in the source against {l}"
+    );
+    assert_eq!(t.left_in_aws(), Vec::<String>::new());
 }
