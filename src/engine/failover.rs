@@ -85,6 +85,7 @@ impl<'a> Failover<'a> {
             journal: journal.clone(),
             observe_every: fault.observe_every(),
             last_observed: None,
+            writer_before: None,
         };
         let aborted = drill.run().await.err();
         let (measurements, steady, series) = (drill.measurements, drill.steady, drill.series);
@@ -124,6 +125,8 @@ struct Drill<'a, 's> {
     /// How often to read the fault's own progress (an FIS experiment), and when it was last read.
     observe_every: Option<Duration>,
     last_observed: Option<Duration>,
+    /// For a fault that promises a new writer: the writer before it (`Some(None)`: not seen).
+    writer_before: Option<Option<String>>,
 }
 
 /// The probes and writers running against the target.
@@ -164,6 +167,9 @@ impl Drill<'_, '_> {
         result?;
 
         self.sink.emit(Event::Phase(Phase::Verify));
+        if let Some(before) = self.writer_before.take() {
+            self.verify_writer_moved(before).await;
+        }
         if s.workload.connections > 0 {
             self.verify_ledger(&log).await;
         }
@@ -234,6 +240,20 @@ impl Drill<'_, '_> {
             return Err(Abort(
                 "steady state not met before the fault; nothing was injected".into(),
             ));
+        }
+
+        if self.fault.moves_writer() {
+            let config = self.driver.client_config(Duration::from_secs(5));
+            let before = phases::writer_identity(&config, Duration::from_secs(5)).await;
+            self.writer_before = Some(
+                before
+                    .map_err(|e| {
+                        self.sink.emit(Event::Warning(format!(
+                            "cannot tell the writer before the fault: {e}"
+                        )))
+                    })
+                    .ok(),
+            );
         }
 
         // Fault.
@@ -381,6 +401,31 @@ impl Drill<'_, '_> {
             },
         };
         log
+    }
+
+    /// Compares the writer after the observation with the one before the fault: the same
+    /// server means the failover moved nothing, which fails the drill (`writer_moved`).
+    async fn verify_writer_moved(&mut self, before: Option<String>) {
+        let config = self.driver.client_config(Duration::from_secs(5));
+        let after = phases::writer_identity(&config, VERIFY_DEADLINE).await;
+        let after = match after {
+            Ok(a) => Some(a),
+            Err(e) => {
+                self.sink.emit(Event::Warning(format!(
+                    "cannot tell the writer after the fault: {e}"
+                )));
+                None
+            }
+        };
+        let change = WriterChange { before, after };
+        self.sink.emit(Event::Verified(
+            match (&change.before, &change.after, change.moved()) {
+                (Some(b), Some(a), Some(m)) if m > 0.0 => format!("writer moved: {b} -> {a}"),
+                (Some(b), _, Some(_)) => format!("writer did not move: still {b}"),
+                _ => "writer not seen before and after the fault: not measured".into(),
+            },
+        ));
+        self.measurements.writer = Some(change);
     }
 
     async fn verify_ledger(&mut self, log: &WorkloadLog) {

@@ -48,6 +48,36 @@ pub async fn connect(config: &Config) -> Result<Client, String> {
     Ok(c)
 }
 
+/// The server taking writes through `config`, as a client tells servers apart: address, port
+/// and postmaster start. Retried for `within` (after a failover the DSN may take a moment to
+/// lead to the new writer); a server in recovery is not the writer.
+pub async fn writer_identity(config: &Config, within: Duration) -> Result<String, String> {
+    let deadline = Instant::now() + within;
+    loop {
+        let attempt = async {
+            let c = connect(config).await?;
+            let row = c
+                .query_one(
+                    "select coalesce(host(inet_server_addr()), 'socket') || ':' || \
+                     current_setting('port') || ' up since ' || pg_postmaster_start_time()::text, \
+                     pg_is_in_recovery()",
+                    &[],
+                )
+                .await
+                .map_err(|e| describe_pg_error(&e))?;
+            match row.get::<_, bool>(1) {
+                false => Ok(row.get::<_, String>(0)),
+                true => Err(format!("{} is in recovery", row.get::<_, String>(0))),
+            }
+        };
+        match attempt.await {
+            Ok(id) => return Ok(id),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
 /// Waits until `select 1` succeeds (a restore's or a failover's RTO ends here), for at most
 /// `within`. `Ok(None)`: Ctrl-C came first.
 pub async fn first_query(

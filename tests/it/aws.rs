@@ -164,7 +164,7 @@ impl Drop for LocalDb {
     }
 }
 
-fn aws_scenario(
+pub(crate) fn aws_scenario(
     dir: &std::path::Path,
     moto: &Server,
     target: &str,
@@ -193,74 +193,6 @@ fn aws_env(cmd: &mut std::process::Command, state: &std::path::Path, dsn: &str) 
     cmd.env("FIREDRILL_STATE_DIR", state)
         .env("FD_AWS_DSN", dsn)
         .envs(MOTO_CREDENTIALS);
-}
-
-#[test]
-fn an_aurora_failover_drill_calls_aws_and_measures_through_the_dsn() {
-    let _x = crate::exclusive();
-    let moto = Server::start();
-    let db = LocalDb::new();
-    let rds = rds(&moto);
-    db.rt
-        .block_on(moto.aurora_cluster("ledger", &["ledger-1", "ledger-2"]));
-    let dir = tempfile::tempdir().unwrap();
-    let file = aws_scenario(
-        dir.path(),
-        &moto,
-        "cluster: ledger",
-        "{type: aurora-failover, target_instance: ledger-2}",
-        "1s",
-    );
-    let out = dir.path().join("out");
-    let mut cmd = crate::firedrill_process();
-    cmd.args([
-        "run",
-        "--out",
-        out.to_str().unwrap(),
-        file.to_str().unwrap(),
-    ]);
-    aws_env(&mut cmd, &dir.path().join("state"), &db.dsn());
-    let o = cmd.output().unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(0), "{stderr}");
-    let r: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
-    assert_eq!(r["target"]["kind"], "aws-rds");
-    assert!(
-        r["target"]["description"]
-            .as_str()
-            .unwrap()
-            .starts_with("DB cluster ledger (2 member(s), writer ledger-1, us-east-1)"),
-        "{}",
-        r["target"]
-    );
-    let fault = r["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "fault-injected")
-        .unwrap();
-    assert_eq!(
-        fault["detail"],
-        "FailoverDBCluster ledger: writer was ledger-1, failing over to ledger-2"
-    );
-    assert_eq!(r["measurements"]["lost_writes"], 0);
-    // The call reached AWS (moto): the writer moved.
-    let writer = db.rt.block_on(async {
-        let c = rds
-            .describe_db_clusters()
-            .db_cluster_identifier("ledger")
-            .send()
-            .await
-            .unwrap();
-        c.db_clusters()[0]
-            .db_cluster_members()
-            .iter()
-            .find(|m| m.is_cluster_writer() == Some(true))
-            .and_then(|m| m.db_instance_identifier())
-            .map(str::to_owned)
-    });
-    assert_eq!(writer.as_deref(), Some("ledger-2"));
 }
 
 fn fis_fault(arn: &str) -> String {

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 pub struct Server {
     child: Child,
     pub port: u16,
+    /// Where moto writes the requests it records (see [`Server::start_recording`]).
+    recording: PathBuf,
 }
 
 /// `$FIREDRILL_MOTO_SERVER`, else `moto_server` in `$FIREDRILL_MOTO_VENV`, else in
@@ -40,8 +42,10 @@ impl Server {
             .and_then(|l| l.local_addr())
             .expect("a free loopback port")
             .port();
+        let recording = std::env::temp_dir().join(format!("moto-recording-{port}"));
         let child = Command::new(&program)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("MOTO_RECORDER_FILEPATH", &recording)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -54,7 +58,11 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Server { child, port }
+        Server {
+            child,
+            port,
+            recording,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -145,27 +153,54 @@ impl Server {
     /// Holds a model's state (e.g. `fis::experiment`) for `reads` reads before it advances:
     /// moto otherwise moves an experiment on at every read, to `completed` within a few.
     pub fn hold_state(&self, model: &str, reads: u32) {
-        use std::io::{Read, Write};
         let body = format!(
             "{{\"model_name\": \"{model}\", \"transition\": {{\"progression\": \"manual\", \"times\": {reads}}}}}"
         );
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("moto");
-        write!(
-            s,
-            "POST /moto-api/state-manager/set-transition HTTP/1.1\r\nHost: 127.0.0.1\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .expect("moto request");
-        let mut answer = String::new();
-        let _ = s.read_to_string(&mut answer);
-        assert!(answer.starts_with("HTTP/1.1 20"), "moto: {answer}");
+        self.api("POST", "/moto-api/state-manager/set-transition", &body);
     }
+
+    /// Makes moto record every request it serves from now on, for [`Server::recorded`]: how a
+    /// test sees a call that changes nothing moto shows (`RebootDBInstance` is a no-op there).
+    pub fn start_recording(&self) {
+        self.api("POST", "/moto-api/recorder/start-recording", "");
+    }
+
+    /// The file moto records requests into, one JSON object per line (`method`, `url`, `body`,
+    /// base64 when `body_encoded`); absent until the first request after
+    /// [`Server::start_recording`].
+    pub fn recording(&self) -> &std::path::Path {
+        &self.recording
+    }
+
+    fn api(&self, method: &str, path: &str, body: &str) -> String {
+        api(self.port, method, path, body)
+    }
+}
+
+/// One call to moto's own API; its body. Panics (test support) unless moto answers 2xx.
+fn api(port: u16, method: &str, path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("moto");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("moto request");
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 20"), "moto: {answer}");
+    answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.recording);
     }
 }

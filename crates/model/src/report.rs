@@ -188,6 +188,10 @@ pub struct Measurements {
     pub read_outages: Vec<Outage>,
     pub workload_writes_per_s: Option<f64>,
     pub latency: LatencyByPhase,
+    /// Failover faults (`rds-failover`, `aurora-failover`): the server the DSN reached for
+    /// writes before the fault and after the observation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer: Option<WriterChange>,
     /// Restore drills: the backup, the restore and every check of the restored data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreResult>,
@@ -299,6 +303,25 @@ pub struct LatencyByPhase {
     pub after_fault: ProbeLatency,
 }
 
+/// The writable server as a client sees it (address, port and when its postmaster started: a
+/// promoted standby, a Multi-AZ failover's restarted host and another Aurora instance all
+/// differ), before the fault and after the observation.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WriterChange {
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+impl WriterChange {
+    /// 1 when the writer moved, 0 when it did not; `None` when either side was not seen.
+    pub fn moved(&self) -> Option<f64> {
+        match (&self.before, &self.after) {
+            (Some(b), Some(a)) => Some(if a != b { 1.0 } else { 0.0 }),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ProbeLatency {
     pub write_probe: Latency,
@@ -307,8 +330,8 @@ pub struct ProbeLatency {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TargetResult {
-    /// `rto`, `rpo`, `max_lost_writes`, `min_availability_pct`, `integrity`, `checksums` or
-    /// `verification`.
+    /// `rto`, `rpo`, `max_lost_writes`, `min_availability_pct`, `integrity`, `checksums`,
+    /// `backup_jobs`, `writer_moved` or `verification`.
     pub name: String,
     /// The limit, in the unit of `unit`.
     pub limit: f64,
@@ -345,9 +368,9 @@ impl TargetResult {
             .unwrap_or_else(|| "not seen".into())
     }
 
-    /// How the limit binds: `<=` for most, `>=` for availability.
+    /// How the limit binds: `<=` for most, `>=` for availability and a writer that moved.
     pub fn relation(&self) -> &'static str {
-        if self.name == "min_availability_pct" {
+        if self.name == "min_availability_pct" || self.name == "writer_moved" {
             ">="
         } else {
             "<="
@@ -382,6 +405,10 @@ pub fn evaluate(targets: &Targets, m: &Measurements, workload: bool) -> Vec<Targ
         // A failed or missing backup job fails a backup-health drill whatever the ages.
         limits.push(("backup_jobs", 0.0));
     }
+    if m.writer.is_some() {
+        // A failover that left the same server taking writes proved nothing.
+        limits.push(("writer_moved", 1.0));
+    }
     if m.restore.is_some() {
         // A restore that failed, a damaged backup, corruption or a failed assertion fails any
         // restore drill.
@@ -414,6 +441,11 @@ pub fn judge(name: &str, limit: f64, m: &Measurements) -> Option<TargetResult> {
             m.backup_health.as_ref().map(|h| h.problems() as f64),
             "problems",
             false,
+        ),
+        "writer_moved" => (
+            m.writer.as_ref().and_then(WriterChange::moved),
+            "writer changes",
+            true,
         ),
         "verification" => (
             m.restore.as_ref().map(|r| r.failed_checks() as f64),

@@ -142,6 +142,22 @@ impl Fault {
         }
     }
 
+    /// Whether the fault promises that another server takes the writes: the drill then
+    /// compares the server the DSN reaches for writes before the fault and after the
+    /// observation, and a failover that moved nothing fails (target `writer_moved`).
+    pub fn moves_writer(&self) -> bool {
+        match self {
+            Fault::RdsFailover | Fault::AuroraFailover { .. } => true,
+            // An experiment or a command may do anything; a node fault is judged by the
+            // recovery it is paired with.
+            Fault::Kill { .. }
+            | Fault::Stop { .. }
+            | Fault::Pause { .. }
+            | Fault::Command { .. }
+            | Fault::FisExperiment { .. } => false,
+        }
+    }
+
     /// The one compatibility rule: the target kind this fault applies to. Validation refuses
     /// any other pairing, and the driver names the same kind if one slips through.
     pub fn target_kind(&self) -> &'static str {
