@@ -332,3 +332,22 @@ fn the_backup_health_verdict_follows_the_recovery_point_age_and_the_jobs() {
         "the failed job is not named: {r}"
     );
 }
+
+/// The shipped `aws-backup-health.yaml` as it is, against the stand-in reached through the SDK's
+/// own `AWS_ENDPOINT_URL_BACKUP`: every protected resource (one, 3 h old, daily jobs) passes.
+#[test]
+fn the_shipped_backup_health_scenario_runs_against_the_stand_in() {
+    let server = backup_stand_in(3 * H, false);
+    let mut cmd = crate::firedrill_process();
+    cmd.args(["run", "--format", "json"])
+        .arg(crate::repo("scenarios/aws-backup-health.yaml"))
+        .env("AWS_ENDPOINT_URL_BACKUP", &server.url)
+        .envs(crate::aws::MOTO_CREDENTIALS);
+    let (code, stdout, stderr) = crate::run_to_end(&mut cmd);
+    let r: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    assert_eq!(code, 0, "{stderr}\n{r}");
+    assert_eq!(r["verdict"], "pass");
+    let resources = r["measurements"]["backup_health"]["resources"].to_string();
+    assert!(resources.contains(ORDERS), "{resources}");
+}
