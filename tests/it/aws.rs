@@ -35,7 +35,7 @@ fn cleanup_cmd(moto: &Server, args: &[&str]) -> std::process::Command {
 }
 
 /// `firedrill cleanup` with moto's endpoint and test credentials in the environment only.
-fn cleanup(moto: &Server, args: &[&str]) -> (i32, String, String) {
+pub(crate) fn cleanup(moto: &Server, args: &[&str]) -> (i32, String, String) {
     crate::run_to_end(cleanup_cmd(moto, args).envs(MOTO_CREDENTIALS))
 }
 
@@ -189,41 +189,10 @@ pub(crate) fn aws_scenario(
     file
 }
 
-fn aws_env(cmd: &mut std::process::Command, state: &std::path::Path, dsn: &str) {
+pub(crate) fn aws_env(cmd: &mut std::process::Command, state: &std::path::Path, dsn: &str) {
     cmd.env("FIREDRILL_STATE_DIR", state)
         .env("FD_AWS_DSN", dsn)
         .envs(MOTO_CREDENTIALS);
-}
-
-fn fis_fault(arn: &str) -> String {
-    format!(
-        "{{type: fis-experiment, poll: 200ms, template: {{description: reboot, \
-         role_arn: 'arn:aws:iam::123456789012:role/fis', \
-         targets: {{db: {{resource_type: 'aws:rds:db', resource_arns: ['{arn}']}}}}, \
-         actions: {{reboot: {{action_id: 'aws:rds:reboot-db-instances', \
-         parameters: {{forceFailover: 'true'}}, targets: {{DBInstances: db}}}}}}}}}}"
-    )
-}
-
-/// Starts an FIS drill and returns it with the moto experiment's template id once started.
-fn fis_drill(
-    moto: &Server,
-    db: &LocalDb,
-    dir: &std::path::Path,
-) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
-    let arn = db.rt.block_on(moto.postgres_instance("orders", true, &[]));
-    // Running until stopped, as a real experiment of a few minutes would be.
-    moto.hold_state("fis::experiment", 10_000);
-    let file = aws_scenario(dir, moto, "instance: orders", &fis_fault(&arn), "60s");
-    let mut cmd = crate::firedrill_process();
-    cmd.args([
-        "run",
-        "--out",
-        dir.join("out").to_str().unwrap(),
-        file.to_str().unwrap(),
-    ]);
-    aws_env(&mut cmd, &dir.join("state"), &db.dsn());
-    spawn_reading_stderr(&mut cmd)
 }
 
 /// Spawns `cmd` with its stderr piped into a channel, line by line (stdout discarded).
@@ -266,94 +235,6 @@ pub(crate) fn wait_line(rx: &std::sync::mpsc::Receiver<String>, pattern: &str) -
     panic!("never saw {pattern:?}:\n{}", seen.join("\n"));
 }
 
-/// The experiments moto knows, as (id, status).
-fn experiments(moto: &Server) -> Vec<(String, String)> {
-    let conf = moto.conf("us-east-1");
-    let aws = firedrill_aws::Aws::from_conf(&conf);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let mut out = Vec::new();
-        let fis = aws_sdk_fis_list(&conf).await;
-        for id in fis {
-            let e = aws.experiment(&id).await.unwrap();
-            out.push((e.id, e.status));
-        }
-        out
-    })
-}
-
-async fn aws_sdk_fis_list(conf: &aws_types::SdkConfig) -> Vec<String> {
-    let fis = aws_sdk_fis::Client::new(conf);
-    fis.list_experiments()
-        .send()
-        .await
-        .unwrap()
-        .experiments()
-        .iter()
-        .filter_map(|e| e.id().map(str::to_owned))
-        .collect()
-}
-
-#[test]
-fn ctrl_c_during_an_fis_experiment_stops_it_and_deletes_the_template() {
-    let _x = crate::exclusive();
-    let moto = Server::start();
-    let db = LocalDb::new();
-    let dir = tempfile::tempdir().unwrap();
-    let (mut child, rx) = fis_drill(&moto, &db, dir.path());
-    let mut seen = wait_line(&rx, "FIS experiment");
-    assert_eq!(experiments(&moto).len(), 1);
-    // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let status = child.wait().unwrap();
-    seen.extend(rx.iter());
-    let text = seen.join("\n");
-    assert_eq!(status.code(), Some(3), "{text}");
-    assert!(
-        text.contains("rolled back: stopped FIS experiment(s)"),
-        "{text}"
-    );
-    assert!(text.contains("deleted FIS experiment template"), "{text}");
-    let ex = experiments(&moto);
-    assert!(
-        ex.iter().all(|(_, s)| s == "stopped" || s == "stopping"),
-        "{ex:?}"
-    );
-    let r: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("out/report.json")).unwrap())
-            .unwrap();
-    assert_eq!(r["verdict"], "aborted");
-}
-
-#[test]
-fn a_killed_fis_drill_is_undone_by_recover() {
-    let _x = crate::exclusive();
-    let moto = Server::start();
-    let db = LocalDb::new();
-    let dir = tempfile::tempdir().unwrap();
-    let (mut child, rx) = fis_drill(&moto, &db, dir.path());
-    wait_line(&rx, "FIS experiment");
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let running = experiments(&moto);
-    assert!(running.iter().all(|(_, s)| s != "stopped"), "{running:?}");
-
-    let state = dir.path().join("state");
-    let (code, out, err) = recover_aws(&state);
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("-> stopped FIS experiment(s) "), "{out}");
-    assert!(
-        out.contains("-> deleted FIS experiment template(s) "),
-        "{out}"
-    );
-    let ex = experiments(&moto);
-    assert!(
-        ex.iter().all(|(_, s)| s == "stopped" || s == "stopping"),
-        "{ex:?}"
-    );
-    assert!(recover_aws(&state).1.contains("nothing to recover"));
-}
-
 #[test]
 fn an_unknown_instance_stops_the_drill_before_anything_is_touched() {
     let moto = Server::start();
@@ -390,81 +271,4 @@ fn an_unknown_instance_stops_the_drill_before_anything_is_touched() {
             .any(|e| matches!(e, firedrill::safety::journal::Entry::Effect { .. })),
         "{journal:?}"
     );
-}
-
-/// A template the drill created just before it was killed, before the answer with the template's
-/// id arrived: the journal named it by the tag it carries (journaled before the call), so
-/// `recover` finds and deletes it, and no other drill's. `cleanup` lists and deletes FIS
-/// templates drills left, too.
-#[test]
-fn an_fis_template_created_just_before_a_crash_is_found_by_its_tag() {
-    use firedrill_aws::{ActionSpec, Aws, TargetSpec, TemplateSpec};
-    let moto = Server::start();
-    let aws = Aws::from_conf(&moto.conf("us-east-1"));
-    let spec = TemplateSpec {
-        description: "reboot orders".into(),
-        role_arn: "arn:aws:iam::123456789012:role/fis".into(),
-        targets: vec![TargetSpec {
-            name: "db".into(),
-            resource_type: "aws:rds:db".into(),
-            arns: vec!["arn:aws:rds:us-east-1:123456789012:db:orders".into()],
-            tags: vec![],
-            selection_mode: "ALL".into(),
-        }],
-        actions: vec![ActionSpec {
-            name: "reboot".into(),
-            action_id: "aws:rds:reboot-db-instances".into(),
-            parameters: vec![],
-            targets: vec![("DBInstances".into(), "db".into())],
-        }],
-        stop_alarms: vec![],
-    };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let (crashed, other) = rt.block_on(async {
-        (
-            aws.create_template(&spec, "t-1", (DRILL_TAG, "1111111111111111"))
-                .await
-                .unwrap(),
-            aws.create_template(&spec, "t-2", (DRILL_TAG, "2222222222222222"))
-                .await
-                .unwrap(),
-        )
-    });
-    let state = tempfile::tempdir().unwrap();
-    let journals = state.path().join("journals");
-    std::fs::create_dir_all(&journals).unwrap();
-    std::fs::write(
-        journals.join("2026-11-29T00-00-00Z-1111111111111111.jsonl"),
-        format!(
-            "{{\"entry\":\"started\",\"at\":\"2026-11-29T00:00:00.000Z\",\"run_id\":\"1111111111111111\",\
-             \"scenario\":\"fis\",\"file\":\"fis.yaml\",\"target\":\"aws-rds:us-east-1:orders\",\"pid\":4194303}}\n\
-             {{\"entry\":\"effect\",\"id\":1,\"at\":\"2026-11-29T00:00:01.000Z\",\
-             \"what\":\"create an FIS experiment template tagged firedrill:drill=1111111111111111\",\
-             \"undo\":{{\"type\":\"aws-delete-fis-templates\",\"aws\":{{\"region\":\"us-east-1\",\
-             \"profile\":null,\"endpoint_url\":\"{}\"}},\"drill\":\"1111111111111111\"}}}}\n",
-            moto.url()
-        ),
-    )
-    .unwrap();
-    let (code, out, err) = recover_aws(state.path());
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(
-        out.contains(&format!("deleted FIS experiment template(s) {crashed}")),
-        "{out}"
-    );
-    let left = rt.block_on(aws.templates_tagged(None)).unwrap();
-    assert_eq!(left, [(other.clone(), "2222222222222222".to_owned())]);
-
-    let (code, out, err) = cleanup(&moto, &["--dry-run"]);
-    assert_eq!(code, 0, "{err}");
-    assert!(
-        out.contains(&format!(
-            "found: FIS experiment template {other} (drill 2222222222222222"
-        )),
-        "{out}"
-    );
-    let (code, out, err) = cleanup(&moto, &[]);
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains("1 resource(s) deleted"), "{out}");
-    assert!(rt.block_on(aws.templates_tagged(None)).unwrap().is_empty());
 }

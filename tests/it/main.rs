@@ -3,6 +3,7 @@
 mod aws;
 mod aws_backup_restore;
 mod aws_failover;
+mod aws_fis;
 mod aws_restore;
 mod backup_health;
 mod bad_input;

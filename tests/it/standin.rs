@@ -42,6 +42,20 @@ impl Response {
         }
     }
 
+    /// The Smithy RPC v2 CBOR protocol CloudWatch's SDK speaks (moto does not: getmoto/moto#9195).
+    pub(crate) fn cbor(status: u16, v: serde_json::Value) -> Response {
+        let mut body = Vec::new();
+        ciborium::into_writer(&v, &mut body).unwrap();
+        Response {
+            status,
+            headers: vec![
+                ("Content-Type", "application/cbor".into()),
+                ("smithy-protocol", "rpc-v2-cbor".into()),
+            ],
+            body,
+        }
+    }
+
     /// AWS's REST-JSON error shape (`x-amzn-ErrorType` and `__type`).
     pub(crate) fn error(status: u16, kind: &str, message: &str) -> Response {
         let mut r = Response::json(
