@@ -43,6 +43,7 @@ async fn run(scale: u32) {
         work_dir: None,
         run_as: binaries::run_as(None).unwrap(),
         journal: Default::default(),
+        templates: None,
     };
     let mut sb = Sandbox::build(bins.clone(), config, &|_| {}).await.unwrap();
     let port = sb.nodes[0].port.to_string();

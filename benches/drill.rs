@@ -46,6 +46,7 @@ async fn sandbox() -> Sandbox {
         work_dir: None,
         run_as: binaries::run_as(None).unwrap(),
         journal: Default::default(),
+        templates: None,
     };
     Sandbox::build(PgBinaries::locate(None).unwrap(), config, &|_| {})
         .await

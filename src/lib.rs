@@ -17,6 +17,7 @@ pub mod probe;
 pub mod process;
 pub mod safety;
 pub mod target;
+pub mod template;
 pub mod workload;
 
 // The contracts and the auditor's tools live in crates of their own (see the README's layout);

@@ -13,6 +13,7 @@ use clap::ValueEnum;
 use firedrill::error::*;
 use firedrill::safety::lock::StateDir;
 use firedrill::scenario::{self, ScenarioError};
+use firedrill::template::TemplateCache;
 
 /// What `run` prints on stdout when the drill ends.
 #[derive(Clone, Copy, ValueEnum)]
@@ -64,6 +65,16 @@ pub fn state_dir(explicit: Option<PathBuf>) -> Result<StateDir, ExitCode> {
         eprintln!("error: {e}");
         exit_code(EXIT_ENVIRONMENT)
     })
+}
+
+/// Where sandbox templates are cached: `$FIREDRILL_TEMPLATE_DIR` (a directory several state
+/// directories share, e.g. a CI cache; `off` for none), else `<state dir>/templates`.
+pub fn templates(state: &StateDir) -> Option<TemplateCache> {
+    match std::env::var_os("FIREDRILL_TEMPLATE_DIR").filter(|v| !v.is_empty()) {
+        Some(v) if v == "off" => None,
+        Some(v) => Some(TemplateCache::new(v.into())),
+        None => Some(TemplateCache::new(state.templates())),
+    }
 }
 
 pub fn runtime(builder: &mut tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, ExitCode> {

@@ -75,6 +75,7 @@ pub fn run(
         Err(code) => return code,
     };
     session.journal = journal.clone();
+    session.templates = super::templates(&state);
     let result = runtime.block_on(async {
         let (cancel_tx, cancel_rx) = watch::channel(false);
         tokio::spawn(signals::watch(cancel_tx));
@@ -139,6 +140,7 @@ fn run_fleet(
     };
     let opts = FleetOptions {
         file: file.to_owned(),
+        templates: super::templates(&state),
         state,
         dest,
         signer,

@@ -21,6 +21,7 @@ use crate::report::*;
 use crate::safety::journal::{EffectId, Journal, Undo};
 use crate::scenario::{DbTarget, Fault, LoadedScenario, Recovery};
 use crate::target::Driver;
+use crate::template::TemplateCache;
 use crate::workload;
 
 const STATUS_EVERY: Duration = Duration::from_millis(250);
@@ -41,6 +42,7 @@ impl<'a> Failover<'a> {
         cancel: watch::Receiver<bool>,
         run_id: &str,
         journal: &Journal,
+        templates: Option<&TemplateCache>,
     ) -> Result<Ran<'a>, RunError> {
         let Failover {
             loaded,
@@ -50,7 +52,7 @@ impl<'a> Failover<'a> {
         } = self;
         let s = &loaded.scenario;
         sink.emit(Event::Phase(Phase::Setup));
-        let mut driver = phases::build_target(target, journal, sink, &cancel).await?;
+        let mut driver = phases::build_target(target, journal, templates, sink, &cancel).await?;
         let description = driver.describe();
         sink.emit(Event::Setup(description.clone()));
 

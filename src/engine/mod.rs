@@ -81,6 +81,7 @@ pub async fn run_session(
         run_id,
         started_at,
         journal,
+        templates,
     } = session;
     let sink = EventSink::new(t0, reporter);
 
@@ -96,7 +97,9 @@ pub async fn run_session(
                 fault,
                 recovery,
             };
-            failover.run(&sink, cancel, &run_id, &journal).await?
+            failover
+                .run(&sink, cancel, &run_id, &journal, templates.as_ref())
+                .await?
         }
         Drill::Restore { source, restore } => {
             restore::run(restore::Context {
@@ -108,6 +111,7 @@ pub async fn run_session(
                 run_id: &run_id,
                 started_at,
                 journal: journal.clone(),
+                templates: templates.clone(),
             })
             .await?
         }

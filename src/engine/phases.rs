@@ -19,6 +19,7 @@ use crate::safety::journal::Journal;
 use crate::scenario::{DbTarget, Scenario};
 use crate::target::Driver;
 use crate::target::sandbox::describe_pg_error;
+use crate::template::TemplateCache;
 use crate::workload::{self, WriterSpec};
 
 /// Builds (or reaches) `target` unless Ctrl-C comes first; dropping a half-built sandbox tears
@@ -26,11 +27,12 @@ use crate::workload::{self, WriterSpec};
 pub async fn build_target(
     target: &DbTarget,
     journal: &Journal,
+    templates: Option<&TemplateCache>,
     sink: &EventSink<'_>,
     cancel: &watch::Receiver<bool>,
 ) -> Result<Driver, RunError> {
     let progress = |m| sink.emit(Event::Setup(m));
-    let build = Driver::build(target, journal, &progress);
+    let build = Driver::build(target, journal, templates, &progress);
     let mut cancel = cancel.clone();
     tokio::select! {
         d = build => Ok(d?),

@@ -4,6 +4,7 @@
 //!
 //! Boundary: the library runs the whole fleet and hands back what happened; the CLI only prints.
 
+use crate::template::TemplateCache;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -26,6 +27,8 @@ pub struct FleetOptions {
     /// The scenario file, as journals and locks name it.
     pub file: PathBuf,
     pub state: StateDir,
+    /// Where sandbox templates are cached, if anywhere.
+    pub templates: Option<TemplateCache>,
     pub dest: Option<Destination>,
     pub signer: Option<Signer>,
     /// Progress lines (`[instance] ...`, the selection), for the terminal.
@@ -192,6 +195,7 @@ async fn run_member(run: Arc<Shared>, m: Member) -> (MemberResult, Option<Report
         say(format!("warning: {w}"));
     }
     session.journal = claimed.journal.clone();
+    session.templates = run.opts.templates.clone();
     let mut reporter = (run.opts.reporter)(inst);
     let result = engine::run_session(
         &m.loaded,

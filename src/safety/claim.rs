@@ -19,6 +19,7 @@ use tokio_postgres::Config;
 use super::recover;
 use crate::dsn::describe_hosts;
 use crate::scenario::Target;
+use crate::template::TemplateCache;
 
 /// Held until the drill ends: the lock is released when it drops.
 pub struct Claim {
@@ -123,21 +124,25 @@ pub fn claim(
     })
 }
 
-/// One run of a scenario: its id, and the journal its side effects are recorded in.
+/// One run of a scenario: its id, the journal its side effects are recorded in, and where
+/// sandbox templates are cached.
 pub struct Session {
     pub run_id: String,
     pub started_at: SystemTime,
     pub journal: Journal,
+    pub templates: Option<TemplateCache>,
 }
 
 impl Session {
-    /// A new run id, and no journal (see [`crate::safety::journal`] for the CLI's).
+    /// A new run id, no journal (see [`crate::safety::journal`] for the CLI's) and no template
+    /// cache.
     pub fn new(loaded: &LoadedScenario) -> Session {
         let started_at = SystemTime::now();
         Session {
             run_id: new_run_id(&loaded.sha256, started_at),
             started_at,
             journal: Journal::disabled(),
+            templates: None,
         }
     }
 }

@@ -41,6 +41,11 @@ impl StateDir {
         self.0.join("journals")
     }
 
+    /// Sandbox templates (see [`crate::template`]).
+    pub fn templates(&self) -> PathBuf {
+        self.0.join("templates")
+    }
+
     fn lock_file(&self, target: &str) -> PathBuf {
         let digest = Sha256::digest(target.as_bytes());
         self.0

@@ -44,6 +44,7 @@ impl Driver {
     pub async fn build(
         target: &DbTarget,
         journal: &Journal,
+        templates: Option<&crate::template::TemplateCache>,
         progress: Progress<'_>,
     ) -> Result<Driver, EnvError> {
         match target {
@@ -58,6 +59,7 @@ impl Driver {
                     work_dir: spec.work_dir.clone(),
                     run_as,
                     journal: journal.clone(),
+                    templates: templates.cloned(),
                 };
                 Ok(Driver::Sandbox(
                     Sandbox::build(bins, config, progress).await?,

@@ -387,9 +387,10 @@ fn interrupted_during_a_pause(signal: i32) {
     let mut sandbox = None;
     for line in lines.by_ref() {
         let line = line.unwrap();
-        if let Some(rest) = line.split("initdb primary in ").nth(1) {
+        if let Some(rest) = line.split("primary in ").nth(1) {
+            let dir = rest.split(" (").next().unwrap();
             sandbox = Some(
-                std::path::PathBuf::from(rest.trim())
+                std::path::PathBuf::from(dir.trim())
                     .parent()
                     .unwrap()
                     .to_owned(),

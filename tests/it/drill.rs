@@ -21,10 +21,16 @@ use crate::{exclusive, repo};
 
 async fn drill(loaded: &LoadedScenario) -> Report {
     let (_tx, rx) = watch::channel(false);
-    engine::run(loaded, loaded.drill().expect("one drill"), &mut Silent, rx)
-        .await
-        .expect("the drill runs")
-        .report
+    engine::run_session(
+        loaded,
+        loaded.drill().expect("one drill"),
+        &mut Silent,
+        rx,
+        crate::session(loaded),
+    )
+    .await
+    .expect("the drill runs")
+    .report
 }
 
 fn inline(name: &str, yaml: &str) -> LoadedScenario {

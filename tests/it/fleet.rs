@@ -551,6 +551,7 @@ fn a_fleet_runs_in_process_through_the_library() {
     let opts = FleetOptions {
         file: file.clone(),
         state: StateDir::resolve(Some(f.dir.path().join("state"))).unwrap(),
+        templates: None,
         dest: Some(Destination::Dir(f.out())),
         signer: None,
         progress: Arc::new(move |l| said.lock().unwrap().push(l)),

@@ -129,7 +129,7 @@ fn an_async_pair_loses_the_writes_its_standby_never_received_and_firedrill_count
          target_session_attrs=read-write"
     );
     let bin_dir = bins.dir.display().to_string();
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("firedrill"));
+    let mut cmd = crate::firedrill_process();
     cmd.args(["run", "--format", "json"])
         .arg(&scenario)
         .env("FIREDRILL_STATE_DIR", crate::test_state_dir())
@@ -192,7 +192,7 @@ fn an_async_pair_loses_the_writes_its_standby_never_received_and_firedrill_count
 #[test]
 fn the_shipped_async_scenario_counts_exactly_what_the_old_primary_holds_and_the_new_lacks() {
     let _x = crate::exclusive();
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("firedrill"));
+    let mut cmd = crate::firedrill_process();
     cmd.args(["run", "--keep", "--format", "json"])
         .arg(crate::repo("scenarios/sandbox-failover-async.yaml"))
         .env("FIREDRILL_STATE_DIR", crate::test_state_dir());

@@ -30,9 +30,27 @@ use std::sync::{Mutex, MutexGuard};
 /// Drills measure time on a 2-core machine: run them one at a time, and keep tests that load
 /// the machine (Chromium, hundreds of ssh-keygen processes, fsync-heavy chains) out of their
 /// way, so that nothing skews a measured RTO.
-pub fn exclusive() -> MutexGuard<'static, ()> {
+///
+/// One at a time across processes too: cargo-nextest runs each test in a process of its own, so
+/// the lock is a file lock as well as a mutex.
+pub fn exclusive() -> Exclusive {
     static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+    let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let file = std::fs::File::create(
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("exclusive.lock"),
+    )
+    .unwrap();
+    file.lock().unwrap();
+    Exclusive {
+        _file: file,
+        _guard: guard,
+    }
+}
+
+/// Held while a test runs alone; dropping it unlocks both locks.
+pub struct Exclusive {
+    _file: std::fs::File,
+    _guard: MutexGuard<'static, ()>,
 }
 
 pub fn repo(path: &str) -> std::path::PathBuf {
@@ -46,10 +64,47 @@ pub fn test_state_dir() -> &'static std::path::Path {
     DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
 }
 
+/// Where every sandbox the tests build, in process or through the command line, finds its
+/// template (one `initdb` per suite; `FIREDRILL_TEMPLATE_DIR` for the command line, since many
+/// tests give it a state directory of their own).
+pub fn test_templates() -> std::path::PathBuf {
+    // Shared by every test process (cargo-nextest runs one per test), kept between runs like
+    // the build itself; a clean checkout starts without one.
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandbox-templates")
+}
+
+/// `FIREDRILL_TEMPLATE_DIR=off cargo test` runs every sandbox from initdb, as before templates
+/// (to compare the suite's time).
+fn templates_off() -> bool {
+    std::env::var_os("FIREDRILL_TEMPLATE_DIR").is_some_and(|v| v == "off")
+}
+
+pub fn templates() -> Option<firedrill::template::TemplateCache> {
+    (!templates_off()).then(|| firedrill::template::TemplateCache::new(test_templates()))
+}
+
+/// The template directory for a firedrill process the tests start.
+fn template_dir_env() -> std::ffi::OsString {
+    if templates_off() {
+        "off".into()
+    } else {
+        test_templates().into()
+    }
+}
+
+/// A session for an in-process drill, with the tests' template cache.
+pub fn session(loaded: &firedrill::scenario::LoadedScenario) -> firedrill::engine::Session {
+    firedrill::engine::Session {
+        templates: templates(),
+        ..firedrill::engine::Session::new(loaded)
+    }
+}
+
 /// `firedrill` for assert_cmd, with the tests' state directory.
 pub fn firedrill_cmd() -> assert_cmd::Command {
     let mut c = assert_cmd::Command::cargo_bin("firedrill").unwrap();
-    c.env("FIREDRILL_STATE_DIR", test_state_dir());
+    c.env("FIREDRILL_STATE_DIR", test_state_dir())
+        .env("FIREDRILL_TEMPLATE_DIR", template_dir_env());
     c
 }
 
@@ -66,7 +121,8 @@ pub fn run_to_end(cmd: &mut std::process::Command) -> (i32, String, String) {
 /// `firedrill` as a plain process (to signal it), with the tests' state directory.
 pub fn firedrill_process() -> std::process::Command {
     let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("firedrill"));
-    c.env("FIREDRILL_STATE_DIR", test_state_dir());
+    c.env("FIREDRILL_STATE_DIR", test_state_dir())
+        .env("FIREDRILL_TEMPLATE_DIR", template_dir_env());
     c
 }
 

@@ -22,10 +22,16 @@ use crate::{exclusive, repo};
 async fn drill_file(path: &str) -> Report {
     let loaded = scenario::load(&repo(path)).expect("a shipped scenario loads");
     let (_tx, rx) = watch::channel(false);
-    engine::run(&loaded, loaded.drill().expect("one drill"), &mut Silent, rx)
-        .await
-        .expect("the drill runs")
-        .report
+    engine::run_session(
+        &loaded,
+        loaded.drill().expect("one drill"),
+        &mut Silent,
+        rx,
+        crate::session(&loaded),
+    )
+    .await
+    .expect("the drill runs")
+    .report
 }
 
 fn restore_of(r: &Report) -> &RestoreResult {
@@ -149,6 +155,7 @@ impl Source {
             work_dir: None,
             run_as,
             journal: Default::default(),
+            templates: crate::templates(),
         };
         let bins = PgBinaries::locate(None).unwrap();
         let sb = Sandbox::build(bins.clone(), config, &|_| {}).await.unwrap();
@@ -542,10 +549,16 @@ async fn regression_latest_restore_without_writes_sees_the_archive_closed() {
     let loaded = scenario::parse(Path::new("quiet-restore.yaml"), yaml).unwrap();
     let (_tx, rx) = watch::channel(false);
     let started = std::time::Instant::now();
-    let r = engine::run(&loaded, loaded.drill().expect("one drill"), &mut Silent, rx)
-        .await
-        .unwrap()
-        .report;
+    let r = engine::run_session(
+        &loaded,
+        loaded.drill().expect("one drill"),
+        &mut Silent,
+        rx,
+        crate::session(&loaded),
+    )
+    .await
+    .unwrap()
+    .report;
     all_checks_pass(&r);
     assert!(
         started.elapsed() < Duration::from_secs(50),

@@ -199,7 +199,7 @@ fn kill_then_recover(scenario: &str, at: &str) -> Vec<(String, String)> {
 
 #[test]
 fn killed_during_setup_recover_removes_the_half_built_sandbox() {
-    let undone = kill_then_recover(CRASH_SCENARIO, "pg_basebackup standby1");
+    let undone = kill_then_recover(CRASH_SCENARIO, "primary up on");
     assert!(undone[0].0.contains("sandbox directory"), "{undone:?}");
 }
 

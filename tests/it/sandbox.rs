@@ -17,6 +17,7 @@ pub fn config(standbys: u8, replication: Replication) -> SandboxConfig {
         work_dir: None,
         run_as: binaries::run_as(None).expect("run-as user"),
         journal: Default::default(),
+        templates: crate::templates(),
     }
 }
 
@@ -89,4 +90,59 @@ async fn a_backend_is_found_by_its_working_directory_not_its_command_line() {
     sb.teardown(false);
     let left = crate::processes_working_in(&root);
     assert!(left.is_empty(), "processes left: {left:?}");
+}
+
+/// The first sandbox of a cache runs initdb and keeps its output as the template; the next one
+/// copies it, primary and standby alike (no pg_basebackup), and replicates: a row written on
+/// the primary is read on the standby.
+#[tokio::test]
+async fn a_second_sandbox_is_copied_from_the_template_and_replicates() {
+    let _x = crate::exclusive();
+    let cache = tempfile::tempdir().unwrap();
+    let build = |cache: std::path::PathBuf| async move {
+        let said = std::sync::Mutex::new(Vec::<String>::new());
+        let config = SandboxConfig {
+            templates: Some(firedrill::template::TemplateCache::new(cache)),
+            ..config(1, Replication::Synchronous)
+        };
+        let bins = PgBinaries::locate(None).unwrap();
+        let sb = Sandbox::build(bins, config, &|m| said.lock().unwrap().push(m))
+            .await
+            .unwrap();
+        (sb, said.into_inner().unwrap().join("\n"))
+    };
+    let (mut first, said) = build(cache.path().join("t")).await;
+    assert!(
+        said.contains("(initdb)") && said.contains("kept as a template"),
+        "{said}"
+    );
+    assert!(said.contains("standby1 copied from the template"), "{said}");
+    first.shutdown(false).await;
+
+    let (mut sb, said) = build(cache.path().join("t")).await;
+    assert!(said.contains("(copied from the template "), "{said}");
+    assert!(
+        !said.contains("initdb") && !said.contains("pg_basebackup"),
+        "{said}"
+    );
+    let primary = sb.connect(0).await.unwrap();
+    primary
+        .batch_execute("create table t (v text); insert into t values ('through the standby')")
+        .await
+        .unwrap();
+    let standby = sb.connect(1).await.unwrap();
+    // Synchronous commit waits for the standby's flush, not its replay: give replay a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let v = loop {
+        if let Ok(row) = standby.query_one("select v from t", &[]).await {
+            break row.get::<_, String>(0);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the row never reached the standby"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(v, "through the standby");
+    sb.shutdown(false).await;
 }

@@ -42,6 +42,7 @@ use crate::scenario::{
 };
 use crate::target::Driver;
 use crate::target::sandbox::{Sandbox, SandboxConfig, describe_pg_error};
+use crate::template::TemplateCache;
 use crate::workload::{self};
 use verify::Findings;
 
@@ -59,12 +60,20 @@ pub struct Context<'a, 's> {
     pub run_id: &'a str,
     pub started_at: SystemTime,
     pub journal: Journal,
+    pub templates: Option<TemplateCache>,
 }
 
 impl Context<'_, '_> {
     /// Builds (or reaches) `target` unless Ctrl-C comes first.
     async fn build_driver(&self, target: &DbTarget) -> Result<Driver, RunError> {
-        phases::build_target(target, &self.journal, self.sink, &self.cancel).await
+        phases::build_target(
+            target,
+            &self.journal,
+            self.templates.as_ref(),
+            self.sink,
+            &self.cancel,
+        )
+        .await
     }
 
     /// The report's restore section as far as the scenario alone tells it.
@@ -156,7 +165,7 @@ async fn local<'a>(cx: Context<'a, '_>) -> Result<Ran<'a>, RunError> {
     let sandbox_source = matches!(cx.source, RestoreSource::Sandbox(_));
     backup::preflight(r, &cx.loaded.path, sandbox_source, &mut cx.cancel.clone()).await?;
 
-    let restored_config = restored_sandbox_config(cx.source, r, &cx.journal)?;
+    let restored_config = restored_sandbox_config(cx.source, r, &cx.journal, cx.templates.clone())?;
     let bins = PgBinaries::locate(restored_bin_dir(cx.source, r))?;
     let ws = Workspace::create(
         &cx.journal,
@@ -294,6 +303,7 @@ fn restored_sandbox_config(
     source: &RestoreSource,
     r: &Restore,
     journal: &Journal,
+    templates: Option<TemplateCache>,
 ) -> Result<SandboxConfig, EnvError> {
     let (run_as, work_dir) = match source {
         RestoreSource::Sandbox(t) => (
@@ -311,6 +321,7 @@ fn restored_sandbox_config(
         work_dir,
         run_as: binaries::run_as(run_as.as_deref())?,
         journal: journal.clone(),
+        templates,
     })
 }
 

@@ -4,8 +4,10 @@
 //! "host" (postmaster and backends) at once. Everything lives in one temporary directory, removed
 //! on teardown, also when the sandbox is dropped on an error or an abort.
 
+mod build;
+
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -22,6 +24,7 @@ pub use crate::pg::signal::signal_node;
 use crate::process::last_lines;
 use crate::safety::journal::{self, EffectId, Journal};
 use crate::scenario::{Replication, StopMode};
+use crate::template::TemplateCache;
 
 /// The bootstrap superuser of every sandbox.
 pub const SUPERUSER: &str = "firedrill";
@@ -37,6 +40,9 @@ pub struct SandboxConfig {
     pub run_as: Option<(u32, u32)>,
     /// Where the sandbox's directory is recorded before it is made.
     pub journal: Journal,
+    /// Where `initdb`'s output is cached for the next sandbox ([`super::template`]); `None`
+    /// runs `initdb` every time.
+    pub templates: Option<TemplateCache>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,131 +76,14 @@ pub struct Sandbox {
     bins: PgBinaries,
     config: SandboxConfig,
     pub nodes: Vec<Node>,
+    /// The template the primary was copied from (or stored as): its standbys copy it too.
+    pristine: Option<PathBuf>,
 }
 
 /// Progress of a build, for the live display.
 pub type Progress<'a> = &'a (dyn Fn(String) + Send + Sync);
 
 impl Sandbox {
-    /// Builds and starts the primary and its standbys, and waits until every standby streams
-    /// (and, for synchronous replication, until one is synchronous).
-    pub async fn build(
-        bins: PgBinaries,
-        config: SandboxConfig,
-        progress: Progress<'_>,
-    ) -> Result<Sandbox, EnvError> {
-        let mut sb = Sandbox::create(bins, config)?;
-        sb.init_primary(progress).await?;
-        let primary_port = sb.nodes[0].port;
-        for i in 1..=sb.config.standbys {
-            let name = format!("standby{i}");
-            let port = free_port()?;
-            let dir = sb.root_path.join(&name);
-            progress(format!("pg_basebackup {name}"));
-            let basebackup = sb.bins.program("pg_basebackup");
-            sb.run_tool(
-                "pg_basebackup",
-                Command::new(basebackup)
-                    .arg("-D")
-                    .arg(&dir)
-                    .args(["-h", "127.0.0.1", "-p", &primary_port.to_string()])
-                    .args(["-U", SUPERUSER, "-X", "stream", "-c", "fast", "--no-sync"]),
-            )?;
-            // The copied postgresql.conf names the primary's port; the last setting wins.
-            append(&dir.join("postgresql.conf"), &format!("port = {port}\n"))?;
-            append(
-                &dir.join("postgresql.auto.conf"),
-                &format!("primary_conninfo = '{}'\n", conninfo(primary_port, &name)),
-            )?;
-            let signal = dir.join("standby.signal");
-            File::create(&signal).map_err(EnvError::io("cannot write standby.signal"))?;
-            sb.chown(&signal)?;
-            sb.nodes.push(Node {
-                name: name.clone(),
-                port,
-                data_dir: dir,
-                role: Role::Standby,
-                child: None,
-            });
-            let idx = sb.nodes.len() - 1;
-            sb.start(idx).await?;
-            progress(format!("{name} up on 127.0.0.1:{port}"));
-        }
-
-        let primary = sb.connect(0).await?;
-        if sb.config.replication == Replication::Synchronous {
-            let names: Vec<String> = sb.nodes[1..].iter().map(|n| n.name.clone()).collect();
-            set_sync_standbys(&primary, &names).await?;
-        }
-        sb.wait_replication(&primary).await?;
-        progress(format!(
-            "replication streaming ({} standby{}, {})",
-            sb.config.standbys,
-            if sb.config.standbys == 1 { "" } else { "s" },
-            match sb.config.replication {
-                Replication::Async => "asynchronous",
-                Replication::Synchronous => "synchronous",
-            }
-        ));
-        Ok(sb)
-    }
-
-    /// An empty sandbox: its directory, socket and log directories, no node yet.
-    pub fn create(bins: PgBinaries, config: SandboxConfig) -> Result<Sandbox, EnvError> {
-        let (root_path, root) = journal::create_dir(
-            &config.journal,
-            config.work_dir.as_deref(),
-            "firedrill-sandbox-",
-            "the sandbox directory",
-        )?;
-        let sb = Sandbox {
-            root: Some(root),
-            root_path,
-            bins,
-            config,
-            nodes: Vec::new(),
-        };
-        std::fs::create_dir(sb.root_path.join("sock"))
-            .map_err(EnvError::io("cannot create the socket directory"))?;
-        std::fs::create_dir(sb.root_path.join("log"))
-            .map_err(EnvError::io("cannot create the log directory"))?;
-        sb.chown(&sb.root_path)?;
-        sb.chown(&sb.root_path.join("sock"))?;
-        Ok(sb)
-    }
-
-    /// initdb and start the primary.
-    pub async fn init_primary(&mut self, progress: Progress<'_>) -> Result<(), EnvError> {
-        let primary_port = free_port()?;
-        let primary_dir = self.root_path.join("primary");
-        progress(format!("initdb primary in {}", primary_dir.display()));
-        let initdb = self.bins.program("initdb");
-        self.run_tool(
-            "initdb",
-            Command::new(initdb).arg("-D").arg(&primary_dir).args([
-                "-U",
-                SUPERUSER,
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ]),
-        )?;
-        let conf = self.base_conf(primary_port);
-        append(&primary_dir.join("postgresql.conf"), &conf)?;
-        self.nodes.push(Node {
-            name: "primary".into(),
-            port: primary_port,
-            data_dir: primary_dir,
-            role: Role::Primary,
-            child: None,
-        });
-        self.start(0).await?;
-        progress(format!("primary up on 127.0.0.1:{primary_port}"));
-        Ok(())
-    }
-
     /// Starts a node on a data directory someone else filled (a restored base backup) and
     /// waits until it accepts connections. `extra_conf` is appended to its `postgresql.conf`
     /// (recovery settings); WAL archiving is switched off, so a restored copy never writes
