@@ -11,6 +11,14 @@ pub fn db_err(what: &'static str) -> impl Fn(tokio_postgres::Error) -> EnvError 
 /// "db error").
 pub fn describe_pg_error(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
+        Some(db) if *db.code() == tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION => {
+            format!(
+                "{}: {} (the DSN reached a standby: add target_session_attrs=read-write, or \
+                 list every member's host)",
+                db.severity(),
+                db.message()
+            )
+        }
         Some(db) => format!("{}: {}", db.severity(), db.message()),
         None => {
             let mut s = e.to_string();
