@@ -170,14 +170,19 @@ pub fn last_lines(text: &str, n: usize) -> String {
 
 /// Runs an operator's command ([`Tool::operator`]) to the end or its deadline. Not cancelled by
 /// Ctrl-C: an undo or a recovery must finish (a second Ctrl-C shortens the deadline instead).
-pub async fn run_command(what: &str, argv: &[String], timeout: Duration) -> Result<(), EnvError> {
+/// Returns the last lines it printed on stdout, for the timeline (reports mask secrets).
+pub async fn run_command(
+    what: &str,
+    argv: &[String],
+    timeout: Duration,
+) -> Result<String, EnvError> {
     let (_never, mut cancel) = watch::channel(false);
     match Tool::operator(what, argv)?
         .deadline(timeout)
         .run(&mut cancel)
         .await
     {
-        Ok(_) => Ok(()),
+        Ok(out) => Ok(last_lines(out.trim_end(), 10)),
         Err(ToolError::Env(e)) => Err(e),
         Err(ToolError::Cancelled) => unreachable!("nothing cancels an operator command"),
     }

@@ -19,7 +19,7 @@ use crate::measure::{self, ms};
 use crate::probe::{self, ProbeKind, ProbeSpec, ProbeState};
 use crate::report::*;
 use crate::safety::journal::{EffectId, Journal, Undo};
-use crate::scenario::{DbTarget, Fault, LoadedScenario, Recovery};
+use crate::scenario::{DbTarget, FailoverTarget, Fault, LoadedScenario, Recovery};
 use crate::target::Driver;
 use crate::template::TemplateCache;
 use crate::workload;
@@ -33,6 +33,7 @@ pub(super) struct Failover<'a> {
     pub target: &'a DbTarget,
     pub fault: &'a Fault,
     pub recovery: &'a Recovery,
+    pub failover: FailoverTarget,
 }
 
 impl<'a> Failover<'a> {
@@ -49,6 +50,7 @@ impl<'a> Failover<'a> {
             target,
             fault,
             recovery,
+            failover,
         } = self;
         let s = &loaded.scenario;
         sink.emit(Event::Phase(Phase::Setup));
@@ -87,6 +89,7 @@ impl<'a> Failover<'a> {
             journal: journal.clone(),
             observe_every: fault.observe_every(),
             last_observed: None,
+            failover,
             writer_before: None,
         };
         let aborted = drill.run().await.err();
@@ -127,8 +130,10 @@ struct Drill<'a, 's> {
     /// How often to read the fault's own progress (an FIS experiment), and when it was last read.
     observe_every: Option<Duration>,
     last_observed: Option<Duration>,
-    /// For a fault that promises a new writer: the writer before it (`Some(None)`: not seen).
-    writer_before: Option<Option<String>>,
+    /// Whether another server must take the writes.
+    failover: FailoverTarget,
+    /// The writer before the fault (`Some(None)`: not seen).
+    writer_before: Option<Option<Server>>,
 }
 
 /// The probes and writers running against the target.
@@ -244,19 +249,17 @@ impl Drill<'_, '_> {
             ));
         }
 
-        if self.fault.moves_writer() {
-            let config = self.driver.client_config(Duration::from_secs(5));
-            let before = phases::writer_identity(&config, Duration::from_secs(5)).await;
-            self.writer_before = Some(
-                before
-                    .map_err(|e| {
-                        self.sink.emit(Event::Warning(format!(
-                            "cannot tell the writer before the fault: {e}"
-                        )))
-                    })
-                    .ok(),
-            );
-        }
+        let config = self.driver.client_config(Duration::from_secs(5));
+        let before = phases::writer_identity(&config, Duration::from_secs(5)).await;
+        self.writer_before = Some(
+            before
+                .map_err(|e| {
+                    self.sink.emit(Event::Warning(format!(
+                        "cannot tell the writer before the fault: {e}"
+                    )))
+                })
+                .ok(),
+        );
 
         // Fault.
         self.sink.emit(Event::Phase(Phase::Fault));
@@ -392,6 +395,22 @@ impl Drill<'_, '_> {
         m.read_rto_ms = rr.rto.map(ms);
         m.read_availability_pct = Some(rr.availability_pct);
         m.read_outages = rr.outages;
+        let failed: u64 = m
+            .write_outages
+            .iter()
+            .chain(&m.read_outages)
+            .map(|o| o.failed_probes)
+            .sum();
+        let expected = s.observe.expect_outage;
+        if expected && failed == 0 {
+            self.sink.emit(Event::Warning(
+                "no effect observed: no probe failed after the fault".into(),
+            ));
+        }
+        m.fault_effect = Some(FaultEffect {
+            expected,
+            failed_probes: failed,
+        });
         m.latency = LatencyByPhase {
             steady: ProbeLatency {
                 write_probe: measure::latency_between(&w, Duration::ZERO, fault_at),
@@ -407,7 +426,7 @@ impl Drill<'_, '_> {
 
     /// Compares the writer after the observation with the one before the fault: the same
     /// server means the failover moved nothing, which fails the drill (`writer_moved`).
-    async fn verify_writer_moved(&mut self, before: Option<String>) {
+    async fn verify_writer_moved(&mut self, before: Option<Server>) {
         let config = self.driver.client_config(Duration::from_secs(5));
         let after = phases::writer_identity(&config, VERIFY_DEADLINE).await;
         let after = match after {
@@ -419,11 +438,20 @@ impl Drill<'_, '_> {
                 None
             }
         };
-        let change = WriterChange { before, after };
+        let change = WriterChange {
+            expected: self.failover,
+            before,
+            after,
+        };
         self.sink.emit(Event::Verified(
             match (&change.before, &change.after, change.moved()) {
-                (Some(b), Some(a), Some(m)) if m > 0.0 => format!("writer moved: {b} -> {a}"),
-                (Some(b), _, Some(_)) => format!("writer did not move: still {b}"),
+                (Some(b), Some(a), Some(m)) if m > 0.0 => {
+                    format!("writer moved: {} -> {}", b.at, a.at)
+                }
+                (Some(b), _, Some(_)) if change.restarted_in_place() => {
+                    format!("writer did not move: {} restarted in place", b.at)
+                }
+                (Some(b), _, Some(_)) => format!("writer did not move: still {}", b.at),
                 _ => "writer not seen before and after the fault: not measured".into(),
             },
         ));

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use crate::error::EnvError;
 use crate::event::{Event, EventSink, Phase, Reporter};
+use crate::judge::{evaluate, verdict};
 use crate::measure;
 use crate::report::*;
 pub use crate::safety::claim::Session;
@@ -90,12 +91,14 @@ pub async fn run_session(
             target,
             fault,
             recovery,
+            failover,
         } => {
             let failover = failover::Failover {
                 loaded,
                 target,
                 fault,
                 recovery,
+                failover: *failover,
             };
             failover
                 .run(&sink, cancel, &run_id, &journal, templates.as_ref())
@@ -122,7 +125,20 @@ pub async fn run_session(
 
     sink.emit(Event::Phase(Phase::Teardown));
     let workload_on = s.workload.connections > 0 && ran.ledger_checked;
-    let targets = evaluate(&s.targets, &ran.measurements, workload_on);
+    let mut measurements = ran.measurements;
+    if ran.aborted.is_some() {
+        // The drill stopped before recovery could be watched to its end (or firedrill rolled
+        // the fault back itself): a recovery time would claim what nobody saw.
+        measurements.rto_ms = None;
+        measurements.read_rto_ms = None;
+        measurements.time_to_first_success_ms = None;
+    }
+    let targets = evaluate(
+        &s.targets,
+        &measurements,
+        workload_on,
+        ran.aborted.is_some(),
+    );
     let verdict = verdict(ran.aborted.is_some(), &targets);
     let keep = match s.cleanup {
         Cleanup::Always => false,
@@ -158,7 +174,7 @@ pub async fn run_session(
         verdict,
         abort_reason: ran.aborted,
         steady_state: ran.steady,
-        measurements: ran.measurements,
+        measurements,
         targets,
         timeline: sink.timeline(),
         series: ran.series,

@@ -15,6 +15,7 @@ use tokio_postgres::{Client, Config, NoTls};
 use super::RunError;
 use crate::event::{Event, EventSink};
 use crate::ledger::WorkloadLog;
+use crate::report::Server;
 use crate::safety::journal::Journal;
 use crate::scenario::{DbTarget, Scenario};
 use crate::target::Driver;
@@ -53,7 +54,7 @@ pub async fn connect(config: &Config) -> Result<Client, String> {
 /// The server taking writes through `config`, as a client tells servers apart: address, port
 /// and postmaster start. Retried for `within` (after a failover the DSN may take a moment to
 /// lead to the new writer); a server in recovery is not the writer.
-pub async fn writer_identity(config: &Config, within: Duration) -> Result<String, String> {
+pub async fn writer_identity(config: &Config, within: Duration) -> Result<Server, String> {
     let deadline = Instant::now() + within;
     loop {
         let attempt = async {
@@ -61,14 +62,17 @@ pub async fn writer_identity(config: &Config, within: Duration) -> Result<String
             let row = c
                 .query_one(
                     "select coalesce(host(inet_server_addr()), 'socket') || ':' || \
-                     current_setting('port') || ' up since ' || pg_postmaster_start_time()::text, \
+                     current_setting('port'), pg_postmaster_start_time()::text, \
                      pg_is_in_recovery()",
                     &[],
                 )
                 .await
                 .map_err(|e| describe_pg_error(&e))?;
-            match row.get::<_, bool>(1) {
-                false => Ok(row.get::<_, String>(0)),
+            match row.get::<_, bool>(2) {
+                false => Ok(Server {
+                    at: row.get(0),
+                    started: row.get(1),
+                }),
                 true => Err(format!("{} is in recovery", row.get::<_, String>(0))),
             }
         };

@@ -97,7 +97,7 @@ pub async fn apply(undo: &Undo, timeout: Duration) -> Result<String, String> {
         Undo::RemoveDir { dir } => remove_dir(dir).await,
         Undo::Command { argv } => crate::process::run_command("undo command", argv, timeout)
             .await
-            .map(|()| format!("ran {}", crate::scenario::shell_words(argv)))
+            .map(|_| format!("ran {}", crate::scenario::shell_words(argv)))
             .map_err(|e| e.to_string()),
         Undo::AwsStopFisExperiments {
             aws,

@@ -49,7 +49,8 @@ impl Existing {
             format!("run fault command {}", shell_words(run)),
             undo.clone(),
         )?;
-        if let Err(e) = run_command("fault command", run, timeout).await {
+        let printed = run_command("fault command", run, timeout).await;
+        if let Err(e) = printed {
             if let Some(u) = undo {
                 match crate::safety::undo::apply(&u, Duration::from_secs(60)).await {
                     Ok(how) => journal.undone(id, how),
@@ -62,7 +63,11 @@ impl Existing {
             }
             return Err(e);
         }
-        Ok((format!("ran {}", shell_words(run)), undo.map(|u| (u, id))))
+        let printed = printed.unwrap_or_default();
+        Ok((
+            format!("ran {}{}", shell_words(run), said(&printed)),
+            undo.map(|u| (u, id)),
+        ))
     }
 
     /// The `command` recovery; says what it ran.
@@ -71,7 +76,19 @@ impl Existing {
         run: &Argv,
         timeout: Duration,
     ) -> Result<String, EnvError> {
-        run_command("recovery command", run, timeout).await?;
-        Ok(format!("ran {}", shell_words(run)))
+        let printed = run_command("recovery command", run, timeout).await?;
+        Ok(format!("ran {}{}", shell_words(run), said(&printed)))
+    }
+}
+
+/// What a command printed, for its timeline entry: its last lines, one line.
+fn said(printed: &str) -> String {
+    if printed.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; it printed: {}",
+            printed.lines().collect::<Vec<_>>().join(" | ")
+        )
     }
 }

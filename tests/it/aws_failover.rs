@@ -192,15 +192,20 @@ fn check_felt(r: &serde_json::Value, outage: &Outage, sb: &Sandbox, rt: &tokio::
         "{}",
         r["measurements"]["writer"]
     );
-    let before = r["measurements"]["writer"]["before"].as_str().unwrap();
-    let after = r["measurements"]["writer"]["after"].as_str().unwrap();
-    assert!(
-        before.contains(&format!(":{} ", sb.nodes[0].port)),
-        "{before}"
+    let w = &r["measurements"]["writer"];
+    assert_eq!(
+        w["expected"], "required",
+        "the default for a failover fault"
     );
-    assert!(
-        after.contains(&format!(":{} ", sb.nodes[1].port)),
-        "{after}"
+    assert_eq!(
+        w["before"]["at"],
+        format!("127.0.0.1:{}", sb.nodes[0].port),
+        "{w}"
+    );
+    assert_eq!(
+        w["after"]["at"],
+        format!("127.0.0.1:{}", sb.nodes[1].port),
+        "{w}"
     );
 
     let run_id = r["run_id"].as_str().unwrap().to_owned();

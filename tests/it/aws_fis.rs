@@ -262,6 +262,12 @@ fn run_by_template_id(
         &format!("{{type: fis-experiment, template_id: {template}, poll: 200ms}}"),
         observe,
     );
+    // moto runs no fault: nothing here is felt, and these drills are about the experiment.
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "stability: 200ms}",
+        "stability: 200ms, expect_outage: false}",
+    );
+    std::fs::write(&file, text).unwrap();
     let mut cmd = crate::firedrill_process();
     cmd.args([
         "run",

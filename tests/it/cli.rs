@@ -219,7 +219,7 @@ fn a_signed_sandbox_drill_writes_a_report_that_ssh_keygen_verifies() {
     let report_bytes = std::fs::read(out_dir.join("report.json")).unwrap();
     let written: serde_json::Value = serde_json::from_slice(&report_bytes).unwrap();
     assert_eq!(printed, written);
-    assert_eq!(written["format_version"], 1);
+    assert_eq!(written["format_version"], 2);
     assert_eq!(written["verdict"], "pass");
     assert_eq!(written["measurements"]["lost_writes"], 0);
     assert!(
@@ -334,6 +334,23 @@ fn an_existing_cluster_is_driven_through_its_dsn_and_operator_commands() {
     assert_eq!(out.status.code(), Some(0), "{stderr}\n{stdout}");
     let r: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(r["target"]["kind"], "postgres");
+    // What the operator's command printed is kept in the timeline (psql's result of pg_promote).
+    let recovery = r["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "recovery-action")
+        .unwrap();
+    assert!(
+        recovery["detail"]
+            .as_str()
+            .unwrap()
+            .contains("; it printed:  pg_promote  | ------------ |  t | (1 row)"),
+        "{recovery}"
+    );
+    // The operator's commands moved the writer (measured, though `any` judges nothing here).
+    let w = &r["measurements"]["writer"];
+    assert_ne!(w["before"]["at"], w["after"]["at"], "{w}");
     assert_eq!(r["measurements"]["lost_writes"], 0);
     assert!(r["measurements"]["rto_ms"].as_f64().unwrap() >= 300.0);
     assert!(
@@ -424,4 +441,13 @@ fn interrupted_during_a_pause(signal: i32) {
             .unwrap()
             .contains("interrupted")
     );
+    // The fault was rolled back by firedrill, not recovered from: no RTO, no target met.
+    assert!(
+        report["measurements"]["rto_ms"].is_null(),
+        "{}",
+        report["measurements"]
+    );
+    let targets = report["targets"].as_array().unwrap();
+    assert!(!targets.is_empty());
+    assert!(targets.iter().all(|t| t["met"] == false), "{targets:?}");
 }

@@ -257,3 +257,64 @@ fn a_tampered_ledger_row_is_an_integrity_failure_that_fails_the_drill() {
         .unwrap_or_else(|| panic!("no integrity target: {}", r["targets"]));
     assert_eq!(integrity["met"], false, "{integrity}");
 }
+
+/// A fault nobody felt (`true` as the fault command) fails the drill with "no effect observed"
+/// rather than passing with an RTO of nothing; `expect_outage: false` says the drill proves
+/// the opposite, and then it passes.
+#[test]
+fn a_fault_with_no_visible_effect_fails_unless_no_outage_is_expected() {
+    let _x = crate::exclusive();
+    let db = crate::aws::LocalDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |observe_extra: &str| {
+        let file = dir.path().join("no-effect.yaml");
+        std::fs::write(
+            &file,
+            format!(
+                "version: 1\nname: no-effect\nenvironment: test\n\
+                 target: {{type: postgres, dsn_env: FD_NO_EFFECT_DSN}}\n\
+                 workload: {{connections: 1}}\nprobes: {{interval: 50ms, timeout: 500ms}}\n\
+                 steady_state: {{duration: 500ms}}\nfault: {{type: command, run: ['true']}}\n\
+                 recovery: {{type: wait}}\n\
+                 observe: {{duration: 1s, stability: 200ms{observe_extra}}}\n\
+                 targets: {{rto: 5s}}\n"
+            ),
+        )
+        .unwrap();
+        let mut cmd = crate::firedrill_process();
+        cmd.args(["run", "--format", "json"])
+            .arg(&file)
+            .env("FD_NO_EFFECT_DSN", db.dsn());
+        let (code, stdout, stderr) = crate::run_to_end(&mut cmd);
+        let r: serde_json::Value =
+            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+        (code, r, stderr)
+    };
+    let (code, r, stderr) = run("");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("no effect observed: no probe failed after the fault"),
+        "{stderr}"
+    );
+    let effect = r["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "fault_effect")
+        .unwrap();
+    assert_eq!(
+        (effect["met"].clone(), effect["achieved"].clone()),
+        (false.into(), 0.0.into())
+    );
+    let (code, r, stderr) = run(", expect_outage: false");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        r["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["name"] != "fault_effect"),
+        "{}",
+        r["targets"]
+    );
+}

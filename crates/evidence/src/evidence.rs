@@ -14,9 +14,8 @@ use sha2::{Digest, Sha256};
 use serde::{Deserialize, Serialize};
 
 use crate::signing::{self, AllowedSigner};
-use firedrill_model::report::{
-    ChainLink, DrillKind, REPORT_FORMAT_VERSION, Report, Verdict, recheck,
-};
+use firedrill_model::judge::recheck;
+use firedrill_model::report::{ChainLink, DrillKind, REPORT_FORMAT_VERSION, Report, Verdict};
 
 pub const INDEX: &str = "index.json";
 pub const INDEX_KIND: &str = "firedrill-evidence-index";

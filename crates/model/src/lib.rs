@@ -1,7 +1,7 @@
 //! firedrill's model: what a drill is and what it proves, with no tokio, PostgreSQL or AWS in
 //! it. A scenario file is read and validated once ([`scenario::load`]) into a typed drill that
 //! cannot be "not validated"; the report is the serialized contract every view and auditor
-//! reads, with its verdict rules ([`report::recheck`]); the plan says what a drill would do.
+//! reads, with its verdict rules ([`judge`]); the plan says what a drill would do.
 //!
 //! The engine (`firedrill`) and the evidence tools (`firedrill-evidence`) build on this crate;
 //! it depends on neither.
@@ -9,6 +9,7 @@
 pub mod event;
 pub mod exit;
 pub mod fleet_summary;
+pub mod judge;
 pub mod ledger;
 pub mod measure;
 pub mod plan;

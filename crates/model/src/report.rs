@@ -7,11 +7,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::TimelineEntry;
 use crate::measure::{Latency, Outage, ProbeSeries};
-use crate::scenario::{LoadedScenario, Targets};
+use crate::scenario::LoadedScenario;
 use crate::soc2::ControlRef;
 
 /// Bumped on any change a reader must know about; readers refuse versions they do not know.
-pub const REPORT_FORMAT_VERSION: u32 = 1;
+pub const REPORT_FORMAT_VERSION: u32 = 2;
+/// The oldest format this build reads (and verifies by the rules of its day): 1 judged targets
+/// of an aborted drill like any other; 2 leaves none of them met.
+pub const OLDEST_READABLE_FORMAT: u32 = 1;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Report {
@@ -188,10 +191,13 @@ pub struct Measurements {
     pub read_outages: Vec<Outage>,
     pub workload_writes_per_s: Option<f64>,
     pub latency: LatencyByPhase,
-    /// Failover faults (`rds-failover`, `aurora-failover`): the server the DSN reached for
-    /// writes before the fault and after the observation.
+    /// Failover drills: the server the DSN reached for writes before the fault and after the
+    /// observation, and whether another one had to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub writer: Option<WriterChange>,
+    /// Failover drills: probes that failed after the fault, and whether some had to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_effect: Option<FaultEffect>,
     /// Restore drills: the backup, the restore and every check of the restored data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreResult>,
@@ -303,23 +309,45 @@ pub struct LatencyByPhase {
     pub after_fault: ProbeLatency,
 }
 
-/// The writable server as a client sees it (address, port and when its postmaster started: a
-/// promoted standby, a Multi-AZ failover's restarted host and another Aurora instance all
-/// differ), before the fault and after the observation.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// The writable server as a client sees it, before the fault and after the observation. It
+/// moved when its address or port differ (a promoted standby, a Multi-AZ failover's host behind
+/// the same name, another Aurora instance); it restarted in place when only its start differs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct WriterChange {
-    pub before: Option<String>,
-    pub after: Option<String>,
+    /// What the drill required: `required`, `forbidden` or `any` (judged as `writer_moved`).
+    pub expected: crate::scenario::FailoverTarget,
+    pub before: Option<Server>,
+    pub after: Option<Server>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Server {
+    /// `address:port` as the server sees its own end of the connection.
+    pub at: String,
+    /// When its postmaster started.
+    pub started: String,
 }
 
 impl WriterChange {
     /// 1 when the writer moved, 0 when it did not; `None` when either side was not seen.
     pub fn moved(&self) -> Option<f64> {
         match (&self.before, &self.after) {
-            (Some(b), Some(a)) => Some(if a != b { 1.0 } else { 0.0 }),
+            (Some(b), Some(a)) => Some(if a.at != b.at { 1.0 } else { 0.0 }),
             _ => None,
         }
     }
+
+    /// The same server, started again.
+    pub fn restarted_in_place(&self) -> bool {
+        matches!((&self.before, &self.after), (Some(b), Some(a)) if a.at == b.at && a.started != b.started)
+    }
+}
+
+/// Whether the fault was felt: probes (write and read) that failed after it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FaultEffect {
+    pub expected: bool,
+    pub failed_probes: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -368,142 +396,16 @@ impl TargetResult {
             .unwrap_or_else(|| "not seen".into())
     }
 
-    /// How the limit binds: `<=` for most, `>=` for availability and a writer that moved.
+    /// How the limit binds: `<=` for most, `>=` for availability and the fault's effect, `=`
+    /// for the writer's move.
     pub fn relation(&self) -> &'static str {
-        if self.name == "min_availability_pct" || self.name == "writer_moved" {
+        if self.name == "writer_moved" {
+            "="
+        } else if self.name == "min_availability_pct" || self.name == "fault_effect" {
             ">="
         } else {
             "<="
         }
-    }
-}
-
-/// Verdict per target: the whole rule set, from measurements and targets alone.
-pub fn evaluate(targets: &Targets, m: &Measurements, workload: bool) -> Vec<TargetResult> {
-    let ms = |d: crate::scenario::Dur| crate::measure::ms(d.get());
-    let mut limits: Vec<(&str, f64)> = Vec::new();
-    if let Some(rto) = targets.rto {
-        limits.push(("rto", ms(rto)));
-    }
-    if let Some(rpo) = targets.rpo {
-        limits.push(("rpo", ms(rpo)));
-    }
-    if let Some(max) = targets.max_lost_writes {
-        limits.push(("max_lost_writes", max as f64));
-    }
-    if let Some(min) = targets.min_availability_pct {
-        limits.push(("min_availability_pct", min));
-    }
-    if workload {
-        // Rows that were never written, or with the wrong content, fail any drill (PI1).
-        limits.push(("integrity", 0.0));
-    }
-    if targets.checksums.is_some() {
-        limits.push(("checksums", 0.0));
-    }
-    if m.backup_health.is_some() {
-        // A failed or missing backup job fails a backup-health drill whatever the ages.
-        limits.push(("backup_jobs", 0.0));
-    }
-    if m.writer.is_some() {
-        // A failover that left the same server taking writes proved nothing.
-        limits.push(("writer_moved", 1.0));
-    }
-    if m.restore.is_some() {
-        // A restore that failed, a damaged backup, corruption or a failed assertion fails any
-        // restore drill.
-        limits.push(("verification", 0.0));
-    }
-    limits
-        .into_iter()
-        .filter_map(|(name, limit)| judge(name, limit, m))
-        .collect()
-}
-
-/// One target against the measurements: what was achieved, in which unit, and whether it meets
-/// the limit. `None` for a target name this version does not know.
-pub fn judge(name: &str, limit: f64, m: &Measurements) -> Option<TargetResult> {
-    let (achieved, unit, at_least) = match name {
-        "rto" => (m.rto_ms, "ms", false),
-        "rpo" => (m.rpo_ms, "ms", false),
-        "max_lost_writes" => (m.lost_writes.map(|l| l as f64), "writes", false),
-        "min_availability_pct" => (m.availability_pct, "pct", true),
-        "integrity" => (m.integrity_failures.map(|f| f as f64), "failures", false),
-        "checksums" => (
-            m.restore
-                .as_ref()
-                .and_then(|r| r.tables_differing)
-                .map(|t| t as f64),
-            "tables",
-            false,
-        ),
-        "backup_jobs" => (
-            m.backup_health.as_ref().map(|h| h.problems() as f64),
-            "problems",
-            false,
-        ),
-        "writer_moved" => (
-            m.writer.as_ref().and_then(WriterChange::moved),
-            "writer changes",
-            true,
-        ),
-        "verification" => (
-            m.restore.as_ref().map(|r| r.failed_checks() as f64),
-            "failed checks",
-            false,
-        ),
-        _ => return None,
-    };
-    // Not measured is a miss: a drill proves only what it saw.
-    let met = achieved.is_some_and(|a| if at_least { a >= limit } else { a <= limit });
-    Some(TargetResult {
-        name: name.into(),
-        limit,
-        achieved,
-        unit: unit.into(),
-        met,
-    })
-}
-
-/// Recomputes every target and the verdict of a report from its raw measurements; returns what
-/// disagrees with what the report claims (empty for an honest report).
-pub fn recheck(r: &Report) -> Vec<String> {
-    let mut problems = Vec::new();
-    let mut results = Vec::new();
-    for claimed in &r.targets {
-        let Some(actual) = judge(&claimed.name, claimed.limit, &r.measurements) else {
-            problems.push(format!("unknown target {:?}", claimed.name));
-            continue;
-        };
-        if actual.met != claimed.met || actual.achieved != claimed.achieved {
-            problems.push(format!(
-                "target {} claims {} ({:?}) but the measurements give {} ({:?})",
-                claimed.name,
-                if claimed.met { "met" } else { "missed" },
-                claimed.achieved,
-                if actual.met { "met" } else { "missed" },
-                actual.achieved
-            ));
-        }
-        results.push(actual);
-    }
-    let actual = verdict(r.abort_reason.is_some(), &results);
-    if actual != r.verdict {
-        problems.push(format!(
-            "verdict claims {:?} but the targets give {:?}",
-            r.verdict, actual
-        ));
-    }
-    problems
-}
-
-pub fn verdict(aborted: bool, results: &[TargetResult]) -> Verdict {
-    if aborted {
-        Verdict::Aborted
-    } else if results.iter().all(|t| t.met) {
-        Verdict::Pass
-    } else {
-        Verdict::Fail
     }
 }
 
@@ -516,9 +418,10 @@ pub fn from_json(bytes: &[u8]) -> Result<Report, String> {
     }
     let v: Version =
         serde_json::from_slice(bytes).map_err(|e| format!("not a firedrill report: {e}"))?;
-    if v.format_version != REPORT_FORMAT_VERSION {
+    if !(OLDEST_READABLE_FORMAT..=REPORT_FORMAT_VERSION).contains(&v.format_version) {
         return Err(format!(
-            "format_version {} is not one this firedrill reads ({REPORT_FORMAT_VERSION})",
+            "format_version {} is not one this firedrill reads \
+             ({OLDEST_READABLE_FORMAT} to {REPORT_FORMAT_VERSION})",
             v.format_version
         ));
     }
@@ -528,43 +431,4 @@ pub fn from_json(bytes: &[u8]) -> Result<Report, String> {
 /// The JSON Schema of the report format.
 pub fn json_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(Report)).expect("a schema is plain JSON")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::scenario::Dur;
-
-    #[test]
-    fn unmeasured_is_a_miss_and_limits_are_inclusive() {
-        let t = Targets {
-            rto: Some(Dur::from_secs(2)),
-            rpo: Some(Dur::from_secs(0)),
-            max_lost_writes: Some(0),
-            min_availability_pct: Some(50.0),
-            checksums: None,
-        };
-        let m = Measurements {
-            rto_ms: Some(2000.0),
-            rpo_ms: None,
-            lost_writes: Some(0),
-            availability_pct: Some(49.9),
-            integrity_failures: Some(0),
-            ..Default::default()
-        };
-        let r = evaluate(&t, &m, true);
-        let met: Vec<(&str, bool)> = r.iter().map(|t| (t.name.as_str(), t.met)).collect();
-        assert_eq!(
-            met,
-            vec![
-                ("rto", true),
-                ("rpo", false),
-                ("max_lost_writes", true),
-                ("min_availability_pct", false),
-                ("integrity", true)
-            ]
-        );
-        assert_eq!(verdict(false, &r), Verdict::Fail);
-        assert_eq!(verdict(true, &r), Verdict::Aborted);
-    }
 }

@@ -74,6 +74,8 @@ pub enum Drill {
         target: DbTarget,
         fault: Fault,
         recovery: Recovery,
+        /// `targets.failover`, or its default for this fault and recovery.
+        failover: FailoverTarget,
     },
     Restore {
         source: RestoreSource,
@@ -149,6 +151,13 @@ pub fn typed(s: &Scenario) -> Result<Run, Problem> {
             target: db()?,
             fault: fault.clone(),
             recovery: recovery.clone(),
+            failover: s.targets.failover.unwrap_or(
+                if fault.moves_writer() || matches!(recovery, Recovery::Promote { .. }) {
+                    FailoverTarget::Required
+                } else {
+                    FailoverTarget::Any
+                },
+            ),
         })),
         (None, None, Some(restore), None, Some(fleet)) => match &s.target {
             Target::AwsRds(spec) => Ok(Run::Fleet(FleetDrill {

@@ -72,6 +72,9 @@ pub struct Scenario {
     pub guardrails: Vec<Guardrail>,
     #[serde(default)]
     pub observe: Observe,
+    /// What must hold; every field is optional, and so is the block (the drill then judges only
+    /// what it always judges: integrity, the writer's move, the fault's effect).
+    #[serde(default)]
     pub targets: Targets,
     #[serde(default)]
     pub cleanup: Cleanup,
@@ -374,6 +377,16 @@ pub struct Observe {
     /// this long.
     #[serde(default = "default_stability")]
     pub stability: Dur,
+    /// Whether the fault must be felt: with `true` (the default) a fault after which no probe
+    /// failed within the window fails the drill ("no effect observed", target `fault_effect`);
+    /// `false` for a drill that proves the opposite (a replica lost, a switchover without an
+    /// outage).
+    #[serde(default = "default_true")]
+    pub expect_outage: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_observe() -> Dur {
@@ -388,6 +401,7 @@ impl Default for Observe {
         Observe {
             duration: default_observe(),
             stability: default_stability(),
+            expect_outage: true,
         }
     }
 }
@@ -412,6 +426,19 @@ pub struct Targets {
     /// the recovery point.
     #[serde(default)]
     pub checksums: Option<ChecksumTarget>,
+    /// Failover drills: whether another server must take the writes (`required`), the same one
+    /// must (`forbidden`: a restart in place), or either will do (`any`). Default `required`
+    /// for a `promote` recovery and the `rds-failover`/`aurora-failover` faults, else `any`.
+    #[serde(default)]
+    pub failover: Option<FailoverTarget>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailoverTarget {
+    Required,
+    Forbidden,
+    Any,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
