@@ -55,6 +55,9 @@ pub struct ProbeSpec {
     pub config: Config,
     pub interval: Duration,
     pub timeout: Duration,
+    /// The drill's run id (hex), written into each write probe's row so that the drill can
+    /// remove its own rows.
+    pub run: String,
 }
 
 /// An outstanding probe is abandoned (its connection dropped) only after this many timeouts:
@@ -211,8 +214,11 @@ async fn once(
     // Simple-protocol statements: one round trip each.
     match spec.kind {
         ProbeKind::Write => {
-            c.batch_execute("insert into firedrill_probe default values")
-                .await?
+            c.batch_execute(&format!(
+                "insert into firedrill_probe (run) values ('{}')",
+                spec.run
+            ))
+            .await?
         }
         ProbeKind::Read => c.batch_execute("select 1").await?,
     }

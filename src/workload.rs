@@ -20,7 +20,8 @@ pub async fn prepare(client: &Client, table: &str) -> Result<(), tokio_postgres:
                  seq bigint not null,
                  payload text not null,
                  primary key (run, client, seq));
-             create table if not exists {probe} (at timestamptz not null default now());",
+             create table if not exists {probe} (at timestamptz not null default now());
+             alter table {probe} add column if not exists run text;",
             probe = crate::probe::PROBE_TABLE
         ))
         .await

@@ -19,7 +19,7 @@ use crate::measure::{self, ms};
 use crate::probe::{self, ProbeKind, ProbeSpec, ProbeState};
 use crate::report::*;
 use crate::safety::journal::{EffectId, Journal, Undo};
-use crate::scenario::{DbTarget, FailoverTarget, Fault, LoadedScenario, Recovery};
+use crate::scenario::{Cleanup, DbTarget, FailoverTarget, Fault, LoadedScenario, Recovery};
 use crate::target::Driver;
 use crate::template::TemplateCache;
 use crate::workload;
@@ -180,7 +180,47 @@ impl Drill<'_, '_> {
         if s.workload.connections > 0 {
             self.verify_ledger(&log).await;
         }
+        if !s.workload.keep_rows && s.cleanup != Cleanup::Never {
+            self.remove_rows().await;
+        }
         Ok(())
+    }
+
+    /// Deletes this drill's ledger and probe rows from the target's database (by run id), so
+    /// that drills leave an application's database as they found it.
+    async fn remove_rows(&mut self) {
+        let s = &self.loaded.scenario;
+        let config = self.driver.client_config(Duration::from_secs(5));
+        let removed = async {
+            let c = phases::connect(&config).await?;
+            let mut n = 0;
+            if s.workload.connections > 0 {
+                n += c
+                    .execute(
+                        &format!("delete from {} where run = $1", s.workload.table),
+                        &[&self.run_id],
+                    )
+                    .await
+                    .map_err(|e| crate::target::sandbox::describe_pg_error(&e))?;
+            }
+            n += c
+                .execute(
+                    &format!("delete from {} where run = $1", probe::PROBE_TABLE),
+                    &[&self.run_id],
+                )
+                .await
+                .map_err(|e| crate::target::sandbox::describe_pg_error(&e))?;
+            Ok::<u64, String>(n)
+        };
+        match removed.await {
+            Ok(n) => self.sink.emit(Event::Setup(format!(
+                "removed this drill's {n} ledger and probe rows (workload.keep_rows keeps them)"
+            ))),
+            Err(e) => self.sink.emit(Event::Warning(format!(
+                "cannot remove this drill's rows (run {}): {e}",
+                self.run_id
+            ))),
+        }
     }
 
     fn start_load(&self) -> Load {
@@ -197,6 +237,7 @@ impl Drill<'_, '_> {
                 config: probe_config.clone(),
                 interval: s.probes.interval.get(),
                 timeout: s.probes.timeout.get(),
+                run: self.run_id.clone(),
             };
             probes.push(tokio::spawn(probe::run(
                 spec,

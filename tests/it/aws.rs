@@ -178,7 +178,7 @@ pub(crate) fn aws_scenario(
             "version: 1\nname: aws-drill\nenvironment: test\n\
              target: {{type: aws-rds, {target}, dsn_env: FD_AWS_DSN, region: us-east-1, \
              endpoint_url: '{}'}}\n\
-             workload: {{connections: 1}}\nprobes: {{interval: 50ms, timeout: 500ms}}\n\
+             workload: {{connections: 1, keep_rows: true}}\nprobes: {{interval: 50ms, timeout: 500ms}}\n\
              steady_state: {{duration: 500ms}}\nfault: {fault}\nrecovery: {{type: wait}}\n\
              observe: {{duration: {observe}, stability: 200ms}}\n\
              targets: {{rto: 35s, max_lost_writes: 0}}\n",

@@ -328,10 +328,31 @@ fn an_existing_cluster_is_driven_through_its_dsn_and_operator_commands() {
         )
         .output()
         .unwrap();
-    sb.teardown(false);
     let stdout = String::from_utf8(out.stdout).unwrap();
     let stderr = String::from_utf8(out.stderr).unwrap();
+    // The drill leaves the application's database as it found it: none of its ledger or probe
+    // rows remain on the new primary.
+    let left: (i64, i64) = rt.block_on(async {
+        let c = sb.connect(1).await.unwrap();
+        let q = |t: &'static str| format!("select count(*) from {t}");
+        (
+            c.query_one(&q("firedrill_ledger"), &[])
+                .await
+                .unwrap()
+                .get(0),
+            c.query_one(&q("firedrill_probe"), &[])
+                .await
+                .unwrap()
+                .get(0),
+        )
+    });
+    sb.teardown(false);
     assert_eq!(out.status.code(), Some(0), "{stderr}\n{stdout}");
+    assert_eq!(left, (0, 0), "rows left behind");
+    assert!(
+        stderr.contains("ledger and probe rows (workload.keep_rows keeps them)"),
+        "{stderr}"
+    );
     let r: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(r["target"]["kind"], "postgres");
     // What the operator's command printed is kept in the timeline (psql's result of pg_promote).

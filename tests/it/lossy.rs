@@ -114,7 +114,7 @@ fn an_async_pair_loses_the_writes_its_standby_never_received_and_firedrill_count
         &scenario,
         format!(
             "version: 1\nname: lossy\nenvironment: test\ntarget: {{type: postgres, dsn_env: APP_DSN}}\n\
-             workload: {{connections: 4, table: lossy_ledger}}\nsteady_state: {{duration: 500ms}}\n\
+             workload: {{connections: 4, table: lossy_ledger, keep_rows: true}}\nsteady_state: {{duration: 500ms}}\n\
              fault: {{type: command, run: [sh, '{}']}}\n\
              recovery: {{type: command, after: 1s, \
                run: [psql, -h, 127.0.0.1, -p, '{s}', -U, firedrill, -d, postgres, -c, 'select pg_promote()']}}\n\

@@ -284,6 +284,11 @@ pub struct Workload {
     /// Ledger table name (created if missing, in the target's database).
     #[serde(default = "default_ledger_table")]
     pub table: String,
+    /// Keep this drill's ledger and probe rows in the target's database after verification.
+    /// By default they are deleted (by run id) once the ledger is checked, unless `cleanup:
+    /// never` (or `--keep`) keeps everything for forensics.
+    #[serde(default)]
+    pub keep_rows: bool,
 }
 
 fn default_connections() -> u16 {
@@ -302,6 +307,7 @@ impl Default for Workload {
             connections: default_connections(),
             timeout: default_write_timeout(),
             table: default_ledger_table(),
+            keep_rows: false,
         }
     }
 }
