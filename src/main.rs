@@ -111,7 +111,8 @@ enum Command {
         "Examples:\n",
         "  firedrill recover              # every journal with something left to undo\n",
         "  firedrill recover ~/.local/state/firedrill/journals/2026-11-23T10-00-00Z-1a2b3c4d.jsonl\n",
-        "  firedrill recover --list       # show them, undo nothing\n\n",
+        "  firedrill recover --list       # show them, undo nothing\n",
+        "  firedrill recover --prune      # remove finished journals and free locks over 30 days old\n\n",
         "Exit codes:\n  0 everything undone (or nothing to undo), 4 an undo failed (it stays in the\n",
         "  journal; fix the cause and run recover again), 5 the journal's drill is still running"
     ))]
@@ -121,6 +122,14 @@ enum Command {
         /// List what would be undone, and undo nothing.
         #[arg(long)]
         list: bool,
+        /// Remove journals with nothing left to undo and lock files no drill holds, last
+        /// written at least --older-than ago (never a journal with a pending effect).
+        #[arg(long, conflicts_with_all = ["journal", "list"])]
+        prune: bool,
+        /// How old a file must be for --prune (e.g. 30d, 12h).
+        #[arg(long, value_name = "AGE", default_value = "30d", requires = "prune",
+              value_parser = humantime::parse_duration)]
+        older_than: std::time::Duration,
     },
     /// Find and delete AWS resources drills created and did not remove (RDS instances and
     /// snapshots, FIS experiment templates, tagged firedrill:drill). Credentials come from the
@@ -293,7 +302,14 @@ fn main() -> ExitCode {
             };
             cli::run::run(&file, dest, format, sign_key.as_deref(), extra)
         }
-        Command::Recover { journal, list } => cli::recover::recover(cli.state_dir, journal, list),
+        Command::Recover {
+            prune: true,
+            older_than,
+            ..
+        } => cli::recover::prune(cli.state_dir, older_than),
+        Command::Recover { journal, list, .. } => {
+            cli::recover::recover(cli.state_dir, journal, list)
+        }
         Command::Cleanup {
             drill,
             region,

@@ -7,6 +7,33 @@ use std::process::ExitCode;
 use firedrill::error::*;
 use firedrill::safety::{journal, lock, recover};
 
+pub fn prune(state_dir: Option<PathBuf>, older_than: std::time::Duration) -> ExitCode {
+    let state = match super::state_dir(state_dir) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let p = firedrill::safety::prune::prune(&state, older_than, std::time::SystemTime::now());
+    let age = humantime::format_duration(older_than);
+    for j in &p.journals {
+        println!("removed journal {}", j.display());
+    }
+    for l in &p.locks {
+        println!("removed lock file {}", l.display());
+    }
+    println!(
+        "{} journal(s) and {} lock file(s) older than {age} removed",
+        p.journals.len(),
+        p.locks.len()
+    );
+    for j in &p.pending {
+        println!(
+            "kept {}: effects left to undo (or its drill still runs); `firedrill recover` first",
+            j.display()
+        );
+    }
+    exit_code(EXIT_PASS)
+}
+
 pub fn recover(state_dir: Option<PathBuf>, journal: Option<PathBuf>, list: bool) -> ExitCode {
     let state = match super::state_dir(state_dir) {
         Ok(s) => s,

@@ -7,7 +7,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
@@ -75,30 +75,65 @@ pub fn acquire(state: &StateDir, target: &str, holder: &str) -> Result<TargetLoc
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io("cannot create"))?;
     }
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io("cannot open"))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut text = String::new();
-            let _ = file.read_to_string(&mut text);
-            return Err(LockError::Busy {
-                target: target.to_owned(),
-                holder: text.lines().nth(1).unwrap_or("another drill").to_owned(),
-            });
+    // `recover --prune` may remove an unheld lock file between our open and our lock: a lock
+    // on a file no longer at `path` guards nothing, so open again.
+    let mut file = loop {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io("cannot open"))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                return Err(LockError::Busy {
+                    target: target.to_owned(),
+                    holder: text.lines().nth(1).unwrap_or("another drill").to_owned(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("cannot lock")(e).into()),
         }
-        Err(std::fs::TryLockError::Error(e)) => return Err(io("cannot lock")(e).into()),
-    }
+        if still_at(&file, &path) {
+            break file;
+        }
+    };
     file.set_len(0)
         .and_then(|_| file.rewind())
         .and_then(|_| writeln!(file, "{target}\n{holder}"))
         .map_err(io("cannot write"))?;
     Ok(TargetLock { _file: file })
+}
+
+fn still_at(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Every lock file in the state directory.
+pub fn files(state: &StateDir) -> Vec<PathBuf> {
+    let Ok(dir) = std::fs::read_dir(state.0.join("locks")) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "lock"))
+        .collect()
+}
+
+/// Removes the lock file at `path` if no live process holds it; whether it did. It is removed
+/// while locked, and [`acquire`] checks that its lock is on the file still at the path.
+pub fn remove_unheld(path: &Path) -> bool {
+    let Ok(file) = OpenOptions::new().read(true).write(true).open(path) else {
+        return false;
+    };
+    file.try_lock().is_ok() && std::fs::remove_file(path).is_ok()
 }
 
 /// Whether a live process holds the lock of `target`.

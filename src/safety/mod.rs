@@ -10,6 +10,7 @@
 pub mod claim;
 pub mod journal;
 pub mod lock;
+pub mod prune;
 pub mod recover;
 pub mod signals;
 pub mod undo;

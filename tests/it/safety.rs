@@ -533,3 +533,83 @@ fn a_production_scenario_needs_its_name_confirmed() {
         1
     );
 }
+
+/// `recover --prune` removes old journals with nothing left to undo and old lock files no drill
+/// holds; it keeps a journal with a pending effect, anything younger than `--older-than`, and a
+/// held lock.
+#[test]
+fn prune_removes_old_finished_journals_and_free_locks_and_nothing_else() {
+    use firedrill::safety::journal::{Entry, Journal, Undo};
+    use firedrill::safety::lock::{self, StateDir};
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDir::resolve(Some(dir.path().to_owned())).unwrap();
+    let journals = state.journals();
+    std::fs::create_dir_all(&journals).unwrap();
+    let made = |name: &str, undo_it: bool| {
+        let path = journals.join(format!("{name}.jsonl"));
+        let j = Journal::create(
+            &path,
+            Entry::Started {
+                at: "2026-01-01T00:00:00.000Z".into(),
+                run_id: name.into(),
+                scenario: "s".into(),
+                file: "s.yaml".into(),
+                target: format!("postgres-sandbox/{name}"),
+                pid: 4194303,
+            },
+        )
+        .unwrap();
+        let id = j
+            .effect(
+                "create the sandbox directory",
+                Some(Undo::RemoveDir {
+                    dir: dir.path().join(format!("gone-{name}")),
+                }),
+            )
+            .unwrap();
+        if undo_it {
+            j.undone(id, "removed");
+            j.finished("pass");
+        }
+        path
+    };
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(40 * 24 * 3600);
+    let age = |p: &std::path::Path| {
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(old)
+            .unwrap()
+    };
+    let finished_old = made("aaaa", true);
+    let pending_old = made("bbbb", false);
+    let finished_young = made("cccc", true);
+    age(&finished_old);
+    age(&pending_old);
+    let free = lock::acquire(&state, "postgres-sandbox/aaaa", "drill").unwrap();
+    drop(free);
+    let held = lock::acquire(&state, "postgres-sandbox/dddd", "drill").unwrap();
+    for l in lock::files(&state) {
+        age(&l);
+    }
+
+    let mut cmd = crate::firedrill_process();
+    cmd.args(["recover", "--prune", "--older-than", "30d"])
+        .env("FIREDRILL_STATE_DIR", dir.path());
+    let (code, out, err) = crate::run_to_end(&mut cmd);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("1 journal(s) and 1 lock file(s) older than 30days removed"),
+        "{out}"
+    );
+    assert!(!finished_old.exists());
+    assert!(pending_old.exists() && finished_young.exists());
+    assert!(out.contains("bbbb.jsonl: effects left to undo"), "{out}");
+    assert_eq!(lock::files(&state).len(), 1, "the held lock stays");
+    // The held lock still works as one: a second drill is refused.
+    assert!(lock::acquire(&state, "postgres-sandbox/dddd", "another").is_err());
+    drop(held);
+    // A pruned lock file is simply made again.
+    drop(lock::acquire(&state, "postgres-sandbox/aaaa", "drill").unwrap());
+}
