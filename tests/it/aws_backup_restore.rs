@@ -197,25 +197,14 @@ impl Setup {
         )
         .unwrap();
         let out = self.dir.path().join("out");
-        let _ = std::fs::remove_dir_all(&out);
-        let mut cmd = crate::firedrill_process();
-        cmd.args([
-            "run",
-            "--out",
-            out.to_str().unwrap(),
-            file.to_str().unwrap(),
-        ])
-        .env("FIREDRILL_STATE_DIR", self.dir.path().join("state"))
-        .env("FD_AWS_DSN", db_dsn(&self.db, "app"))
-        .env("FD_RESTORED_DSN", db_dsn(&self.db, "app_restored"))
-        .env("AWS_ENDPOINT_URL", self.moto.url())
-        .env("AWS_ENDPOINT_URL_BACKUP", &backup.url)
-        .envs(MOTO_CREDENTIALS);
-        let (code, _, stderr) = crate::run_to_end(&mut cmd);
-        let report = std::fs::read(out.join("report.json"))
-            .map(|b| serde_json::from_slice(&b).unwrap())
-            .unwrap_or(serde_json::Value::Null);
-        (code, stderr, report)
+        let mut cmd = crate::run_out(&out, &file);
+        cmd.env("FIREDRILL_STATE_DIR", self.dir.path().join("state"))
+            .env("FD_AWS_DSN", db_dsn(&self.db, "app"))
+            .env("FD_RESTORED_DSN", db_dsn(&self.db, "app_restored"))
+            .env("AWS_ENDPOINT_URL", self.moto.url())
+            .env("AWS_ENDPOINT_URL_BACKUP", &backup.url)
+            .envs(MOTO_CREDENTIALS);
+        crate::run_for_report(&mut cmd, &out)
     }
 }
 

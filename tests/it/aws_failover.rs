@@ -148,21 +148,29 @@ fn run_drill(
 ) -> (i32, String, serde_json::Value) {
     let file = aws_scenario(dir, moto, target, fault, "6s");
     let out = dir.join("out");
-    let mut cmd = crate::firedrill_process();
-    cmd.args([
-        "run",
-        "--out",
-        out.to_str().unwrap(),
-        file.to_str().unwrap(),
-    ])
-    .env("FIREDRILL_STATE_DIR", dir.join("state"))
-    .env("FD_AWS_DSN", dsn)
-    .envs(MOTO_CREDENTIALS);
-    let (code, _, stderr) = crate::run_to_end(&mut cmd);
-    let report = std::fs::read(out.join("report.json"))
-        .map(|b| serde_json::from_slice(&b).unwrap())
-        .unwrap_or(serde_json::Value::Null);
-    (code, stderr, report)
+    let mut cmd = crate::run_out(&out, &file);
+    cmd.env("FIREDRILL_STATE_DIR", dir.join("state"))
+        .env("FD_AWS_DSN", dsn)
+        .envs(MOTO_CREDENTIALS);
+    crate::run_for_report(&mut cmd, &out)
+}
+
+/// Builds the pair, has a follower wait for `seen` in moto, and runs the drill: its exit code,
+/// stderr and report, the pair (torn down on drop) and the outage the follower timed.
+fn felt_drill(
+    moto: &Server,
+    rt: &tokio::runtime::Runtime,
+    seen: Seen,
+    target: &str,
+    fault: &str,
+) -> (i32, String, serde_json::Value, Pair, Option<Outage>) {
+    let sb = build_pair(rt);
+    let dsn = pair_dsn(&sb);
+    let follower = rt.spawn(follow(sb, seen));
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stderr, r) = run_drill(moto, target, fault, &dsn, dir.path());
+    let (sb, outage) = rt.block_on(follower).unwrap();
+    (code, stderr, r, Pair(sb, rt.handle().clone()), outage)
 }
 
 fn target<'r>(r: &'r serde_json::Value, name: &str) -> &'r serde_json::Value {
@@ -239,26 +247,18 @@ fn an_aurora_failover_is_felt_by_the_drill_as_the_follower_timed_it() {
     let moto = Server::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(moto.aurora_cluster("ledger", &["ledger-1", "ledger-2"]));
-    let sb = build_pair(&rt);
-    let dsn = pair_dsn(&sb);
-    let follower = rt.spawn(follow(
-        sb,
-        Seen::WriterLeft {
-            rds: rds(&moto),
-            cluster: "ledger".into(),
-            writer: "ledger-1".into(),
-        },
-    ));
-    let dir = tempfile::tempdir().unwrap();
-    let (code, stderr, r) = run_drill(
+    let seen = Seen::WriterLeft {
+        rds: rds(&moto),
+        cluster: "ledger".into(),
+        writer: "ledger-1".into(),
+    };
+    let (code, stderr, r, pair, outage) = felt_drill(
         &moto,
+        &rt,
+        seen,
         "cluster: ledger",
         "{type: aurora-failover, target_instance: ledger-2}",
-        &dsn,
-        dir.path(),
     );
-    let (sb, outage) = rt.block_on(follower).unwrap();
-    let pair = Pair(sb, rt.handle().clone());
     let sb = &pair.0;
     assert_eq!(code, 0, "{stderr}");
     let outage = outage.expect("the follower saw moto's writer change");
@@ -290,25 +290,12 @@ fn an_rds_failover_succeeds_in_a_drill_as_the_follower_timed_it() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(moto.postgres_instance("orders", true, &[]));
     moto.start_recording();
-    let sb = build_pair(&rt);
-    let dsn = pair_dsn(&sb);
-    let follower = rt.spawn(follow(
-        sb,
-        Seen::RebootWithFailover {
-            recording: moto.recording().to_owned(),
-            instance: "orders".into(),
-        },
-    ));
-    let dir = tempfile::tempdir().unwrap();
-    let (code, stderr, r) = run_drill(
-        &moto,
-        "instance: orders",
-        "{type: rds-failover}",
-        &dsn,
-        dir.path(),
-    );
-    let (sb, outage) = rt.block_on(follower).unwrap();
-    let pair = Pair(sb, rt.handle().clone());
+    let seen = Seen::RebootWithFailover {
+        recording: moto.recording().to_owned(),
+        instance: "orders".into(),
+    };
+    let (code, stderr, r, pair, outage) =
+        felt_drill(&moto, &rt, seen, "instance: orders", "{type: rds-failover}");
     let sb = &pair.0;
     assert_eq!(code, 0, "{stderr}");
     let outage = outage.expect("moto recorded RebootDBInstance with ForceFailover");

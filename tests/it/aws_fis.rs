@@ -268,17 +268,39 @@ fn run_by_template_id(
         "stability: 200ms, expect_outage: false}",
     );
     std::fs::write(&file, text).unwrap();
-    let mut cmd = crate::firedrill_process();
-    cmd.args([
-        "run",
-        "--out",
-        dir.join("out").to_str().unwrap(),
-        file.to_str().unwrap(),
-    ]);
+    let out = dir.join("out");
+    let mut cmd = crate::run_out(&out, &file);
     aws_env(&mut cmd, &dir.join("state"), &db.dsn());
-    let (code, _, stderr) = crate::run_to_end(&mut cmd);
-    let r = serde_json::from_slice(&std::fs::read(dir.join("out/report.json")).unwrap()).unwrap();
-    (code, stderr, r)
+    crate::run_for_report(&mut cmd, &out)
+}
+
+/// An FIS drill by `template_id` of the user's template, run to its end, moto holding each
+/// experiment state for `hold` reads.
+struct ByTemplate {
+    moto: Server,
+    db: LocalDb,
+    template: String,
+    code: i32,
+    stderr: String,
+    r: serde_json::Value,
+}
+
+fn by_template_id(hold: u32, observe: &str) -> ByTemplate {
+    let moto = Server::start();
+    let db = LocalDb::new();
+    let arn = db.rt.block_on(moto.postgres_instance("orders", true, &[]));
+    let template = users_template(&moto, &db.rt, &arn);
+    moto.hold_state("fis::experiment", hold);
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stderr, r) = run_by_template_id(&moto, &db, dir.path(), &template, observe);
+    ByTemplate {
+        moto,
+        db,
+        template,
+        code,
+        stderr,
+        r,
+    }
 }
 
 /// The timeline's FIS states, in order, without repeats.
@@ -304,14 +326,15 @@ fn fis_states(r: &serde_json::Value, id: &str) -> Vec<String> {
 #[test]
 fn an_experiment_by_template_id_is_polled_into_the_timeline_and_the_template_kept() {
     let _x = crate::exclusive();
-    let moto = Server::start();
-    let db = LocalDb::new();
-    let arn = db.rt.block_on(moto.postgres_instance("orders", true, &[]));
-    let template = users_template(&moto, &db.rt, &arn);
     // Each state holds for two reads, so the drill's 200 ms polls see every one.
-    moto.hold_state("fis::experiment", 2);
-    let dir = tempfile::tempdir().unwrap();
-    let (code, stderr, r) = run_by_template_id(&moto, &db, dir.path(), &template, "4s");
+    let ByTemplate {
+        moto,
+        db,
+        template,
+        code,
+        stderr,
+        r,
+    } = by_template_id(2, "4s");
     assert_eq!(code, 0, "{stderr}");
     let ex = experiments(&moto);
     assert_eq!(ex.len(), 1, "{ex:?}");
@@ -336,13 +359,14 @@ fn an_experiment_by_template_id_is_polled_into_the_timeline_and_the_template_kep
 #[test]
 fn an_experiment_outlasting_the_observation_is_stopped_at_the_end() {
     let _x = crate::exclusive();
-    let moto = Server::start();
-    let db = LocalDb::new();
-    let arn = db.rt.block_on(moto.postgres_instance("orders", true, &[]));
-    let template = users_template(&moto, &db.rt, &arn);
-    moto.hold_state("fis::experiment", 10_000);
-    let dir = tempfile::tempdir().unwrap();
-    let (code, stderr, r) = run_by_template_id(&moto, &db, dir.path(), &template, "1500ms");
+    let ByTemplate {
+        moto,
+        db,
+        template,
+        code,
+        stderr,
+        r,
+    } = by_template_id(10_000, "1500ms");
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(r["verdict"], "pass");
     assert!(

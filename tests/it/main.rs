@@ -108,6 +108,27 @@ pub fn firedrill_cmd() -> assert_cmd::Command {
     c
 }
 
+/// `firedrill run --out OUT FILE`, with the tests' state and template directories.
+pub fn run_out(out: &std::path::Path, file: &std::path::Path) -> std::process::Command {
+    let mut c = firedrill_process();
+    c.arg("run").arg("--out").arg(out).arg(file);
+    c
+}
+
+/// Runs `cmd` (a [`run_out`]) to its end: exit code, stderr, and `OUT/report.json` (null when
+/// none was written).
+pub fn run_for_report(
+    cmd: &mut std::process::Command,
+    out: &std::path::Path,
+) -> (i32, String, serde_json::Value) {
+    let _ = std::fs::remove_dir_all(out);
+    let (code, _, stderr) = run_to_end(cmd);
+    let report = std::fs::read(out.join("report.json"))
+        .map(|b| serde_json::from_slice(&b).unwrap())
+        .unwrap_or(serde_json::Value::Null);
+    (code, stderr, report)
+}
+
 /// Runs `cmd` to its end: exit code (-1 when killed by a signal), stdout, stderr.
 pub fn run_to_end(cmd: &mut std::process::Command) -> (i32, String, String) {
     let out = cmd.output().unwrap();

@@ -20,14 +20,17 @@ use tokio::sync::watch;
 use crate::{exclusive, repo};
 
 async fn drill_file(path: &str) -> Report {
-    let loaded = scenario::load(&repo(path)).expect("a shipped scenario loads");
+    drill(&scenario::load(&repo(path)).expect("a shipped scenario loads")).await
+}
+
+async fn drill(loaded: &firedrill::scenario::LoadedScenario) -> Report {
     let (_tx, rx) = watch::channel(false);
     engine::run_session(
-        &loaded,
+        loaded,
         loaded.drill().expect("one drill"),
         &mut Silent,
         rx,
-        crate::session(&loaded),
+        crate::session(loaded),
     )
     .await
     .expect("the drill runs")
@@ -547,18 +550,8 @@ async fn regression_latest_restore_without_writes_sees_the_archive_closed() {
          workload: {connections: 0}\nrestore:\n  seed: {pgbench_scale: 1}\n  \
          backup: {type: pg-basebackup}\ntargets: {checksums: match, rto: 30s}\n";
     let loaded = scenario::parse(Path::new("quiet-restore.yaml"), yaml).unwrap();
-    let (_tx, rx) = watch::channel(false);
     let started = std::time::Instant::now();
-    let r = engine::run_session(
-        &loaded,
-        loaded.drill().expect("one drill"),
-        &mut Silent,
-        rx,
-        crate::session(&loaded),
-    )
-    .await
-    .unwrap()
-    .report;
+    let r = drill(&loaded).await;
     all_checks_pass(&r);
     assert!(
         started.elapsed() < Duration::from_secs(50),
