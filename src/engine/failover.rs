@@ -469,7 +469,12 @@ impl Drill<'_, '_> {
     /// server means the failover moved nothing, which fails the drill (`writer_moved`).
     async fn verify_writer_moved(&mut self, before: Option<Server>) {
         let config = self.driver.client_config(Duration::from_secs(5));
-        let after = phases::writer_identity(&config, VERIFY_DEADLINE).await;
+        // Waited for when the verdict depends on it; otherwise it is only recorded.
+        let within = match self.failover {
+            FailoverTarget::Required | FailoverTarget::Forbidden => VERIFY_DEADLINE,
+            FailoverTarget::Any => Duration::from_secs(2),
+        };
+        let after = phases::writer_identity(&config, within).await;
         let after = match after {
             Ok(a) => Some(a),
             Err(e) => {
