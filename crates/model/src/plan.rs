@@ -4,9 +4,9 @@
 use std::fmt::Write as _;
 
 use crate::scenario::{
-    AwsRdsSpec, Backup, BackupHealth, Cleanup, Drill, DumpFormat, Environment, ExistingSpec, Fault,
-    FleetDrill, LoadedScenario, Recovery, RecoveryTarget, Replication, Restore, Run, Scenario,
-    Target,
+    AwsRdsSpec, Backup, BackupHealth, Cleanup, Drill, DumpFormat, Environment, ExistingSpec,
+    FailoverTarget, Fault, FleetDrill, LoadedScenario, Recovery, RecoveryTarget, Replication,
+    Restore, Run, Scenario, Target,
 };
 
 /// The parts of a drill the plan describes (a fleet's are its restore's).
@@ -83,13 +83,16 @@ pub fn render(loaded: &LoadedScenario) -> String {
             );
             step(
                 &mut out,
-                "initdb the primary and start it on a free 127.0.0.1 port".into(),
+                "initdb the primary (or copy this PostgreSQL's cached template) and start it on a \
+                 free 127.0.0.1 port"
+                    .into(),
             );
             if t.standbys > 0 {
                 step(
                     &mut out,
                     format!(
-                        "pg_basebackup {} standby(s) and start them, {mode} streaming replication",
+                        "copy the template for (or pg_basebackup) {} standby(s) and start them, \
+                         {mode} streaming replication",
                         t.standbys
                     ),
                 );
@@ -222,6 +225,23 @@ pub fn render(loaded: &LoadedScenario) -> String {
             out,
             "  checksums: every table equal to the source at the recovery point"
         );
+    }
+    if let Run::Drill(Drill::Failover { failover, .. }) = &loaded.run {
+        let _ = writeln!(
+            out,
+            "  {}",
+            match failover {
+                FailoverTarget::Required => "writer moved = 1: another server takes the writes",
+                FailoverTarget::Forbidden => "writer moved = 0: the same server takes the writes",
+                FailoverTarget::Any => "writer: recorded, not judged (failover: any)",
+            }
+        );
+        if s.observe.expect_outage {
+            let _ = writeln!(
+                out,
+                "  failed probes after the fault >= 1 (a fault no probe felt fails)"
+            );
+        }
     }
     out
 }
@@ -439,6 +459,11 @@ fn failover_steps(s: &Scenario, fault: &Fault, recovery: &Recovery, step: &mut d
         "stop the load; read the ledger back from the primary; count lost and in-doubt writes"
             .into(),
     );
+    step(if s.workload.keep_rows || s.cleanup == Cleanup::Never {
+        "keep this drill's ledger and probe rows (workload.keep_rows or cleanup: never)".into()
+    } else {
+        "delete this drill's ledger and probe rows from the target's database (by run id)".into()
+    });
 }
 
 fn restore_steps(s: &Scenario, r: &Restore, step: &mut dyn FnMut(String)) {
