@@ -7,31 +7,14 @@
 use std::path::Path;
 use std::time::Duration;
 
-use firedrill::engine;
-use firedrill::human::Silent;
 use firedrill::ledger::{self, Ack, WorkloadLog};
 use firedrill::pg::binaries::PgBinaries;
-use firedrill::report::{Report, Verdict};
+use firedrill::report::Verdict;
 use firedrill::scenario::{self, LoadedScenario, Replication};
 use firedrill::target::sandbox::Sandbox;
 use firedrill::workload;
-use tokio::sync::watch;
 
-use crate::{exclusive, repo};
-
-async fn drill(loaded: &LoadedScenario) -> Report {
-    let (_tx, rx) = watch::channel(false);
-    engine::run_session(
-        loaded,
-        loaded.drill().expect("one drill"),
-        &mut Silent,
-        rx,
-        crate::session(loaded),
-    )
-    .await
-    .expect("the drill runs")
-    .report
-}
+use crate::{drill, exclusive, repo};
 
 fn inline(name: &str, yaml: &str) -> LoadedScenario {
     scenario::parse(Path::new(name), yaml).expect("valid scenario")

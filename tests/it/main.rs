@@ -100,6 +100,21 @@ pub fn session(loaded: &firedrill::scenario::LoadedScenario) -> firedrill::engin
     }
 }
 
+/// Runs a scenario's drill in process, with the tests' template cache and no journal.
+pub async fn drill(loaded: &firedrill::scenario::LoadedScenario) -> firedrill::report::Report {
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    firedrill::engine::run_session(
+        loaded,
+        loaded.drill().expect("one drill"),
+        &mut firedrill::human::Silent,
+        rx,
+        session(loaded),
+    )
+    .await
+    .expect("the drill runs")
+    .report
+}
+
 /// `firedrill` for assert_cmd, with the tests' state directory.
 pub fn firedrill_cmd() -> assert_cmd::Command {
     let mut c = assert_cmd::Command::cargo_bin("firedrill").unwrap();

@@ -9,32 +9,15 @@ use std::path::Path;
 use std::process::Command as Std;
 use std::time::Duration;
 
-use firedrill::engine;
-use firedrill::human::Silent;
 use firedrill::pg::binaries::{self, PgBinaries};
 use firedrill::report::{Report, RestoreResult, Verdict};
 use firedrill::scenario::{self, Replication};
 use firedrill::target::sandbox::{SUPERUSER, Sandbox, SandboxConfig};
-use tokio::sync::watch;
 
-use crate::{exclusive, repo};
+use crate::{drill, exclusive, repo};
 
 async fn drill_file(path: &str) -> Report {
     drill(&scenario::load(&repo(path)).expect("a shipped scenario loads")).await
-}
-
-async fn drill(loaded: &firedrill::scenario::LoadedScenario) -> Report {
-    let (_tx, rx) = watch::channel(false);
-    engine::run_session(
-        loaded,
-        loaded.drill().expect("one drill"),
-        &mut Silent,
-        rx,
-        crate::session(loaded),
-    )
-    .await
-    .expect("the drill runs")
-    .report
 }
 
 fn restore_of(r: &Report) -> &RestoreResult {
