@@ -24,6 +24,12 @@ pub enum EnvError {
     NoUser { user: String },
     #[error("environment variable {name} is not set (the scenario's `target.dsn_env`)")]
     MissingDsn { name: String },
+    #[error("environment variable {name} is not set (the scenario's `{key}`: {what})")]
+    MissingVar {
+        name: String,
+        key: &'static str,
+        what: &'static str,
+    },
     #[error(
         "environment variable {name} does not hold a valid PostgreSQL connection string: {reason}"
     )]

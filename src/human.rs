@@ -143,6 +143,11 @@ pub fn summary(r: &Report) -> String {
         let _ = writeln!(out, "  {k:<40} {v}");
     }
     let m = &r.measurements;
+    if let Some(p) = &m.patroni {
+        for (k, v) in crate::render::patroni_facts(r, p) {
+            let _ = writeln!(out, "  {k:<40} {v}");
+        }
+    }
     for o in &m.write_outages {
         let length = o
             .duration_ms

@@ -177,6 +177,8 @@ impl Drill<'_, '_> {
         if let Some(before) = self.writer_before.take() {
             self.verify_writer_moved(before).await;
         }
+        let rto = self.measurements.rto_ms;
+        self.measurements.patroni = self.driver.patroni_view(self.fault, rto).await;
         if s.workload.connections > 0 {
             self.verify_ledger(&log).await;
         }
@@ -302,6 +304,12 @@ impl Drill<'_, '_> {
                 .ok(),
         );
 
+        if let Err(e) = self.driver.before_fault().await {
+            self.sink.emit(Event::Warning(format!(
+                "cannot read the cluster before the fault: {e}"
+            )));
+        }
+
         // Fault.
         self.sink.emit(Event::Phase(Phase::Fault));
         let fault_at = t0.elapsed();
@@ -315,6 +323,7 @@ impl Drill<'_, '_> {
             Ok(i) => i,
             Err(e) => return Err(Abort(format!("fault injection failed: {e}"))),
         };
+        self.measurements.fault_done_ms = Some(ms(t0.elapsed()));
         self.sink
             .emit_at(fault_at, Event::FaultInjected(injected.description.clone()));
         self.pending_undo = injected.undo.clone();
@@ -427,15 +436,41 @@ impl Drill<'_, '_> {
             return log;
         };
         let stability = s.observe.stability.get();
-        let wr = measure::recovery(&w, fault_at, observed_until, stability);
-        let rr = measure::recovery(&r, fault_at, observed_until, stability);
+        // Where each probe's outage began: its first failed probe after the fault.
+        let first_failure = |samples: &[measure::Sample]| {
+            samples
+                .iter()
+                .find(|p| p.end > fault_at && !p.ok)
+                .map(|p| p.start)
+        };
+        let (wf, rf) = (first_failure(&w), first_failure(&r));
+        m.write_outage_ms = wf
+            .and_then(|f| measure::recovery(&w, f, observed_until, stability).rto)
+            .map(ms);
+        // A fault whose effect comes a while after it starts (a command, a switchover that
+        // first checks its candidate) is timed from its effect: the first failed probe.
+        let delayed = self.fault.effect_is_delayed();
+        m.rto_from = Some(if delayed && wf.is_some() {
+            RtoFrom::FirstFailure
+        } else {
+            RtoFrom::Fault
+        });
+        let from = |f: Option<Duration>| match f {
+            Some(f) if delayed => f,
+            Some(_) | None => fault_at,
+        };
+        let wr = measure::recovery(&w, from(wf), observed_until, stability);
+        let rr = measure::recovery(&r, from(rf), observed_until, stability);
+        // Availability is over everything after the fault, whatever RTO counts from.
+        let w_all = measure::recovery(&w, fault_at, observed_until, stability);
+        let r_all = measure::recovery(&r, fault_at, observed_until, stability);
         m.rto_ms = wr.rto.map(ms);
         m.time_to_first_success_ms = wr.first_success.map(ms);
-        m.availability_pct = Some(wr.availability_pct);
-        m.write_outages = wr.outages;
+        m.availability_pct = Some(w_all.availability_pct);
+        m.write_outages = w_all.outages;
         m.read_rto_ms = rr.rto.map(ms);
-        m.read_availability_pct = Some(rr.availability_pct);
-        m.read_outages = rr.outages;
+        m.read_availability_pct = Some(r_all.availability_pct);
+        m.read_outages = r_all.outages;
         let failed: u64 = m
             .write_outages
             .iter()

@@ -1,7 +1,9 @@
-//! Finding the PostgreSQL server programs and the unprivileged user to run them as.
+//! Finding the server programs a sandbox runs, and the unprivileged user to run them as.
 //!
-//! Debian keeps them outside `PATH` (`/usr/lib/postgresql/15/bin`), so the lookup order is: the
-//! scenario's `bin_dir`, `$FIREDRILL_PG_BINDIR`, `pg_config --bindir`, then `PATH`.
+//! Debian keeps PostgreSQL's outside `PATH` (`/usr/lib/postgresql/15/bin`), so their lookup
+//! order is: the scenario's `bin_dir`, `$FIREDRILL_PG_BINDIR`, `pg_config --bindir`, then
+//! `PATH`. Other programs (Patroni, etcd): the scenario's setting, an environment variable,
+//! then `PATH`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -61,6 +63,38 @@ impl PgBinaries {
             .ok()?;
         Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
+}
+
+/// One program: the scenario's path for it, else `$env`, else `name` on `PATH`; missing, an
+/// error that names the Debian package to install.
+pub fn locate_program(
+    configured: Option<&Path>,
+    env: &str,
+    name: &str,
+    package: &str,
+) -> Result<PathBuf, EnvError> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(p) = configured {
+        candidates.push(p.to_owned());
+    } else if let Some(p) = std::env::var_os(env) {
+        candidates.push(p.into());
+    } else if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path).map(|d| d.join(name)));
+    }
+    if let Some(found) = candidates.iter().find(|p| is_executable(p)) {
+        return Ok(found.clone());
+    }
+    Err(EnvError::MissingBinary {
+        what: format!("the {name} program"),
+        searched: candidates
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":"),
+        hint: format!(
+            "install it (Debian: apt-get install {package}), or set `target.{name}` or {env}"
+        ),
+    })
 }
 
 fn pg_config_bindir() -> Option<PathBuf> {

@@ -160,6 +160,21 @@ async fn remove_dir(dir: &Path) -> Result<String, String> {
     if !dir.exists() {
         return Ok(format!("{} already gone", dir.display()));
     }
+    let owned = dir.to_owned();
+    let killed = tokio::task::spawn_blocking(move || kill_all_in(&owned))
+        .await
+        .map_err(|e| e.to_string())??;
+    std::fs::remove_dir_all(dir).map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
+    Ok(match killed {
+        0 => format!("removed {}", dir.display()),
+        n => format!("killed {n} processes and removed {}", dir.display()),
+    })
+}
+
+/// SIGKILLs every process working in `dir` (paused ones too) until none is left, then
+/// releases the shared memory of the PostgreSQL data directories in it. Blocks for at most
+/// ten seconds; returns how many processes it killed.
+pub fn kill_all_in(dir: &Path) -> Result<usize, String> {
     let mut killed = 0;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -180,16 +195,12 @@ async fn remove_dir(dir: &Path) -> Result<String, String> {
                 killed += 1;
             }
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        std::thread::sleep(Duration::from_millis(50));
     }
     for data_dir in data_dirs(dir) {
         release_shared_memory(&data_dir);
     }
-    std::fs::remove_dir_all(dir).map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
-    Ok(match killed {
-        0 => format!("removed {}", dir.display()),
-        n => format!("killed {n} processes and removed {}", dir.display()),
-    })
+    Ok(killed)
 }
 
 /// Live processes whose working directory is `dir` or below it (zombies have none).

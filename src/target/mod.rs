@@ -7,6 +7,7 @@
 
 pub mod aws_rds;
 pub mod existing;
+pub mod patroni;
 pub mod sandbox;
 
 use std::path::PathBuf;
@@ -21,12 +22,14 @@ use crate::safety::journal::{EffectId, Journal, Undo};
 use crate::scenario::{DbTarget, Fault, Recovery};
 use aws_rds::AwsTarget;
 use existing::Existing;
+use patroni::Patroni;
 use sandbox::{Progress, Sandbox, SandboxConfig};
 
 pub enum Driver {
     Sandbox(Sandbox),
     Existing(Existing),
     Aws(Box<AwsTarget>),
+    Patroni(Box<Patroni>),
 }
 
 pub struct Injected {
@@ -66,6 +69,13 @@ impl Driver {
                 ))
             }
             DbTarget::Postgres(spec) => Ok(Driver::Existing(Existing::build(spec)?)),
+            DbTarget::PatroniSandbox(spec) => Ok(Driver::Patroni(Box::new(
+                Patroni::sandbox(spec, journal, progress).await?,
+            ))),
+            DbTarget::Patroni(spec) => {
+                progress("reading the cluster through its REST API".into());
+                Ok(Driver::Patroni(Box::new(Patroni::existing(spec).await?)))
+            }
             DbTarget::AwsRds(rds) => {
                 let dsn = Template::read(&rds.spec.dsn_env)?;
                 progress("describing it through AWS".into());
@@ -79,6 +89,7 @@ impl Driver {
             Driver::Sandbox(sb) => sb.describe(),
             Driver::Existing(e) => e.description.clone(),
             Driver::Aws(t) => t.description.clone(),
+            Driver::Patroni(p) => p.describe(),
         }
     }
 
@@ -92,6 +103,7 @@ impl Driver {
                 c.connect_timeout(timeout);
                 c
             }
+            Driver::Patroni(p) => p.client_config(timeout),
         }
     }
 
@@ -102,9 +114,11 @@ impl Driver {
         journal: &Journal,
         run_id: &str,
     ) -> Result<Injected, EnvError> {
+        let kinds = fault.target_kinds().join("` or `");
+        let kind = kinds.as_str();
         match fault {
             Fault::RdsFailover => {
-                let t = self.aws(fault.target_kind(), fault.kind())?;
+                let t = self.aws(kind, fault.kind())?;
                 Ok(Injected {
                     description: t.rds_failover(journal).await?,
                     undo: None,
@@ -112,7 +126,7 @@ impl Driver {
                 })
             }
             Fault::AuroraFailover { target_instance } => {
-                let t = self.aws(fault.target_kind(), fault.kind())?;
+                let t = self.aws(kind, fault.kind())?;
                 Ok(Injected {
                     description: t
                         .aurora_failover(target_instance.as_deref(), journal)
@@ -126,7 +140,7 @@ impl Driver {
                 template,
                 ..
             } => {
-                let t = self.aws(fault.target_kind(), fault.kind())?;
+                let t = self.aws(kind, fault.kind())?;
                 let (description, undo) = t
                     .fis_experiment(template_id.as_deref(), template.as_ref(), journal, run_id)
                     .await?;
@@ -137,7 +151,7 @@ impl Driver {
                 })
             }
             Fault::Kill { node } => {
-                let sb = self.sandbox(fault.target_kind(), fault.kind())?;
+                let sb = self.sandbox(kind, fault.kind())?;
                 let idx = node_index(sb, node)?;
                 let pid = sb.nodes[idx].pid().unwrap_or_default();
                 let description = format!("SIGKILL every process of {node} (postmaster pid {pid})");
@@ -150,7 +164,7 @@ impl Driver {
                 })
             }
             Fault::Stop { node, mode } => {
-                let sb = self.sandbox(fault.target_kind(), fault.kind())?;
+                let sb = self.sandbox(kind, fault.kind())?;
                 let idx = node_index(sb, node)?;
                 let description = format!("stopped {node} ({mode:?} shutdown)").to_lowercase();
                 journal.effect(&description, None)?;
@@ -162,7 +176,7 @@ impl Driver {
                 })
             }
             Fault::Pause { node, duration } => {
-                let sb = self.sandbox(fault.target_kind(), fault.kind())?;
+                let sb = self.sandbox(kind, fault.kind())?;
                 let idx = node_index(sb, node)?;
                 if sb.nodes[idx].pid().is_none() {
                     return Err(EnvError::Database(format!(
@@ -187,7 +201,7 @@ impl Driver {
                 })
             }
             Fault::Command { run, undo, timeout } => {
-                let e = self.existing(fault.target_kind(), fault.kind())?;
+                let e = self.existing(kind, fault.kind())?;
                 let (description, undo) = e
                     .fault_command(run, undo.as_ref(), timeout.get(), journal)
                     .await?;
@@ -197,6 +211,38 @@ impl Driver {
                     ends_after: None,
                 })
             }
+            Fault::KillHost { .. }
+            | Fault::KillPostgres { .. }
+            | Fault::PauseHost { .. }
+            | Fault::Switchover { .. }
+            | Fault::Failover { .. }
+            | Fault::StopDcs { .. } => match self {
+                Driver::Patroni(p) => p.inject(fault, journal).await,
+                Driver::Sandbox(_) | Driver::Existing(_) | Driver::Aws(_) => {
+                    Err(mismatch(kind, fault.kind()))
+                }
+            },
+        }
+    }
+
+    /// Reads what the target can tell about itself before the fault (a Patroni cluster's
+    /// members and settings), for the report.
+    pub async fn before_fault(&mut self) -> Result<(), EnvError> {
+        match self {
+            Driver::Patroni(p) => p.before_fault().await,
+            Driver::Sandbox(_) | Driver::Existing(_) | Driver::Aws(_) => Ok(()),
+        }
+    }
+
+    /// A Patroni cluster's view after the observation, with the RTO its settings should give.
+    pub async fn patroni_view(
+        &mut self,
+        fault: &Fault,
+        rto_ms: Option<f64>,
+    ) -> Option<crate::cluster::PatroniView> {
+        match self {
+            Driver::Patroni(p) => Some(p.view(fault, rto_ms).await),
+            Driver::Sandbox(_) | Driver::Existing(_) | Driver::Aws(_) => None,
         }
     }
 
@@ -241,21 +287,23 @@ impl Driver {
     fn sandbox(&mut self, kind: &str, what: &str) -> Result<&mut Sandbox, EnvError> {
         match self {
             Driver::Sandbox(sb) => Ok(sb),
-            Driver::Existing(_) | Driver::Aws(_) => Err(mismatch(kind, what)),
+            Driver::Existing(_) | Driver::Aws(_) | Driver::Patroni(_) => Err(mismatch(kind, what)),
         }
     }
 
     fn existing(&mut self, kind: &str, what: &str) -> Result<&mut Existing, EnvError> {
         match self {
             Driver::Existing(e) => Ok(e),
-            Driver::Sandbox(_) | Driver::Aws(_) => Err(mismatch(kind, what)),
+            Driver::Sandbox(_) | Driver::Aws(_) | Driver::Patroni(_) => Err(mismatch(kind, what)),
         }
     }
 
     fn aws(&mut self, kind: &str, what: &str) -> Result<&mut AwsTarget, EnvError> {
         match self {
             Driver::Aws(t) => Ok(t),
-            Driver::Sandbox(_) | Driver::Existing(_) => Err(mismatch(kind, what)),
+            Driver::Sandbox(_) | Driver::Existing(_) | Driver::Patroni(_) => {
+                Err(mismatch(kind, what))
+            }
         }
     }
 
@@ -263,6 +311,7 @@ impl Driver {
     pub async fn teardown(&mut self, keep: bool) -> Option<PathBuf> {
         match self {
             Driver::Sandbox(sb) => sb.shutdown(keep).await,
+            Driver::Patroni(p) => p.teardown(keep).await,
             Driver::Existing(_) | Driver::Aws(_) => None,
         }
     }
@@ -271,7 +320,7 @@ impl Driver {
     pub async fn observe(&mut self) -> Option<String> {
         match self {
             Driver::Aws(t) => t.observe().await,
-            Driver::Sandbox(_) | Driver::Existing(_) => None,
+            Driver::Sandbox(_) | Driver::Existing(_) | Driver::Patroni(_) => None,
         }
     }
 
@@ -280,14 +329,14 @@ impl Driver {
     pub async fn release(&mut self, journal: &Journal) -> Vec<String> {
         match self {
             Driver::Aws(t) => t.release(journal).await,
-            Driver::Sandbox(_) | Driver::Existing(_) => Vec::new(),
+            Driver::Sandbox(_) | Driver::Existing(_) | Driver::Patroni(_) => Vec::new(),
         }
     }
 }
 
 /// A fault or recovery on the wrong kind of target; validation refuses these first, by the same
 /// rule ([`Fault::target_kind`]).
-fn mismatch(kind: &str, what: &str) -> EnvError {
+pub(crate) fn mismatch(kind: &str, what: &str) -> EnvError {
     EnvError::Database(format!(
         "a `{what}` fault or recovery applies to `{kind}` targets, not this one"
     ))

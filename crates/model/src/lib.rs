@@ -6,6 +6,7 @@
 //! The engine (`firedrill`) and the evidence tools (`firedrill-evidence`) build on this crate;
 //! it depends on neither.
 
+pub mod cluster;
 pub mod event;
 pub mod exit;
 pub mod fleet_summary;

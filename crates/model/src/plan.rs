@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 
 use crate::scenario::{
     AwsRdsSpec, Backup, BackupHealth, Cleanup, Drill, DumpFormat, Environment, ExistingSpec,
-    FailoverTarget, Fault, FleetDrill, LoadedScenario, Recovery, RecoveryTarget, Replication,
-    Restore, Run, Scenario, Target,
+    FailoverTarget, Fault, FleetDrill, LoadedScenario, PatroniSpec, Recovery, RecoveryTarget,
+    Replication, Restore, Run, Scenario, Target,
 };
 
 /// The parts of a drill the plan describes (a fleet's are its restore's).
@@ -104,6 +104,47 @@ pub fn render(loaded: &LoadedScenario) -> String {
                 format!(
                     "connect to the existing cluster through ${} (read-write host)",
                     t.dsn_env
+                ),
+            );
+        }
+        Target::PatroniSandbox(t) => {
+            let d = &t.dcs;
+            step(
+                &mut out,
+                "create a temporary directory; start etcd on free 127.0.0.1 ports".into(),
+            );
+            step(
+                &mut out,
+                format!(
+                    "start {} Patroni members ({}), each with its PostgreSQL on free 127.0.0.1 \
+                     ports; wait for a leader and {} streaming replica(s)",
+                    t.members,
+                    crate::scenario::patroni_members(t.members).join(", "),
+                    t.members.saturating_sub(1)
+                ),
+            );
+            step(
+                &mut out,
+                format!(
+                    "DCS: ttl {}s, loop_wait {}s, retry_timeout {}s, synchronous_mode {}, \
+                     failsafe_mode {}, maximum_lag_on_failover {} bytes, primary_start_timeout {}s",
+                    d.ttl,
+                    d.loop_wait,
+                    d.retry_timeout,
+                    d.synchronous_mode,
+                    d.failsafe_mode,
+                    d.maximum_lag_on_failover,
+                    d.primary_start_timeout
+                ),
+            );
+        }
+        Target::Patroni(t) => {
+            step(
+                &mut out,
+                format!(
+                    "read the cluster through the REST API at ${} (GET /cluster); connect \
+                     through ${} (read-write host)",
+                    t.api_env, t.dsn_env
                 ),
             );
         }
@@ -256,6 +297,10 @@ fn side_effects(s: &Scenario, drill: Parts<'_>) -> Vec<(String, String)> {
             "create a sandbox directory and start PostgreSQL nodes in it".into(),
             sandbox_undo,
         ),
+        Target::PatroniSandbox(_) => add(
+            "create a sandbox directory and start etcd and Patroni members in it".into(),
+            sandbox_undo,
+        ),
         Target::Postgres(ExistingSpec { dsn_env, .. })
         | Target::AwsRds(AwsRdsSpec { dsn_env, .. })
             if s.restore.is_some() && s.workload.connections == 0 =>
@@ -266,7 +311,8 @@ fn side_effects(s: &Scenario, drill: Parts<'_>) -> Vec<(String, String)> {
             )
         }
         Target::Postgres(ExistingSpec { dsn_env, .. })
-        | Target::AwsRds(AwsRdsSpec { dsn_env, .. }) => add(
+        | Target::AwsRds(AwsRdsSpec { dsn_env, .. })
+        | Target::Patroni(PatroniSpec { dsn_env, .. }) => add(
             format!(
                 "create tables {} and firedrill_probe in the database of ${dsn_env} and write \
                  rows tagged with the run id",
@@ -311,6 +357,26 @@ fn side_effects(s: &Scenario, drill: Parts<'_>) -> Vec<(String, String)> {
                         "StopExperiment (on abort, Ctrl-C, a guardrail, or `firedrill recover`)",
                     );
                 }
+                Fault::KillHost { member } => add(
+                    format!("SIGKILL Patroni and every PostgreSQL process of the {member}"),
+                    "none needed; the sandbox's removal covers it",
+                ),
+                Fault::KillPostgres { member } => add(
+                    format!("SIGKILL the postmaster of the {member}"),
+                    "none needed: Patroni restarts it; the sandbox's removal covers it",
+                ),
+                Fault::PauseHost { member, duration } => add(
+                    format!("SIGSTOP Patroni and PostgreSQL of the {member} for {duration}"),
+                    "SIGCONT every process of the member",
+                ),
+                Fault::Switchover { .. } | Fault::Failover { .. } => add(
+                    format!("a {} through Patroni's REST API", fault.kind()),
+                    "none: the new leader stays (switch back with another switchover)",
+                ),
+                Fault::StopDcs { duration } => add(
+                    format!("SIGKILL etcd for {duration}"),
+                    "start etcd again on its data directory",
+                ),
                 Fault::Command { run, undo, .. } => match undo {
                     Some(u) => add(
                         format!("run {}", crate::scenario::shell_words(run)),
@@ -429,6 +495,29 @@ fn failover_steps(s: &Scenario, fault: &Fault, recovery: &Recovery, step: &mut d
                 (None, None) => String::new(),
             }
         ),
+        Fault::KillHost { member } => format!(
+            "FAULT: SIGKILL Patroni and every PostgreSQL process of the {member} (resolved \
+             from GET /cluster when the fault fires)"
+        ),
+        Fault::KillPostgres { member } => format!(
+            "FAULT: SIGKILL the postmaster (and backends) of the {member}; Patroni stays up"
+        ),
+        Fault::PauseHost { member, duration } => format!(
+            "FAULT: SIGSTOP Patroni and PostgreSQL of the {member}, SIGCONT after {duration}"
+        ),
+        Fault::Switchover { candidate } => format!(
+            "FAULT: POST /switchover from the leader{}",
+            candidate
+                .as_ref()
+                .map(|c| format!(" to the {c}"))
+                .unwrap_or_else(|| " (Patroni picks the candidate)".into())
+        ),
+        Fault::Failover { candidate } => {
+            format!("FAULT: POST /failover to the {candidate}")
+        }
+        Fault::StopDcs { duration } => {
+            format!("FAULT: SIGKILL etcd, start it again after {duration}")
+        }
         Fault::Command { run, undo, .. } => format!(
             "FAULT: run `{}`{}",
             run.join(" "),
@@ -585,7 +674,11 @@ fn restore_steps(s: &Scenario, r: &Restore, step: &mut dyn FnMut(String)) {
 fn aws_restore_steps(s: &Scenario, r: &Restore, step: &mut dyn FnMut(String)) {
     let id = match &s.target {
         Target::AwsRds(t) => t.instance.clone().unwrap_or_else(|| "<instance>".into()),
-        Target::PostgresSandbox(_) | Target::Postgres(_) | Target::AwsBackup(_) => String::new(),
+        Target::PostgresSandbox(_)
+        | Target::Postgres(_)
+        | Target::AwsBackup(_)
+        | Target::PatroniSandbox(_)
+        | Target::Patroni(_) => String::new(),
     };
     let instance = r.instance.clone().unwrap_or_default();
     let ledger = s.workload.connections > 0 && r.ledger_writes(false);

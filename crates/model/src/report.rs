@@ -170,8 +170,8 @@ pub struct SteadyStateResult {
 pub struct Measurements {
     /// Fault instant, ms from the drill's start.
     pub fault_at_ms: Option<f64>,
-    /// Fault to the first write-probe success after which probes stayed up for the stability
-    /// window.
+    /// From the fault instant (`rto_from`) to the first write-probe success after which probes
+    /// stayed up for the stability window.
     pub rto_ms: Option<f64>,
     pub read_rto_ms: Option<f64>,
     pub time_to_first_success_ms: Option<f64>,
@@ -198,6 +198,22 @@ pub struct Measurements {
     /// Failover drills: probes that failed after the fault, and whether some had to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault_effect: Option<FaultEffect>,
+    /// What RTO counts from: `fault` (the fault's start: a kill, a stop, an API failover) or
+    /// `first-failure` (the first failed write probe: for a fault whose effect begins some
+    /// time after it starts, an operator's command or a switchover).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto_from: Option<RtoFrom>,
+    /// The write outage: from the start of the first failed write probe to the first success
+    /// that lasted; `None` when no write probe failed or writes never recovered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_outage_ms: Option<f64>,
+    /// When the fault's action returned (a command's or an API call's end), ms from the
+    /// drill's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_done_ms: Option<f64>,
+    /// Patroni targets: the cluster before and after, and the RTO its settings should give.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patroni: Option<crate::cluster::PatroniView>,
     /// Restore drills: the backup, the restore and every check of the restored data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreResult>,
@@ -318,6 +334,13 @@ pub struct WriterChange {
     pub expected: crate::scenario::FailoverTarget,
     pub before: Option<Server>,
     pub after: Option<Server>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RtoFrom {
+    Fault,
+    FirstFailure,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

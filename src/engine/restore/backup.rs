@@ -260,7 +260,7 @@ pub(super) fn source_target(source: &RestoreSource, r: &Restore, ws: &Workspace)
 pub(super) fn source_sandbox(driver: &Driver) -> Option<&Sandbox> {
     match driver {
         Driver::Sandbox(sb) => Some(sb),
-        Driver::Existing(_) | Driver::Aws(_) => None,
+        Driver::Existing(_) | Driver::Aws(_) | Driver::Patroni(_) => None,
     }
 }
 

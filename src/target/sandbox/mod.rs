@@ -543,7 +543,7 @@ fn conninfo(port: u16, application_name: &str) -> String {
 
 /// A free loopback port (the OS picks; the race with another process taking it is caught when
 /// the node fails to start).
-fn free_port() -> Result<u16, EnvError> {
+pub(crate) fn free_port() -> Result<u16, EnvError> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(EnvError::io("cannot find a free loopback port"))?;
     Ok(l.local_addr()

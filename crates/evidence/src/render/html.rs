@@ -6,7 +6,7 @@ use std::fmt::Write;
 use super::table::pairs_html;
 use super::{
     auditor_command, checks, controls, escape_xml as e, events, facts, measurements, outages,
-    tables, targets, timeline,
+    patroni_facts, patroni_members, tables, targets, timeline,
 };
 use firedrill_model::report::{Report, Verdict};
 
@@ -70,6 +70,11 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(o, "<h3>Write outages</h3>");
             outages(r).html(&mut o, None);
         }
+    }
+    if let Some(p) = &r.measurements.patroni {
+        let _ = writeln!(o, "<h3>Patroni</h3>");
+        pairs_html(&mut o, &patroni_facts(r, p));
+        patroni_members(p).html(&mut o, None);
     }
     let _ = writeln!(o, "</section>\n<section id=\"events\">\n<h2>Events</h2>");
     events(r).html(&mut o, None);

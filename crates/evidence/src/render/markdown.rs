@@ -4,7 +4,8 @@ use std::fmt::Write;
 
 use super::table::pairs_markdown;
 use super::{
-    auditor_command, checks, controls, events, facts, measurements, outages, tables, targets,
+    auditor_command, checks, controls, events, facts, measurements, outages, patroni_facts,
+    patroni_members, tables, targets,
 };
 use firedrill_model::report::Report;
 
@@ -37,6 +38,12 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(o, "\n### Write outages\n");
             outages(r).markdown(&mut o);
         }
+    }
+    if let Some(p) = &r.measurements.patroni {
+        let _ = writeln!(o, "\n### Patroni\n");
+        pairs_markdown(&mut o, &patroni_facts(r, p));
+        let _ = writeln!(o);
+        patroni_members(p).markdown(&mut o);
     }
 
     let _ = writeln!(o, "\n## Timeline\n");

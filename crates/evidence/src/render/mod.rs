@@ -11,7 +11,8 @@ pub mod prometheus;
 pub mod table;
 pub mod timeline;
 
-use firedrill_model::report::{Report, RestoreResult};
+use firedrill_model::cluster::PatroniView;
+use firedrill_model::report::{Report, RestoreResult, RtoFrom};
 use table::{Cell, Table};
 
 /// The files written next to `report.json`, by name.
@@ -249,6 +250,32 @@ fn failover_measurements(r: &Report) -> Vec<(&'static str, String)> {
                 .unwrap_or_else(|| "not measured".into()),
         ),
     ];
+    out.push((
+        "RTO counted from",
+        match m.rto_from {
+            Some(RtoFrom::Fault) => "the fault's start".into(),
+            Some(RtoFrom::FirstFailure) => format!(
+                "the first failed write probe (the fault's effect; its action ran from t={} to \
+                 t={})",
+                m.fault_at_ms
+                    .map(|t| format!("{t:.1} ms"))
+                    .unwrap_or_default(),
+                m.fault_done_ms
+                    .map(|t| format!("{t:.1} ms"))
+                    .unwrap_or_default()
+            ),
+            None => "the fault's start".into(),
+        },
+    ));
+    if m.rto_from.is_some() {
+        out.push((
+            "Write outage (first failure to recovery)",
+            match m.write_outage_ms {
+                Some(o) => format!("{o:.1} ms"),
+                None => "none, or not recovered".into(),
+            },
+        ));
+    }
     let l = &m.latency;
     out.push((
         "Write probe latency",
@@ -265,6 +292,127 @@ fn failover_measurements(r: &Report) -> Vec<(&'static str, String)> {
         out.push(("Lost writes (first)", m.lost_examples.join(", ")));
     }
     out
+}
+
+/// A Patroni cluster's move, label and value: leader before and after, the member the fault
+/// hit, the timers, and the expected RTO beside the measured one.
+pub fn patroni_facts(r: &Report, p: &PatroniView) -> Vec<(&'static str, String)> {
+    let name = |n: &Option<String>| n.clone().unwrap_or_else(|| "none".into());
+    let mut out = vec![
+        (
+            "Leader",
+            format!("{} -> {}", name(&p.leader_before), name(&p.leader_after)),
+        ),
+        ("Fault hit", name(&p.fault_member)),
+    ];
+    if let Some(v) = &p.version {
+        out.push(("Patroni", v.clone()));
+    }
+    let timer = |k: &str| {
+        p.dcs
+            .get(k)
+            .map(|v| format!("{k} {v}"))
+            .unwrap_or_else(|| format!("{k} default"))
+    };
+    out.push((
+        "DCS settings",
+        [
+            "ttl",
+            "loop_wait",
+            "retry_timeout",
+            "synchronous_mode",
+            "failsafe_mode",
+            "maximum_lag_on_failover",
+        ]
+        .iter()
+        .map(|k| timer(k))
+        .collect::<Vec<_>>()
+        .join(", "),
+    ));
+    if let Some(e) = &p.expected_rto {
+        out.push((
+            "Expected RTO",
+            format!(
+                "{:.1} s to {:.1} s: {}; measured {} ({})",
+                e.min_ms / 1000.0,
+                e.max_ms / 1000.0,
+                e.model,
+                show_ms(r.measurements.rto_ms),
+                match p.rto_inside_expected {
+                    Some(true) => "inside",
+                    Some(false) => "OUTSIDE",
+                    None => "not compared",
+                }
+            ),
+        ));
+    }
+    for h in &p.history {
+        out.push((
+            "Timeline switch",
+            format!(
+                "timeline {} ended at LSN {} ({}){}{}",
+                h.timeline,
+                h.lsn,
+                h.reason,
+                h.new_leader
+                    .as_deref()
+                    .map(|l| format!("; new leader {l}"))
+                    .unwrap_or_default(),
+                h.at.as_deref()
+                    .map(|a| format!(" at {a}"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    out
+}
+
+/// Each Patroni member before the fault and after the observation.
+pub fn patroni_members(p: &PatroniView) -> Table {
+    let mut t = Table::new(
+        &[
+            ("Member", false),
+            ("Role before", false),
+            ("Role after", false),
+            ("State after", false),
+            ("Timeline", false),
+            ("Lag after (bytes)", true),
+        ],
+        "No member was read.",
+    );
+    let mut names: Vec<&str> = p.before.iter().map(|m| m.name.as_str()).collect();
+    for m in &p.after {
+        if !names.contains(&m.name.as_str()) {
+            names.push(&m.name);
+        }
+    }
+    for n in names {
+        let b = p.before.iter().find(|m| m.name == n);
+        let a = p.after.iter().find(|m| m.name == n);
+        let tl = |m: Option<&firedrill_model::cluster::MemberState>| {
+            m.and_then(|m| m.timeline)
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "-".into())
+        };
+        t.row(vec![
+            n.into(),
+            b.map(|m| m.role.clone())
+                .unwrap_or_else(|| "-".into())
+                .into(),
+            a.map(|m| m.role.clone())
+                .unwrap_or_else(|| "gone".into())
+                .into(),
+            a.map(|m| m.state.clone())
+                .unwrap_or_else(|| "-".into())
+                .into(),
+            format!("{} -> {}", tl(b), tl(a)).into(),
+            a.and_then(|m| m.lag_bytes)
+                .map(|l| l.to_string())
+                .unwrap_or_else(|| "-".into())
+                .into(),
+        ]);
+    }
+    t
 }
 
 /// Each target: its limit, what was achieved, met or missed.

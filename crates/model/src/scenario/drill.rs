@@ -16,6 +16,8 @@ pub enum DbTarget {
     Sandbox(SandboxSpec),
     Postgres(ExistingSpec),
     AwsRds(RdsTarget),
+    PatroniSandbox(PatroniSandboxSpec),
+    Patroni(PatroniSpec),
 }
 
 /// An RDS instance or an Aurora cluster, as the scenario named it.
@@ -135,6 +137,8 @@ pub fn typed(s: &Scenario) -> Result<Run, Problem> {
                 resource,
             }))
         }
+        Target::PatroniSandbox(spec) => Ok(DbTarget::PatroniSandbox(spec.clone())),
+        Target::Patroni(spec) => Ok(DbTarget::Patroni(spec.clone())),
         Target::AwsBackup(_) => Err(problem(
             "target.type",
             "an `aws-backup` target has no database; it is read by a `backup_health` drill",
@@ -165,9 +169,11 @@ pub fn typed(s: &Scenario) -> Result<Run, Problem> {
                 source: spec.clone(),
                 restore: restore.clone(),
             })),
-            Target::PostgresSandbox(_) | Target::Postgres(_) | Target::AwsBackup(_) => {
-                Err(problem("fleet", "a fleet needs an `aws-rds` target"))
-            }
+            Target::PostgresSandbox(_)
+            | Target::Postgres(_)
+            | Target::AwsBackup(_)
+            | Target::PatroniSandbox(_)
+            | Target::Patroni(_) => Err(problem("fleet", "a fleet needs an `aws-rds` target")),
         },
         (None, None, Some(restore), None, None) => {
             let source = match db()? {
@@ -186,6 +192,13 @@ pub fn typed(s: &Scenario) -> Result<Run, Problem> {
                         "restores of an Aurora cluster are not built yet",
                     ));
                 }
+                DbTarget::PatroniSandbox(_) | DbTarget::Patroni(_) => {
+                    return Err(problem(
+                        "target.type",
+                        "a restore drill reads a Patroni cluster as a `postgres` target (its \
+                         DSN); Patroni targets are for failover drills",
+                    ));
+                }
             };
             Ok(Run::Drill(Drill::Restore {
                 source,
@@ -197,7 +210,11 @@ pub fn typed(s: &Scenario) -> Result<Run, Problem> {
                 target: spec.clone(),
                 health: health.clone(),
             })),
-            Target::PostgresSandbox(_) | Target::Postgres(_) | Target::AwsRds(_) => Err(problem(
+            Target::PostgresSandbox(_)
+            | Target::Postgres(_)
+            | Target::AwsRds(_)
+            | Target::PatroniSandbox(_)
+            | Target::Patroni(_) => Err(problem(
                 "target.type",
                 "a backup-health drill reads an `aws-backup` target",
             )),

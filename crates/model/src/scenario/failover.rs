@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::duration::Dur;
 use super::model::Argv;
+use super::patroni::{FailureMode, MemberRef};
 use super::tagged::tagged_enum;
 
 tagged_enum! {
@@ -52,6 +53,35 @@ tagged_enum! {
             #[serde(default = "default_fis_poll")]
             poll: Dur,
         },
+        /// SIGKILL a Patroni member's Patroni and every PostgreSQL process: the host died.
+        KillHost {
+            #[serde(default)]
+            member: MemberRef,
+        },
+        /// SIGKILL a member's postmaster (and its backends) only: Patroni's crash handling,
+        /// which restarts it in place within `primary_start_timeout`.
+        KillPostgres {
+            #[serde(default)]
+            member: MemberRef,
+        },
+        /// SIGSTOP a member's Patroni and PostgreSQL for `duration`, then SIGCONT: a hung host.
+        PauseHost {
+            #[serde(default)]
+            member: MemberRef,
+            duration: Dur,
+        },
+        /// A planned switchover through Patroni's REST API (`POST /switchover`), to
+        /// `candidate` if given (else Patroni picks).
+        Switchover {
+            #[serde(default)]
+            candidate: Option<MemberRef>,
+        },
+        /// A manual failover through Patroni's REST API (`POST /failover`) to `candidate`
+        /// (Patroni requires one while the leader is healthy).
+        Failover { candidate: MemberRef },
+        /// SIGKILL the DCS (the sandbox's etcd) for `duration`, then start it again: the
+        /// leader stays read-write with `failsafe_mode`, and demotes without it.
+        StopDcs { duration: Dur },
     }
 }
 
@@ -114,6 +144,12 @@ impl Fault {
             Fault::RdsFailover => "rds-failover",
             Fault::AuroraFailover { .. } => "aurora-failover",
             Fault::FisExperiment { .. } => "fis-experiment",
+            Fault::KillHost { .. } => "kill-host",
+            Fault::KillPostgres { .. } => "kill-postgres",
+            Fault::PauseHost { .. } => "pause-host",
+            Fault::Switchover { .. } => "switchover",
+            Fault::Failover { .. } => "failover",
+            Fault::StopDcs { .. } => "stop-dcs",
         }
     }
     pub fn node(&self) -> Option<&str> {
@@ -124,7 +160,32 @@ impl Fault {
             Fault::Command { .. }
             | Fault::RdsFailover
             | Fault::AuroraFailover { .. }
-            | Fault::FisExperiment { .. } => None,
+            | Fault::FisExperiment { .. }
+            | Fault::KillHost { .. }
+            | Fault::KillPostgres { .. }
+            | Fault::PauseHost { .. }
+            | Fault::Switchover { .. }
+            | Fault::Failover { .. }
+            | Fault::StopDcs { .. } => None,
+        }
+    }
+
+    /// The Patroni member a fault hits, as the scenario names it.
+    pub fn member(&self) -> Option<&MemberRef> {
+        match self {
+            Fault::KillHost { member }
+            | Fault::KillPostgres { member }
+            | Fault::PauseHost { member, .. } => Some(member),
+            Fault::Failover { candidate } => Some(candidate),
+            Fault::Switchover { candidate } => candidate.as_ref(),
+            Fault::Kill { .. }
+            | Fault::Stop { .. }
+            | Fault::Pause { .. }
+            | Fault::Command { .. }
+            | Fault::RdsFailover
+            | Fault::AuroraFailover { .. }
+            | Fault::FisExperiment { .. }
+            | Fault::StopDcs { .. } => None,
         }
     }
 
@@ -138,7 +199,13 @@ impl Fault {
             | Fault::Pause { .. }
             | Fault::Command { .. }
             | Fault::RdsFailover
-            | Fault::AuroraFailover { .. } => None,
+            | Fault::AuroraFailover { .. }
+            | Fault::KillHost { .. }
+            | Fault::KillPostgres { .. }
+            | Fault::PauseHost { .. }
+            | Fault::Switchover { .. }
+            | Fault::Failover { .. }
+            | Fault::StopDcs { .. } => None,
         }
     }
 
@@ -147,27 +214,87 @@ impl Fault {
     /// observation, and a failover that moved nothing fails (target `writer_moved`).
     pub fn moves_writer(&self) -> bool {
         match self {
-            Fault::RdsFailover | Fault::AuroraFailover { .. } => true,
+            Fault::RdsFailover
+            | Fault::AuroraFailover { .. }
+            | Fault::Switchover { .. }
+            | Fault::Failover { .. } => true,
+            // Patroni promotes another member when the leader's host dies; a crashed
+            // postmaster is restarted in place, and a replica's death moves nothing.
+            Fault::KillHost { member } => *member == MemberRef::Leader,
             // An experiment or a command may do anything; a node fault is judged by the
-            // recovery it is paired with.
+            // recovery it is paired with; a pause may end before Patroni acts.
             Fault::Kill { .. }
             | Fault::Stop { .. }
             | Fault::Pause { .. }
             | Fault::Command { .. }
-            | Fault::FisExperiment { .. } => false,
+            | Fault::FisExperiment { .. }
+            | Fault::KillPostgres { .. }
+            | Fault::PauseHost { .. }
+            | Fault::StopDcs { .. } => false,
         }
     }
 
-    /// The one compatibility rule: the target kind this fault applies to. Validation refuses
-    /// any other pairing, and the driver names the same kind if one slips through.
-    pub fn target_kind(&self) -> &'static str {
+    /// The Patroni failure mode this fault is, once it is known whether it hit the leader,
+    /// for the expected-RTO model; `None` for faults the model does not cover (a replica's
+    /// death, the DCS, non-Patroni faults).
+    pub fn patroni_failure_mode(&self, hit_leader: bool) -> Option<FailureMode> {
         match self {
-            Fault::Kill { .. } | Fault::Stop { .. } | Fault::Pause { .. } => "postgres-sandbox",
-            Fault::Command { .. } => "postgres",
-            Fault::RdsFailover | Fault::AuroraFailover { .. } | Fault::FisExperiment { .. } => {
-                "aws-rds"
+            Fault::KillHost { .. } | Fault::PauseHost { .. } => {
+                hit_leader.then_some(FailureMode::LeaderLost)
             }
+            Fault::KillPostgres { .. } => hit_leader.then_some(FailureMode::PostmasterCrash),
+            Fault::Switchover { .. } | Fault::Failover { .. } => Some(FailureMode::Planned),
+            Fault::StopDcs { .. }
+            | Fault::Kill { .. }
+            | Fault::Stop { .. }
+            | Fault::Pause { .. }
+            | Fault::Command { .. }
+            | Fault::RdsFailover
+            | Fault::AuroraFailover { .. }
+            | Fault::FisExperiment { .. } => None,
         }
+    }
+
+    /// Whether the fault's effect on clients starts some time after the fault begins (an
+    /// operator's command, a switchover that first checks its candidate), so that RTO is
+    /// counted from the effect (a marker the command prints, else the first failed probe)
+    /// rather than from the start of the action.
+    pub fn effect_is_delayed(&self) -> bool {
+        match self {
+            Fault::Command { .. } | Fault::Switchover { .. } | Fault::Failover { .. } => true,
+            Fault::Kill { .. }
+            | Fault::Stop { .. }
+            | Fault::Pause { .. }
+            | Fault::RdsFailover
+            | Fault::AuroraFailover { .. }
+            | Fault::FisExperiment { .. }
+            | Fault::KillHost { .. }
+            | Fault::KillPostgres { .. }
+            | Fault::PauseHost { .. }
+            | Fault::StopDcs { .. } => false,
+        }
+    }
+
+    /// The one compatibility rule: the target kinds this fault applies to. Validation refuses
+    /// any other pairing, and the driver names the same kinds if one slips through.
+    pub fn target_kinds(&self) -> &'static [&'static str] {
+        match self {
+            Fault::Kill { .. } | Fault::Stop { .. } | Fault::Pause { .. } => &["postgres-sandbox"],
+            Fault::Command { .. } => &["postgres"],
+            Fault::RdsFailover | Fault::AuroraFailover { .. } | Fault::FisExperiment { .. } => {
+                &["aws-rds"]
+            }
+            Fault::KillHost { .. }
+            | Fault::KillPostgres { .. }
+            | Fault::PauseHost { .. }
+            | Fault::StopDcs { .. } => &["patroni-sandbox"],
+            Fault::Switchover { .. } | Fault::Failover { .. } => &["patroni-sandbox", "patroni"],
+        }
+    }
+
+    /// Whether this fault applies to a `kind` target.
+    pub fn applies_to(&self, kind: &str) -> bool {
+        self.target_kinds().contains(&kind)
     }
 }
 

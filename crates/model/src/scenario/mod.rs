@@ -7,6 +7,7 @@ pub mod failover;
 pub mod guardrail;
 mod locate;
 pub mod model;
+pub mod patroni;
 pub mod restore;
 pub mod tagged;
 pub mod validate;

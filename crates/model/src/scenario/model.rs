@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::duration::Dur;
 pub use super::failover::*;
 pub use super::guardrail::*;
+pub use super::patroni::*;
 use super::restore::Restore;
 use super::tagged::tagged_enum;
 
@@ -94,6 +95,12 @@ tagged_enum! {
         AwsRds(AwsRdsSpec),
         /// The resources AWS Backup protects (a `backup_health` drill): read only.
         AwsBackup(AwsBackupSpec),
+        /// A Patroni cluster firedrill builds on loopback (one etcd, `members` Patroni members
+        /// with their PostgreSQL) and removes afterwards: Patroni, not firedrill, fails over.
+        PatroniSandbox(PatroniSandboxSpec),
+        /// An existing Patroni cluster: topology and faults through its REST API, probes and the
+        /// workload through the application's DSN.
+        Patroni(PatroniSpec),
     }
 }
 
@@ -179,7 +186,8 @@ impl Target {
             Target::PostgresSandbox(_) => None,
             Target::Postgres(t) => Some(&t.dsn_env),
             Target::AwsRds(t) => Some(&t.dsn_env),
-            Target::AwsBackup(_) => None,
+            Target::Patroni(t) => Some(&t.dsn_env),
+            Target::AwsBackup(_) | Target::PatroniSandbox(_) => None,
         }
     }
 
@@ -188,7 +196,10 @@ impl Target {
         match self {
             Target::AwsRds(t) => t.endpoint_url.as_deref(),
             Target::AwsBackup(t) => t.endpoint_url.as_deref(),
-            Target::PostgresSandbox(_) | Target::Postgres(_) => None,
+            Target::PostgresSandbox(_)
+            | Target::Postgres(_)
+            | Target::PatroniSandbox(_)
+            | Target::Patroni(_) => None,
         }
     }
 
@@ -198,6 +209,8 @@ impl Target {
             Target::Postgres(_) => "postgres",
             Target::AwsRds(_) => "aws-rds",
             Target::AwsBackup(_) => "aws-backup",
+            Target::PatroniSandbox(_) => "patroni-sandbox",
+            Target::Patroni(_) => "patroni",
         }
     }
 }

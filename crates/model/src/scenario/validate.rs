@@ -258,19 +258,22 @@ fn check_backup_health(s: &Scenario, h: &BackupHealth, out: &mut Vec<Problem>) {
 
 fn check_environment(s: &Scenario, out: &mut Vec<Problem>) {
     match (&s.target, s.environment) {
-        (Target::Postgres(_) | Target::AwsRds(_), None) => out.push(problem(
+        (Target::Postgres(_) | Target::AwsRds(_) | Target::Patroni(_), None) => out.push(problem(
             "environment",
             "missing: a drill on an existing database must say where it runs (production, staging, development or test)",
         )),
-        (Target::PostgresSandbox(_), Some(Environment::Production)) => out.push(problem(
+        (
+            Target::PostgresSandbox(_) | Target::PatroniSandbox(_),
+            Some(Environment::Production),
+        ) => out.push(problem(
             "environment",
             "a sandbox that firedrill builds is never production",
         )),
         (
-            Target::PostgresSandbox(_),
+            Target::PostgresSandbox(_) | Target::PatroniSandbox(_),
             None | Some(Environment::Staging | Environment::Development | Environment::Test),
         )
-        | (Target::Postgres(_) | Target::AwsRds(_), Some(_))
+        | (Target::Postgres(_) | Target::AwsRds(_) | Target::Patroni(_), Some(_))
         | (Target::AwsBackup(_), _) => {}
     }
 }
@@ -349,6 +352,26 @@ fn check_target_common(s: &Scenario, out: &mut Vec<Problem>) {
                 }
             }
         }
+        Target::PatroniSandbox(spec) => {
+            if !(2..=5).contains(&spec.members) {
+                out.push(problem(
+                    "target.members",
+                    "a Patroni sandbox has 2 to 5 members",
+                ));
+            }
+            if let Some(p) = spec.dcs.timers_problem() {
+                out.push(problem("target.dcs", p));
+            }
+            for key in spec.settings.keys() {
+                if RESERVED_SETTINGS.contains(&key.as_str()) {
+                    out.push(problem(
+                        &format!("target.settings.{key}"),
+                        format!("{key} is managed by Patroni and cannot be set"),
+                    ));
+                }
+            }
+        }
+        Target::Patroni(spec) => check_env_name("target.api_env", &spec.api_env, out),
         Target::Postgres(_) => {}
         Target::AwsRds(spec) => match (&spec.instance, &spec.cluster) {
             (Some(_), Some(_)) => out.push(problem(
@@ -385,22 +408,24 @@ fn check_target_common(s: &Scenario, out: &mut Vec<Problem>) {
             "must be a URL (https://...)",
         ));
     }
-    if let Some(dsn_env) = s.target.dsn_env()
-        && (dsn_env.is_empty()
-            || !dsn_env
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_'))
-    {
+    if let Some(dsn_env) = s.target.dsn_env() {
+        check_env_name("target.dsn_env", dsn_env, out);
+    }
+}
+
+/// A key that names an environment variable (a DSN's, a URL list's), never the secret itself.
+fn check_env_name(key: &str, name: &str, out: &mut Vec<Problem>) {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         out.push(problem(
-            "target.dsn_env",
-            "must name an environment variable (letters, digits, `_`), not hold the DSN itself",
+            key,
+            "must name an environment variable (letters, digits, `_`), not hold its value",
         ));
     }
 }
 
 /// Faults and recovery of an RDS instance or Aurora cluster: AWS's own, and AWS recovers.
 fn check_aws_fault(spec: &AwsRdsSpec, fault: &Fault, recovery: &Recovery, out: &mut Vec<Problem>) {
-    if fault.target_kind() != "aws-rds" {
+    if !fault.applies_to("aws-rds") {
         out.push(problem(
             "fault.type",
             format!(
@@ -469,6 +494,73 @@ fn check_aws_fault(spec: &AwsRdsSpec, fault: &Fault, recovery: &Recovery, out: &
     }
 }
 
+/// Faults and recovery of a Patroni cluster: Patroni recovers (`wait`); members are named by
+/// role or, in a sandbox, by one of its names.
+fn check_patroni_fault(
+    kind: &str,
+    sandbox: Option<&PatroniSandboxSpec>,
+    fault: &Fault,
+    recovery: &Recovery,
+    out: &mut Vec<Problem>,
+) {
+    if !fault.applies_to(kind) {
+        let takes = match sandbox {
+            Some(_) => "kill-host, kill-postgres, pause-host, switchover, failover or stop-dcs",
+            None => "switchover or failover (through the REST API)",
+        };
+        out.push(problem(
+            "fault.type",
+            format!("a `{kind}` target takes {takes}, not `{}`", fault.kind()),
+        ));
+    }
+    if let Some(spec) = sandbox {
+        let names = patroni_members(spec.members);
+        let key = match fault {
+            Fault::Failover { .. } | Fault::Switchover { .. } => "fault.candidate",
+            _ => "fault.member",
+        };
+        match fault.member() {
+            Some(MemberRef::Named(n)) if !names.contains(n) => out.push(problem(
+                key,
+                format!(
+                    "unknown member {n:?}; this cluster has {} (or name a role: leader, \
+                     sync-standby, replica)",
+                    names.join(", ")
+                ),
+            )),
+            Some(MemberRef::SyncStandby) if !spec.dcs.synchronous_mode => out.push(problem(
+                key,
+                "there is no sync-standby without `dcs.synchronous_mode: true`",
+            )),
+            _ => {}
+        }
+    }
+    if matches!(
+        fault,
+        Fault::Failover {
+            candidate: MemberRef::Leader
+        } | Fault::Switchover {
+            candidate: Some(MemberRef::Leader)
+        }
+    ) {
+        out.push(problem(
+            "fault.candidate",
+            "the candidate is the member to promote; name a replica, not the leader",
+        ));
+    }
+    if let Fault::PauseHost { duration, .. } | Fault::StopDcs { duration } = fault
+        && duration.get().is_zero()
+    {
+        out.push(problem("fault.duration", "must be longer than 0s"));
+    }
+    if !matches!(recovery, Recovery::Wait) {
+        out.push(problem(
+            "recovery.type",
+            format!("Patroni performs the recovery of a `{kind}` target: use `type: wait`"),
+        ));
+    }
+}
+
 fn check_target_and_fault(
     s: &Scenario,
     fault: &Fault,
@@ -493,8 +585,8 @@ fn check_target_and_fault(
                     ),
                 ));
             }
-            if fault.target_kind() != "postgres-sandbox" {
-                let other = fault.target_kind();
+            if !fault.applies_to("postgres-sandbox") {
+                let other = fault.target_kinds().join("` or `");
                 out.push(problem(
                     "fault.type",
                     format!(
@@ -542,7 +634,7 @@ fn check_target_and_fault(
             if let Fault::Command { run, .. } = fault {
                 check_argv("fault.run", run, out);
             }
-            if fault.target_kind() != "postgres" {
+            if !fault.applies_to("postgres") {
                 out.push(problem(
                     "fault.type",
                     format!(
@@ -562,6 +654,10 @@ fn check_target_and_fault(
             }
         }
         Target::AwsRds(spec) => check_aws_fault(spec, fault, recovery, out),
+        Target::PatroniSandbox(spec) => {
+            check_patroni_fault(s.target.kind(), Some(spec), fault, recovery, out)
+        }
+        Target::Patroni(_) => check_patroni_fault(s.target.kind(), None, fault, recovery, out),
         Target::AwsBackup(_) => out.push(problem(
             "target.type",
             "an `aws-backup` target is read by a `backup_health` drill; a failover drill needs \
