@@ -324,6 +324,13 @@ impl Drill<'_, '_> {
             Err(e) => return Err(Abort(format!("fault injection failed: {e}"))),
         };
         self.measurements.fault_done_ms = Some(ms(t0.elapsed()));
+        // The fault instant is when it took effect, where the driver knows it.
+        let fault_at = match injected.at {
+            Some(at) => at.saturating_duration_since(t0),
+            None => fault_at,
+        };
+        self.fault_at = Some(fault_at);
+        self.measurements.fault_at_ms = Some(ms(fault_at));
         self.sink
             .emit_at(fault_at, Event::FaultInjected(injected.description.clone()));
         self.pending_undo = injected.undo.clone();

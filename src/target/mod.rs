@@ -39,6 +39,9 @@ pub struct Injected {
     pub undo: Option<(Undo, EffectId)>,
     /// The fault ends by itself this long after injection (a pause).
     pub ends_after: Option<Duration>,
+    /// When the fault took effect, where that is later than the call began by more than a
+    /// moment (a member resolved through the REST API first): the fault instant.
+    pub at: Option<std::time::Instant>,
 }
 
 impl Driver {
@@ -123,6 +126,7 @@ impl Driver {
                     description: t.rds_failover(journal).await?,
                     undo: None,
                     ends_after: None,
+                    at: None,
                 })
             }
             Fault::AuroraFailover { target_instance } => {
@@ -133,6 +137,7 @@ impl Driver {
                         .await?,
                     undo: None,
                     ends_after: None,
+                    at: None,
                 })
             }
             Fault::FisExperiment {
@@ -148,6 +153,7 @@ impl Driver {
                     description,
                     undo,
                     ends_after: None,
+                    at: None,
                 })
             }
             Fault::Kill { node } => {
@@ -161,6 +167,7 @@ impl Driver {
                     description,
                     undo: None,
                     ends_after: None,
+                    at: None,
                 })
             }
             Fault::Stop { node, mode } => {
@@ -173,6 +180,7 @@ impl Driver {
                     description,
                     undo: None,
                     ends_after: None,
+                    at: None,
                 })
             }
             Fault::Pause { node, duration } => {
@@ -198,6 +206,7 @@ impl Driver {
                     ),
                     undo: Some((undo, id)),
                     ends_after: Some(duration.get()),
+                    at: None,
                 })
             }
             Fault::Command { run, undo, timeout } => {
@@ -209,6 +218,7 @@ impl Driver {
                     description,
                     undo,
                     ends_after: None,
+                    at: None,
                 })
             }
             Fault::KillHost { .. }

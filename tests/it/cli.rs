@@ -151,33 +151,97 @@ fn a_missing_postgres_installation_is_an_environment_error() {
     );
 }
 
+/// A drill on an existing PostgreSQL through its DSN, with an operator's command as the fault.
+fn existing_command_drill(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("existing.yaml");
+    std::fs::write(
+        &path,
+        "version: 1\nname: existing\nenvironment: test\n\
+         target: {type: postgres, dsn_env: FIREDRILL_DSN}\n\
+         fault: {type: command, run: [\"true\"]}\nrecovery: {type: wait}\n",
+    )
+    .unwrap();
+    path
+}
+
 #[test]
 fn an_unset_dsn_variable_is_an_environment_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for scenario in [
+        existing_command_drill(dir.path()),
+        crate::repo("scenarios/patroni-existing-switchover.yaml"),
+    ] {
+        let (_, stderr) = expect_exit(
+            firedrill()
+                .arg("run")
+                .arg(&scenario)
+                .env_remove("FIREDRILL_DSN"),
+            4,
+        );
+        assert!(
+            stderr.contains("environment variable FIREDRILL_DSN is not set"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn an_unset_patroni_api_variable_is_an_environment_error_naming_it() {
     let (_, stderr) = expect_exit(
         firedrill()
-            .args(["run", "scenarios/postgres-existing-failover.yaml"])
-            .env_remove("FIREDRILL_DSN"),
+            .args(["run", "scenarios/patroni-existing-switchover.yaml"])
+            .env("FIREDRILL_DSN", "host=127.0.0.1 port=1")
+            .env_remove("FIREDRILL_PATRONI_API"),
         4,
     );
     assert!(
-        stderr.contains("environment variable FIREDRILL_DSN is not set"),
+        stderr.contains(
+            "environment variable FIREDRILL_PATRONI_API is not set (the scenario's \
+             `target.api_env`: the Patroni members' REST API URLs, comma-separated)"
+        ),
         "{stderr}"
     );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
 
 #[test]
 fn an_unreachable_existing_target_is_an_environment_error_without_the_password() {
+    let dir = tempfile::tempdir().unwrap();
     // Port 1 on loopback: nothing listens there.
-    let (stdout, stderr) = expect_exit(firedrill()
-        .args(["run", "scenarios/postgres-existing-failover.yaml"])
-        .env(
-            "FIREDRILL_DSN",
-            "host=127.0.0.1 port=1 user=app password=hunter2-secret dbname=app connect_timeout=2",
-        ), 4);
+    let (stdout, stderr) = expect_exit(
+        firedrill()
+            .arg("run")
+            .arg(existing_command_drill(dir.path()))
+            .env(
+                "FIREDRILL_DSN",
+                "host=127.0.0.1 port=1 user=app password=hunter2-secret dbname=app connect_timeout=2",
+            ),
+        4,
+    );
     let all = format!("{stdout}{stderr}");
     assert!(all.contains("cannot reach"), "{all}");
     assert!(
         !all.contains("hunter2-secret"),
+        "the password leaked: {all}"
+    );
+    // The same for a Patroni API whose URL carries the REST API's credentials.
+    let (stdout, stderr) = expect_exit(
+        firedrill()
+            .args(["run", "scenarios/patroni-existing-switchover.yaml"])
+            .env("FIREDRILL_DSN", "host=127.0.0.1 port=1 user=app")
+            .env(
+                "FIREDRILL_PATRONI_API",
+                "http://admin:rest-api-secret@127.0.0.1:1",
+            ),
+        4,
+    );
+    let all = format!("{stdout}{stderr}");
+    assert!(
+        all.contains("cannot reach Patroni's REST API (http://127.0.0.1:1)"),
+        "{all}"
+    );
+    assert!(
+        !all.contains("rest-api-secret"),
         "the password leaked: {all}"
     );
 }

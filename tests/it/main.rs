@@ -18,6 +18,7 @@ mod guardrails;
 mod journal_compat;
 mod layout;
 mod lossy;
+mod patroni;
 mod render;
 mod restore;
 mod safety;

@@ -48,7 +48,9 @@ pub fn render(loaded: &LoadedScenario) -> String {
             s.name
         ),
         (Some(e), _) => format!("{e:?}").to_lowercase(),
-        (None, Target::PostgresSandbox(_)) => "a local sandbox".to_owned(),
+        (None, Target::PostgresSandbox(_) | Target::PatroniSandbox(_)) => {
+            "a local sandbox".to_owned()
+        }
         (None, Target::AwsBackup(_)) => {
             "not declared (not needed: the drill only reads)".to_owned()
         }
@@ -208,13 +210,14 @@ pub fn render(loaded: &LoadedScenario) -> String {
     }
     let cleanup = match (&s.target, s.cleanup) {
         (Target::AwsBackup(_), _) => "nothing to clean up (read only)",
-        (Target::Postgres(_) | Target::AwsRds(_), _) => match drill {
+        (Target::Postgres(_) | Target::AwsRds(_) | Target::Patroni(_), _) => match drill {
             Parts::Restore(r) if !(s.workload.connections > 0 && r.ledger_writes(false)) => {
                 "leave the target as it is (the drill only read it)"
             }
-            Parts::Failover(..) | Parts::Restore(_) | Parts::BackupHealth(_) => {
+            Parts::Restore(_) => {
                 "leave the target as it is (ledger rows stay, tagged with the run id)"
             }
+            Parts::Failover(..) | Parts::BackupHealth(_) => "leave the target as it is",
         },
         (_, Cleanup::Always) => "stop every node and remove the sandbox directory",
         (_, Cleanup::OnSuccess) => {
@@ -318,7 +321,11 @@ fn side_effects(s: &Scenario, drill: Parts<'_>) -> Vec<(String, String)> {
                  rows tagged with the run id",
                 s.workload.table
             ),
-            "none; the rows stay (delete them by run id if unwanted)",
+            if s.restore.is_some() || s.workload.keep_rows || s.cleanup == Cleanup::Never {
+                "none; the rows stay (delete them by run id if unwanted)"
+            } else {
+                "this drill's rows are deleted by run id after verification"
+            },
         ),
         Target::AwsBackup(_) => add("none: AWS Backup is only read".into(), "none needed"),
     }
@@ -373,10 +380,9 @@ fn side_effects(s: &Scenario, drill: Parts<'_>) -> Vec<(String, String)> {
                     format!("a {} through Patroni's REST API", fault.kind()),
                     "none: the new leader stays (switch back with another switchover)",
                 ),
-                Fault::StopDcs { duration } => add(
-                    format!("SIGKILL etcd for {duration}"),
-                    "start etcd again on its data directory",
-                ),
+                Fault::StopDcs { duration } => {
+                    add(format!("SIGSTOP etcd for {duration}"), "SIGCONT etcd")
+                }
                 Fault::Command { run, undo, .. } => match undo {
                     Some(u) => add(
                         format!("run {}", crate::scenario::shell_words(run)),
@@ -459,6 +465,7 @@ fn failover_steps(s: &Scenario, fault: &Fault, recovery: &Recovery, step: &mut d
             .map(|p| format!(", write p99 at most {p}"))
             .unwrap_or_default()
     ));
+    let delayed = fault.effect_is_delayed();
     let fault = match fault {
         Fault::Kill { node } => format!("FAULT: SIGKILL every process of {node}"),
         Fault::Stop { node, mode } => {
@@ -516,7 +523,7 @@ fn failover_steps(s: &Scenario, fault: &Fault, recovery: &Recovery, step: &mut d
             format!("FAULT: POST /failover to the {candidate}")
         }
         Fault::StopDcs { duration } => {
-            format!("FAULT: SIGKILL etcd, start it again after {duration}")
+            format!("FAULT: SIGSTOP etcd (the DCS stops answering), SIGCONT after {duration}")
         }
         Fault::Command { run, undo, .. } => format!(
             "FAULT: run `{}`{}",
@@ -535,14 +542,31 @@ fn failover_steps(s: &Scenario, fault: &Fault, recovery: &Recovery, step: &mut d
             "RECOVERY: {after} after the fault, run `{}`",
             run.join(" ")
         )),
-        Recovery::Wait => step(
-            "RECOVERY: none by firedrill; wait for the fault to end or an external controller"
-                .into(),
-        ),
+        Recovery::Wait => step(match &s.target {
+            Target::PatroniSandbox(_) | Target::Patroni(_) => {
+                "RECOVERY: none by firedrill; Patroni recovers (a new leader, or a restart in \
+                 place)"
+                    .into()
+            }
+            Target::PostgresSandbox(_)
+            | Target::Postgres(_)
+            | Target::AwsRds(_)
+            | Target::AwsBackup(_) => {
+                "RECOVERY: none by firedrill; wait for the fault to end or an external controller"
+                    .into()
+            }
+        }),
     }
     step(format!(
-        "observe for {} after the fault; recovered = probes successful for {} in a row",
-        s.observe.duration, s.observe.stability
+        "observe for {} after the fault; recovered = probes successful for {} in a row; RTO \
+         counts from {}",
+        s.observe.duration,
+        s.observe.stability,
+        if delayed {
+            "the first failed write probe (the fault's effect comes after its start)"
+        } else {
+            "the fault"
+        }
     ));
     step(
         "stop the load; read the ledger back from the primary; count lost and in-doubt writes"

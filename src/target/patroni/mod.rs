@@ -7,7 +7,7 @@
 pub mod rest;
 pub mod sandbox;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio_postgres::Config;
 
@@ -144,6 +144,7 @@ impl Patroni {
             description,
             undo: None,
             ends_after: None,
+            at: None,
         };
         match fault {
             Fault::KillHost { member } => {
@@ -152,21 +153,29 @@ impl Patroni {
                     format!("SIGKILL every process of Patroni member {name}"),
                     None,
                 )?;
+                let at = Instant::now();
                 let n = self.built(fault)?.kill_host(&name)?;
-                Ok(done(format!(
-                    "SIGKILL every process of {name}{} (Patroni and PostgreSQL, {n} processes)",
-                    role_note(&t, &name)
-                )))
+                Ok(Injected {
+                    at: Some(at),
+                    ..done(format!(
+                        "SIGKILL every process of {name}{} (Patroni and PostgreSQL, {n} processes)",
+                        role_note(&t, &name)
+                    ))
+                })
             }
             Fault::KillPostgres { member } => {
                 let name = self.hit(&t, member)?;
                 journal.effect(format!("SIGKILL the postmaster of {name}"), None)?;
+                let at = Instant::now();
                 let pid = self.built(fault)?.kill_postgres(&name)?;
-                Ok(done(format!(
-                    "SIGKILL the postmaster of {name}{} (pid {pid}) and its backends; Patroni \
+                Ok(Injected {
+                    at: Some(at),
+                    ..done(format!(
+                        "SIGKILL the postmaster of {name}{} (pid {pid}) and its backends; Patroni \
                      stays up",
-                    role_note(&t, &name)
-                )))
+                        role_note(&t, &name)
+                    ))
+                })
             }
             Fault::PauseHost { member, duration } => {
                 let name = self.hit(&t, member)?;
@@ -180,6 +189,7 @@ impl Patroni {
                     format!("SIGSTOP every process of {name} for {duration}"),
                     Some(undo.clone()),
                 )?;
+                let at = Instant::now();
                 let n = PatroniSandbox::freeze(&dir);
                 Ok(Injected {
                     description: format!(
@@ -188,6 +198,7 @@ impl Patroni {
                     ),
                     undo: Some((undo, id)),
                     ends_after: Some(duration.get()),
+                    at: Some(at),
                 })
             }
             Fault::StopDcs { duration } => {
@@ -195,6 +206,7 @@ impl Patroni {
                 let undo = Undo::Resume { dir: dir.clone() };
                 let id =
                     journal.effect(format!("SIGSTOP etcd for {duration}"), Some(undo.clone()))?;
+                let at = Instant::now();
                 let n = PatroniSandbox::freeze(&dir);
                 self.hit_leader = Some(false);
                 Ok(Injected {
@@ -203,6 +215,7 @@ impl Patroni {
                     ),
                     undo: Some((undo, id)),
                     ends_after: Some(duration.get()),
+                    at: Some(at),
                 })
             }
             Fault::Switchover { candidate } => {

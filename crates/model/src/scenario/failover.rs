@@ -79,8 +79,9 @@ tagged_enum! {
         /// A manual failover through Patroni's REST API (`POST /failover`) to `candidate`
         /// (Patroni requires one while the leader is healthy).
         Failover { candidate: MemberRef },
-        /// SIGKILL the DCS (the sandbox's etcd) for `duration`, then start it again: the
-        /// leader stays read-write with `failsafe_mode`, and demotes without it.
+        /// SIGSTOP the DCS (the sandbox's etcd) for `duration`, then SIGCONT: it stops
+        /// answering, as a hung or unreachable etcd. The leader stays read-write with
+        /// `failsafe_mode`, and demotes without it.
         StopDcs { duration: Dur },
     }
 }

@@ -73,8 +73,9 @@ pub struct Scenario {
     pub guardrails: Vec<Guardrail>,
     #[serde(default)]
     pub observe: Observe,
-    /// What must hold; every field is optional, and so is the block (the drill then judges only
-    /// what it always judges: integrity, the writer's move, the fault's effect).
+    /// What must hold. Each field is optional, but a drill states at least one (a missing
+    /// block is reported as that, at the drill's own keys); integrity, the writer's move and
+    /// the fault's effect are judged whatever is stated.
     #[serde(default)]
     pub targets: Targets,
     #[serde(default)]

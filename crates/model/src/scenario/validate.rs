@@ -371,7 +371,9 @@ fn check_target_common(s: &Scenario, out: &mut Vec<Problem>) {
                 }
             }
         }
-        Target::Patroni(spec) => check_env_name("target.api_env", &spec.api_env, out),
+        Target::Patroni(spec) => {
+            check_env_name("target.api_env", &spec.api_env, "the URLs themselves", out)
+        }
         Target::Postgres(_) => {}
         Target::AwsRds(spec) => match (&spec.instance, &spec.cluster) {
             (Some(_), Some(_)) => out.push(problem(
@@ -409,16 +411,16 @@ fn check_target_common(s: &Scenario, out: &mut Vec<Problem>) {
         ));
     }
     if let Some(dsn_env) = s.target.dsn_env() {
-        check_env_name("target.dsn_env", dsn_env, out);
+        check_env_name("target.dsn_env", dsn_env, "the DSN itself", out);
     }
 }
 
 /// A key that names an environment variable (a DSN's, a URL list's), never the secret itself.
-fn check_env_name(key: &str, name: &str, out: &mut Vec<Problem>) {
+fn check_env_name(key: &str, name: &str, value: &str, out: &mut Vec<Problem>) {
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         out.push(problem(
             key,
-            "must name an environment variable (letters, digits, `_`), not hold its value",
+            format!("must name an environment variable (letters, digits, `_`), not hold {value}"),
         ));
     }
 }
