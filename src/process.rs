@@ -8,8 +8,9 @@
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 use tokio::process::Command;
 use tokio::sync::watch;
 
@@ -106,13 +107,23 @@ impl Tool {
     /// Runs to completion; a non-zero exit is an error carrying the last lines of its output.
     /// Returns stdout.
     pub async fn run(self, cancel: &mut watch::Receiver<bool>) -> Result<String, ToolError> {
+        self.run_marked(None, cancel).await.map(|(out, _)| out)
+    }
+
+    /// [`Tool::run`], noting when the program printed `marker` as a line of its own on stdout
+    /// (an operator's command saying when its effect happened). Output is read as it comes.
+    pub async fn run_marked(
+        self,
+        marker: Option<&str>,
+        cancel: &mut watch::Receiver<bool>,
+    ) -> Result<(String, Option<Instant>), ToolError> {
         let Tool {
             what,
             mut cmd,
             deadline,
             tail: (lines, with_stdout),
         } = self;
-        let child = cmd.spawn().map_err(|e| {
+        let mut child = cmd.spawn().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 EnvError::MissingBinary {
                     what: what.clone(),
@@ -129,16 +140,27 @@ impl Tool {
         if *cancel.borrow() {
             return Err(ToolError::Cancelled);
         }
+        let stdout = child.stdout.take().map(|o| {
+            let marker = marker.map(str::to_owned);
+            tokio::spawn(read_lines(o, marker))
+        });
+        let stderr = child.stderr.take().map(|mut e| {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let _ = e.read_to_end(&mut buf).await;
+                buf
+            })
+        });
         let waited = async {
             match deadline {
-                Some(d) => tokio::time::timeout(d, child.wait_with_output()).await.ok(),
-                None => Some(child.wait_with_output().await),
+                Some(d) => tokio::time::timeout(d, child.wait()).await.ok(),
+                None => Some(child.wait().await),
             }
         };
-        // Dropping the child future kills it (kill_on_drop).
-        let out = tokio::select! {
-            out = waited => match out {
-                Some(out) => out.map_err(EnvError::io(format!("waiting for {what}")))?,
+        // Returning drops the child, which kills it (kill_on_drop).
+        let status = tokio::select! {
+            status = waited => match status {
+                Some(s) => s.map_err(EnvError::io(format!("waiting for {what}")))?,
                 None => return Err(EnvError::Timeout {
                     what,
                     waited: humantime::format_duration(deadline.unwrap_or_default()).to_string(),
@@ -147,26 +169,74 @@ impl Tool {
             },
             _ = cancel.wait_for(|c| *c) => return Err(ToolError::Cancelled),
         };
-        if !out.status.success() {
-            let mut log = String::from_utf8_lossy(&out.stderr).into_owned();
+        // A program that left a child holding its pipes open is not waited for forever.
+        let grace = Duration::from_secs(2);
+        let (out, marked) = match stdout {
+            Some(t) => tokio::time::timeout(grace, t)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default(),
+            None => Default::default(),
+        };
+        let err = match stderr {
+            Some(t) => tokio::time::timeout(grace, t)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        if !status.success() {
+            let mut log = String::from_utf8_lossy(&err).into_owned();
             if with_stdout {
-                log.push_str(&String::from_utf8_lossy(&out.stdout));
+                log.push_str(&out);
             }
             return Err(EnvError::Command {
                 what,
-                status: out.status.to_string(),
+                status: status.to_string(),
                 log: last_lines(&log, lines),
             }
             .into());
         }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        Ok((out, marked))
     }
+}
+
+/// Reads a program's stdout to its end, noting when `marker` came as a line of its own.
+async fn read_lines(
+    out: tokio::process::ChildStdout,
+    marker: Option<String>,
+) -> (String, Option<Instant>) {
+    let mut reader = tokio::io::BufReader::new(out);
+    let mut text = String::new();
+    let mut at = None;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let l = String::from_utf8_lossy(&line);
+                if at.is_none() && marker.as_deref() == Some(l.trim()) {
+                    at = Some(Instant::now());
+                }
+                text.push_str(&l);
+            }
+        }
+    }
+    (text, at)
 }
 
 pub fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
+
+/// The line a fault command prints on stdout, on its own, at the moment its effect happens
+/// (e.g. `patronictl switchover ... && echo FIREDRILL_EFFECT`, or before a `kill`); the drill
+/// then counts RTO from it.
+pub const EFFECT_MARKER: &str = "FIREDRILL_EFFECT";
 
 /// Runs an operator's command ([`Tool::operator`]) to the end or its deadline. Not cancelled by
 /// Ctrl-C: an undo or a recovery must finish (a second Ctrl-C shortens the deadline instead).
@@ -176,13 +246,24 @@ pub async fn run_command(
     argv: &[String],
     timeout: Duration,
 ) -> Result<String, EnvError> {
+    run_command_marked(what, argv, timeout)
+        .await
+        .map(|(out, _)| out)
+}
+
+/// [`run_command`], and when the command printed [`EFFECT_MARKER`].
+pub async fn run_command_marked(
+    what: &str,
+    argv: &[String],
+    timeout: Duration,
+) -> Result<(String, Option<Instant>), EnvError> {
     let (_never, mut cancel) = watch::channel(false);
     match Tool::operator(what, argv)?
         .deadline(timeout)
-        .run(&mut cancel)
+        .run_marked(Some(EFFECT_MARKER), &mut cancel)
         .await
     {
-        Ok(out) => Ok(last_lines(out.trim_end(), 10)),
+        Ok((out, at)) => Ok((last_lines(out.trim_end(), 10), at)),
         Err(ToolError::Env(e)) => Err(e),
         Err(ToolError::Cancelled) => unreachable!("nothing cancels an operator command"),
     }

@@ -85,6 +85,7 @@ impl<'a> Failover<'a> {
             steady: None,
             series: None,
             fault_at: None,
+            effect_marked: false,
             pending_undo: None,
             journal: journal.clone(),
             observe_every: fault.observe_every(),
@@ -124,6 +125,8 @@ struct Drill<'a, 's> {
     series: Option<measure::ProbeSeries>,
     /// When the fault was injected, on the drill clock; none before.
     fault_at: Option<Duration>,
+    /// The driver said when the fault took effect (a command's marker line, a kill's instant).
+    effect_marked: bool,
     /// A fault still in effect, undone on abort.
     pending_undo: Option<(Undo, EffectId)>,
     journal: Journal,
@@ -323,8 +326,10 @@ impl Drill<'_, '_> {
             Ok(i) => i,
             Err(e) => return Err(Abort(format!("fault injection failed: {e}"))),
         };
+        self.measurements.fault_started_ms = Some(ms(fault_at));
         self.measurements.fault_done_ms = Some(ms(t0.elapsed()));
         // The fault instant is when it took effect, where the driver knows it.
+        self.effect_marked = injected.at.is_some();
         let fault_at = match injected.at {
             Some(at) => at.saturating_duration_since(t0),
             None => fault_at,
@@ -456,11 +461,13 @@ impl Drill<'_, '_> {
             .map(ms);
         // A fault whose effect comes a while after it starts (a command, a switchover that
         // first checks its candidate) is timed from its effect: the first failed probe.
-        let delayed = self.fault.effect_is_delayed();
-        m.rto_from = Some(if delayed && wf.is_some() {
-            RtoFrom::FirstFailure
-        } else {
-            RtoFrom::Fault
+        // A delayed effect whose instant the driver knows (a command's marker line) is timed
+        // from that instant, which is already `fault_at`.
+        let delayed = self.fault.effect_is_delayed() && !self.effect_marked;
+        m.rto_from = Some(match (self.fault.effect_is_delayed(), self.effect_marked) {
+            (true, true) => RtoFrom::Marker,
+            (true, false) if wf.is_some() => RtoFrom::FirstFailure,
+            (true, false) | (false, _) => RtoFrom::Fault,
         });
         let from = |f: Option<Duration>| match f {
             Some(f) if delayed => f,

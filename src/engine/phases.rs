@@ -57,25 +57,43 @@ pub async fn connect(config: &Config) -> Result<Client, String> {
 pub async fn writer_identity(config: &Config, within: Duration) -> Result<Server, String> {
     let deadline = Instant::now() + within;
     loop {
-        let attempt = async {
-            let c = connect(config).await?;
-            let row = c
-                .query_one(
-                    "select coalesce(host(inet_server_addr()), 'socket') || ':' || \
+        let attempt =
+            async {
+                let c = connect(config).await?;
+                let row = c
+                    .query_one(
+                        "select coalesce(host(inet_server_addr()), 'socket') || ':' || \
                      current_setting('port'), pg_postmaster_start_time()::text, \
                      pg_is_in_recovery()",
-                    &[],
-                )
-                .await
-                .map_err(|e| describe_pg_error(&e))?;
-            match row.get::<_, bool>(2) {
+                        &[],
+                    )
+                    .await
+                    .map_err(|e| describe_pg_error(&e))?;
+                match row.get::<_, bool>(2) {
                 false => Ok(Server {
                     at: row.get(0),
                     started: row.get(1),
+                    // Optional: pg_control_system() needs pg_monitor or superuser, and a
+                    // role without it still has a writer to tell apart.
+                    system_identifier: c
+                        .query_one("select system_identifier::text from pg_control_system()", &[])
+                        .await
+                        .ok()
+                        .map(|r| r.get(0)),
+                    // The current WAL file's first 8 hex digits are the writer's timeline.
+                    timeline: c
+                        .query_one(
+                            "select ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))\
+                             ::bit(32)::int8",
+                            &[],
+                        )
+                        .await
+                        .ok()
+                        .map(|r| r.get::<_, i64>(0) as u64),
                 }),
                 true => Err(format!("{} is in recovery", row.get::<_, String>(0))),
             }
-        };
+            };
         match attempt.await {
             Ok(id) => return Ok(id),
             Err(e) if Instant::now() >= deadline => return Err(e),

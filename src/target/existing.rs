@@ -8,7 +8,7 @@ use tokio_postgres::Config;
 
 use crate::dsn::dsn_config;
 use crate::error::EnvError;
-use crate::process::run_command;
+use crate::process::{run_command, run_command_marked};
 use crate::safety::journal::{EffectId, Journal, Undo};
 use crate::scenario::{Argv, ExistingSpec, shell_words};
 
@@ -36,20 +36,20 @@ impl Existing {
 
     /// The `command` fault: journaled with its undo, run with its deadline; a command that
     /// fails may have half-applied, so its undo runs before the error is reported. What it did,
-    /// and the undo still owed.
+    /// the undo still owed, and when it printed the effect marker.
     pub async fn fault_command(
         &self,
         run: &Argv,
         undo: Option<&Argv>,
         timeout: Duration,
         journal: &Journal,
-    ) -> Result<(String, Option<(Undo, EffectId)>), EnvError> {
+    ) -> Result<(String, Option<(Undo, EffectId)>, Option<std::time::Instant>), EnvError> {
         let undo = undo.map(|u| Undo::Command { argv: u.0.clone() });
         let id = journal.effect(
             format!("run fault command {}", shell_words(run)),
             undo.clone(),
         )?;
-        let printed = run_command("fault command", run, timeout).await;
+        let printed = run_command_marked("fault command", run, timeout).await;
         if let Err(e) = printed {
             if let Some(u) = undo {
                 match crate::safety::undo::apply(&u, Duration::from_secs(60)).await {
@@ -63,10 +63,11 @@ impl Existing {
             }
             return Err(e);
         }
-        let printed = printed.unwrap_or_default();
+        let (printed, at) = printed.unwrap_or_default();
         Ok((
             format!("ran {}{}", shell_words(run), said(&printed)),
             undo.map(|u| (u, id)),
+            at,
         ))
     }
 

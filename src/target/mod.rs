@@ -211,14 +211,14 @@ impl Driver {
             }
             Fault::Command { run, undo, timeout } => {
                 let e = self.existing(kind, fault.kind())?;
-                let (description, undo) = e
+                let (description, undo, at) = e
                     .fault_command(run, undo.as_ref(), timeout.get(), journal)
                     .await?;
                 Ok(Injected {
                     description,
                     undo,
                     ends_after: None,
-                    at: None,
+                    at,
                 })
             }
             Fault::KillHost { .. }

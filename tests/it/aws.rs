@@ -149,6 +149,10 @@ impl LocalDb {
         LocalDb { sb, rt }
     }
 
+    pub(crate) fn postmaster_pid(&self) -> i32 {
+        self.sb.nodes[0].pid().unwrap()
+    }
+
     pub(crate) fn dsn(&self) -> String {
         format!(
             "host=127.0.0.1 port={} user=firedrill dbname=postgres",

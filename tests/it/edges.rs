@@ -318,3 +318,86 @@ fn a_fault_with_no_visible_effect_fails_unless_no_outage_is_expected() {
         r["targets"]
     );
 }
+
+/// A command fault's effect comes when the command says so: a line `FIREDRILL_EFFECT` on its
+/// stdout is the fault instant (RTO counts from it), and without it RTO counts from the first
+/// failed probe, not from the command's start. The command sleeps 1 s first, then freezes the
+/// database's every process for 1.5 s.
+#[test]
+fn a_command_fault_is_timed_from_its_marker_or_its_first_failure_not_its_start() {
+    let _x = crate::exclusive();
+    let db = crate::aws::LocalDb::new();
+    let pm = db.postmaster_pid();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |marker: &str| {
+        let file = dir.path().join("marked.yaml");
+        let script = format!(
+            "sleep 1; {marker} kill -STOP {pm}; pkill -STOP -P {pm}; sleep 1.5; \
+             pkill -CONT -P {pm}; kill -CONT {pm}"
+        );
+        std::fs::write(
+            &file,
+            format!(
+                "version: 1\nname: marked\nenvironment: test\n\
+                 target: {{type: postgres, dsn_env: FD_MARKED_DSN}}\n\
+                 workload: {{connections: 1}}\nprobes: {{interval: 20ms, timeout: 300ms}}\n\
+                 steady_state: {{duration: 500ms}}\n\
+                 fault: {{type: command, run: [sh, -c, '{script}']}}\n\
+                 recovery: {{type: wait}}\nobserve: {{duration: 5s, stability: 500ms}}\n\
+                 targets: {{rto: 5s}}\n"
+            ),
+        )
+        .unwrap();
+        let mut cmd = crate::firedrill_process();
+        cmd.args(["run", "--format", "json"])
+            .arg(&file)
+            .env("FD_MARKED_DSN", db.dsn());
+        let (code, stdout, stderr) = crate::run_to_end(&mut cmd);
+        assert_eq!(code, 0, "{stderr}");
+        serde_json::from_str::<serde_json::Value>(&stdout).unwrap()
+    };
+    let f = |r: &serde_json::Value, k: &str| r["measurements"][k].as_f64().unwrap_or(f64::NAN);
+
+    let r = run("echo FIREDRILL_EFFECT;");
+    assert_eq!(r["measurements"]["rto_from"], "marker");
+    let (started, at, done) = (
+        f(&r, "fault_started_ms"),
+        f(&r, "fault_at_ms"),
+        f(&r, "fault_done_ms"),
+    );
+    assert!(
+        at - started >= 1000.0,
+        "the marker came after the 1 s sleep: {started} {at}"
+    );
+    assert!(done - at >= 1500.0, "the command ran on: {at} {done}");
+    let first_fail = r["measurements"]["write_outages"][0]["start_ms"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        first_fail >= at - 20.0 && first_fail <= at + 60.0,
+        "the effect followed the marker: {at} {first_fail}"
+    );
+    let rto = f(&r, "rto_ms");
+    eprintln!(
+        "marker: started {started:.1} marker {at:.1} first failure {first_fail:.1} RTO {rto:.1}"
+    );
+    assert!((1400.0..2300.0).contains(&rto), "RTO {rto} from the marker");
+
+    let r = run("");
+    assert_eq!(r["measurements"]["rto_from"], "first-failure");
+    let (started, rto, outage) = (
+        f(&r, "fault_started_ms"),
+        f(&r, "rto_ms"),
+        f(&r, "write_outage_ms"),
+    );
+    assert_eq!(rto, outage);
+    let first_fail = r["measurements"]["write_outages"][0]["start_ms"]
+        .as_f64()
+        .unwrap();
+    eprintln!("no marker: started {started:.1} first failure {first_fail:.1} RTO {rto:.1}");
+    assert!(first_fail - started >= 950.0, "{started} {first_fail}");
+    assert!(
+        (1400.0..2300.0).contains(&rto),
+        "RTO {rto}, not counted from the start"
+    );
+}

@@ -221,6 +221,8 @@ mod tests {
         Some(Server {
             at: at.into(),
             started: started.into(),
+            system_identifier: None,
+            timeline: None,
         })
     }
 

@@ -198,15 +198,20 @@ pub struct Measurements {
     /// Failover drills: probes that failed after the fault, and whether some had to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault_effect: Option<FaultEffect>,
-    /// What RTO counts from: `fault` (the fault's start: a kill, a stop, an API failover) or
+    /// What RTO counts from: `fault` (the fault's start: a kill, a stop, an API failover),
+    /// `marker` (the moment an operator's fault command printed `FIREDRILL_EFFECT`), or
     /// `first-failure` (the first failed write probe: for a fault whose effect begins some
-    /// time after it starts, an operator's command or a switchover).
+    /// time after it starts, a command without the marker or a switchover).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rto_from: Option<RtoFrom>,
     /// The write outage: from the start of the first failed write probe to the first success
     /// that lasted; `None` when no write probe failed or writes never recovered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_outage_ms: Option<f64>,
+    /// When the fault's action began (a command's or an API call's start), ms from the
+    /// drill's start; `fault_at_ms` is when it took effect, where that is known to differ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_started_ms: Option<f64>,
     /// When the fault's action returned (a command's or an API call's end), ms from the
     /// drill's start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -340,6 +345,8 @@ pub struct WriterChange {
 #[serde(rename_all = "kebab-case")]
 pub enum RtoFrom {
     Fault,
+    /// The moment the fault's command printed `FIREDRILL_EFFECT`.
+    Marker,
     FirstFailure,
 }
 
@@ -349,6 +356,13 @@ pub struct Server {
     pub at: String,
     /// When its postmaster started.
     pub started: String,
+    /// The cluster's system identifier (`pg_control_system()`): a restored or re-created
+    /// cluster has another; a standby shares its primary's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_identifier: Option<String>,
+    /// The writer's timeline: a promotion starts a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<u64>,
 }
 
 impl WriterChange {

@@ -250,10 +250,48 @@ fn failover_measurements(r: &Report) -> Vec<(&'static str, String)> {
                 .unwrap_or_else(|| "not measured".into()),
         ),
     ];
+    if let Some(w) = &m.writer {
+        let show = |s: &Option<firedrill_model::report::Server>| match s {
+            Some(s) => format!(
+                "{}{}",
+                s.at,
+                s.timeline
+                    .map(|t| format!(" (timeline {t})"))
+                    .unwrap_or_default()
+            ),
+            None => "not seen".into(),
+        };
+        out.push((
+            "Writer (before -> after)",
+            format!(
+                "{} -> {}{}",
+                show(&w.before),
+                show(&w.after),
+                if w.restarted_in_place() {
+                    ", restarted in place"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
     out.push((
         "RTO counted from",
         match m.rto_from {
             Some(RtoFrom::Fault) => "the fault's start".into(),
+            Some(RtoFrom::Marker) => format!(
+                "the moment the fault command printed FIREDRILL_EFFECT (t={}; the command ran \
+                 from t={} to t={})",
+                m.fault_at_ms
+                    .map(|t| format!("{t:.1} ms"))
+                    .unwrap_or_default(),
+                m.fault_started_ms
+                    .map(|t| format!("{t:.1} ms"))
+                    .unwrap_or_default(),
+                m.fault_done_ms
+                    .map(|t| format!("{t:.1} ms"))
+                    .unwrap_or_default()
+            ),
             Some(RtoFrom::FirstFailure) => format!(
                 "the first failed write probe (the fault's effect; its action ran from t={} to \
                  t={})",
