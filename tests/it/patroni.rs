@@ -205,8 +205,17 @@ async fn own_client_loop(work: &Path, run_for: Duration) -> Seen {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     seen.acked = acked_ids.len() as u64;
-    // Every acknowledged row, counted on whichever member leads now.
-    if let Some(c) = connect(&ports).await {
+    // Every acknowledged row, counted on whichever member leads now (or soon: a cluster whose
+    // DCS just came back elects a leader first).
+    let mut leader = None;
+    let until = Instant::now() + Duration::from_secs(20);
+    while leader.is_none() && Instant::now() < until {
+        leader = connect(&ports).await;
+        if leader.is_none() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    if let Some(c) = leader {
         let present: Vec<i64> = c
             .query("select id from own_probe", &[])
             .await
@@ -481,4 +490,124 @@ fn a_missing_patroni_program_names_the_debian_package() {
         ),
         "{stderr}"
     );
+}
+
+/// A drill killed outright while the leader's host is paused: `firedrill recover` resumes the
+/// member and removes the cluster (etcd, Patroni, PostgreSQL), leaving no process.
+#[test]
+fn killed_during_a_paused_host_recover_resumes_it_and_removes_the_cluster() {
+    let undone = crate::safety::kill_then_recover(
+        "version: 1\nname: patroni-crash\n\
+         target: {type: patroni-sandbox, members: 2, dcs: {ttl: 10, loop_wait: 2, retry_timeout: 3}}\n\
+         workload: {connections: 2}\nprobes: {interval: 20ms, timeout: 300ms}\n\
+         steady_state: {duration: 1s}\n\
+         fault: {type: pause-host, member: leader, duration: 30s}\nrecovery: {type: wait}\n\
+         observe: {duration: 40s, stability: 500ms}\ntargets: {rto: 20s}\n",
+        "SIGSTOP every process of",
+    );
+    assert!(
+        undone[0].0.starts_with("SIGSTOP every process of member"),
+        "{undone:?}"
+    );
+    assert!(undone[0].1.starts_with("SIGCONT "), "{undone:?}");
+    assert!(
+        undone[1].0.contains("Patroni sandbox directory"),
+        "{undone:?}"
+    );
+    assert!(undone[1].1.contains("removed"), "{undone:?}");
+}
+
+/// A scenario of the DCS stopping for 8 s, with or without Patroni's failsafe mode.
+fn stop_dcs(dir: &Path, failsafe: bool) -> scenario::LoadedScenario {
+    let text = format!(
+        "version: 1\nname: stop-dcs\n\
+         target: {{type: patroni-sandbox, members: 3, work_dir: {}, \
+         dcs: {{ttl: 10, loop_wait: 2, retry_timeout: 3, synchronous_mode: true, \
+         failsafe_mode: {failsafe}}}}}\n\
+         workload: {{connections: 2}}\nprobes: {{interval: 20ms, timeout: 500ms}}\n\
+         steady_state: {{duration: 1s}}\n\
+         fault: {{type: stop-dcs, duration: 8s}}\nrecovery: {{type: wait}}\n\
+         observe: {{duration: 20s, stability: 1s, expect_outage: {}}}\n\
+         targets: {{max_lost_writes: 0}}\n",
+        dir.display(),
+        !failsafe
+    );
+    scenario::parse(&dir.join("stop-dcs.yaml"), &text).unwrap()
+}
+
+/// etcd stops answering for 8 s: without failsafe mode the leader cannot renew its key and
+/// demotes itself, so writes fail; with it, the leader keeps taking writes because every
+/// member still answers it. The own client sees the same as firedrill; nothing is lost.
+#[test]
+fn a_dcs_outage_demotes_the_leader_unless_failsafe_mode_keeps_it() {
+    let _x = crate::exclusive();
+    let work = tempfile::tempdir().unwrap();
+    let (r, seen) = drill_with_own_client(
+        &stop_dcs(work.path(), false),
+        work.path(),
+        Duration::from_secs(6),
+    );
+    let failed = r.measurements.fault_effect.as_ref().unwrap().failed_probes;
+    assert_eq!(r.verdict, Verdict::Pass, "{:#?}", r.targets);
+    assert!(failed > 0, "the leader demoted: {failed} failed probes");
+    assert!(seen.first_failure().is_some(), "the own client felt it too");
+    assert_eq!(seen.lost, Some(0));
+
+    // With failsafe mode the same outage costs nothing; the etcd process was frozen all along
+    // (checked here from /proc, not from the drill's word).
+    let work = tempfile::tempdir().unwrap();
+    let watch_dir = work.path().to_owned();
+    let frozen = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let etcd: Vec<String> = crate::processes_working_in(&watch_dir)
+                .into_iter()
+                .filter(|p| p.contains(" T ") && p.contains("etcd"))
+                .collect();
+            if !etcd.is_empty() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let r = rt.block_on(crate::drill(&stop_dcs(work.path(), true)));
+    let failed = r.measurements.fault_effect.as_ref().unwrap().failed_probes;
+    assert_eq!(r.verdict, Verdict::Pass, "{:#?}", r.targets);
+    assert!(frozen.join().unwrap(), "etcd was seen stopped (state T)");
+    assert_eq!(failed, 0, "failsafe mode kept the leader");
+    let p = r.measurements.patroni.as_ref().unwrap();
+    assert_eq!(p.leader_before, p.leader_after);
+}
+
+/// `POST /failover` to a named candidate (the replica, by role): that member leads after.
+#[test]
+fn a_rest_failover_promotes_the_candidate() {
+    let _x = crate::exclusive();
+    let work = tempfile::tempdir().unwrap();
+    let text = format!(
+        "version: 1\nname: rest-failover\n\
+         target: {{type: patroni-sandbox, members: 2, work_dir: {}, \
+         dcs: {{ttl: 10, loop_wait: 2, retry_timeout: 3}}}}\n\
+         workload: {{connections: 2}}\nprobes: {{interval: 20ms, timeout: 500ms}}\n\
+         steady_state: {{duration: 1s}}\n\
+         fault: {{type: failover, candidate: replica}}\nrecovery: {{type: wait}}\n\
+         observe: {{duration: 10s, stability: 1s}}\ntargets: {{rto: 8s}}\n",
+        work.path().display()
+    );
+    let loaded = scenario::parse(&work.path().join("f.yaml"), &text).unwrap();
+    let (r, seen) = drill_with_own_client(&loaded, work.path(), Duration::from_secs(4));
+    let p = r.measurements.patroni.as_ref().unwrap();
+    assert_eq!(r.verdict, Verdict::Pass, "{:#?}", r.targets);
+    assert_eq!(p.leader_after, p.fault_member);
+    assert_ne!(p.leader_before, p.leader_after);
+    let (before, after) = seen.ports();
+    assert_ne!(before, after, "the own client's writes moved");
+    let new_port = p
+        .after
+        .iter()
+        .find(|m| Some(&m.name) == p.leader_after.as_ref())
+        .and_then(|m| m.port);
+    assert_eq!(after, new_port);
 }

@@ -129,7 +129,7 @@ targets: {rto: 10s}
 /// Kills firedrill with SIGKILL when its stderr shows `at`, then proves `firedrill recover`
 /// leaves nothing: no process, directory or port of the drill, a journal that says what was
 /// undone, and a second recover that does nothing.
-fn kill_then_recover(scenario: &str, at: &str) -> Vec<(String, String)> {
+pub(crate) fn kill_then_recover(scenario: &str, at: &str) -> Vec<(String, String)> {
     let _x = crate::exclusive();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
