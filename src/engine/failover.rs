@@ -19,7 +19,7 @@ use crate::measure::{self, ms};
 use crate::probe::{self, ProbeKind, ProbeSpec, ProbeState};
 use crate::report::*;
 use crate::safety::journal::{EffectId, Journal, Undo};
-use crate::scenario::{Cleanup, DbTarget, FailoverTarget, Fault, LoadedScenario, Recovery};
+use crate::scenario::{DbTarget, FailoverTarget, Fault, LoadedScenario, Recovery};
 use crate::target::Driver;
 use crate::template::TemplateCache;
 use crate::workload;
@@ -185,7 +185,7 @@ impl Drill<'_, '_> {
         if s.workload.connections > 0 {
             self.verify_ledger(&log).await;
         }
-        if !s.workload.keep_rows && s.cleanup != Cleanup::Never {
+        if phases::removes_rows(s) {
             self.remove_rows().await;
         }
         Ok(())
@@ -196,27 +196,11 @@ impl Drill<'_, '_> {
     async fn remove_rows(&mut self) {
         let s = &self.loaded.scenario;
         let config = self.driver.client_config(Duration::from_secs(5));
-        let removed = async {
-            let c = phases::connect(&config).await?;
-            let mut n = 0;
-            if s.workload.connections > 0 {
-                n += c
-                    .execute(
-                        &format!("delete from {} where run = $1", s.workload.table),
-                        &[&self.run_id],
-                    )
-                    .await
-                    .map_err(|e| crate::target::sandbox::describe_pg_error(&e))?;
-            }
-            n += c
-                .execute(
-                    &format!("delete from {} where run = $1", probe::PROBE_TABLE),
-                    &[&self.run_id],
-                )
-                .await
-                .map_err(|e| crate::target::sandbox::describe_pg_error(&e))?;
-            Ok::<u64, String>(n)
-        };
+        let mut tables = vec![probe::PROBE_TABLE];
+        if s.workload.connections > 0 {
+            tables.push(&s.workload.table);
+        }
+        let removed = phases::delete_run_rows(&config, &tables, &self.run_id);
         match removed.await {
             Ok(n) => self.sink.emit(Event::Setup(format!(
                 "removed this drill's {n} ledger and probe rows (workload.keep_rows keeps them)"

@@ -42,6 +42,29 @@ pub async fn build_target(
 }
 
 /// One connection, its driver task spawned; the error as a person reads it.
+/// Deletes one run's rows (tagged with its id in a `run` column) from these tables of a
+/// target's database; how many went.
+pub async fn delete_run_rows(
+    config: &Config,
+    tables: &[&str],
+    run_id: &str,
+) -> Result<u64, String> {
+    let c = connect(config).await?;
+    let mut n = 0;
+    for table in tables {
+        n += c
+            .execute(&format!("delete from {table} where run = $1"), &[&run_id])
+            .await
+            .map_err(|e| describe_pg_error(&e))?;
+    }
+    Ok(n)
+}
+
+/// Whether a drill deletes its rows from a target's database once it has checked them.
+pub fn removes_rows(s: &crate::scenario::Scenario) -> bool {
+    !s.workload.keep_rows && s.cleanup != crate::scenario::Cleanup::Never
+}
+
 pub async fn connect(config: &Config) -> Result<Client, String> {
     let (c, conn) = config
         .connect(NoTls)

@@ -481,7 +481,8 @@ fn a_point_in_time_restore_to_a_named_time_asks_for_that_time() {
 /// `after-backup` checks the restore write by write. The "restored" database here is the source
 /// itself, a restore that went past its point (moto restores no data): every write sent after
 /// the point is present, so the drill must fail on them, while none before it is missing. The
-/// test counts the source's rows itself: before + after <= rows <= before + after + across.
+/// test counts the source's rows itself (`keep_rows`): before + after <= rows <= before + after
+/// + across. Without `keep_rows` the same drill leaves none of its rows in the source.
 #[test]
 fn a_point_in_time_restore_past_its_point_fails_on_the_writes_after_it() {
     let _x = crate::exclusive();
@@ -492,7 +493,47 @@ fn a_point_in_time_restore_past_its_point_fails_on_the_writes_after_it() {
         "  recovery_target: {type: after-backup, offset: 1s}\n  write_after_backup: 3s\n",
         2,
     );
+    let text = std::fs::read_to_string(&file).unwrap();
     let source = db_dsn(&t.db, "app");
+    let count = |run_id: &str| -> u64 {
+        t.db.rt.block_on(async {
+            let (c, conn) = tokio_postgres::connect(&source, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            let n: i64 = c
+                .query_one(
+                    "select count(*) from firedrill_ledger where run = $1",
+                    &[&run_id],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            n as u64
+        })
+    };
+    let d = t.run(&file, &source);
+    assert_eq!(d.code, 1, "{}", d.stderr);
+    let run_id = d.report["run_id"].as_str().unwrap().to_owned();
+    assert!(
+        d.report["measurements"]["acknowledged_writes"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(
+        count(&run_id),
+        0,
+        "the drill's rows were removed from the source"
+    );
+    std::fs::write(
+        &file,
+        text.replace(
+            "workload: {connections: 2}",
+            "workload: {connections: 2, keep_rows: true}",
+        ),
+    )
+    .unwrap();
     let d = t.run(&file, &source);
     assert_eq!(d.code, 1, "{}", d.stderr);
     let l = &d.report["measurements"]["restore"]["ledger"];
@@ -501,21 +542,7 @@ fn a_point_in_time_restore_past_its_point_fails_on_the_writes_after_it() {
     assert_eq!(n("missing"), 0, "{l}");
     assert_eq!(n("present_after"), n("after"), "{l}");
     assert_eq!(check(&d.report, "ledger")["ok"], false);
-    let run_id = d.report["run_id"].as_str().unwrap().to_owned();
-    let rows: i64 = t.db.rt.block_on(async {
-        let (c, conn) = tokio_postgres::connect(&source, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        c.query_one(
-            "select count(*) from firedrill_ledger where run = $1",
-            &[&run_id],
-        )
-        .await
-        .unwrap()
-        .get(0)
-    });
-    let rows = rows as u64;
+    let rows = count(d.report["run_id"].as_str().unwrap());
     assert!(
         n("before") + n("after") <= rows && rows <= n("before") + n("after") + n("across"),
         "{rows} rows in the source against {l}"

@@ -214,10 +214,9 @@ pub fn render(loaded: &LoadedScenario) -> String {
             Parts::Restore(r) if !(s.workload.connections > 0 && r.ledger_writes(false)) => {
                 "leave the target as it is (the drill only read it)"
             }
-            Parts::Restore(_) => {
-                "leave the target as it is (ledger rows stay, tagged with the run id)"
+            Parts::Restore(_) | Parts::Failover(..) | Parts::BackupHealth(_) => {
+                "leave the target as it is"
             }
-            Parts::Failover(..) | Parts::BackupHealth(_) => "leave the target as it is",
         },
         (_, Cleanup::Always) => "stop every node and remove the sandbox directory",
         (_, Cleanup::OnSuccess) => {
@@ -321,10 +320,10 @@ fn side_effects(s: &Scenario, drill: Parts<'_>) -> Vec<(String, String)> {
                  rows tagged with the run id",
                 s.workload.table
             ),
-            if s.restore.is_some() || s.workload.keep_rows || s.cleanup == Cleanup::Never {
+            if s.workload.keep_rows || s.cleanup == Cleanup::Never {
                 "none; the rows stay (delete them by run id if unwanted)"
             } else {
-                "this drill's rows are deleted by run id after verification"
+                "this drill's rows are deleted by run id once checked"
             },
         ),
         Target::AwsBackup(_) => add("none: AWS Backup is only read".into(), "none needed"),

@@ -107,6 +107,9 @@ pub(super) async fn run<'a>(
         created: Vec::new(),
     };
     let ran = d.run().await;
+    if !*d.cx.cancel.borrow() {
+        d.cx.remove_source_rows(&d.target.config).await;
+    }
     let aborted = d.cx.aborted(ran, "deleting what the drill created");
     d.delete_created().await;
     // Nothing local to keep: AWS resources are deleted above, whatever the cleanup policy (a

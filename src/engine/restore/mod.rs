@@ -64,6 +64,28 @@ pub struct Context<'a, 's> {
 }
 
 impl Context<'_, '_> {
+    /// Deletes the drill's ledger rows from an existing source once the restored copy was
+    /// checked against them (not with `workload.keep_rows` or `cleanup: never`).
+    async fn remove_source_rows(&self, source: &Config) {
+        let s = &self.loaded.scenario;
+        if s.workload.connections == 0
+            || !self.restore.ledger_writes(false)
+            || !phases::removes_rows(s)
+        {
+            return;
+        }
+        match phases::delete_run_rows(source, &[&s.workload.table], self.run_id).await {
+            Ok(n) => self.sink.emit(Event::Setup(format!(
+                "removed this drill's {n} ledger rows from the source (workload.keep_rows keeps \
+                 them)"
+            ))),
+            Err(e) => self.sink.emit(Event::Warning(format!(
+                "cannot remove this drill's rows from the source (run {}): {e}",
+                self.run_id
+            ))),
+        }
+    }
+
     /// Builds (or reaches) `target` unless Ctrl-C comes first.
     async fn build_driver(&self, target: &DbTarget) -> Result<Driver, RunError> {
         phases::build_target(
@@ -193,6 +215,10 @@ async fn local<'a>(cx: Context<'a, '_>) -> Result<Ran<'a>, RunError> {
         f,
     };
     let ran = drill.run().await;
+    if !sandbox_source && !*drill.cx.cancel.borrow() {
+        let source = drill.driver.client_config(Duration::from_secs(10));
+        drill.cx.remove_source_rows(&source).await;
+    }
     let aborted = drill.cx.aborted(ran, "tearing down");
     let RestoreDrill {
         mut driver,
