@@ -267,7 +267,7 @@ fn main() -> ExitCode {
             };
             println!(
                 "{}",
-                serde_json::to_string_pretty(&schema).expect("schema is JSON")
+                serde_json::to_string_pretty(&keys_sorted(schema)).expect("schema is JSON")
             );
             exit_code(EXIT_PASS)
         }
@@ -354,5 +354,26 @@ fn main() -> ExitCode {
                 exit_code(EXIT_INVALID)
             }
         },
+    }
+}
+
+/// The same JSON with every object's keys in order: the printed schema is then the same
+/// whichever serde_json features (`preserve_order`) the build happened to unify.
+fn keys_sorted(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut entries: Vec<_> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, keys_sorted(v)))
+                    .collect(),
+            )
+        }
+        serde_json::Value::Array(a) => {
+            serde_json::Value::Array(a.into_iter().map(keys_sorted).collect())
+        }
+        other => other,
     }
 }

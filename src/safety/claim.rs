@@ -67,6 +67,7 @@ pub fn claim(
     session: &Session,
 ) -> Result<Claim, ClaimError> {
     let s = &loaded.scenario;
+    required_env(&s.target)?;
     let target =
         lock_key(&s.target).unwrap_or_else(|| format!("postgres-sandbox/{}", session.run_id));
     let holder = format!(
@@ -151,17 +152,22 @@ impl Session {
 /// ports, database; never the user or password). A sandbox is built by its own drill, so no
 /// other drill can share it: `None`.
 pub fn lock_key(target: &Target) -> Option<String> {
-    if let Target::AwsRds(t) = target {
-        return Some(format!(
-            "aws-rds:{}:{}",
-            t.region.as_deref().unwrap_or("default-region"),
-            t.instance.as_deref().or(t.cluster.as_deref()).unwrap_or("")
-        ));
-    }
-    let Target::Postgres(spec) = target else {
-        return None;
+    // An existing cluster is known by where its DSN leads; what firedrill builds is its own.
+    let dsn_env = match target {
+        Target::AwsRds(t) => {
+            return Some(format!(
+                "aws-rds:{}:{}",
+                t.region.as_deref().unwrap_or("default-region"),
+                t.instance.as_deref().or(t.cluster.as_deref()).unwrap_or("")
+            ));
+        }
+        Target::Postgres(spec) => &spec.dsn_env,
+        Target::Patroni(spec) => &spec.dsn_env,
+        Target::PostgresSandbox(_) | Target::PatroniSandbox(_) | Target::AwsBackup(_) => {
+            return None;
+        }
     };
-    let config = std::env::var(&spec.dsn_env)
+    let config = std::env::var(dsn_env)
         .ok()
         .and_then(|dsn| Config::from_str(&dsn).ok());
     Some(match config {
@@ -170,9 +176,37 @@ pub fn lock_key(target: &Target) -> Option<String> {
             describe_hosts(&c),
             c.get_dbname().or(c.get_user()).unwrap_or("")
         ),
-        // The drill itself reports the missing or bad DSN.
-        None => format!("postgres:${}", spec.dsn_env),
+        // The drill itself reports a bad DSN.
+        None => format!("postgres:${dsn_env}"),
     })
+}
+
+/// The environment variables a target is reached through must be set before anything is
+/// locked or journaled: a run refused for a missing one leaves no trace.
+fn required_env(target: &Target) -> Result<(), EnvError> {
+    let (dsn_env, api_env) = match target {
+        Target::Postgres(spec) => (Some(&spec.dsn_env), None),
+        Target::AwsRds(spec) => (Some(&spec.dsn_env), None),
+        Target::Patroni(spec) => (Some(&spec.dsn_env), Some(&spec.api_env)),
+        Target::PostgresSandbox(_) | Target::PatroniSandbox(_) | Target::AwsBackup(_) => {
+            (None, None)
+        }
+    };
+    if let Some(name) = dsn_env
+        && std::env::var_os(name).is_none()
+    {
+        return Err(EnvError::MissingDsn { name: name.clone() });
+    }
+    if let Some(name) = api_env
+        && std::env::var_os(name).is_none()
+    {
+        return Err(EnvError::MissingVar {
+            name: name.clone(),
+            key: "target.api_env",
+            what: "the Patroni members' REST API URLs, comma-separated",
+        });
+    }
+    Ok(())
 }
 
 fn new_run_id(scenario_sha: &str, at: SystemTime) -> String {

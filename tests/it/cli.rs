@@ -158,7 +158,7 @@ fn existing_command_drill(dir: &std::path::Path) -> std::path::PathBuf {
         &path,
         "version: 1\nname: existing\nenvironment: test\n\
          target: {type: postgres, dsn_env: FIREDRILL_DSN}\n\
-         fault: {type: command, run: [\"true\"]}\nrecovery: {type: wait}\n",
+         fault: {type: command, run: [\"true\"]}\nrecovery: {type: wait}\ntargets: {rto: 30s}\n",
     )
     .unwrap();
     path

@@ -49,11 +49,14 @@ impl Seen {
             .map(|(_, done, _)| *done - from)
     }
 
-    /// The start of the first failed insert: where the client's outage began.
+    /// The start of the first failed insert around the fault (at most 3 s before the
+    /// leader's postmaster went away: a switchover ends connections first): where the
+    /// client's outage began.
     fn first_failure(&self) -> Option<Instant> {
+        let from = self.killed.map(|k| k - Duration::from_secs(3));
         self.inserts
             .iter()
-            .find(|(_, _, port)| port.is_none())
+            .find(|(sent, _, port)| port.is_none() && from.is_none_or(|f| *sent >= f))
             .map(|(sent, _, _)| *sent)
     }
 
@@ -65,13 +68,13 @@ impl Seen {
 
 /// The test's own client: waits for the cluster under `work`, then writes until `run_for` after
 /// the first failure or kill, and reads its rows back from whichever member then leads.
-fn own_client(work: PathBuf, run_for: Duration) -> std::thread::JoinHandle<Seen> {
+fn own_client(work: PathBuf, members: usize, run_for: Duration) -> std::thread::JoinHandle<Seen> {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        rt.block_on(own_client_loop(&work, run_for))
+        rt.block_on(own_client_loop(&work, members, run_for))
     })
 }
 
@@ -116,17 +119,20 @@ async fn connect(ports: &[u16]) -> Option<tokio_postgres::Client> {
     Some(client)
 }
 
-async fn own_client_loop(work: &Path, run_for: Duration) -> Seen {
+async fn own_client_loop(work: &Path, members: usize, run_for: Duration) -> Seen {
     let mut seen = Seen::default();
     let deadline = Instant::now() + Duration::from_secs(150);
-    // The cluster: every member's postmaster up and one of them taking writes.
+    let mut acked_ids = Vec::new();
+    // The cluster: every member's postmaster up, one of them taking writes, and a second of
+    // inserts without a failure (Patroni restarts servers while it bootstraps; those are not
+    // the fault).
     let (ports, client) = loop {
         assert!(
             Instant::now() < deadline,
             "no cluster appeared under {work:?}"
         );
         let pm = postmasters(work);
-        if pm.len() >= 2
+        if pm.len() == members
             && let Some(c) = connect(&pm.iter().map(|p| p.1).collect::<Vec<_>>()).await
             && c.batch_execute(
                 "create table if not exists own_probe (id bigserial primary key, at timestamptz default now())",
@@ -134,7 +140,21 @@ async fn own_client_loop(work: &Path, run_for: Duration) -> Seen {
             .await
             .is_ok()
         {
-            break (pm.iter().map(|p| p.1).collect::<Vec<_>>(), c);
+            let calm = Instant::now() + Duration::from_secs(1);
+            let mut ok = true;
+            while ok && Instant::now() < calm {
+                match c
+                    .query_one("insert into own_probe default values returning id", &[])
+                    .await
+                {
+                    Ok(row) => acked_ids.push(row.get::<_, i64>(0)),
+                    Err(_) => ok = false,
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            if ok && postmasters(work) == pm {
+                break (pm.iter().map(|p| p.1).collect::<Vec<_>>(), c);
+            }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
@@ -168,7 +188,8 @@ async fn own_client_loop(work: &Path, run_for: Duration) -> Seen {
             std::thread::sleep(Duration::from_millis(1));
         }
     });
-    let mut acked_ids = Vec::new();
+    // Writes go on until `run_for` after the leader's postmaster went away (every fault these
+    // tests use stops it: a kill, a crash, a switchover's shutdown, a demotion).
     let mut end: Option<Instant> = None;
     while end.is_none_or(|e| Instant::now() < e) && Instant::now() < deadline {
         let sent = Instant::now();
@@ -194,7 +215,6 @@ async fn own_client_loop(work: &Path, run_for: Duration) -> Seen {
             }
             None => {
                 seen.inserts.push((sent, done, None));
-                end.get_or_insert(done + run_for);
                 client = connect(&ports).await;
             }
         }
@@ -235,7 +255,11 @@ fn drill_with_own_client(
     work: &Path,
     run_for: Duration,
 ) -> (Report, Seen) {
-    let own = own_client(work.to_owned(), run_for);
+    let members = match &loaded.scenario.target {
+        firedrill::scenario::Target::PatroniSandbox(t) => usize::from(t.members),
+        other => panic!("not a Patroni sandbox: {}", other.kind()),
+    };
+    let own = own_client(work.to_owned(), members, run_for);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let report = rt.block_on(crate::drill(loaded));
     (report, own.join().unwrap())

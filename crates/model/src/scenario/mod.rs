@@ -11,6 +11,7 @@ pub mod patroni;
 pub mod restore;
 pub mod tagged;
 pub mod validate;
+mod validate_failover;
 mod validate_restore;
 
 use std::fmt;
