@@ -157,16 +157,23 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Check every report of an evidence directory: signatures, the chain, and each verdict
-    /// recomputed from its measurements. Exit 1 on any problem.
+    /// Check every report of an evidence directory: signatures, the chain, each verdict
+    /// recomputed from its measurements, and (format 3 on) every target and limit re-derived from
+    /// the scenario the report embeds and every probe figure from its probe record. Exit 1 on
+    /// any problem.
     #[command(
-        after_help = "Examples:\n  firedrill verify evidence/ --allowed-signers allowed_signers"
+        after_help = "Examples:\n  firedrill verify evidence/ --allowed-signers allowed_signers\n  \
+                      firedrill verify evidence/ --allowed-signers allowed_signers --scenarios scenarios/"
     )]
     Verify {
         dir: PathBuf,
         /// OpenSSH allowed_signers file (the keys whose signatures count).
         #[arg(long, value_name = "FILE")]
         allowed_signers: PathBuf,
+        /// The scenario files at the audited commit: each report's scenario must be there,
+        /// byte for byte.
+        #[arg(long, value_name = "DIR")]
+        scenarios: Option<PathBuf>,
     },
     /// Summarize an evidence directory over an audit period: every drill, verdicts, the
     /// RTO/RPO trend, and scheduled drills that did not happen. Exit 1 when a scheduled drill is
@@ -337,7 +344,8 @@ fn main() -> ExitCode {
         Command::Verify {
             dir,
             allowed_signers,
-        } => cli::audit::verify(&dir, &allowed_signers),
+            scenarios,
+        } => cli::audit::verify(&dir, &allowed_signers, scenarios.as_deref()),
         Command::Keygen { out, identity } => match signing::keygen(&out, &identity) {
             Ok(public) => {
                 eprintln!(

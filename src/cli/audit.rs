@@ -9,7 +9,7 @@ use firedrill::error::*;
 use firedrill::report::{self, Verdict};
 use firedrill::{evidence, signing, summary};
 
-pub fn verify(dir: &Path, allowed_signers: &Path) -> ExitCode {
+pub fn verify(dir: &Path, allowed_signers: &Path, scenarios: Option<&Path>) -> ExitCode {
     let allowed = match signing::read_allowed_signers(allowed_signers) {
         Ok(a) => a,
         Err(e) => {
@@ -17,21 +17,31 @@ pub fn verify(dir: &Path, allowed_signers: &Path) -> ExitCode {
             return exit_code(EXIT_INVALID);
         }
     };
-    let v = match evidence::verify(dir, &allowed) {
-        Ok(v) => v,
+    let loaded = match evidence::load(dir) {
+        Ok(l) => l,
         Err(e) => {
             eprintln!("error: {}: {e}", dir.display());
             return exit_code(EXIT_INVALID);
         }
     };
+    if let Some(s) = scenarios
+        && !s.is_dir()
+    {
+        eprintln!("error: --scenarios {}: not a directory", s.display());
+        return exit_code(EXIT_INVALID);
+    }
+    let mut v = evidence::verify_loaded(dir, &loaded, &allowed);
+    if let Some(s) = scenarios {
+        v.problems.extend(evidence::check_scenarios(&loaded, s));
+    }
     let mark = |ok: bool| if ok { "ok" } else { "FAIL" };
     println!(
-        "{:<32} {:>5} {:<28} {:<8} {:<9} {:<6} recomputed",
-        "report", "seq", "scenario", "verdict", "signature", "chain"
+        "{:<32} {:>5} {:<28} {:<8} {:<9} {:<6} {:<10} re-derived",
+        "report", "seq", "scenario", "verdict", "signature", "chain", "recomputed"
     );
     for r in &v.rows {
         println!(
-            "{:<32} {:>5} {:<28} {:<8} {:<9} {:<6} {}",
+            "{:<32} {:>5} {:<28} {:<8} {:<9} {:<6} {:<10} {}",
             r.entry,
             r.sequence
                 .map(|s| s.to_string())
@@ -42,7 +52,11 @@ pub fn verify(dir: &Path, allowed_signers: &Path) -> ExitCode {
                 .unwrap_or_else(|| "-".into()),
             mark(r.signature.is_ok()),
             mark(r.chain_ok),
-            mark(r.verdict_ok)
+            mark(r.verdict_ok),
+            match r.derived_ok {
+                Some(ok) => mark(ok),
+                None => "targets not re-derivable (format < 3)",
+            }
         );
     }
     if let Some((entry, sha)) = &v.head {
@@ -51,7 +65,8 @@ pub fn verify(dir: &Path, allowed_signers: &Path) -> ExitCode {
     }
     if v.problems.is_empty() {
         println!(
-            "\n{} reports verified: signatures, chain, index and verdicts all hold",
+            "\n{} reports verified: signatures, chain, index, verdicts and what could be \
+             re-derived all hold",
             v.rows.len()
         );
         exit_code(EXIT_PASS)

@@ -17,6 +17,7 @@ use crate::guardrail::Guard;
 use crate::ledger::{self, WorkloadLog};
 use crate::measure::{self, ms};
 use crate::probe::{self, ProbeKind, ProbeSpec, ProbeState};
+use crate::record::ProbeRecord;
 use crate::report::*;
 use crate::safety::journal::{EffectId, Journal, Undo};
 use crate::scenario::{DbTarget, FailoverTarget, Fault, LoadedScenario, Recovery};
@@ -431,50 +432,28 @@ impl Drill<'_, '_> {
         let Some(fault_at) = self.fault_at else {
             return log;
         };
-        let stability = s.observe.stability.get();
-        // Where each probe's outage began: its first failed probe after the fault.
-        let first_failure = |samples: &[measure::Sample]| {
-            samples
-                .iter()
-                .find(|p| p.end > fault_at && !p.ok)
-                .map(|p| p.start)
-        };
-        let (wf, rf) = (first_failure(&w), first_failure(&r));
-        m.write_outage_ms = wf
-            .and_then(|f| measure::recovery(&w, f, observed_until, stability).rto)
-            .map(ms);
-        // A fault whose effect comes a while after it starts (a command, a switchover that
-        // first checks its candidate) is timed from its effect: the first failed probe.
-        // A delayed effect whose instant the driver knows (a command's marker line) is timed
-        // from that instant, which is already `fault_at`.
-        let delayed = self.fault.effect_is_delayed() && !self.effect_marked;
-        m.rto_from = Some(match (self.fault.effect_is_delayed(), self.effect_marked) {
-            (true, true) => RtoFrom::Marker,
-            (true, false) if wf.is_some() => RtoFrom::FirstFailure,
-            (true, false) | (false, _) => RtoFrom::Fault,
-        });
-        let from = |f: Option<Duration>| match f {
-            Some(f) if delayed => f,
-            Some(_) | None => fault_at,
-        };
-        let wr = measure::recovery(&w, from(wf), observed_until, stability);
-        let rr = measure::recovery(&r, from(rf), observed_until, stability);
-        // Availability is over everything after the fault, whatever RTO counts from.
-        let w_all = measure::recovery(&w, fault_at, observed_until, stability);
-        let r_all = measure::recovery(&r, fault_at, observed_until, stability);
-        m.rto_ms = wr.rto.map(ms);
-        m.time_to_first_success_ms = wr.first_success.map(ms);
-        m.availability_pct = Some(w_all.availability_pct);
-        m.write_outages = w_all.outages;
-        m.read_rto_ms = rr.rto.map(ms);
-        m.read_availability_pct = Some(r_all.availability_pct);
-        m.read_outages = r_all.outages;
-        let failed: u64 = m
-            .write_outages
-            .iter()
-            .chain(&m.read_outages)
-            .map(|o| o.failed_probes)
-            .sum();
+        let f = measure::figures(
+            &w,
+            &r,
+            measure::FaultTiming {
+                at: fault_at,
+                delayed: self.fault.effect_is_delayed(),
+                marked: self.effect_marked,
+            },
+            observed_until,
+            s.observe.stability.get(),
+        );
+        m.probe_record = Some(ProbeRecord::encode(&w, &r, observed_until));
+        m.rto_from = Some(f.rto_from);
+        m.write_outage_ms = f.write_outage.map(ms);
+        m.rto_ms = f.write.rto.map(ms);
+        m.time_to_first_success_ms = f.write.first_success.map(ms);
+        m.availability_pct = Some(f.availability_pct);
+        m.write_outages = f.write.outages;
+        m.read_rto_ms = f.read.rto.map(ms);
+        m.read_availability_pct = Some(f.read_availability_pct);
+        m.read_outages = f.read.outages;
+        let failed = f.failed_probes;
         let expected = s.observe.expect_outage;
         if expected && failed == 0 {
             self.sink.emit(Event::Warning(

@@ -113,10 +113,16 @@ fn verify_accepts_an_intact_chain_and_names_every_kind_of_tampering() {
         stderr.trim(),
         "problem: 000004-sandbox-failover-sync: target rto claims met (Some(742.0)) but the \
          measurements give missed (Some(99999.0))\n\
-         problem: 000004-sandbox-failover-sync: verdict claims Pass but the targets give Fail"
+         problem: 000004-sandbox-failover-sync: verdict claims Pass but the targets give Fail\n\
+         problem: 000004-sandbox-failover-sync: rto_ms: the report says 99999.000, its probe \
+         record gives 742.000"
             .replace(
-                "742.0",
-                &format!("{:?}", first.measurements.rto_ms.unwrap())
+                "742.0)",
+                &format!("{:?})", first.measurements.rto_ms.unwrap())
+            )
+            .replace(
+                "742.000",
+                &format!("{:.3}", first.measurements.rto_ms.unwrap())
             ),
     );
 
@@ -130,7 +136,7 @@ fn verify_accepts_an_intact_chain_and_names_every_kind_of_tampering() {
     let (code, stdout, stderr) = verify(&honest, allowed);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(
-        stdout.contains("5 reports verified: signatures, chain, index and verdicts all hold"),
+        stdout.contains("5 reports verified: signatures, chain, index, verdicts and what could be re-derived all hold"),
         "{stdout}"
     );
     let index = std::fs::read_to_string(honest.join("index.json")).unwrap();
@@ -409,4 +415,168 @@ fn append_adopts_a_crashed_writers_report_and_refuses_a_broken_directory() {
         "{err}"
     );
     assert!(!dir.join("000004-sandbox-failover-sync").exists());
+}
+
+/// A signer who rewrites a report and signs it again, chained and indexed as if honest, is still
+/// named by `verify`: it re-derives every target and limit from the scenario the report embeds,
+/// recomputes the figures from its probe record, and (`--scenarios`) checks the embedded scenario
+/// against the files at the audited commit. One real drill whose RTO target (1 ms) is missed.
+#[test]
+fn verify_names_a_resigned_report_whose_targets_figures_or_scenario_were_rewritten() {
+    let _x = crate::exclusive();
+    let k = Keyring::new();
+    let scenarios = k.tmp.path().join("scenarios");
+    std::fs::create_dir_all(&scenarios).unwrap();
+    let original = std::fs::read_to_string(repo("scenarios/sandbox-failover-sync.yaml"))
+        .unwrap()
+        .replace(
+            "runbook: ../runbooks/",
+            &format!("runbook: {}/", repo("runbooks").display()),
+        )
+        .replace("  rto: 2s\n", "  rto: 1ms\n");
+    let file = scenarios.join("sandbox-failover-sync.yaml");
+    std::fs::write(&file, &original).unwrap();
+    let honest = k.tmp.path().join("honest");
+    crate::firedrill_cmd()
+        .args(["run", "--evidence"])
+        .arg(&honest)
+        .arg("--sign-key")
+        .arg(&k.key)
+        .arg(&file)
+        .assert()
+        .code(1);
+    let real: Report = serde_json::from_slice(
+        &std::fs::read(honest.join("000001-sandbox-failover-sync/report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(real.format_version, 3);
+    assert!(real.measurements.probe_record.is_some());
+    let rto = real.targets.iter().find(|t| t.name == "rto").unwrap();
+    assert!(!rto.met, "the 1 ms target is missed");
+
+    let verify_with = |dir: &Path, scenarios: Option<&Path>| {
+        let mut cmd = crate::firedrill_cmd();
+        cmd.arg("verify")
+            .arg(dir)
+            .arg("--allowed-signers")
+            .arg(&k.allowed);
+        if let Some(s) = scenarios {
+            cmd.arg("--scenarios").arg(s);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code().unwrap(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (code, text) = verify_with(&honest, Some(&scenarios));
+    assert_eq!(code, 0, "{text}");
+
+    // Each lie re-signed into a chain of its own, so that signature, chain and index hold.
+    let signer = k.signer();
+    let forge = |name: &str, edit: &dyn Fn(&mut Report)| {
+        let mut r = real.clone();
+        r.chain = None;
+        edit(&mut r);
+        let dir = k.tmp.path().join(name);
+        evidence::append(&dir, &mut r, Some(&signer)).unwrap();
+        dir
+    };
+    let pass = |r: &mut Report| r.verdict = firedrill::report::Verdict::Pass;
+
+    let dir = forge("deleted", &|r| {
+        r.targets.retain(|t| t.name != "rto");
+        pass(r);
+    });
+    let (code, text) = verify_with(&dir, None);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("target rto (limit 1.0 ms) is the scenario's but missing from the report"),
+        "{text}"
+    );
+
+    let dir = forge("raised", &|r| {
+        let t = r.targets.iter_mut().find(|t| t.name == "rto").unwrap();
+        t.limit = 20_000.0;
+        t.met = true;
+        pass(r);
+    });
+    let (code, text) = verify_with(&dir, None);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("target rto: the report's limit 20000.0 ms is not the scenario's 1.0 ms"),
+        "{text}"
+    );
+
+    let achieved = real.measurements.rto_ms.unwrap();
+    let dir = forge("edited-rto", &|r| {
+        r.measurements.rto_ms = Some(0.5);
+        r.measurements.time_to_first_success_ms = Some(0.5);
+        let t = r.targets.iter_mut().find(|t| t.name == "rto").unwrap();
+        t.achieved = Some(0.5);
+        t.met = true;
+        pass(r);
+    });
+    let (code, text) = verify_with(&dir, None);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(&format!(
+            "rto_ms: the report says 0.500, its probe record gives {achieved:.3}"
+        )),
+        "{text}"
+    );
+
+    // A scenario text swapped for a laxer one: without a matching SHA-256 it shows at once;
+    // with the SHA-256 updated too, the committed scenario shows it.
+    let lax = original.replace("  rto: 1ms\n", "  rto: 20s\n");
+    let swap = |r: &mut Report| {
+        r.scenario.source = Some(lax.clone());
+        let t = r.targets.iter_mut().find(|t| t.name == "rto").unwrap();
+        t.limit = 20_000.0;
+        t.met = true;
+        pass(r);
+    };
+    let dir = forge("swapped", &|r| swap(r));
+    let (code, text) = verify_with(&dir, None);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("the embedded scenario does not match the report's scenario SHA-256"),
+        "{text}"
+    );
+    let dir = forge("swapped-and-hashed", &|r| {
+        swap(r);
+        r.scenario.sha256 = evidence::sha256(lax.as_bytes());
+    });
+    let (code, text) = verify_with(&dir, None);
+    assert_eq!(
+        code, 0,
+        "a consistent lie passes without the committed scenarios: {text}"
+    );
+    let (code, text) = verify_with(&dir, Some(&scenarios));
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(&format!(
+            "scenario {} (SHA-256 {}) differs from {}",
+            file.display(),
+            evidence::sha256(lax.as_bytes()),
+            file.display()
+        )),
+        "{text}"
+    );
+
+    // A report from before format 3 is marked, not failed.
+    let old = k.tmp.path().join("old");
+    let mut f = fixture();
+    f.chain = None;
+    evidence::append(&old, &mut f, Some(&signer)).unwrap();
+    let (code, text) = verify_with(&old, None);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("targets not re-derivable (format < 3)"),
+        "{text}"
+    );
 }

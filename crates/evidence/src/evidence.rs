@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use serde::{Deserialize, Serialize};
 
 use crate::signing::{self, AllowedSigner};
+use firedrill_model::audit::{Rederived, rederive};
 use firedrill_model::judge::recheck;
 use firedrill_model::report::{ChainLink, DrillKind, REPORT_FORMAT_VERSION, Report, Verdict};
 
@@ -246,12 +247,15 @@ pub struct Row {
     pub signature: Result<String, String>,
     pub chain_ok: bool,
     pub verdict_ok: bool,
+    /// Targets and figures re-derived from the embedded scenario and probe record: `Some(ok)`,
+    /// or `None` for a report written before format 3 (targets not re-derivable).
+    pub derived_ok: Option<bool>,
 }
 
 impl Row {
-    /// Signature, chain (and index) and verdict all hold.
+    /// Signature, chain (and index), verdict and what could be re-derived all hold.
     pub fn ok(&self) -> bool {
-        self.signature.is_ok() && self.chain_ok && self.verdict_ok
+        self.signature.is_ok() && self.chain_ok && self.verdict_ok && self.derived_ok != Some(false)
     }
 }
 
@@ -298,6 +302,7 @@ pub fn verify_loaded(dir: &Path, loaded: &Loaded, allowed: &[AllowedSigner]) -> 
                 signature,
                 chain_ok: false,
                 verdict_ok: false,
+                derived_ok: None,
             });
             continue;
         };
@@ -338,6 +343,15 @@ pub fn verify_loaded(dir: &Path, loaded: &Loaded, allowed: &[AllowedSigner]) -> 
         for d in &disagreements {
             problems.push(format!("{entry}: {d}"));
         }
+        let derived_ok = match rederive(r) {
+            Rederived::NotDerivable => None,
+            Rederived::Checked(found) => {
+                for d in &found {
+                    problems.push(format!("{entry}: {d}"));
+                }
+                Some(found.is_empty())
+            }
+        };
         rows.push(Row {
             entry,
             sequence: r.chain.as_ref().map(|c| c.sequence),
@@ -346,6 +360,7 @@ pub fn verify_loaded(dir: &Path, loaded: &Loaded, allowed: &[AllowedSigner]) -> 
             signature,
             chain_ok,
             verdict_ok: disagreements.is_empty(),
+            derived_ok,
         });
         previous = Some(e);
     }
@@ -363,6 +378,40 @@ pub fn verify_loaded(dir: &Path, loaded: &Loaded, allowed: &[AllowedSigner]) -> 
         problems,
         head,
     }
+}
+
+/// Each report's embedded scenario against the scenario files under version control at the
+/// audited commit (`DIR/<file name>`): a report whose scenario is not there, or differs, is
+/// named. Reports without an embedded scenario are compared by their recorded SHA-256.
+pub fn check_scenarios(loaded: &Loaded, scenarios: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    for e in &loaded.entries {
+        let Some(r) = &e.report else { continue };
+        let file = Path::new(&r.scenario.file);
+        let Some(name) = file.file_name() else {
+            problems.push(format!("{}: no scenario file named", e.name));
+            continue;
+        };
+        let committed = scenarios.join(name);
+        match std::fs::read(&committed) {
+            Ok(bytes) if sha256(&bytes) == r.scenario.sha256 => {}
+            Ok(bytes) => problems.push(format!(
+                "{}: scenario {} (SHA-256 {}) differs from {} (SHA-256 {})",
+                e.name,
+                r.scenario.file,
+                r.scenario.sha256,
+                committed.display(),
+                sha256(&bytes)
+            )),
+            Err(_) => problems.push(format!(
+                "{}: scenario {} is not in {}",
+                e.name,
+                r.scenario.file,
+                scenarios.display()
+            )),
+        }
+    }
+    problems
 }
 
 /// The signed index must list exactly the reports present, with their hashes. Returns the

@@ -6,6 +6,7 @@
 //! The engine (`firedrill`) and the evidence tools (`firedrill-evidence`) build on this crate;
 //! it depends on neither.
 
+pub mod audit;
 pub mod cluster;
 pub mod event;
 pub mod exit;
@@ -14,6 +15,7 @@ pub mod judge;
 pub mod ledger;
 pub mod measure;
 pub mod plan;
+pub mod record;
 pub mod report;
 pub mod scenario;
 pub mod secrets;

@@ -102,6 +102,92 @@ pub fn recovery(
     }
 }
 
+/// What RTO counts from (see [`figures`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RtoFrom {
+    Fault,
+    /// The moment the fault's command printed `FIREDRILL_EFFECT`.
+    Marker,
+    FirstFailure,
+}
+
+/// How a drill's fault took effect, for [`figures`].
+#[derive(Clone, Copy, Debug)]
+pub struct FaultTiming {
+    /// The fault instant: its start, or when the driver saw it take effect.
+    pub at: Duration,
+    /// Its effect comes a while after it starts (a command, a switchover).
+    pub delayed: bool,
+    /// The driver saw the instant it took effect (a command's marker line, a kill).
+    pub marked: bool,
+}
+
+/// Every probe figure of a failover drill.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Figures {
+    pub rto_from: RtoFrom,
+    pub write: RecoveryFigures,
+    pub read: RecoveryFigures,
+    /// Availability over everything after the fault, whatever RTO counts from.
+    pub availability_pct: f64,
+    pub read_availability_pct: f64,
+    /// First failed write probe to sustained recovery.
+    pub write_outage: Option<Duration>,
+    /// Write and read probes that failed (the fault's effect).
+    pub failed_probes: u64,
+}
+
+/// The figures of a failover drill from its probe samples: one rule, used when the drill ends
+/// and again by `verify` on the report's probe record. RTO counts from the fault instant; for
+/// a delayed effect, from the driver's marked instant if any, else each probe's first failure
+/// after the fault.
+pub fn figures(
+    write: &[Sample],
+    read: &[Sample],
+    fault: FaultTiming,
+    observed_until: Duration,
+    stability: Duration,
+) -> Figures {
+    let fault_at = fault.at;
+    let first_failure = |samples: &[Sample]| {
+        samples
+            .iter()
+            .find(|p| p.end > fault_at && !p.ok)
+            .map(|p| p.start)
+    };
+    let (wf, rf) = (first_failure(write), first_failure(read));
+    let write_outage = wf.and_then(|f| recovery(write, f, observed_until, stability).rto);
+    let from_first_failure = fault.delayed && !fault.marked;
+    let rto_from = match (fault.delayed, fault.marked) {
+        (true, true) => RtoFrom::Marker,
+        (true, false) if wf.is_some() => RtoFrom::FirstFailure,
+        (true, false) | (false, _) => RtoFrom::Fault,
+    };
+    let from = |f: Option<Duration>| match f {
+        Some(f) if from_first_failure => f,
+        Some(_) | None => fault_at,
+    };
+    let w_all = recovery(write, fault_at, observed_until, stability);
+    let r_all = recovery(read, fault_at, observed_until, stability);
+    // Only probes after the fault are its effect (probes fail while the first connections are
+    // made, before the steady state).
+    let failed_probes = write
+        .iter()
+        .chain(read)
+        .filter(|p| p.end > fault_at && !p.ok)
+        .count() as u64;
+    Figures {
+        rto_from,
+        write: recovery(write, from(wf), observed_until, stability),
+        read: recovery(read, from(rf), observed_until, stability),
+        availability_pct: w_all.availability_pct,
+        read_availability_pct: r_all.availability_pct,
+        write_outage,
+        failed_probes,
+    }
+}
+
 /// Maximal runs of failed probes, each closed by the next success.
 pub fn outages(samples: &[Sample]) -> Vec<Outage> {
     let mut out = Vec::new();

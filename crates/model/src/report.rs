@@ -6,14 +6,16 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::event::TimelineEntry;
+pub use crate::measure::RtoFrom;
 use crate::measure::{Latency, Outage, ProbeSeries};
 use crate::scenario::LoadedScenario;
 use crate::soc2::ControlRef;
 
 /// Bumped on any change a reader must know about; readers refuse versions they do not know.
-pub const REPORT_FORMAT_VERSION: u32 = 2;
+pub const REPORT_FORMAT_VERSION: u32 = 3;
 /// The oldest format this build reads (and verifies by the rules of its day): 1 judged targets
-/// of an aborted drill like any other; 2 leaves none of them met.
+/// of an aborted drill like any other; 2 leaves none of them met; 3 embeds the scenario's text
+/// and the raw probe record, from which `verify` re-derives targets and figures.
 pub const OLDEST_READABLE_FORMAT: u32 = 1;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -102,6 +104,10 @@ pub struct ScenarioRef {
     pub description: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runbook: Option<String>,
+    /// The scenario file's exact text (format 3 on): `verify` re-parses it and re-derives every
+    /// target and limit from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 impl ScenarioRef {
@@ -113,6 +119,7 @@ impl ScenarioRef {
             sha256: loaded.sha256.clone(),
             description: s.description.clone(),
             runbook: s.runbook.as_ref().map(|p| p.display().to_string()),
+            source: Some(loaded.source.clone()),
         }
     }
 }
@@ -216,6 +223,10 @@ pub struct Measurements {
     /// drill's start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault_done_ms: Option<f64>,
+    /// Failover drills: every probe's start, duration and outcome, from which `verify`
+    /// recomputes RTO, outages and availability (format 3 on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_record: Option<crate::record::ProbeRecord>,
     /// Patroni targets: the cluster before and after, and the RTO its settings should give.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patroni: Option<crate::cluster::PatroniView>,
@@ -339,15 +350,6 @@ pub struct WriterChange {
     pub expected: crate::scenario::FailoverTarget,
     pub before: Option<Server>,
     pub after: Option<Server>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum RtoFrom {
-    Fault,
-    /// The moment the fault's command printed `FIREDRILL_EFFECT`.
-    Marker,
-    FirstFailure,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

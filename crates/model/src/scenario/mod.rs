@@ -34,6 +34,8 @@ pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 pub struct LoadedScenario {
     pub path: PathBuf,
     pub sha256: String,
+    /// The text it was parsed from (reports embed it).
+    pub source: String,
     pub scenario: Scenario,
     pub run: Run,
 }
@@ -154,6 +156,7 @@ pub fn parse(file: &Path, text: &str) -> Result<LoadedScenario, ScenarioError> {
                 return Ok(LoadedScenario {
                     path: file.to_owned(),
                     sha256: hex::encode(Sha256::digest(text.as_bytes())),
+                    source: text.to_owned(),
                     scenario,
                     run,
                 });
