@@ -21,6 +21,13 @@ pub enum Destination {
     Dir(PathBuf),
     /// The next entry of an evidence chain in DIR.
     Evidence(PathBuf),
+    /// The next entry of the evidence chain in a bucket with Object Lock, every object locked
+    /// for `retain`.
+    S3 {
+        aws: Box<firedrill_aws::Aws>,
+        at: crate::store::Location,
+        retain: std::time::Duration,
+    },
 }
 
 /// A report written: its `report.json` and that file's SHA-256.
@@ -33,7 +40,7 @@ pub struct Written {
 /// Records the outcome in the journal, stamps the signer and the fleet, and writes the report
 /// to `dest` (`sub`: a fleet member's subdirectory of a `Dir`). `Ok(None)`: nowhere to write.
 /// On a write error the report is still whole in `report`, so the caller can show it.
-pub fn finish(
+pub async fn finish(
     report: &mut Report,
     journal: &Journal,
     signer: Option<&Signer>,
@@ -54,6 +61,15 @@ pub fn finish(
             evidence::write(&dir, report, signer)
         }
         Some(Destination::Evidence(dir)) => evidence::append(dir, report, signer),
+        Some(Destination::S3 { aws, at, retain }) => {
+            let key = crate::store::append(aws, at, report, signer, *retain).await?;
+            let mut bytes = serde_json::to_vec_pretty(report).map_err(|e| e.to_string())?;
+            bytes.push(b'\n');
+            return Ok(Some(Written {
+                path: PathBuf::from(key),
+                sha256: evidence::sha256(&bytes),
+            }));
+        }
     };
     let path = written.map_err(|e| e.to_string())?;
     let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -16,6 +16,7 @@ pub mod pg;
 pub mod probe;
 pub mod process;
 pub mod safety;
+pub mod store;
 pub mod target;
 pub mod template;
 pub mod workload;

@@ -8,10 +8,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use cli::Format;
-use cli::run::Extra;
+use cli::run::{Dest, Extra};
 use firedrill::error::*;
 use firedrill::finish::Destination;
-use firedrill::{fleet_summary, plan, report, scenario, signing, summary};
+use firedrill::{fleet_summary, plan, report, scenario, signing, store, summary};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -82,7 +82,8 @@ enum Command {
         #[arg(long, value_name = "KEY")]
         sign_key: Option<PathBuf>,
         /// Add the signed report to the hash chain of an evidence directory, in
-        /// DIR/NNNNNN-<scenario>/ (needs --sign-key).
+        /// DIR/NNNNNN-<scenario>/, or of an S3 evidence store, s3://BUCKET/PREFIX (versioning
+        /// and Object Lock required; needs --sign-key).
         #[arg(
             long,
             value_name = "DIR",
@@ -90,6 +91,10 @@ enum Command {
             requires = "sign_key"
         )]
         evidence: Option<PathBuf>,
+        /// How long every object written to an S3 evidence store stays locked (COMPLIANCE
+        /// mode): a 12-month audit window plus slack by default.
+        #[arg(long, value_name = "DURATION", default_value = "400days", value_parser = humantime::parse_duration)]
+        retain: std::time::Duration,
         /// Also write the JUnit XML (one test case per target) to FILE, for CI.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
@@ -274,7 +279,7 @@ fn main() -> ExitCode {
             };
             println!(
                 "{}",
-                serde_json::to_string_pretty(&keys_sorted(schema)).expect("schema is JSON")
+                serde_json::to_string_pretty(&schema).expect("schema is JSON")
             );
             exit_code(EXIT_PASS)
         }
@@ -284,6 +289,7 @@ fn main() -> ExitCode {
             format,
             sign_key,
             evidence,
+            retain,
             junit,
             textfile,
             keep,
@@ -296,8 +302,15 @@ fn main() -> ExitCode {
                 return exit_code(EXIT_INVALID);
             }
             let dest = match (out, evidence) {
-                (Some(dir), _) => Some(Destination::Dir(dir)),
-                (None, Some(dir)) => Some(Destination::Evidence(dir)),
+                (Some(dir), _) => Some(Dest::Local(Destination::Dir(dir))),
+                (None, Some(dir)) => match store::Location::parse(&dir.to_string_lossy()) {
+                    Some(Ok(at)) => Some(Dest::S3 { at, retain }),
+                    Some(Err(e)) => {
+                        eprintln!("error: --evidence {e}");
+                        return exit_code(EXIT_INVALID);
+                    }
+                    None => Some(Dest::Local(Destination::Evidence(dir))),
+                },
                 (None, None) => None,
             };
             let extra = Extra {
@@ -362,26 +375,5 @@ fn main() -> ExitCode {
                 exit_code(EXIT_INVALID)
             }
         },
-    }
-}
-
-/// The same JSON with every object's keys in order: the printed schema is then the same
-/// whichever serde_json features (`preserve_order`) the build happened to unify.
-fn keys_sorted(v: serde_json::Value) -> serde_json::Value {
-    match v {
-        serde_json::Value::Object(m) => {
-            let mut entries: Vec<_> = m.into_iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            serde_json::Value::Object(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| (k, keys_sorted(v)))
-                    .collect(),
-            )
-        }
-        serde_json::Value::Array(a) => {
-            serde_json::Value::Array(a.into_iter().map(keys_sorted).collect())
-        }
-        other => other,
     }
 }

@@ -7,7 +7,49 @@ use std::process::ExitCode;
 
 use firedrill::error::*;
 use firedrill::report::{self, Verdict};
-use firedrill::{evidence, signing, summary};
+use firedrill::{evidence, signing, store, summary};
+
+/// An evidence location as a local directory: the directory itself, or, for `s3://`, the
+/// newest version of every object mirrored into a temporary directory, with what only the
+/// bucket shows (locks, overwrites, deletions).
+struct Local {
+    path: PathBuf,
+    _mirror: Option<tempfile::TempDir>,
+    bucket_problems: Vec<String>,
+}
+
+fn local(dir: &Path) -> Result<Local, ExitCode> {
+    let Some(at) = store::Location::parse(&dir.to_string_lossy()) else {
+        return Ok(Local {
+            path: dir.to_owned(),
+            _mirror: None,
+            bucket_problems: Vec::new(),
+        });
+    };
+    let at = at.map_err(|e| {
+        eprintln!("error: {e}");
+        exit_code(EXIT_INVALID)
+    })?;
+    let mirror = tempfile::tempdir().map_err(|e| {
+        eprintln!("error: cannot make a temporary directory: {e}");
+        exit_code(EXIT_ENVIRONMENT)
+    })?;
+    let runtime = super::runtime(&mut tokio::runtime::Builder::new_current_thread())?;
+    let problems = runtime.block_on(async {
+        let aws = firedrill_aws::Aws::connect(&Default::default()).await;
+        store::mirror(&aws, &at, mirror.path()).await
+    });
+    let bucket_problems = problems.map_err(|e| {
+        eprintln!("error: {e}");
+        exit_code(EXIT_ENVIRONMENT)
+    })?;
+    eprintln!("read {at} (newest version of every object)");
+    Ok(Local {
+        path: mirror.path().to_owned(),
+        _mirror: Some(mirror),
+        bucket_problems,
+    })
+}
 
 pub fn verify(dir: &Path, allowed_signers: &Path, scenarios: Option<&Path>) -> ExitCode {
     let allowed = match signing::read_allowed_signers(allowed_signers) {
@@ -17,7 +59,11 @@ pub fn verify(dir: &Path, allowed_signers: &Path, scenarios: Option<&Path>) -> E
             return exit_code(EXIT_INVALID);
         }
     };
-    let loaded = match evidence::load(dir) {
+    let source = match local(dir) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let loaded = match evidence::load(&source.path) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {}: {e}", dir.display());
@@ -30,10 +76,11 @@ pub fn verify(dir: &Path, allowed_signers: &Path, scenarios: Option<&Path>) -> E
         eprintln!("error: --scenarios {}: not a directory", s.display());
         return exit_code(EXIT_INVALID);
     }
-    let mut v = evidence::verify_loaded(dir, &loaded, &allowed);
+    let mut v = evidence::verify_loaded(&source.path, &loaded, &allowed);
     if let Some(s) = scenarios {
         v.problems.extend(evidence::check_scenarios(&loaded, s));
     }
+    v.problems.extend(source.bucket_problems.iter().cloned());
     let mark = |ok: bool| if ok { "ok" } else { "FAIL" };
     println!(
         "{:<32} {:>5} {:<28} {:<8} {:<9} {:<6} {:<10} re-derived",
@@ -106,8 +153,17 @@ pub fn evidence_summary(
     } else {
         expect
     };
-    let s = match summary::summarize(dir, from, to, &expect, allowed.as_deref()) {
-        Ok(s) => s,
+    let source = match local(dir) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let s = match summary::summarize(&source.path, from, to, &expect, allowed.as_deref()) {
+        Ok(mut s) => {
+            if let Some(v) = s.verification.as_mut() {
+                v.extend(source.bucket_problems.iter().cloned());
+            }
+            s
+        }
         Err(e) => {
             eprintln!("error: {}: {e}", dir.display());
             return exit_code(EXIT_INVALID);

@@ -26,9 +26,19 @@ pub struct Extra {
     pub state_dir: Option<PathBuf>,
 }
 
+/// Where the command line said the report goes.
+pub enum Dest {
+    Local(Destination),
+    /// `--evidence s3://...`: checked, and connected to, before the drill.
+    S3 {
+        at: firedrill::store::Location,
+        retain: std::time::Duration,
+    },
+}
+
 pub fn run(
     file: &Path,
-    dest: Option<Destination>,
+    dest: Option<Dest>,
     format: Format,
     sign_key: Option<&Path>,
     extra: Extra,
@@ -58,6 +68,37 @@ pub fn run(
     if let Ok(p) = std::env::var("PGPASSWORD") {
         secrets::register(&p);
     }
+    // A bucket that could not keep the evidence is refused before anything is touched.
+    let dest = match dest {
+        Some(Dest::S3 { at, retain }) => {
+            if matches!(loaded.run, scenario::Run::Fleet(_)) {
+                eprintln!(
+                    "error: a fleet's reports and summary go to a directory (--out or --evidence \
+                     DIR); an S3 evidence store takes single drills"
+                );
+                return exit_code(EXIT_INVALID);
+            }
+            let aws = runtime.block_on(firedrill_aws::Aws::connect(&Default::default()));
+            match runtime.block_on(firedrill::store::check_writable(&aws, &at)) {
+                Ok(()) => {}
+                Err(firedrill::store::Unfit::NotWorm(e)) => {
+                    eprintln!("error: {e}; nothing was touched");
+                    return exit_code(EXIT_REFUSED);
+                }
+                Err(firedrill::store::Unfit::Aws(e)) => {
+                    eprintln!("error: {at}: {e}; nothing was touched");
+                    return exit_code(EXIT_ENVIRONMENT);
+                }
+            }
+            Some(Destination::S3 {
+                aws: Box::new(aws),
+                at,
+                retain,
+            })
+        }
+        Some(Dest::Local(d)) => Some(d),
+        None => None,
+    };
     let drill = match &loaded.run {
         scenario::Run::Drill(d) => d,
         scenario::Run::Fleet(fleet) => {
@@ -93,14 +134,14 @@ pub fn run(
             return exit_code(code);
         }
     };
-    match finish::finish(
+    match runtime.block_on(finish::finish(
         &mut report,
         &journal,
         signer.as_ref(),
         None,
         dest.as_ref(),
         None,
-    ) {
+    )) {
         Ok(None) => {}
         Ok(Some(w)) => eprintln!("report written to {}", w.path.display()),
         Err(e) => {

@@ -139,7 +139,8 @@ fn summary_base(run: &Shared) -> PathBuf {
     match &run.opts.dest {
         Some(Destination::Dir(d)) => d.clone(),
         Some(Destination::Evidence(d)) => d.join(format!("fleet-{}", run.fleet_id)),
-        None => PathBuf::from("."),
+        // Refused before a fleet starts (`cli::run`).
+        Some(Destination::S3 { .. }) | None => PathBuf::from("."),
     }
 }
 
@@ -233,7 +234,8 @@ async fn run_member(run: Arc<Shared>, m: Member) -> (MemberResult, Option<Report
         fleet,
         run.opts.dest.as_ref(),
         Some(inst),
-    );
+    )
+    .await;
     let mut result = MemberResult::of_report(inst, &report);
     match written {
         Ok(None) => {}

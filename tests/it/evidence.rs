@@ -580,3 +580,25 @@ fn verify_names_a_resigned_report_whose_targets_figures_or_scenario_were_rewritt
         "{text}"
     );
 }
+
+/// Builds before this one wrote the report format's number into the index (1, then 2); such a
+/// directory is still extended.
+#[test]
+fn an_index_written_by_an_older_build_is_still_extended() {
+    let k = Keyring::new();
+    let signer = k.signer();
+    let mut r = fixture();
+    evidence::append(&k.dir, &mut r, Some(&signer)).unwrap();
+    let path = k.dir.join("index.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\"format_version\": 1"), "{text}");
+    std::fs::write(
+        &path,
+        text.replace("\"format_version\": 1", "\"format_version\": 2"),
+    )
+    .unwrap();
+    let mut r = fixture();
+    r.run_id = "second".into();
+    evidence::append(&k.dir, &mut r, Some(&signer)).unwrap();
+    assert_eq!(r.chain.unwrap().sequence, 2);
+}

@@ -28,6 +28,7 @@ pub struct Aws {
     pub(crate) fis: aws_sdk_fis::Client,
     pub(crate) backup: aws_sdk_backup::Client,
     pub(crate) cloudwatch: aws_sdk_cloudwatch::Client,
+    pub(crate) s3: aws_sdk_s3::Client,
     pub region: String,
 }
 
@@ -55,6 +56,13 @@ impl Aws {
             fis: aws_sdk_fis::Client::new(conf),
             backup: aws_sdk_backup::Client::new(conf),
             cloudwatch: aws_sdk_cloudwatch::Client::new(conf),
+            // Another endpoint (a VPC endpoint, moto) is addressed by path, not by a bucket's
+            // own host name.
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(conf)
+                    .force_path_style(conf.endpoint_url().is_some())
+                    .build(),
+            ),
             region: conf
                 .region()
                 .map(|r| r.to_string())
@@ -74,6 +82,12 @@ impl Aws {
             fis,
             backup,
             cloudwatch,
+            // The mocked services have no S3; a call to it fails for want of a region.
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::Config::builder()
+                    .behavior_version_latest()
+                    .build(),
+            ),
             region: "us-east-1".into(),
         }
     }

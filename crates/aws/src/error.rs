@@ -61,7 +61,7 @@ impl AwsError {
             | "RequestLimitExceeded"
             | "TooManyRequestsException"
             | "RequestThrottled" => AwsError::Throttled { action },
-            c if c.contains("NotFound") => AwsError::NotFound {
+            c if c.contains("NotFound") || c.starts_with("NoSuch") => AwsError::NotFound {
                 what: what.to_owned(),
                 action,
                 message,

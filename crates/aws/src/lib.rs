@@ -1,5 +1,6 @@
 //! firedrill's calls to AWS: RDS and Aurora (describe, fail over, snapshot, restore, delete), Fault
-//! Injection Service experiments, and AWS Backup (recovery points, jobs, restore jobs).
+//! Injection Service experiments, AWS Backup (recovery points, jobs, restore jobs), and S3 with
+//! Object Lock for the evidence store.
 //!
 //! A crate of its own so that the SDK compiles once: the engine in `firedrill` changes often and
 //! depends on this crate's small, SDK-free interface (plain structs and [`AwsError`]), never on
@@ -15,6 +16,7 @@ mod fis;
 #[cfg(feature = "moto")]
 pub mod moto;
 mod rds;
+mod s3;
 pub mod wait;
 
 pub use backup::{BackupJob, ProtectedResource, RecoveryPoint, RestoreJob};
@@ -22,6 +24,7 @@ pub use client::{Aws, Options};
 pub use error::AwsError;
 pub use fis::{ActionSpec, Experiment, TargetSpec, TemplateSpec};
 pub use rds::{Cluster, Instance, Leftover, Snapshot};
+pub use s3::{BucketWorm, COMPLIANCE, Condition, Lock, ObjectVersion, Put};
 
 /// The tag every resource firedrill creates carries; its value is the drill's run id.
 pub const DRILL_TAG: &str = "firedrill:drill";

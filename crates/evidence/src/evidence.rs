@@ -16,10 +16,14 @@ use serde::{Deserialize, Serialize};
 use crate::signing::{self, AllowedSigner};
 use firedrill_model::audit::{Rederived, rederive};
 use firedrill_model::judge::recheck;
-use firedrill_model::report::{ChainLink, DrillKind, REPORT_FORMAT_VERSION, Report, Verdict};
+use firedrill_model::report::{ChainLink, DrillKind, Report, Verdict};
 
 pub const INDEX: &str = "index.json";
 pub const INDEX_KIND: &str = "firedrill-evidence-index";
+/// The index's own format, written into it. Builds before this one wrote the report format's
+/// number instead (1 and 2) for the same shape, so those are read as this one.
+pub const INDEX_FORMAT_VERSION: u32 = 1;
+const INDEX_FORMATS_READ: std::ops::RangeInclusive<u32> = 1..=2;
 
 /// `DIR/index.json`: every report of the directory in sequence order. Signed with the reports'
 /// key (the `kind` field keeps it from ever parsing as a report).
@@ -133,19 +137,39 @@ pub fn append(
     let entry = format!("{sequence:06}-{}", report.scenario.name);
     let (path, bytes) = write_report(&dir.join(&entry), report, signer)?;
     index.reports.push(index_entry(entry, &bytes, report));
-    let mut bytes = serde_json::to_vec_pretty(&index)?;
-    bytes.push(b'\n');
-    if let Some(signer) = signer {
-        write_atomically(
-            &dir.join(format!("{INDEX}.sig")),
-            signer.sign(&bytes)?.as_bytes(),
-        )?;
+    let (bytes, signature) = index_bytes(&index, signer)?;
+    if let Some(sig) = signature {
+        write_atomically(&dir.join(format!("{INDEX}.sig")), &sig)?;
     }
     write_atomically(&dir.join(INDEX), &bytes)?;
     Ok(path)
 }
 
-fn index_entry(entry: String, bytes: &[u8], r: &Report) -> IndexEntry {
+/// An index's bytes as written, and their signature with a signer.
+pub fn index_bytes(
+    index: &Index,
+    signer: Option<&signing::Signer>,
+) -> Result<(Vec<u8>, Option<Vec<u8>>), Box<dyn std::error::Error>> {
+    let mut bytes = serde_json::to_vec_pretty(index)?;
+    bytes.push(b'\n');
+    let signature = match signer {
+        Some(s) => Some(s.sign(&bytes)?.into_bytes()),
+        None => None,
+    };
+    Ok((bytes, signature))
+}
+
+/// An empty index.
+pub fn new_index() -> Index {
+    Index {
+        kind: INDEX_KIND.into(),
+        format_version: INDEX_FORMAT_VERSION,
+        reports: Vec::new(),
+    }
+}
+
+/// The index entry of a report written as `entry` with these `report.json` bytes.
+pub fn index_entry(entry: String, bytes: &[u8], r: &Report) -> IndexEntry {
     IndexEntry {
         sequence: r.chain.as_ref().map_or(0, |c| c.sequence),
         entry,
@@ -164,11 +188,7 @@ fn index_entry(entry: String, bytes: &[u8], r: &Report) -> IndexEntry {
 fn head(dir: &Path) -> Result<Index, String> {
     let mut index = match read_index(dir) {
         Ok(Some((index, _))) => index,
-        Ok(None) => Index {
-            kind: INDEX_KIND.into(),
-            format_version: REPORT_FORMAT_VERSION,
-            reports: Vec::new(),
-        },
+        Ok(None) => new_index(),
         Err(e) => return Err(format!("{}: {INDEX}: {e}", dir.display())),
     };
     let inconsistent = |why: String| {
@@ -228,13 +248,22 @@ fn read_index(dir: &Path) -> Result<Option<(Index, Vec<u8>)>, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.to_string()),
     };
-    let index: Index = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-    if index.kind != INDEX_KIND || index.format_version != REPORT_FORMAT_VERSION {
+    Ok(Some((parse_index(&bytes)?, bytes)))
+}
+
+/// An index from its bytes, refused unless it is one this build reads.
+pub fn parse_index(bytes: &[u8]) -> Result<Index, String> {
+    let index: Index = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if index.kind != INDEX_KIND || !INDEX_FORMATS_READ.contains(&index.format_version) {
         return Err(format!(
-            "not a version {REPORT_FORMAT_VERSION} firedrill index"
+            "not a firedrill index this build reads (format {} of {}; this build reads {} to {})",
+            index.format_version,
+            index.kind,
+            INDEX_FORMATS_READ.start(),
+            INDEX_FORMATS_READ.end()
         ));
     }
-    Ok(Some((index, bytes)))
+    Ok(index)
 }
 
 /// What `verify` found for one report.

@@ -227,5 +227,5 @@ impl Summary {
 
 /// The JSON Schema of `summary.json` (`firedrill schema fleet-summary`).
 pub fn json_schema() -> serde_json::Value {
-    serde_json::to_value(schemars::schema_for!(Summary)).expect("a schema is plain JSON")
+    crate::schema::of::<Summary>()
 }

@@ -18,5 +18,6 @@ pub mod plan;
 pub mod record;
 pub mod report;
 pub mod scenario;
+pub mod schema;
 pub mod secrets;
 pub mod soc2;

@@ -469,5 +469,5 @@ pub fn from_json(bytes: &[u8]) -> Result<Report, String> {
 
 /// The JSON Schema of the report format.
 pub fn json_schema() -> serde_json::Value {
-    serde_json::to_value(schemars::schema_for!(Report)).expect("a schema is plain JSON")
+    crate::schema::of::<Report>()
 }

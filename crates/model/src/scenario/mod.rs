@@ -291,5 +291,5 @@ fn io_message(e: &std::io::Error) -> String {
 
 /// The JSON Schema of the scenario format, for editors (`yaml-language-server`) and CI linters.
 pub fn json_schema() -> serde_json::Value {
-    serde_json::to_value(schemars::schema_for!(Scenario)).expect("a schema is plain JSON")
+    crate::schema::of::<Scenario>()
 }

@@ -1,0 +1,287 @@
+//! The evidence store on S3 with Object Lock, against moto server (which implements versioning,
+//! Object Lock in COMPLIANCE mode, refusing to delete a locked version, and create-only writes
+//! with `If-None-Match: *`).
+
+use std::path::Path;
+
+use firedrill::report::Report;
+use firedrill::signing::{self, Signer};
+use firedrill::store::{self, Location};
+use firedrill_aws::Aws;
+use firedrill_aws::moto::Server;
+
+use crate::aws::MOTO_CREDENTIALS;
+
+/// A year of drills, one a month but for June.
+const MONTHS: [u32; 11] = [1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12];
+
+fn fixture() -> Report {
+    serde_json::from_slice(&std::fs::read(crate::repo("tests/fixtures/report-pass.json")).unwrap())
+        .unwrap()
+}
+
+/// `firedrill ARGS` with moto's endpoint and credentials in the environment only.
+fn firedrill(moto: &Server, args: &[&str]) -> (i32, String) {
+    let (code, out, err) = crate::run_to_end(
+        crate::firedrill_process()
+            .args(args)
+            .envs(MOTO_CREDENTIALS)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", moto.url()),
+    );
+    (code, format!("{out}{err}"))
+}
+
+struct Setup {
+    moto: Server,
+    aws: Aws,
+    rt: tokio::runtime::Runtime,
+    tmp: tempfile::TempDir,
+    allowed: std::path::PathBuf,
+    key: std::path::PathBuf,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let moto = Server::start();
+        let aws = Aws::from_conf(&moto.conf("us-east-1"));
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            aws.create_bucket("evidence", true).await.unwrap();
+            // Versioned but without Object Lock. (A bucket never versioned cannot be asked: moto
+            // answers GetBucketVersioning for it with a document S3 does not send, which the
+            // SDK refuses to parse.)
+            aws.create_bucket("plain", false).await.unwrap();
+            aws.enable_versioning("plain").await.unwrap();
+        });
+        let tmp = tempfile::tempdir().unwrap();
+        let key = tmp.path().join("key");
+        let public = signing::keygen(&key, "test").unwrap();
+        let allowed = tmp.path().join("allowed_signers");
+        std::fs::write(&allowed, signing::allowed_signers_line("drills", &public)).unwrap();
+        Setup {
+            moto,
+            aws,
+            rt,
+            tmp,
+            allowed,
+            key,
+        }
+    }
+
+    fn append(&self, at: &Location, month: u32) -> String {
+        let mut r = fixture();
+        r.run_id = format!("month-{month}");
+        r.started_at = format!("2026-{month:02}-15T02:00:00.000Z");
+        let signer = Signer::load(&self.key).unwrap();
+        self.rt
+            .block_on(store::append(
+                &self.aws,
+                at,
+                &mut r,
+                Some(&signer),
+                std::time::Duration::from_secs(400 * 86400),
+            ))
+            .unwrap()
+    }
+
+    fn verify(&self, url: &str) -> (i32, String) {
+        firedrill(
+            &self.moto,
+            &[
+                "verify",
+                url,
+                "--allowed-signers",
+                self.allowed.to_str().unwrap(),
+            ],
+        )
+    }
+}
+
+#[test]
+fn a_year_of_reports_in_a_locked_bucket_verifies_and_every_rewrite_is_named() {
+    let t = Setup::new();
+    let at = Location::parse("s3://evidence/drills").unwrap().unwrap();
+    let keys: Vec<String> = MONTHS.iter().map(|m| t.append(&at, *m)).collect();
+    assert!(
+        keys[0].ends_with("drills/000001-sandbox-failover-sync/report.json"),
+        "{keys:?}"
+    );
+
+    let (code, text) = t.verify("s3://evidence/drills");
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("11 reports verified"), "{text}");
+
+    // A report fetched back from the bucket verifies with OpenSSH alone.
+    let fetched = t.tmp.path().join("fetched");
+    std::fs::create_dir_all(&fetched).unwrap();
+    for name in ["report.json", "report.json.sig"] {
+        let key = format!("drills/000004-sandbox-failover-sync/{name}");
+        let bytes =
+            t.rt.block_on(t.aws.get_object("evidence", &key))
+                .unwrap()
+                .unwrap();
+        std::fs::write(fetched.join(name), bytes).unwrap();
+    }
+    crate::signing::ssh_keygen_verify(&t.allowed, "drills", &fetched.join("report.json")).unwrap();
+
+    // The period summary from the bucket names the month without a drill.
+    let out = t.tmp.path().join("summary");
+    let (code, text) = firedrill(
+        &t.moto,
+        &[
+            "evidence",
+            "s3://evidence/drills",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-12-31",
+            "--expect",
+            "failover=monthly",
+            "--allowed-signers",
+            t.allowed.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("MISSING  failover=monthly in 2026-06-01 to 2026-06-30"),
+        "{text}"
+    );
+    assert_eq!(text.matches("MISSING").count(), 1, "{text}");
+
+    // A locked version cannot be deleted, by anyone.
+    let versions =
+        t.rt.block_on(t.aws.list_versions("evidence", "drills/000002-"))
+            .unwrap();
+    let report = versions
+        .iter()
+        .find(|v| v.key.ends_with("/report.json"))
+        .unwrap();
+    let refused =
+        t.rt.block_on(
+            t.aws
+                .delete_version("evidence", &report.key, &report.version_id),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(refused, firedrill_aws::AwsError::AccessDenied { .. }),
+        "{refused}"
+    );
+
+    // A new version over a report, and a delete marker over another: both named.
+    let overwritten = "drills/000003-sandbox-failover-sync/report.json";
+    t.rt.block_on(t.aws.put_plain("evidence", overwritten, b"{}".to_vec()))
+        .unwrap();
+    let deleted = "drills/000005-sandbox-failover-sync/report.json";
+    t.rt.block_on(t.aws.delete_object("evidence", deleted))
+        .unwrap();
+    let (code, text) = t.verify("s3://evidence/drills");
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(&format!(
+            "s3://evidence/{overwritten}: overwritten (2 versions; evidence is written once)"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "s3://evidence/{deleted}: deleted (a delete marker hides it)"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn concurrent_appenders_to_one_bucket_get_distinct_sequences() {
+    let t = Setup::new();
+    let at = Location::parse("s3://evidence/race").unwrap().unwrap();
+    let signer = Signer::load(&t.key).unwrap();
+    let sequences = t.rt.block_on(async {
+        let mut tasks = Vec::new();
+        for i in 0..4 {
+            let (aws, at, signer) = (t.aws.clone(), at.clone(), Signer::load(&t.key).unwrap());
+            tasks.push(tokio::spawn(async move {
+                let mut r = fixture();
+                r.run_id = format!("racer-{i}");
+                store::append(
+                    &aws,
+                    &at,
+                    &mut r,
+                    Some(&signer),
+                    std::time::Duration::from_secs(86400),
+                )
+                .await
+                .unwrap();
+                r.chain.unwrap().sequence
+            }));
+        }
+        let mut s = Vec::new();
+        for task in tasks {
+            s.push(task.await.unwrap());
+        }
+        s.sort();
+        s
+    });
+    drop(signer);
+    assert_eq!(sequences, vec![1, 2, 3, 4]);
+    let (code, text) = t.verify("s3://evidence/race");
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("4 reports verified"), "{text}");
+}
+
+/// A versioned bucket without Object Lock is refused before the drill starts: exit 5, one line,
+/// no journal; a real drill into a locked bucket verifies from it.
+#[test]
+fn a_bucket_without_object_lock_is_refused_and_a_real_drill_lands_in_a_locked_one() {
+    let _x = crate::exclusive();
+    let t = Setup::new();
+    let state = t.tmp.path().join("state");
+    let run = |url: &str| {
+        crate::run_to_end(
+            crate::firedrill_process()
+                .args([
+                    "run",
+                    "scenarios/sandbox-failover-sync.yaml",
+                    "--evidence",
+                    url,
+                ])
+                .arg("--sign-key")
+                .arg(&t.key)
+                .current_dir(crate::repo(""))
+                .env("FIREDRILL_STATE_DIR", &state)
+                .envs(MOTO_CREDENTIALS)
+                .env("AWS_REGION", "us-east-1")
+                .env("AWS_ENDPOINT_URL", t.moto.url()),
+        )
+    };
+    let (code, _, stderr) = run("s3://plain/drills");
+    assert_eq!(code, 5, "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("s3://plain/drills: the bucket has no Object Lock"),
+        "{stderr}"
+    );
+    assert!(!state.join("journals").exists() || is_empty(&state.join("journals")));
+    // A bucket that does not exist is named as such, not as one without Object Lock.
+    let (code, _, stderr) = run("s3://no-such-bucket/drills");
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("not found"), "{stderr}");
+
+    let (code, _, stderr) = run("s3://evidence/real");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(
+            "report written to s3://evidence/real/000001-sandbox-failover-sync/report.json"
+        ),
+        "{stderr}"
+    );
+    let (code, text) = t.verify("s3://evidence/real");
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("1 reports verified"), "{text}");
+}
+
+fn is_empty(dir: &Path) -> bool {
+    std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none())
+}
