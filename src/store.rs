@@ -278,6 +278,65 @@ async fn merge_index(
     Err(format!("{at}: the index did not settle after 50 attempts"))
 }
 
+/// Objects read at once by [`mirror`].
+const READERS: usize = 16;
+
+/// One object of the store: its versions and lock checked, its newest version mirrored under
+/// `into` (claims are only checked). What is wrong with it.
+async fn check_object(
+    aws: &Aws,
+    at: &Location,
+    key: &str,
+    name: &str,
+    vs: &[firedrill_aws::ObjectVersion],
+    into: &Path,
+    now: SystemTime,
+) -> Result<Vec<String>, String> {
+    let shown = format!("s3://{}/{key}", at.bucket);
+    let mut problems = Vec::new();
+    if vs.iter().any(|v| v.delete_marker) {
+        problems.push(format!("{shown}: deleted (a delete marker hides it)"));
+    }
+    let kept: Vec<_> = vs.iter().filter(|v| !v.delete_marker).collect();
+    // The index is rewritten by design, one locked version per append.
+    let rewritable = name == INDEX || name == format!("{INDEX}.sig");
+    if kept.len() > 1 && !rewritable {
+        problems.push(format!(
+            "{shown}: overwritten ({} versions; evidence is written once)",
+            kept.len()
+        ));
+    }
+    let Some(newest) = kept.iter().find(|v| v.latest).or(kept.first()) else {
+        return Ok(problems);
+    };
+    match aws.lock_of(&at.bucket, key, &newest.version_id).await {
+        Ok(l) if l.mode.as_deref() != Some(COMPLIANCE) => problems.push(format!(
+            "{shown}: not locked in COMPLIANCE mode ({})",
+            l.mode.as_deref().unwrap_or("no lock")
+        )),
+        Ok(l) if l.retain_until.is_none_or(|u| u <= now) => problems.push(format!(
+            "{shown}: its lock has expired{}",
+            l.retain_until
+                .map(|u| format!(" ({})", humantime::format_rfc3339_seconds(u)))
+                .unwrap_or_default()
+        )),
+        Ok(_) => {}
+        Err(e) => problems.push(format!("{shown}: {e}")),
+    }
+    if name.starts_with("claims/") || vs.iter().any(|v| v.latest && v.delete_marker) {
+        return Ok(problems);
+    }
+    let Some(bytes) = get(aws, at, key).await? else {
+        return Ok(problems);
+    };
+    let path = into.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+    }
+    std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(problems)
+}
+
 /// Mirrors the newest version of every object of the chain into `into`, and names what only
 /// the bucket shows: an object overwritten (a second version), deleted (a delete marker), or
 /// not locked in COMPLIANCE mode until a date still to come.
@@ -295,50 +354,25 @@ pub async fn mirror(aws: &Aws, at: &Location, into: &Path) -> Result<Vec<String>
         by_key.entry(v.key.clone()).or_default().push(v);
     }
     let now = SystemTime::now();
-    let mut problems = Vec::new();
-    for (key, vs) in &by_key {
-        let name = &key[under.len()..];
-        let shown = format!("s3://{}/{key}", at.bucket);
-        if vs.iter().any(|v| v.delete_marker) {
-            problems.push(format!("{shown}: deleted (a delete marker hides it)"));
-        }
-        let kept: Vec<_> = vs.iter().filter(|v| !v.delete_marker).collect();
-        // The index is rewritten by design, one locked version per append.
-        let rewritable = name == INDEX || name == format!("{INDEX}.sig");
-        if kept.len() > 1 && !rewritable {
-            problems.push(format!(
-                "{shown}: overwritten ({} versions; evidence is written once)",
-                kept.len()
-            ));
-        }
-        let Some(newest) = kept.iter().find(|v| v.latest).or(kept.first()) else {
-            continue;
-        };
-        match aws.lock_of(&at.bucket, key, &newest.version_id).await {
-            Ok(l) if l.mode.as_deref() != Some(COMPLIANCE) => problems.push(format!(
-                "{shown}: not locked in COMPLIANCE mode ({})",
-                l.mode.as_deref().unwrap_or("no lock")
-            )),
-            Ok(l) if l.retain_until.is_none_or(|u| u <= now) => problems.push(format!(
-                "{shown}: its lock has expired{}",
-                l.retain_until
-                    .map(|u| format!(" ({})", humantime::format_rfc3339_seconds(u)))
-                    .unwrap_or_default()
-            )),
-            Ok(_) => {}
-            Err(e) => problems.push(format!("{shown}: {e}")),
-        }
-        if name.starts_with("claims/") || vs.iter().any(|v| v.latest && v.delete_marker) {
-            continue;
-        }
-        let Some(bytes) = get(aws, at, key).await? else {
-            continue;
-        };
-        let path = into.join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
-        }
-        std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    // Objects are read a few at a time: each costs a lock read and a download, and a year of
+    // evidence is thousands of them.
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(READERS));
+    let mut reading = tokio::task::JoinSet::new();
+    for (key, vs) in by_key {
+        let (aws, at, into, gate) = (aws.clone(), at.clone(), into.to_owned(), gate.clone());
+        let name = key[under.len()..].to_owned();
+        reading.spawn(async move {
+            let _turn = gate.acquire().await;
+            let found = check_object(&aws, &at, &key, &name, &vs, &into, now).await;
+            (key, found)
+        });
     }
+    let mut found = Vec::new();
+    while let Some(done) = reading.join_next().await {
+        let (key, problems) = done.map_err(|e| e.to_string())?;
+        found.push((key, problems?));
+    }
+    found.sort();
+    let problems = found.into_iter().flat_map(|(_, p)| p).collect();
     Ok(problems)
 }

@@ -19,7 +19,7 @@ use crate::error::EnvError;
 use crate::pg::binaries::{self, PgBinaries};
 use crate::safety::journal::{self, EffectId, Journal};
 use crate::scenario::{PatroniSandboxSpec, patroni_members};
-use crate::target::sandbox::{Progress, SUPERUSER, free_port};
+use crate::target::sandbox::{Progress, SUPERUSER, free_port, loopback_client};
 
 /// How long a whole cluster may take to come up (bootstrap, clones, replication).
 const READY_DEADLINE: Duration = Duration::from_secs(120);
@@ -284,16 +284,7 @@ impl PatroniSandbox {
     /// The application's view: every member's PostgreSQL, and libpq picks the one that
     /// accepts writes.
     pub fn client_config(&self, connect_timeout: Duration) -> tokio_postgres::Config {
-        let mut c = tokio_postgres::Config::new();
-        for m in &self.members {
-            c.host("127.0.0.1").port(m.pg_port);
-        }
-        c.user(SUPERUSER)
-            .dbname("postgres")
-            .application_name("firedrill")
-            .target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite)
-            .connect_timeout(connect_timeout);
-        c
+        loopback_client(self.members.iter().map(|m| m.pg_port), connect_timeout)
     }
 
     pub fn describe(&self) -> String {

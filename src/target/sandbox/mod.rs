@@ -198,16 +198,7 @@ impl Sandbox {
 
     /// The application's view: every node, and libpq picks the one that accepts writes.
     pub fn client_config(&self, connect_timeout: Duration) -> tokio_postgres::Config {
-        let mut c = tokio_postgres::Config::new();
-        for n in &self.nodes {
-            c.host("127.0.0.1").port(n.port);
-        }
-        c.user(SUPERUSER)
-            .dbname("postgres")
-            .application_name("firedrill")
-            .target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite)
-            .connect_timeout(connect_timeout);
-        c
+        loopback_client(self.nodes.iter().map(|n| n.port), connect_timeout)
     }
 
     pub fn describe(&self) -> String {
@@ -539,6 +530,24 @@ fn conninfo(port: u16, application_name: &str) -> String {
         "host=127.0.0.1 port={port} user={SUPERUSER} application_name={application_name} \
          connect_timeout=2"
     )
+}
+
+/// What an application of a loopback cluster uses: every server's port, the superuser, and
+/// `target_session_attrs=read-write`, so that libpq finds whichever server takes writes.
+pub(crate) fn loopback_client(
+    ports: impl Iterator<Item = u16>,
+    connect_timeout: Duration,
+) -> tokio_postgres::Config {
+    let mut c = tokio_postgres::Config::new();
+    for p in ports {
+        c.host("127.0.0.1").port(p);
+    }
+    c.user(SUPERUSER)
+        .dbname("postgres")
+        .application_name("firedrill")
+        .target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite)
+        .connect_timeout(connect_timeout);
+    c
 }
 
 /// A free loopback port (the OS picks; the race with another process taking it is caught when
