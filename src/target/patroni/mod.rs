@@ -153,8 +153,7 @@ impl Patroni {
                     format!("SIGKILL every process of Patroni member {name}"),
                     None,
                 )?;
-                let at = Instant::now();
-                let n = self.built(fault)?.kill_host(&name)?;
+                let (n, at) = self.built(fault)?.kill_host(&name)?;
                 Ok(Injected {
                     at: Some(at),
                     ..done(format!(

@@ -235,8 +235,9 @@ impl PatroniSandbox {
     }
 
     /// SIGKILLs every process of the member (Patroni, the postmaster, its backends): the host
-    /// died. Everything is frozen first, so nothing restarts what was just killed.
-    pub fn kill_host(&mut self, name: &str) -> Result<usize, EnvError> {
+    /// died. Everything is frozen first, so nothing restarts what was just killed; the instant
+    /// it froze (when clients stopped getting answers) comes back with the count.
+    pub fn kill_host(&mut self, name: &str) -> Result<(usize, Instant), EnvError> {
         let m = self
             .members
             .iter_mut()
@@ -246,11 +247,12 @@ impl PatroniSandbox {
             // SAFETY: kill has no memory-safety preconditions.
             unsafe { libc::kill(pid, libc::SIGSTOP) };
         }
+        let frozen = Instant::now();
         let killed = crate::safety::undo::kill_all_in(&m.dir).map_err(EnvError::Database)?;
         if let Some(mut c) = m.patroni.take() {
             let _ = c.wait();
         }
-        Ok(killed)
+        Ok((killed, frozen))
     }
 
     /// SIGKILLs the member's postmaster and its children; Patroni lives on.
