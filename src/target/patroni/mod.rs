@@ -41,7 +41,16 @@ impl Patroni {
         journal: &Journal,
         progress: Progress<'_>,
     ) -> Result<Patroni, EnvError> {
-        let sb = PatroniSandbox::build(spec, journal, progress).await?;
+        // A port chosen free can be taken by another process before Patroni or PostgreSQL
+        // binds it; the half-built cluster is removed on the error, and one more build picks
+        // other ports.
+        let sb = match PatroniSandbox::build(spec, journal, progress).await {
+            Err(e) if e.to_string().contains("Address already in use") => {
+                progress("a port was taken meanwhile; building again on other ports".into());
+                PatroniSandbox::build(spec, journal, progress).await?
+            }
+            built => built?,
+        };
         Ok(Patroni {
             api: sb.api.clone(),
             config: None,
