@@ -132,7 +132,7 @@ pub fn summary(r: &Report) -> String {
                 out,
                 "  {:<22} {:>14} {:>14}  {}",
                 t.name,
-                t.show(t.limit),
+                t.show_limit(),
                 t.show_achieved(),
                 if t.met { "met" } else { "MISSED" }
             );
@@ -143,6 +143,21 @@ pub fn summary(r: &Report) -> String {
         let _ = writeln!(out, "  {k:<40} {v}");
     }
     let m = &r.measurements;
+    if let Some(p) = &m.posture {
+        for res in &p.resources {
+            for f in &res.findings {
+                let _ = writeln!(
+                    out,
+                    "  {:<5} {} {}: {} ({})",
+                    if f.ok { "ok" } else { "SHORT" },
+                    res.resource,
+                    f.check.name(),
+                    f.detail,
+                    f.check.controls().join(", ")
+                );
+            }
+        }
+    }
     if let Some(p) = &m.patroni {
         for (k, v) in crate::render::patroni_facts(r, p) {
             let _ = writeln!(out, "  {k:<40} {v}");

@@ -25,6 +25,6 @@ pub mod workload;
 // they are re-exported so that the engine and its users name them in one place.
 pub use firedrill_evidence::{evidence, render, signing, summary};
 pub use firedrill_model::{
-    audit, cluster, event, exit, fleet_summary, judge, ledger, measure, plan, record, report,
-    scenario, secrets, soc2,
+    audit, cluster, event, exit, fleet_summary, judge, ledger, measure, plan, posture, record,
+    report, scenario, secrets, soc2,
 };

@@ -202,6 +202,17 @@ pub fn evidence_summary(
     for g in &s.gaps {
         println!("MISSING  {} in {} to {}", g.expectation, g.from, g.to);
     }
+    for (resource, d, findings) in s.posture() {
+        for f in findings.iter().filter(|f| !f.ok) {
+            println!(
+                "SHORT    {resource} {}: {} ({}; as of {})",
+                f.check.name(),
+                f.detail,
+                f.check.controls().join(", "),
+                d.report.started_at
+            );
+        }
+    }
     let problems = s.verification.as_ref().map_or(0, |p| p.len());
     println!(
         "\n{} drills, {} passed, {} failed, {} aborted; {} scheduled drill(s) missing; {}",

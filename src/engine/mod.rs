@@ -4,12 +4,13 @@
 //!
 //! Boundary: this file is the contract between the kinds and the report ([`Ran`], [`RunError`]);
 //! one file (or folder) per drill kind does the work: [`failover`], [`restore`],
-//! [`backup_health`]. Phases the kinds share (building the target cancellably, the writer
+//! [`backup_health`], [`posture`]. Phases the kinds share (building the target cancellably, the writer
 //! pool, waiting for a first query) are [`phases`].
 
 pub mod backup_health;
 mod failover;
 pub mod phases;
+mod posture;
 pub mod restore;
 
 use std::path::PathBuf;
@@ -121,6 +122,9 @@ pub async fn run_session(
         Drill::BackupHealth { target, health } => {
             backup_health::run(target, health, &sink, cancel).await?
         }
+        Drill::Posture { target, posture } => {
+            posture::run(target, posture, &loaded.path, &sink, cancel).await?
+        }
     };
 
     sink.emit(Event::Phase(Phase::Teardown));
@@ -163,8 +167,9 @@ pub async fn run_session(
             Drill::Failover { .. } => DrillKind::Failover,
             Drill::Restore { .. } => DrillKind::Restore,
             Drill::BackupHealth { .. } => DrillKind::BackupHealth,
+            Drill::Posture { .. } => DrillKind::Posture,
         },
-        controls: s.controls.iter().filter_map(|c| soc2::control(c)).collect(),
+        controls: controls(s),
         target: TargetRef {
             kind: s.target.kind().into(),
             description: ran.description,
@@ -215,4 +220,17 @@ pub struct Ran<'a> {
     pub ledger_checked: bool,
     /// Tears everything down; `true` keeps the sandbox directories, which it returns.
     pub teardown: Teardown<'a>,
+}
+
+/// The scenario's criteria, and those its posture targets evidence (each finding says which).
+fn controls(s: &crate::scenario::Scenario) -> Vec<soc2::ControlRef> {
+    let mut ids: Vec<&str> = s.controls.iter().map(String::as_str).collect();
+    for (check, _) in crate::scenario::posture_targets(&s.targets) {
+        for id in check.controls() {
+            if !ids.contains(id) {
+                ids.push(id);
+            }
+        }
+    }
+    ids.into_iter().filter_map(soc2::control).collect()
 }

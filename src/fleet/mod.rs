@@ -90,7 +90,7 @@ pub struct Selection {
 /// anything when none or too many are selected or a DSN cannot tell the instances apart.
 pub async fn members(loaded: &LoadedScenario, f: &FleetDrill) -> Result<Selection, FleetError> {
     let (fleet, spec) = (&f.fleet, &f.source);
-    check_dsn(&spec.dsn_env, "target.dsn_env")?;
+    check_dsn(&f.dsn_env, "target.dsn_env")?;
     if let Some(env) = f
         .restore
         .instance
@@ -162,6 +162,10 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             latest_restorable: None,
+            storage_encrypted: None,
+            backup_retention_days: None,
+            deletion_protection: None,
+            backup_replications: Vec::new(),
         }
     }
 

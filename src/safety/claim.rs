@@ -68,8 +68,12 @@ pub fn claim(
 ) -> Result<Claim, ClaimError> {
     let s = &loaded.scenario;
     required_env(&s.target)?;
-    let target =
-        lock_key(&s.target).unwrap_or_else(|| format!("postgres-sandbox/{}", session.run_id));
+    // A posture drill only reads: it shares its target with any other drill.
+    let target = match lock_key(&s.target) {
+        Some(key) if s.posture.is_none() => key,
+        Some(_) => format!("read-only/{}", session.run_id),
+        None => format!("postgres-sandbox/{}", session.run_id),
+    };
     let holder = format!(
         "drill {} of {} (pid {}) since {}",
         session.run_id,
@@ -163,7 +167,10 @@ pub fn lock_key(target: &Target) -> Option<String> {
         }
         Target::Postgres(spec) => &spec.dsn_env,
         Target::Patroni(spec) => &spec.dsn_env,
-        Target::PostgresSandbox(_) | Target::PatroniSandbox(_) | Target::AwsBackup(_) => {
+        Target::PostgresSandbox(_)
+        | Target::PatroniSandbox(_)
+        | Target::AwsBackup(_)
+        | Target::Pgbackrest(_) => {
             return None;
         }
     };
@@ -186,11 +193,12 @@ pub fn lock_key(target: &Target) -> Option<String> {
 fn required_env(target: &Target) -> Result<(), EnvError> {
     let (dsn_env, api_env) = match target {
         Target::Postgres(spec) => (Some(&spec.dsn_env), None),
-        Target::AwsRds(spec) => (Some(&spec.dsn_env), None),
+        Target::AwsRds(spec) => (spec.dsn_env.as_ref(), None),
         Target::Patroni(spec) => (Some(&spec.dsn_env), Some(&spec.api_env)),
-        Target::PostgresSandbox(_) | Target::PatroniSandbox(_) | Target::AwsBackup(_) => {
-            (None, None)
-        }
+        Target::PostgresSandbox(_)
+        | Target::PatroniSandbox(_)
+        | Target::AwsBackup(_)
+        | Target::Pgbackrest(_) => (None, None),
     };
     if let Some(name) = dsn_env
         && std::env::var_os(name).is_none()

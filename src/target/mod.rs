@@ -80,7 +80,7 @@ impl Driver {
                 Ok(Driver::Patroni(Box::new(Patroni::existing(spec).await?)))
             }
             DbTarget::AwsRds(rds) => {
-                let dsn = Template::read(&rds.spec.dsn_env)?;
+                let dsn = Template::read(&rds.dsn_env)?;
                 progress("describing it through AWS".into());
                 Ok(Driver::Aws(Box::new(AwsTarget::build(rds, &dsn).await?)))
             }

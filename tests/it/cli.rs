@@ -283,7 +283,10 @@ fn a_signed_sandbox_drill_writes_a_report_that_ssh_keygen_verifies() {
     let report_bytes = std::fs::read(out_dir.join("report.json")).unwrap();
     let written: serde_json::Value = serde_json::from_slice(&report_bytes).unwrap();
     assert_eq!(printed, written);
-    assert_eq!(written["format_version"], 3);
+    assert_eq!(
+        written["format_version"],
+        firedrill::report::REPORT_FORMAT_VERSION
+    );
     assert_eq!(written["verdict"], "pass");
     assert_eq!(written["measurements"]["lost_writes"], 0);
     assert!(

@@ -457,7 +457,10 @@ fn verify_names_a_resigned_report_whose_targets_figures_or_scenario_were_rewritt
         &std::fs::read(honest.join("000001-sandbox-failover-sync/report.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(real.format_version, 3);
+    assert_eq!(
+        real.format_version,
+        firedrill::report::REPORT_FORMAT_VERSION
+    );
     assert!(real.measurements.probe_record.is_some());
     let rto = real.targets.iter().find(|t| t.name == "rto").unwrap();
     assert!(!rto.met, "the 1 ms target is missed");

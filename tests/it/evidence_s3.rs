@@ -112,18 +112,29 @@ fn a_year_of_reports_in_a_locked_bucket_verifies_and_every_rewrite_is_named() {
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("11 reports verified"), "{text}");
 
-    // A report fetched back from the bucket verifies with OpenSSH alone.
+    // Every report and the index, fetched back from the bucket, verify with OpenSSH alone.
     let fetched = t.tmp.path().join("fetched");
-    std::fs::create_dir_all(&fetched).unwrap();
-    for name in ["report.json", "report.json.sig"] {
-        let key = format!("drills/000004-sandbox-failover-sync/{name}");
-        let bytes =
-            t.rt.block_on(t.aws.get_object("evidence", &key))
-                .unwrap()
-                .unwrap();
-        std::fs::write(fetched.join(name), bytes).unwrap();
+    let mut signed: Vec<String> = (1..=MONTHS.len())
+        .map(|n| format!("drills/{n:06}-sandbox-failover-sync/report.json"))
+        .collect();
+    signed.push("drills/index.json".into());
+    for key in &signed {
+        let dir = fetched.join(key.replace('/', "_"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let name = key.rsplit('/').next().unwrap();
+        for (object, file) in [
+            (key.clone(), name.to_owned()),
+            (format!("{key}.sig"), format!("{name}.sig")),
+        ] {
+            let bytes =
+                t.rt.block_on(t.aws.get_object("evidence", &object))
+                    .unwrap()
+                    .unwrap_or_else(|| panic!("{object} is in the bucket"));
+            std::fs::write(dir.join(file), bytes).unwrap();
+        }
+        crate::signing::ssh_keygen_verify(&t.allowed, "drills", &dir.join(name))
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
     }
-    crate::signing::ssh_keygen_verify(&t.allowed, "drills", &fetched.join("report.json")).unwrap();
 
     // The period summary from the bucket names the month without a drill.
     let out = t.tmp.path().join("summary");

@@ -20,6 +20,7 @@ mod journal_compat;
 mod layout;
 mod lossy;
 mod patroni;
+mod posture;
 mod render;
 mod restore;
 mod safety;

@@ -36,6 +36,35 @@ pub struct BackupJob {
     pub message: Option<String>,
 }
 
+/// A backup vault: its key and its lock.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BackupVault {
+    pub name: String,
+    pub encryption_key: Option<String>,
+    pub locked: bool,
+    pub lock_date: Option<SystemTime>,
+    pub min_retention_days: Option<i64>,
+    pub air_gapped: bool,
+}
+
+/// A recovery point as its vault lists it, with its lifecycle.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VaultPoint {
+    pub arn: String,
+    pub resource_arn: String,
+    pub vault: String,
+    pub status: String,
+    pub encrypted: bool,
+    pub delete_after_days: Option<i64>,
+}
+
+/// A completed copy of a recovery point to another vault.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CopyJob {
+    pub resource_arn: String,
+    pub destination_vault_arn: String,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct RestoreJob {
     pub id: String,
@@ -136,6 +165,95 @@ impl Aws {
                     resource_arn: required(j.resource_arn(), action, "ResourceArn")?,
                     created: time(j.creation_date()),
                     message: j.status_message().map(str::to_owned),
+                })
+            })
+            .collect()
+    }
+
+    /// Every backup vault of the region (all pages), with its lock.
+    pub async fn backup_vaults(&self) -> Result<Vec<BackupVault>, AwsError> {
+        let action = "backup:ListBackupVaults";
+        let all: Vec<aws_sdk_backup::types::BackupVaultListMember> = self
+            .backup
+            .list_backup_vaults()
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .map_err(|e| AwsError::from_sdk(action, "backup vaults", e))?;
+        all.iter()
+            .map(|v| {
+                Ok(BackupVault {
+                    name: required(v.backup_vault_name(), action, "BackupVaultName")?,
+                    encryption_key: v.encryption_key_arn().map(str::to_owned),
+                    locked: v.locked().unwrap_or(false),
+                    lock_date: time(v.lock_date()),
+                    min_retention_days: v.min_retention_days(),
+                    air_gapped: v.vault_type().map(|t| t.as_str())
+                        == Some("LOGICALLY_AIR_GAPPED_BACKUP_VAULT"),
+                })
+            })
+            .collect()
+    }
+
+    /// The recovery points of one vault (all pages), of one resource or all.
+    pub async fn vault_points(
+        &self,
+        vault: &str,
+        resource_arn: Option<&str>,
+    ) -> Result<Vec<VaultPoint>, AwsError> {
+        let action = "backup:ListRecoveryPointsByBackupVault";
+        let all: Vec<aws_sdk_backup::types::RecoveryPointByBackupVault> = self
+            .backup
+            .list_recovery_points_by_backup_vault()
+            .backup_vault_name(vault)
+            .set_by_resource_arn(resource_arn.map(str::to_owned))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk(action, &format!("recovery points in vault {vault}"), e)
+            })?;
+        all.iter()
+            .map(|p| {
+                Ok(VaultPoint {
+                    arn: required(p.recovery_point_arn(), action, "RecoveryPointArn")?,
+                    resource_arn: required(p.resource_arn(), action, "ResourceArn")?,
+                    vault: vault.to_owned(),
+                    status: required(p.status().map(|s| s.as_str()), action, "Status")?,
+                    encrypted: p.is_encrypted(),
+                    delete_after_days: p.lifecycle().and_then(|l| l.delete_after_days()),
+                })
+            })
+            .collect()
+    }
+
+    /// Completed copy jobs created since `since` (all pages).
+    pub async fn completed_copies(&self, since: SystemTime) -> Result<Vec<CopyJob>, AwsError> {
+        let action = "backup:ListCopyJobs";
+        let all: Vec<aws_sdk_backup::types::CopyJob> = self
+            .backup
+            .list_copy_jobs()
+            .by_created_after(aws_smithy_types::DateTime::from(since))
+            .by_state(aws_sdk_backup::types::CopyJobState::Completed)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .map_err(|e| AwsError::from_sdk(action, "copy jobs", e))?;
+        all.iter()
+            .map(|j| {
+                Ok(CopyJob {
+                    resource_arn: required(j.resource_arn(), action, "ResourceArn")?,
+                    destination_vault_arn: required(
+                        j.destination_backup_vault_arn(),
+                        action,
+                        "DestinationBackupVaultArn",
+                    )?,
                 })
             })
             .collect()

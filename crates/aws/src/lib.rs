@@ -19,7 +19,9 @@ mod rds;
 mod s3;
 pub mod wait;
 
-pub use backup::{BackupJob, ProtectedResource, RecoveryPoint, RestoreJob};
+pub use backup::{
+    BackupJob, BackupVault, CopyJob, ProtectedResource, RecoveryPoint, RestoreJob, VaultPoint,
+};
 pub use client::{Aws, Options};
 pub use error::AwsError;
 pub use fis::{ActionSpec, Experiment, TargetSpec, TemplateSpec};

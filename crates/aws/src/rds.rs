@@ -23,6 +23,12 @@ pub struct Instance {
     pub tags: Vec<(String, String)>,
     /// The newest point a point-in-time restore can reach (RDS keeps it about 5 minutes behind).
     pub latest_restorable: Option<SystemTime>,
+    pub storage_encrypted: Option<bool>,
+    /// Days automated backups are kept (0: automated backups off).
+    pub backup_retention_days: Option<i32>,
+    pub deletion_protection: Option<bool>,
+    /// ARNs of its automated backups replicated to other regions.
+    pub backup_replications: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -45,6 +51,7 @@ pub struct Snapshot {
     pub tags: Vec<(String, String)>,
     /// When the snapshot was taken: its recovery point.
     pub created: Option<SystemTime>,
+    pub encrypted: Option<bool>,
 }
 
 fn tags(pairs: &[(&str, &str)]) -> Vec<Tag> {
@@ -79,6 +86,14 @@ fn instance(i: &DbInstance, action: &str) -> Result<Instance, AwsError> {
         engine: i.engine().unwrap_or_default().to_owned(),
         tags: tag_pairs(i.tag_list()),
         latest_restorable: time(i.latest_restorable_time()),
+        storage_encrypted: i.storage_encrypted(),
+        backup_retention_days: i.backup_retention_period(),
+        deletion_protection: i.deletion_protection(),
+        backup_replications: i
+            .db_instance_automated_backups_replications()
+            .iter()
+            .filter_map(|r| r.db_instance_automated_backups_arn().map(str::to_owned))
+            .collect(),
     })
 }
 
@@ -116,6 +131,7 @@ fn snapshot(s: &DbSnapshot, action: &str) -> Result<Snapshot, AwsError> {
         instance: required(s.db_instance_identifier(), action, "DBInstanceIdentifier")?,
         tags: tag_pairs(s.tag_list()),
         created: time(s.snapshot_create_time()),
+        encrypted: s.encrypted(),
     })
 }
 

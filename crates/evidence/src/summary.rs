@@ -10,6 +10,7 @@ use crate::evidence;
 use crate::render::escape_xml as e;
 use crate::render::table::{Cell, Table};
 use crate::signing::AllowedSigner;
+use firedrill_model::posture::Finding;
 use firedrill_model::report::{DrillKind, Report, Verdict};
 
 /// A calendar date (UTC), as reports and `--from/--to` give it.
@@ -178,6 +179,38 @@ pub struct Summary {
 impl Summary {
     pub fn count(&self, v: Verdict) -> usize {
         self.drills.iter().filter(|d| d.report.verdict == v).count()
+    }
+
+    /// Each resource's backup posture as the period's newest posture drill of it found it:
+    /// `(resource, drill, findings)`, by resource.
+    pub fn posture(&self) -> Vec<(&str, &Drill, &[Finding])> {
+        let mut newest: Vec<(&str, &Drill, &[Finding])> = Vec::new();
+        // Drills are in start order, so a later one replaces an earlier one's view.
+        for d in &self.drills {
+            for r in d
+                .report
+                .measurements
+                .posture
+                .iter()
+                .flat_map(|p| &p.resources)
+            {
+                let seen = (r.resource.as_str(), d, r.findings.as_slice());
+                match newest.iter_mut().find(|(res, _, _)| *res == r.resource) {
+                    Some(slot) => *slot = seen,
+                    None => newest.push(seen),
+                }
+            }
+        }
+        newest.sort_by_key(|(res, _, _)| *res);
+        newest
+    }
+
+    /// Findings short of their target in [`Summary::posture`].
+    pub fn posture_short(&self) -> usize {
+        self.posture()
+            .iter()
+            .map(|(_, _, f)| f.iter().filter(|f| !f.ok).count())
+            .sum()
     }
 }
 
@@ -411,6 +444,34 @@ fn gaps(s: &Summary) -> Table {
     t
 }
 
+/// Per resource, the findings of its newest posture drill, with the criteria each evidences.
+fn posture(s: &Summary) -> Table {
+    let mut t = Table::new(
+        &[
+            ("Resource", false),
+            ("Check", false),
+            ("Result", false),
+            ("Finding", false),
+            ("SOC 2", false),
+            ("As of", false),
+        ],
+        "No posture drill in the period.",
+    );
+    for (resource, d, findings) in s.posture() {
+        for f in findings {
+            t.row(vec![
+                resource.into(),
+                f.check.name().into(),
+                Cell::alarm(if f.ok { "ok" } else { "SHORT" }, !f.ok),
+                f.detail.as_str().into(),
+                f.check.controls().join(", ").into(),
+                format!("{} ({})", d.date(), d.entry).into(),
+            ]);
+        }
+    }
+    t
+}
+
 /// Which criteria the period's drills evidence, and by how many drills.
 fn controls(s: &Summary) -> Table {
     let mut counts: Vec<(&str, &str, usize)> = Vec::new();
@@ -433,7 +494,7 @@ fn controls(s: &Summary) -> Table {
 
 fn headline(s: &Summary) -> String {
     format!(
-        "{} drills from {} to {}: {} passed, {} failed, {} aborted; {} scheduled drill(s) missing; {}",
+        "{} drills from {} to {}: {} passed, {} failed, {} aborted; {} scheduled drill(s) missing; {}{}",
         s.drills.len(),
         s.from,
         s.to,
@@ -446,6 +507,10 @@ fn headline(s: &Summary) -> String {
             Some(p) if p.is_empty() =>
                 "every report's signature, chain and verdict verified".to_owned(),
             Some(p) => format!("{} verification problem(s)", p.len()),
+        },
+        match s.posture_short() {
+            0 => String::new(),
+            n => format!("; {n} backup posture finding(s) short"),
         }
     )
 }
@@ -478,6 +543,8 @@ pub fn markdown(s: &Summary) -> String {
             let _ = writeln!(o, "- {p}");
         }
     }
+    let _ = writeln!(o, "\n## Backup posture, per resource\n");
+    posture(s).markdown(&mut o);
     let _ = writeln!(o, "\n## SOC 2 criteria evidenced\n");
     controls(s).markdown(&mut o);
     o
@@ -516,6 +583,8 @@ pub fn html(s: &Summary) -> String {
         }
         let _ = writeln!(o, "</ul>");
     }
+    let _ = writeln!(o, "<h2>Backup posture, per resource</h2>");
+    posture(s).html(&mut o, Some("posture"));
     let _ = writeln!(o, "<h2>SOC 2 criteria evidenced</h2>");
     controls(s).html(&mut o, Some("controls"));
     let _ = writeln!(o, "</body>\n</html>");

@@ -66,6 +66,7 @@ pub fn rederive(r: &Report) -> Rederived {
         Drill::Failover { .. } => DrillKind::Failover,
         Drill::Restore { .. } => DrillKind::Restore,
         Drill::BackupHealth { .. } => DrillKind::BackupHealth,
+        Drill::Posture { .. } => DrillKind::Posture,
     };
     if kind != r.drill {
         problems.push(format!(
@@ -104,7 +105,7 @@ pub fn rederive(r: &Report) -> Rederived {
         }
         // A restore drill checks its ledger only when it wrote one and got that far.
         Drill::Restore { .. } => s.workload.connections > 0 && m.integrity_failures.is_some(),
-        Drill::BackupHealth { .. } => false,
+        Drill::BackupHealth { .. } | Drill::Posture { .. } => false,
     };
     let derived = evaluate(&s.targets, &m, workload, r.abort_reason.is_some());
     for d in &derived {

@@ -2,6 +2,7 @@
 //! drill ends and again when `firedrill verify` recomputes a report's claims, so that a report
 //! cannot say more than its measurements show. Pure functions of the report's own data.
 
+use crate::posture::Check;
 use crate::report::*;
 use crate::scenario::Targets;
 
@@ -56,6 +57,18 @@ pub fn evaluate(
         // restore drill.
         limits.push(("verification", 0.0));
     }
+    // A posture target's limit is what each resource is held to; what it counts is the
+    // resources short of it (the unmeasured among them).
+    for (check, _) in crate::scenario::posture_targets(targets) {
+        let limit = match check {
+            Check::MinRetention => targets
+                .min_retention
+                .map_or(0.0, |d| crate::posture::days(d.get())),
+            Check::CopiesInOtherRegion => f64::from(targets.copies_in_other_region.unwrap_or(0)),
+            Check::Encrypted | Check::Immutable | Check::DeletionProtection => 0.0,
+        };
+        limits.push((check.name(), limit));
+    }
     limits
         .into_iter()
         .filter_map(|(name, limit)| judge(name, limit, m))
@@ -107,7 +120,17 @@ pub fn judge(name: &str, limit: f64, m: &Measurements) -> Option<TargetResult> {
             "failed checks",
             Bind::AtMost,
         ),
-        _ => return None,
+        posture => {
+            let check = Check::from_name(posture)?;
+            let short = m.posture.as_ref().map(|p| p.short(check, limit) as f64);
+            return Some(TargetResult {
+                name: name.into(),
+                limit,
+                achieved: short,
+                unit: "resources short".into(),
+                met: short == Some(0.0),
+            });
+        }
     };
     // Not measured is a miss: a drill proves only what it saw.
     let met = achieved.is_some_and(|a| match bind {
@@ -190,8 +213,7 @@ mod tests {
             rpo: Some(Dur::from_secs(0)),
             max_lost_writes: Some(0),
             min_availability_pct: Some(50.0),
-            checksums: None,
-            failover: None,
+            ..Default::default()
         };
         let m = Measurements {
             rto_ms: Some(2000.0),

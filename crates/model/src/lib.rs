@@ -15,6 +15,7 @@ pub mod judge;
 pub mod ledger;
 pub mod measure;
 pub mod plan;
+pub mod posture;
 pub mod record;
 pub mod report;
 pub mod scenario;

@@ -12,10 +12,11 @@ use crate::scenario::LoadedScenario;
 use crate::soc2::ControlRef;
 
 /// Bumped on any change a reader must know about; readers refuse versions they do not know.
-pub const REPORT_FORMAT_VERSION: u32 = 3;
+pub const REPORT_FORMAT_VERSION: u32 = 4;
 /// The oldest format this build reads (and verifies by the rules of its day): 1 judged targets
 /// of an aborted drill like any other; 2 leaves none of them met; 3 embeds the scenario's text
-/// and the raw probe record, from which `verify` re-derives targets and figures.
+/// and the raw probe record, from which `verify` re-derives targets and figures; 4 adds
+/// posture drills (`measurements.posture` and their targets).
 pub const OLDEST_READABLE_FORMAT: u32 = 1;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -135,6 +136,9 @@ pub enum DrillKind {
     Restore,
     /// AWS Backup read: recovery-point ages and failed or missing jobs.
     BackupHealth,
+    /// How backups are protected: encryption, immutability, retention, copies, deletion
+    /// protection.
+    Posture,
 }
 
 impl DrillKind {
@@ -143,6 +147,7 @@ impl DrillKind {
             DrillKind::Failover => "failover",
             DrillKind::Restore => "restore",
             DrillKind::BackupHealth => "backup-health",
+            DrillKind::Posture => "posture",
         }
     }
 }
@@ -236,6 +241,9 @@ pub struct Measurements {
     /// Backup-health drills: per resource. `rpo_ms` is then the largest recovery-point age.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_health: Option<BackupHealthResult>,
+    /// Posture drills: per resource, how its backups are protected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub posture: Option<crate::posture::PostureResult>,
 }
 
 /// What a restore drill did and found. In a restore drill `rto_ms` is the time from the start of
@@ -429,6 +437,17 @@ impl TargetResult {
         }
     }
 
+    /// The limit as the scenario stated it: a posture target's is what each resource is held
+    /// to (days, copies), its figure the resources short of it.
+    pub fn show_limit(&self) -> String {
+        match self.name.as_str() {
+            "min_retention" => format!("{} days each", self.limit),
+            "copies_in_other_region" => format!("{} each", self.limit),
+            "encrypted" | "immutable" | "deletion_protection" => "every resource".into(),
+            _ => self.show(self.limit),
+        }
+    }
+
     pub fn show_achieved(&self) -> String {
         self.achieved
             .map(|a| self.show(a))
@@ -438,7 +457,9 @@ impl TargetResult {
     /// How the limit binds: `<=` for most, `>=` for availability and the fault's effect, `=`
     /// for the writer's move.
     pub fn relation(&self) -> &'static str {
-        if self.name == "writer_moved" {
+        if crate::posture::Check::from_name(&self.name).is_some() {
+            "for"
+        } else if self.name == "writer_moved" {
             "="
         } else if self.name == "min_availability_pct" || self.name == "fault_effect" {
             ">="

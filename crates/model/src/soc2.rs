@@ -35,6 +35,16 @@ const CRITERIA: &[(&str, &str, &str)] = &[
         "a recovery procedure tested end to end, with achieved RTO and RPO against their targets",
     ),
     (
+        "CC6.1",
+        "Common criteria: logical access security software, infrastructure and architectures are implemented over protected information assets.",
+        "backups found encrypted at rest (or named where they are not), resource by resource",
+    ),
+    (
+        "CC6.7",
+        "Common criteria: the transmission, movement and removal of information is restricted to authorized users and processes, and it is protected during transmission, movement or removal.",
+        "backup copies and snapshots, wherever they were moved or copied, found encrypted",
+    ),
+    (
         "CC7.4",
         "Common criteria: identified incidents are responded to by a defined incident-response program.",
         "the runbook followed for the simulated incident and the timeline of the response",

@@ -62,6 +62,7 @@ pub(super) async fn run<'a>(
     cx: Context<'a, '_>,
     spec: &AwsRdsSpec,
     source_id: &str,
+    dsn_env: &str,
 ) -> Result<Ran<'a>, RunError> {
     let r = cx.restore;
     let sink = cx.sink;
@@ -77,8 +78,9 @@ pub(super) async fn run<'a>(
     let rds = RdsTarget {
         spec: spec.clone(),
         resource: RdsResource::Instance(source_id.clone()),
+        dsn_env: dsn_env.to_owned(),
     };
-    let dsn = Template::read(&spec.dsn_env)?;
+    let dsn = Template::read(dsn_env)?;
     sink.emit(Event::Setup("describing it through AWS".into()));
     let mut cancel = cx.cancel.clone();
     let target = tokio::select! {

@@ -174,7 +174,11 @@ pub(crate) struct Taken {
 
 pub async fn run<'a>(cx: Context<'a, '_>) -> Result<Ran<'a>, RunError> {
     match cx.source {
-        RestoreSource::Rds { spec, instance } => aws::run(cx, spec, instance).await,
+        RestoreSource::Rds {
+            spec,
+            instance,
+            dsn_env,
+        } => aws::run(cx, spec, instance, dsn_env).await,
         RestoreSource::Sandbox(_) | RestoreSource::Postgres(_) => local(cx).await,
     }
 }

@@ -5,8 +5,8 @@ use std::fmt::Write;
 
 use super::table::pairs_html;
 use super::{
-    auditor_command, checks, controls, escape_xml as e, events, facts, measurements, outages,
-    patroni_facts, patroni_members, tables, targets, timeline,
+    auditor_command, checks, controls, escape_xml as e, events, facts, findings, measurements,
+    outages, patroni_facts, patroni_members, tables, targets, timeline,
 };
 use firedrill_model::report::{Report, Verdict};
 
@@ -59,14 +59,18 @@ pub fn render(r: &Report) -> String {
         "</section>\n<section id=\"measurements\">\n<h2>Measurements</h2>"
     );
     pairs_html(&mut o, &measurements(r));
-    match &r.measurements.restore {
-        Some(x) => {
+    match (&r.measurements.restore, &r.measurements.posture) {
+        (Some(x), _) => {
             let _ = writeln!(o, "<h3>Checks</h3>");
             checks(x).html(&mut o, None);
             let _ = writeln!(o, "<h3>Tables</h3>");
             tables(x).html(&mut o, None);
         }
-        None => {
+        (None, Some(p)) => {
+            let _ = writeln!(o, "<h3>Findings</h3>");
+            findings(p).html(&mut o, None);
+        }
+        (None, None) => {
             let _ = writeln!(o, "<h3>Write outages</h3>");
             outages(r).html(&mut o, None);
         }

@@ -91,7 +91,7 @@ fn testsuite(o: &mut String, r: &Report) {
                 e(&t.name),
                 e(&t.show_achieved()),
                 e(t.relation()),
-                e(&t.show(t.limit))
+                e(&t.show_limit())
             );
         }
     }

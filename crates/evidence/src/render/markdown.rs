@@ -4,8 +4,8 @@ use std::fmt::Write;
 
 use super::table::pairs_markdown;
 use super::{
-    auditor_command, checks, controls, events, facts, measurements, outages, patroni_facts,
-    patroni_members, tables, targets,
+    auditor_command, checks, controls, events, facts, findings, measurements, outages,
+    patroni_facts, patroni_members, tables, targets,
 };
 use firedrill_model::report::Report;
 
@@ -27,14 +27,18 @@ pub fn render(r: &Report) -> String {
 
     let _ = writeln!(o, "\n## Measurements\n");
     pairs_markdown(&mut o, &measurements(r));
-    match &r.measurements.restore {
-        Some(x) => {
+    match (&r.measurements.restore, &r.measurements.posture) {
+        (Some(x), _) => {
             let _ = writeln!(o, "\n### Checks\n");
             checks(x).markdown(&mut o);
             let _ = writeln!(o, "\n### Tables\n");
             tables(x).markdown(&mut o);
         }
-        None => {
+        (None, Some(p)) => {
+            let _ = writeln!(o, "\n### Findings\n");
+            findings(p).markdown(&mut o);
+        }
+        (None, None) => {
             let _ = writeln!(o, "\n### Write outages\n");
             outages(r).markdown(&mut o);
         }

@@ -205,7 +205,8 @@ pub(super) fn steps(
             Target::PostgresSandbox(_)
             | Target::Postgres(_)
             | Target::AwsRds(_)
-            | Target::AwsBackup(_) => {
+            | Target::AwsBackup(_)
+            | Target::Pgbackrest(_) => {
                 "RECOVERY: none by firedrill; wait for the fault to end or an external controller"
                     .into()
             }

@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 
 use crate::scenario::{
     AwsRdsSpec, Backup, BackupHealth, Cleanup, Drill, DumpFormat, Environment, ExistingSpec,
-    FailoverTarget, Fault, FleetDrill, LoadedScenario, PatroniSpec, Recovery, RecoveryTarget,
-    Replication, Restore, Run, Scenario, Target,
+    FailoverTarget, Fault, FleetDrill, LoadedScenario, PatroniSpec, Posture, Recovery,
+    RecoveryTarget, Replication, Restore, Run, Scenario, Target,
 };
 
 /// The parts of a drill the plan describes (a fleet's are its restore's).
@@ -17,6 +17,7 @@ enum Parts<'a> {
     Failover(&'a Fault, &'a Recovery),
     Restore(&'a Restore),
     BackupHealth(&'a BackupHealth),
+    Posture(&'a Posture),
 }
 
 fn parts(run: &Run) -> Parts<'_> {
@@ -28,6 +29,7 @@ fn parts(run: &Run) -> Parts<'_> {
             Parts::Restore(restore)
         }
         Run::Drill(Drill::BackupHealth { health, .. }) => Parts::BackupHealth(health),
+        Run::Drill(Drill::Posture { posture, .. }) => Parts::Posture(posture),
     }
 }
 
@@ -53,7 +55,7 @@ pub fn render(loaded: &LoadedScenario) -> String {
         (None, Target::PostgresSandbox(_) | Target::PatroniSandbox(_)) => {
             "a local sandbox".to_owned()
         }
-        (None, Target::AwsBackup(_)) => {
+        (None, Target::AwsBackup(_) | Target::Pgbackrest(_)) => {
             "not declared (not needed: the drill only reads)".to_owned()
         }
         (None, _) => "not declared (required)".to_owned(),
@@ -164,10 +166,23 @@ pub fn render(loaded: &LoadedScenario) -> String {
                 format!(
                     "describe {what} through AWS ({}); connect through ${}",
                     t.region.as_deref().unwrap_or("the profile's region"),
-                    t.dsn_env
+                    t.dsn_env.as_deref().unwrap_or("(no dsn_env)")
                 ),
             );
         }
+        Target::Pgbackrest(t) => step(
+            &mut out,
+            format!(
+                "run `pgbackrest --stanza={} info --output=json`{} and read repo{}'s \
+                 cipher and retention settings",
+                t.stanza,
+                t.config
+                    .as_ref()
+                    .map(|c| format!(" with --config={}", c.display()))
+                    .unwrap_or_default(),
+                t.repo
+            ),
+        ),
         Target::AwsBackup(t) => step(
             &mut out,
             format!(
@@ -209,16 +224,21 @@ pub fn render(loaded: &LoadedScenario) -> String {
             );
             step(&mut out, "read only: nothing is created or changed".into());
         }
+        Parts::Posture(p) => posture_steps(s, p, &mut |t| step(&mut out, t)),
     }
     let cleanup = match (&s.target, s.cleanup) {
-        (Target::AwsBackup(_), _) => "nothing to clean up (read only)",
+        (Target::AwsBackup(_) | Target::Pgbackrest(_), _) => "nothing to clean up (read only)",
+        (Target::AwsRds(_), _) if matches!(drill, Parts::Posture(_)) => {
+            "nothing to clean up (read only)"
+        }
         (Target::Postgres(_) | Target::AwsRds(_) | Target::Patroni(_), _) => match drill {
             Parts::Restore(r) if !(s.workload.connections > 0 && r.ledger_writes(false)) => {
                 "leave the target as it is (the drill only read it)"
             }
-            Parts::Restore(_) | Parts::Failover(..) | Parts::BackupHealth(_) => {
-                "leave the target as it is"
-            }
+            Parts::Restore(_)
+            | Parts::Failover(..)
+            | Parts::BackupHealth(_)
+            | Parts::Posture(_) => "leave the target as it is",
         },
         (_, Cleanup::Always) => "stop every node and remove the sandbox directory",
         (_, Cleanup::OnSuccess) => {
@@ -296,6 +316,13 @@ fn side_effects(s: &Scenario, drill: Parts<'_>) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     let mut add = |e: String, u: &str| out.push((e, u.to_owned()));
     let sandbox_undo = "stop every process in it and remove it";
+    if matches!(drill, Parts::Posture(_)) {
+        add(
+            format!("none: the {} target is only read", s.target.kind()),
+            "none needed",
+        );
+        return out;
+    }
     match &s.target {
         Target::PostgresSandbox(_) => add(
             "create a sandbox directory and start PostgreSQL nodes in it".into(),
@@ -306,16 +333,18 @@ fn side_effects(s: &Scenario, drill: Parts<'_>) -> Vec<(String, String)> {
             sandbox_undo,
         ),
         Target::Postgres(ExistingSpec { dsn_env, .. })
-        | Target::AwsRds(AwsRdsSpec { dsn_env, .. })
-            if s.restore.is_some() && s.workload.connections == 0 =>
-        {
-            add(
-                format!("none on the database of ${dsn_env}: it is only read"),
-                "none needed",
-            )
-        }
+        | Target::AwsRds(AwsRdsSpec {
+            dsn_env: Some(dsn_env),
+            ..
+        }) if s.restore.is_some() && s.workload.connections == 0 => add(
+            format!("none on the database of ${dsn_env}: it is only read"),
+            "none needed",
+        ),
         Target::Postgres(ExistingSpec { dsn_env, .. })
-        | Target::AwsRds(AwsRdsSpec { dsn_env, .. })
+        | Target::AwsRds(AwsRdsSpec {
+            dsn_env: Some(dsn_env),
+            ..
+        })
         | Target::Patroni(PatroniSpec { dsn_env, .. }) => add(
             format!(
                 "create tables {} and firedrill_probe in the database of ${dsn_env} and write \
@@ -329,6 +358,7 @@ fn side_effects(s: &Scenario, drill: Parts<'_>) -> Vec<(String, String)> {
             },
         ),
         Target::AwsBackup(_) => add("none: AWS Backup is only read".into(), "none needed"),
+        Target::AwsRds(AwsRdsSpec { dsn_env: None, .. }) | Target::Pgbackrest(_) => {}
     }
     match drill {
         Parts::Failover(fault, recovery) => failover::side_effects(s, fault, recovery, &mut add),
@@ -357,7 +387,7 @@ fn side_effects(s: &Scenario, drill: Parts<'_>) -> Vec<(String, String)> {
                 sandbox_undo,
             );
         }
-        Parts::BackupHealth(_) => {}
+        Parts::BackupHealth(_) | Parts::Posture(_) => {}
     }
     out
 }
@@ -485,7 +515,8 @@ fn aws_restore_steps(s: &Scenario, r: &Restore, step: &mut dyn FnMut(String)) {
         | Target::Postgres(_)
         | Target::AwsBackup(_)
         | Target::PatroniSandbox(_)
-        | Target::Patroni(_) => String::new(),
+        | Target::Patroni(_)
+        | Target::Pgbackrest(_) => String::new(),
     };
     let instance = r.instance.clone().unwrap_or_default();
     let ledger = s.workload.connections > 0 && r.ledger_writes(false);
@@ -568,4 +599,58 @@ fn aws_restore_steps(s: &Scenario, r: &Restore, step: &mut dyn FnMut(String)) {
         "delete the temporary instance (and a snapshot the drill took), whatever the outcome"
             .into(),
     );
+}
+
+/// A posture drill's reads, per target kind, and the targets it judges.
+fn posture_steps(s: &Scenario, p: &Posture, step: &mut dyn FnMut(String)) {
+    match &s.target {
+        Target::AwsBackup(_) => {
+            step("list the backup vaults (ListBackupVaults): each one's key and vault lock".into());
+            step(
+                "per resource: its recovery points in every vault \
+                 (ListRecoveryPointsByBackupVault): encryption, vault, lifecycle"
+                    .into(),
+            );
+            step(format!(
+                "per resource: completed copy jobs of the last {} (ListCopyJobs) and the \
+                 regions they reached",
+                p.window
+            ));
+        }
+        Target::AwsRds(_) => {
+            step(
+                "describe the instance: storage encryption, backup retention period, deletion \
+                 protection, automated-backup replications"
+                    .into(),
+            );
+            step("describe its snapshots (DescribeDBSnapshots): each one's encryption".into());
+        }
+        Target::Pgbackrest(_) => {}
+        Target::PostgresSandbox(_)
+        | Target::Postgres(_)
+        | Target::PatroniSandbox(_)
+        | Target::Patroni(_) => {}
+    }
+    let t = &s.targets;
+    let mut judged = Vec::new();
+    if t.encrypted.is_some() {
+        judged.push("encrypted".to_owned());
+    }
+    if t.immutable.is_some() {
+        judged.push("immutable".to_owned());
+    }
+    if let Some(d) = t.min_retention {
+        judged.push(format!("min_retention {d}"));
+    }
+    if let Some(n) = t.copies_in_other_region {
+        judged.push(format!("copies_in_other_region {n}"));
+    }
+    if t.deletion_protection.is_some() {
+        judged.push("deletion_protection".to_owned());
+    }
+    step(format!(
+        "judge every resource against: {}; a resource with nothing to judge counts as short",
+        judged.join(", ")
+    ));
+    step("read only: nothing is created or changed".into());
 }

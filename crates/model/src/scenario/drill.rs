@@ -25,6 +25,8 @@ pub enum DbTarget {
 pub struct RdsTarget {
     pub spec: AwsRdsSpec,
     pub resource: RdsResource,
+    /// `spec.dsn_env`, which a drill reaching the database requires.
+    pub dsn_env: String,
 }
 
 /// Exactly one of `instance` and `cluster`.
@@ -52,7 +54,23 @@ pub enum RestoreSource {
     /// An existing PostgreSQL through its DSN.
     Postgres(ExistingSpec),
     /// An RDS instance; AWS restores it into a temporary instance.
-    Rds { spec: AwsRdsSpec, instance: String },
+    Rds {
+        spec: AwsRdsSpec,
+        instance: String,
+        dsn_env: String,
+    },
+}
+
+/// What a posture drill reads: protection of backups, never a database.
+#[derive(Clone, Debug)]
+pub enum PostureTarget {
+    AwsBackup(AwsBackupSpec),
+    /// One RDS instance: its storage, snapshots, retention, deletion protection.
+    AwsRds {
+        spec: AwsRdsSpec,
+        instance: String,
+    },
+    Pgbackrest(PgbackrestSpec),
 }
 
 impl RestoreSource {
@@ -61,9 +79,14 @@ impl RestoreSource {
         match self {
             RestoreSource::Sandbox(s) => DbTarget::Sandbox(s.clone()),
             RestoreSource::Postgres(e) => DbTarget::Postgres(e.clone()),
-            RestoreSource::Rds { spec, instance } => DbTarget::AwsRds(RdsTarget {
+            RestoreSource::Rds {
+                spec,
+                instance,
+                dsn_env,
+            } => DbTarget::AwsRds(RdsTarget {
                 spec: spec.clone(),
                 resource: RdsResource::Instance(instance.clone()),
+                dsn_env: dsn_env.clone(),
             }),
         }
     }
@@ -87,6 +110,10 @@ pub enum Drill {
         target: AwsBackupSpec,
         health: BackupHealth,
     },
+    Posture {
+        target: PostureTarget,
+        posture: Posture,
+    },
 }
 
 /// A restore drill run on every RDS instance a tag selects; [`FleetDrill::member`] makes each
@@ -96,6 +123,8 @@ pub struct FleetDrill {
     pub fleet: Fleet,
     pub source: AwsRdsSpec,
     pub restore: Restore,
+    /// `source.dsn_env`, required for a fleet.
+    pub dsn_env: String,
 }
 
 impl FleetDrill {
@@ -106,6 +135,7 @@ impl FleetDrill {
             source: RestoreSource::Rds {
                 spec,
                 instance: instance.to_owned(),
+                dsn_env: self.dsn_env.clone(),
             },
             restore: self.restore.clone(),
         }
@@ -135,15 +165,58 @@ pub fn typed(s: &Scenario) -> Result<Run, Problem> {
             Ok(DbTarget::AwsRds(RdsTarget {
                 spec: spec.clone(),
                 resource,
+                dsn_env: rds_dsn_env(spec)?,
             }))
         }
         Target::PatroniSandbox(spec) => Ok(DbTarget::PatroniSandbox(spec.clone())),
         Target::Patroni(spec) => Ok(DbTarget::Patroni(spec.clone())),
         Target::AwsBackup(_) => Err(problem(
             "target.type",
-            "an `aws-backup` target has no database; it is read by a `backup_health` drill",
+            "an `aws-backup` target has no database; it is read by a `backup_health` or \
+             `posture` drill",
+        )),
+        Target::Pgbackrest(_) => Err(problem(
+            "target.type",
+            "a `pgbackrest` target is a repository; it is read by a `posture` drill",
         )),
     };
+    if let Some(posture) = &s.posture {
+        if s.fault.is_some() || s.recovery.is_some() || s.restore.is_some() {
+            return Err(problem("posture", ONE_DRILL));
+        }
+        if s.backup_health.is_some() || s.fleet.is_some() {
+            return Err(problem("posture", ONE_DRILL));
+        }
+        let target = match &s.target {
+            Target::AwsBackup(spec) => PostureTarget::AwsBackup(spec.clone()),
+            Target::AwsRds(spec) => match &spec.instance {
+                Some(instance) => PostureTarget::AwsRds {
+                    spec: spec.clone(),
+                    instance: instance.clone(),
+                },
+                None => {
+                    return Err(problem(
+                        "target.instance",
+                        "missing: the DB instance whose backups are checked",
+                    ));
+                }
+            },
+            Target::Pgbackrest(spec) => PostureTarget::Pgbackrest(spec.clone()),
+            Target::PostgresSandbox(_)
+            | Target::Postgres(_)
+            | Target::PatroniSandbox(_)
+            | Target::Patroni(_) => {
+                return Err(problem(
+                    "target.type",
+                    "a posture drill reads `aws-backup`, `aws-rds` or `pgbackrest`",
+                ));
+            }
+        };
+        return Ok(Run::Drill(Drill::Posture {
+            target,
+            posture: posture.clone(),
+        }));
+    }
     match (
         &s.fault,
         &s.recovery,
@@ -168,12 +241,14 @@ pub fn typed(s: &Scenario) -> Result<Run, Problem> {
                 fleet: fleet.clone(),
                 source: spec.clone(),
                 restore: restore.clone(),
+                dsn_env: rds_dsn_env(spec)?,
             })),
             Target::PostgresSandbox(_)
             | Target::Postgres(_)
             | Target::AwsBackup(_)
             | Target::PatroniSandbox(_)
-            | Target::Patroni(_) => Err(problem("fleet", "a fleet needs an `aws-rds` target")),
+            | Target::Patroni(_)
+            | Target::Pgbackrest(_) => Err(problem("fleet", "a fleet needs an `aws-rds` target")),
         },
         (None, None, Some(restore), None, None) => {
             let source = match db()? {
@@ -182,7 +257,12 @@ pub fn typed(s: &Scenario) -> Result<Run, Problem> {
                 DbTarget::AwsRds(RdsTarget {
                     spec,
                     resource: RdsResource::Instance(instance),
-                }) => RestoreSource::Rds { spec, instance },
+                    dsn_env,
+                }) => RestoreSource::Rds {
+                    spec,
+                    instance,
+                    dsn_env,
+                },
                 DbTarget::AwsRds(RdsTarget {
                     resource: RdsResource::Cluster(_),
                     ..
@@ -214,15 +294,26 @@ pub fn typed(s: &Scenario) -> Result<Run, Problem> {
             | Target::Postgres(_)
             | Target::AwsRds(_)
             | Target::PatroniSandbox(_)
-            | Target::Patroni(_) => Err(problem(
+            | Target::Patroni(_)
+            | Target::Pgbackrest(_) => Err(problem(
                 "target.type",
                 "a backup-health drill reads an `aws-backup` target",
             )),
         },
-        _ => Err(problem(
-            "fault",
-            "a scenario is one drill: a failover drill (`fault` and `recovery`), a restore \
-             drill (`restore`) or a backup-health drill (`backup_health`)",
-        )),
+        _ => Err(problem("fault", ONE_DRILL)),
     }
+}
+
+pub(super) const ONE_DRILL: &str = "a scenario is one drill: a failover drill (`fault` and \
+     `recovery`), a restore drill (`restore`), a backup-health drill (`backup_health`) or a \
+     posture drill (`posture`)";
+
+/// An RDS target's DSN variable, which a drill reaching the database needs.
+fn rds_dsn_env(spec: &AwsRdsSpec) -> Result<String, Problem> {
+    spec.dsn_env.clone().ok_or_else(|| {
+        problem(
+            "target.dsn_env",
+            "missing: the environment variable holding the DSN clients use",
+        )
+    })
 }

@@ -35,8 +35,36 @@ impl fmt::Display for Dur {
     }
 }
 
+/// The longest span a scenario may name (a retention, a window of copies): AWS Backup's own
+/// maximum retention, 36,500 days.
+pub const MAX_SPAN: Duration = Duration::from_secs(36_500 * 24 * 3600);
+
+/// A long duration, in days rather than seconds of a drill: a retention or a look-back window.
+/// Spelled like [`Dur`] (`35d`, `400days`, `12h`), up to [`MAX_SPAN`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Span(pub Duration);
+
+impl Span {
+    pub const fn from_days(d: u64) -> Self {
+        Span(Duration::from_secs(d * 86_400))
+    }
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
 /// Parses one duration, with the messages a scenario author needs.
 pub fn parse(text: &str) -> Result<Dur, String> {
+    parse_within(text, MAX).map(Dur)
+}
+
+fn parse_within(text: &str, max: Duration) -> Result<Duration, String> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Err("empty duration; write one such as `500ms` or `10s`".into());
@@ -53,43 +81,73 @@ pub fn parse(text: &str) -> Result<Dur, String> {
     }
     let d = humantime::parse_duration(trimmed)
         .map_err(|e| format!("invalid duration {text:?}: {e}"))?;
-    if d > MAX {
+    if d > max {
         return Err(format!(
             "invalid duration {text:?}: longer than the maximum of {}",
-            humantime::format_duration(MAX)
+            humantime::format_duration(max)
         ));
     }
-    Ok(Dur(d))
+    Ok(d)
+}
+
+/// Reads a duration of at most `max` from a string (or a bare number, to refuse it by name).
+struct Visitor(Duration);
+
+impl de::Visitor<'_> for Visitor {
+    type Value = Duration;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a duration such as `500ms` or `10s`")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+        parse_within(v, self.0).map_err(E::custom)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
+        self.visit_str(&v.to_string())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
+        self.visit_str(&v.to_string())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
+        self.visit_str(&v.to_string())
+    }
 }
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl de::Visitor<'_> for V {
-            type Value = Dur;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration such as `500ms` or `10s`")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Dur, E> {
-                parse(v).map_err(E::custom)
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dur, E> {
-                parse(&v.to_string()).map_err(E::custom)
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Dur, E> {
-                parse(&v.to_string()).map_err(E::custom)
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Dur, E> {
-                parse(&v.to_string()).map_err(E::custom)
-            }
-        }
-        d.deserialize_any(V)
+        d.deserialize_any(Visitor(MAX)).map(Dur)
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Visitor(MAX_SPAN)).map(Span)
     }
 }
 
 impl Serialize for Dur {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl JsonSchema for Span {
+    fn schema_name() -> Cow<'static, str> {
+        "Span".into()
+    }
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let mut s = Dur::json_schema(g);
+        s.insert(
+            "description".into(),
+            "A long duration with a unit, up to 36500 days: `35d`, `400days`, `12h`.".into(),
+        );
+        s.insert("examples".into(), serde_json::json!(["35d", "400days"]));
+        s
     }
 }
 
@@ -133,5 +191,8 @@ mod tests {
                 .unwrap_err()
                 .contains("longer than the maximum")
         );
+        let span: Span = serde_json::from_str("\"400days\"").unwrap();
+        assert_eq!(span, Span::from_days(400));
+        assert!(serde_json::from_str::<Span>("\"36501days\"").is_err());
     }
 }

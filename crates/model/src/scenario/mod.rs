@@ -12,6 +12,7 @@ pub mod restore;
 pub mod tagged;
 pub mod validate;
 mod validate_failover;
+mod validate_posture;
 mod validate_restore;
 
 use std::fmt;
@@ -19,11 +20,14 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-pub use drill::{DbTarget, Drill, FleetDrill, RdsResource, RdsTarget, RestoreSource, Run};
-pub use duration::Dur;
+pub use drill::{
+    DbTarget, Drill, FleetDrill, PostureTarget, RdsResource, RdsTarget, RestoreSource, Run,
+};
+pub use duration::{Dur, Span};
 pub use locate::Pos;
 pub use model::*;
 pub use restore::*;
+pub use validate_posture::stated as posture_targets;
 
 /// Scenario files are small; a larger file is a mistake (or hostile), not a drill.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::duration::Dur;
+use super::duration::{Dur, Span};
 pub use super::failover::*;
 pub use super::guardrail::*;
 pub use super::patroni::*;
@@ -63,6 +63,11 @@ pub struct Scenario {
     /// of each resource's newest recovery point, and failed or missing backup jobs in a window.
     #[serde(default)]
     pub backup_health: Option<BackupHealth>,
+    /// Read-only check that the backups themselves are protected (a drill of its own, with an
+    /// `aws-backup`, `aws-rds` or `pgbackrest` target): encryption, immutability, retention,
+    /// copies in other regions, deletion protection, as `targets` states.
+    #[serde(default)]
+    pub posture: Option<Posture>,
     /// Run this restore drill on every DB instance with the given tags (an `aws-rds` target
     /// without `instance`), a few at a time: one report per instance plus a summary.
     #[serde(default)]
@@ -102,7 +107,47 @@ tagged_enum! {
         /// An existing Patroni cluster: topology and faults through its REST API, probes and the
         /// workload through the application's DSN.
         Patroni(PatroniSpec),
+        /// A pgBackRest repository (a `posture` drill): read with `pgbackrest info` and its
+        /// configuration file.
+        Pgbackrest(PgbackrestSpec),
     }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PgbackrestSpec {
+    pub stanza: String,
+    /// pgBackRest's configuration file. Default: pgBackRest's own
+    /// (`/etc/pgbackrest/pgbackrest.conf`).
+    #[serde(default)]
+    pub config: Option<PathBuf>,
+    /// Which repository (`repoN-*` options; 1 to 256).
+    #[serde(default = "repo_one")]
+    pub repo: u16,
+    /// The `pgbackrest` program. Default: `$FIREDRILL_PGBACKREST`, then `PATH`.
+    #[serde(default)]
+    pub pgbackrest: Option<PathBuf>,
+    /// Unprivileged user `pgbackrest` runs as when firedrill runs as root (the repository's
+    /// owner). Default: `postgres`.
+    #[serde(default)]
+    pub run_as: Option<String>,
+}
+
+fn repo_one() -> u16 {
+    1
+}
+
+/// What a posture drill reads besides its target.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Posture {
+    /// How far back AWS Backup copy jobs count as copies in another region.
+    #[serde(default = "default_posture_window")]
+    pub window: Span,
+}
+
+fn default_posture_window() -> Span {
+    Span::from_days(35)
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
@@ -186,9 +231,9 @@ impl Target {
         match self {
             Target::PostgresSandbox(_) => None,
             Target::Postgres(t) => Some(&t.dsn_env),
-            Target::AwsRds(t) => Some(&t.dsn_env),
+            Target::AwsRds(t) => t.dsn_env.as_deref(),
             Target::Patroni(t) => Some(&t.dsn_env),
-            Target::AwsBackup(_) | Target::PatroniSandbox(_) => None,
+            Target::AwsBackup(_) | Target::PatroniSandbox(_) | Target::Pgbackrest(_) => None,
         }
     }
 
@@ -200,7 +245,8 @@ impl Target {
             Target::PostgresSandbox(_)
             | Target::Postgres(_)
             | Target::PatroniSandbox(_)
-            | Target::Patroni(_) => None,
+            | Target::Patroni(_)
+            | Target::Pgbackrest(_) => None,
         }
     }
 
@@ -212,6 +258,7 @@ impl Target {
             Target::AwsBackup(_) => "aws-backup",
             Target::PatroniSandbox(_) => "patroni-sandbox",
             Target::Patroni(_) => "patroni",
+            Target::Pgbackrest(_) => "pgbackrest",
         }
     }
 }
@@ -271,8 +318,10 @@ pub struct AwsRdsSpec {
     #[serde(default)]
     pub cluster: Option<String>,
     /// Name of the environment variable holding the DSN of the endpoint clients use (the
-    /// instance's or the cluster's writer endpoint).
-    pub dsn_env: String,
+    /// instance's or the cluster's writer endpoint). Failover and restore drills need it; a
+    /// posture drill only reads AWS.
+    #[serde(default)]
+    pub dsn_env: Option<String>,
     /// Where and as whom to call AWS; credentials come from the standard chain (environment,
     /// profile, SSO, `credential_process`, container or instance role), never the scenario.
     #[serde(default)]
@@ -451,6 +500,23 @@ pub struct Targets {
     /// for a `promote` recovery and the `rds-failover`/`aurora-failover` faults, else `any`.
     #[serde(default)]
     pub failover: Option<FailoverTarget>,
+    /// Posture drills: every backup (and an RDS instance's storage) encrypted at rest.
+    #[serde(default)]
+    pub encrypted: Option<bool>,
+    /// Posture drills: every backup in an AWS Backup vault locked in compliance mode.
+    #[serde(default)]
+    pub immutable: Option<bool>,
+    /// Posture drills: no backup kept shorter than this (AWS Backup lifecycle, RDS backup
+    /// retention period, pgBackRest `retention-full` in days).
+    #[serde(default)]
+    pub min_retention: Option<Span>,
+    /// Posture drills: other regions each resource's backups were copied to in the window
+    /// (AWS Backup copy jobs, RDS automated-backup replication).
+    #[serde(default)]
+    pub copies_in_other_region: Option<u32>,
+    /// Posture drills: the RDS instance cannot be deleted while deletion protection is on.
+    #[serde(default)]
+    pub deletion_protection: Option<bool>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

@@ -66,6 +66,33 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
     if let Some(f) = &s.fleet {
         check_fleet(s, f, &mut out);
     }
+    if let Some(p) = &s.posture {
+        if s.fault.is_some()
+            || s.recovery.is_some()
+            || s.restore.is_some()
+            || s.backup_health.is_some()
+        {
+            out.push(problem("posture", super::drill::ONE_DRILL));
+        }
+        if s.fleet.is_some() {
+            out.push(problem(
+                "fleet",
+                "a fleet runs restore drills; a posture drill names its instance",
+            ));
+        }
+        super::validate_posture::check(s, p, &mut out);
+        return out;
+    }
+    super::validate_posture::check_elsewhere(s, &mut out);
+    if let Target::AwsRds(spec) = &s.target
+        && spec.dsn_env.is_none()
+    {
+        out.push(problem(
+            "target.dsn_env",
+            "missing: the environment variable holding the DSN clients use (failover and \
+             restore drills reach the database)",
+        ));
+    }
     match (&s.fault, &s.recovery, &s.restore, &s.backup_health) {
         (Some(fault), Some(recovery), None, None) => {
             super::validate_failover::check(s, fault, recovery, &mut out);
@@ -258,6 +285,7 @@ fn check_backup_health(s: &Scenario, h: &BackupHealth, out: &mut Vec<Problem>) {
 
 fn check_environment(s: &Scenario, out: &mut Vec<Problem>) {
     match (&s.target, s.environment) {
+        (Target::AwsRds(_), None) if s.posture.is_some() => {}
         (Target::Postgres(_) | Target::AwsRds(_) | Target::Patroni(_), None) => out.push(problem(
             "environment",
             "missing: a drill on an existing database must say where it runs (production, staging, development or test)",
@@ -274,7 +302,7 @@ fn check_environment(s: &Scenario, out: &mut Vec<Problem>) {
             None | Some(Environment::Staging | Environment::Development | Environment::Test),
         )
         | (Target::Postgres(_) | Target::AwsRds(_) | Target::Patroni(_), Some(_))
-        | (Target::AwsBackup(_), _) => {}
+        | (Target::AwsBackup(_) | Target::Pgbackrest(_), _) => {}
     }
 }
 
@@ -391,6 +419,25 @@ fn check_target_common(s: &Scenario, out: &mut Vec<Problem>) {
             )),
             (Some(_), None) | (None, Some(_)) => {}
         },
+        Target::Pgbackrest(spec) => {
+            if spec.stanza.is_empty()
+                || !spec
+                    .stanza
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                out.push(problem(
+                    "target.stanza",
+                    "a stanza name: letters, digits, `-`, `_` and `.`",
+                ));
+            }
+            if !(1..=256).contains(&spec.repo) {
+                out.push(problem(
+                    "target.repo",
+                    "pgBackRest repositories are 1 to 256",
+                ));
+            }
+        }
         Target::AwsBackup(spec) => {
             for (i, arn) in spec.resources.iter().enumerate() {
                 if !arn.starts_with("arn:") {

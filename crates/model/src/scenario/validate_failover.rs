@@ -239,5 +239,10 @@ pub(super) fn check(s: &Scenario, fault: &Fault, recovery: &Recovery, out: &mut 
             "an `aws-backup` target is read by a `backup_health` drill; a failover drill needs \
              a database target",
         )),
+        Target::Pgbackrest(_) => out.push(problem(
+            "target.type",
+            "a `pgbackrest` target is read by a `posture` drill; a failover drill needs a \
+             database target",
+        )),
     }
 }
