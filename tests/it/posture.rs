@@ -283,23 +283,40 @@ fn posture_stand_in() -> StandIn {
 }
 
 /// The shipped `aws-backup-posture.yaml` as it is, through the SDK's own
-/// `AWS_ENDPOINT_URL_BACKUP`: `orders` meets every target, `billing` misses each, and the
-/// period summary lists `billing`'s findings with the criteria they evidence.
+/// `AWS_ENDPOINT_URL_BACKUP`: `orders` meets every target, `billing` misses each. The signed
+/// report goes to the S3 evidence store on moto (Object Lock), and the period summary read back
+/// from the bucket lists `billing`'s findings with the criteria they evidence.
 #[test]
 fn aws_backup_posture_judges_each_resource_and_the_summary_lists_its_findings() {
     let server = posture_stand_in();
+    let moto = firedrill_aws::moto::Server::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(
+        firedrill_aws::Aws::from_conf(&moto.conf("us-east-1")).create_bucket("evidence", true),
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let evidence = dir.path().join("evidence");
+    let evidence = "s3://evidence/posture";
     let key = dir.path().join("key");
-    firedrill::signing::keygen(&key, "test").unwrap();
+    let public = firedrill::signing::keygen(&key, "test").unwrap();
+    let allowed = dir.path().join("allowed_signers");
+    std::fs::write(
+        &allowed,
+        firedrill::signing::allowed_signers_line("drills", &public),
+    )
+    .unwrap();
+    let aws_env = [
+        ("AWS_ENDPOINT_URL", moto.url()),
+        ("AWS_ENDPOINT_URL_BACKUP", server.url.clone()),
+        ("AWS_REGION", "us-east-1".into()),
+    ];
     let (code, r, stderr) = json_run(
         crate::firedrill_process()
-            .args(["run", "--format", "json", "--evidence"])
-            .arg(&evidence)
+            .args(["run", "--format", "json", "--evidence", evidence])
             .arg("--sign-key")
             .arg(&key)
             .arg(crate::repo("scenarios/aws-backup-posture.yaml"))
-            .env("AWS_ENDPOINT_URL_BACKUP", &server.url)
+            .envs(aws_env.clone())
             .envs(crate::aws::MOTO_CREDENTIALS),
     );
     assert_eq!(code, 1, "{stderr}\n{r}");
@@ -341,22 +358,27 @@ fn aws_backup_posture_judges_each_resource_and_the_summary_lists_its_findings() 
     assert_eq!(target(&r, "min_retention")["limit"], 35.0);
 
     let out = dir.path().join("summary");
+    let today = humantime::format_rfc3339(SystemTime::now()).to_string()[..10].to_owned();
     let o = crate::firedrill_process()
-        .args(["evidence"])
-        .arg(&evidence)
-        .args([
-            "--from",
-            "2000-01-01",
-            "--to",
-            "2999-12-31",
-            "--expect",
-            "posture=monthly",
-            "--out",
-        ])
+        .args(["evidence", evidence, "--allowed-signers"])
+        .arg(&allowed)
+        .envs(aws_env)
+        .envs(crate::aws::MOTO_CREDENTIALS)
+        .args(["--from", &today, "--to", &today])
+        .args(["--expect", "posture=monthly", "--out"])
         .arg(&out)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&o.stdout);
+    // Signatures, chain and bucket locks hold; the drill of today covers today; a failed
+    // posture drill is evidence, not a missing one.
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(text.contains("0 verification problem(s)"), "{text}");
     assert!(
         text.contains(&format!(
             "SHORT    {BILLING} encrypted: 1 of 2 recovery points not encrypted"
