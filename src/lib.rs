@@ -15,6 +15,7 @@ pub mod human;
 pub mod pg;
 pub mod probe;
 pub mod process;
+pub mod pushgateway;
 pub mod safety;
 pub mod store;
 pub mod target;
@@ -26,5 +27,5 @@ pub mod workload;
 pub use firedrill_evidence::{evidence, render, signing, summary};
 pub use firedrill_model::{
     audit, cluster, event, exit, fleet_summary, judge, ledger, measure, plan, posture, record,
-    report, scenario, secrets, soc2,
+    report, scenario, secrets, shard, soc2,
 };

@@ -109,6 +109,15 @@ enum Command {
         /// Run a production scenario unattended: NAME must be the scenario's name.
         #[arg(long, value_name = "NAME")]
         confirm: Option<String>,
+        /// Run only shard INDEX (from 0) of COUNT of a fleet's selection, e.g. 2/4; the same
+        /// instances every time. Default: $JOB_COMPLETION_INDEX of $FIREDRILL_SHARDS (a
+        /// Kubernetes Indexed Job), else the whole fleet.
+        #[arg(long, value_name = "INDEX/COUNT", value_parser = firedrill::shard::Shard::parse)]
+        shard: Option<firedrill::shard::Shard>,
+        /// Also push the metrics of --textfile to a Prometheus Pushgateway at URL, grouped by
+        /// job="firedrill" and scenario (and instance, for a fleet's members).
+        #[arg(long, value_name = "URL")]
+        pushgateway: Option<String>,
     },
     /// Undo what a killed drill left behind (a paused process, a sandbox, a fault), from its
     /// journal; prints what it did. Safe to run twice: the second run finds nothing to do.
@@ -294,7 +303,21 @@ fn main() -> ExitCode {
             textfile,
             keep,
             confirm,
+            shard,
+            pushgateway,
         } => {
+            let shard = match shard.map(Some).map(Ok).unwrap_or_else(|| {
+                firedrill::shard::Shard::from_env(
+                    std::env::var("JOB_COMPLETION_INDEX").ok().as_deref(),
+                    std::env::var("FIREDRILL_SHARDS").ok().as_deref(),
+                )
+            }) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: --shard: {e}");
+                    return exit_code(EXIT_INVALID);
+                }
+            };
             if sign_key.is_some() && out.is_none() && evidence.is_none() {
                 eprintln!(
                     "error: --sign-key needs --out DIR or --evidence DIR to write the signature"
@@ -319,6 +342,8 @@ fn main() -> ExitCode {
                 keep,
                 confirm,
                 state_dir: cli.state_dir,
+                shard,
+                pushgateway,
             };
             cli::run::run(&file, dest, format, sign_key.as_deref(), extra)
         }

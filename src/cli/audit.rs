@@ -202,6 +202,17 @@ pub fn evidence_summary(
     for g in &s.gaps {
         println!("MISSING  {} in {} to {}", g.expectation, g.from, g.to);
     }
+    for (db, drills) in s.unproven() {
+        if let Some(last) = drills.last() {
+            println!(
+                "UNPROVEN {db}: no successful restore in the period ({} drill(s), the last {} \
+                 on {})",
+                drills.len(),
+                last.report.verdict.label(),
+                last.report.started_at
+            );
+        }
+    }
     for (resource, d, findings) in s.posture() {
         for f in findings.iter().filter(|f| !f.ok) {
             println!(
@@ -215,7 +226,7 @@ pub fn evidence_summary(
     }
     let problems = s.verification.as_ref().map_or(0, |p| p.len());
     println!(
-        "\n{} drills, {} passed, {} failed, {} aborted; {} scheduled drill(s) missing; {}",
+        "\n{} drills, {} passed, {} failed, {} aborted; {} scheduled drill(s) missing; {}{}",
         s.drills.len(),
         s.count(Verdict::Pass),
         s.count(Verdict::Fail),
@@ -224,14 +235,20 @@ pub fn evidence_summary(
         match &s.verification {
             None => "signatures not checked".to_owned(),
             Some(_) => format!("{problems} verification problem(s)"),
+        },
+        match (s.coverage().len(), s.unproven().len()) {
+            (0, _) => String::new(),
+            (n, u) => format!("; {} of {n} fleet database(s) restored successfully", n - u),
         }
     );
     eprintln!("summary written to {}", out.display());
-    exit_code(if s.gaps.is_empty() && problems == 0 {
-        EXIT_PASS
-    } else {
-        EXIT_TARGET_MISSED
-    })
+    exit_code(
+        if s.gaps.is_empty() && problems == 0 && s.unproven().is_empty() {
+            EXIT_PASS
+        } else {
+            EXIT_TARGET_MISSED
+        },
+    )
 }
 
 pub fn render(path: &Path, out: Option<PathBuf>) -> ExitCode {

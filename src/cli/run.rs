@@ -24,6 +24,10 @@ pub struct Extra {
     pub keep: bool,
     pub confirm: Option<String>,
     pub state_dir: Option<PathBuf>,
+    /// This runner's part of a fleet.
+    pub shard: Option<firedrill::shard::Shard>,
+    /// A Prometheus Pushgateway to push the metrics to.
+    pub pushgateway: Option<String>,
 }
 
 /// Where the command line said the report goes.
@@ -69,15 +73,16 @@ pub fn run(
         secrets::register(&p);
     }
     // A bucket that could not keep the evidence is refused before anything is touched.
+    if let (Some(s), scenario::Run::Drill(_)) = (extra.shard, &loaded.run) {
+        eprintln!(
+            "error: {}: --shard {s} (or JOB_COMPLETION_INDEX/FIREDRILL_SHARDS): only a fleet \
+             scenario (`fleet:`) is split into shards",
+            file.display()
+        );
+        return exit_code(EXIT_INVALID);
+    }
     let dest = match dest {
         Some(Dest::S3 { at, retain }) => {
-            if matches!(loaded.run, scenario::Run::Fleet(_)) {
-                eprintln!(
-                    "error: a fleet's reports and summary go to a directory (--out or --evidence \
-                     DIR); an S3 evidence store takes single drills"
-                );
-                return exit_code(EXIT_INVALID);
-            }
             let aws = runtime.block_on(firedrill_aws::Aws::connect(&Default::default()));
             match runtime.block_on(firedrill::store::check_writable(&aws, &at)) {
                 Ok(()) => {}
@@ -187,6 +192,7 @@ fn run_fleet(
         signer,
         progress: Arc::new(|line| eprintln!("{line}")),
         reporter: |inst| Box::new(human::LiveReporter::member(inst)),
+        shard: extra.shard,
     };
     let result = runtime.block_on(async {
         let (cancel_tx, cancel) = watch::channel(false);
@@ -239,8 +245,21 @@ fn run_fleet(
     exit_code(outcome.summary.exit_code)
 }
 
-/// `--junit` and `--textfile`: every report in one file each.
+/// `--junit` and `--textfile`: every report in one file each; `--pushgateway`: each report's
+/// metrics in its own group.
 fn write_extras(extra: &Extra, reports: &[report::Report]) -> Result<(), ExitCode> {
+    if let Some(url) = &extra.pushgateway {
+        let pushed = super::runtime(&mut tokio::runtime::Builder::new_current_thread())
+            .map(|rt| rt.block_on(firedrill::pushgateway::push_all(url, reports)));
+        match pushed {
+            Ok(Ok(n)) => eprintln!("metrics pushed to {url} ({n} group(s))"),
+            Ok(Err(e)) => {
+                eprintln!("error: {e}");
+                return Err(exit_code(EXIT_ENVIRONMENT));
+            }
+            Err(code) => return Err(code),
+        }
+    }
     for (path, text) in [
         (&extra.junit, render::junit::render_all(reports)),
         (&extra.textfile, render::prometheus::render_all(reports)),

@@ -16,6 +16,7 @@ use crate::dsn::{PLACEHOLDERS, Template};
 use crate::error::{EXIT_ENVIRONMENT, EXIT_REFUSED};
 pub use crate::fleet_summary::*;
 use crate::scenario::{Drill, FleetDrill, LoadedScenario, Run, Target, describe_tags};
+use crate::shard::Shard;
 
 /// One instance's drill, before it runs.
 pub struct Member {
@@ -84,11 +85,19 @@ pub fn member(loaded: &LoadedScenario, fleet: &FleetDrill, instance: &str) -> Me
 pub struct Selection {
     pub region: String,
     pub members: Vec<Member>,
+    /// With a shard: which one, and how many instances the tags selected across all shards.
+    pub shard: Option<ShardRef>,
 }
 
 /// Lists the instances the fleet selects and makes one member each; refuses before touching
 /// anything when none or too many are selected or a DSN cannot tell the instances apart.
-pub async fn members(loaded: &LoadedScenario, f: &FleetDrill) -> Result<Selection, FleetError> {
+/// With `shard`, only the instances that shard owns are members (the limit applies to the
+/// whole selection).
+pub async fn members(
+    loaded: &LoadedScenario,
+    f: &FleetDrill,
+    shard: Option<Shard>,
+) -> Result<Selection, FleetError> {
     let (fleet, spec) = (&f.fleet, &f.source);
     check_dsn(&f.dsn_env, "target.dsn_env")?;
     if let Some(env) = f
@@ -119,13 +128,20 @@ pub async fn members(loaded: &LoadedScenario, f: &FleetDrill) -> Result<Selectio
             fleet.max_instances
         )));
     }
+    let selected = ids.len();
     let members = ids
         .into_iter()
+        .filter(|id| shard.is_none_or(|s| s.owns(id)))
         .map(|instance| member(loaded, f, &instance))
         .collect();
     Ok(Selection {
         region: aws.region.clone(),
         members,
+        shard: shard.map(|s| ShardRef {
+            index: s.index,
+            count: s.count,
+            selected,
+        }),
     })
 }
 

@@ -35,6 +35,8 @@ pub struct FleetOptions {
     pub progress: Arc<dyn Fn(String) + Send + Sync>,
     /// The live reporter of one member's events.
     pub reporter: fn(&str) -> Box<dyn Reporter>,
+    /// This runner's part of the selection (`--shard`, an Indexed Job's index).
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// A fleet that ran: its summary, every member's report, and where the summary went.
@@ -64,11 +66,24 @@ pub async fn run(
 ) -> Result<FleetOutcome, FleetError> {
     let fleet = &drill.fleet;
     let started_at = journal::now();
-    let Selection { region, members } = super::members(loaded, drill).await?;
+    let Selection {
+        region,
+        members,
+        shard,
+    } = super::members(loaded, drill, opts.shard).await?;
     let fleet_id = Session::new(loaded).run_id;
     (opts.progress)(format!(
-        "fleet {fleet_id}: {} DB instance(s) carry {}: {}; {} at a time, one start per {}",
-        members.len(),
+        "fleet {fleet_id}: {} carry {}: {}; {} at a time, one start per {}",
+        match shard {
+            Some(s) => format!(
+                "shard {}/{} takes {} of the {} DB instance(s) that",
+                s.index,
+                s.count,
+                members.len(),
+                s.selected
+            ),
+            None => format!("{} DB instance(s)", members.len()),
+        },
         crate::scenario::describe_tags(&fleet.tags),
         members
             .iter()
@@ -106,6 +121,7 @@ pub async fn run(
         })
     });
     let mut summary = Summary::new(&fleet_id, loaded, fleet, region, &started_at);
+    summary.shard = shard;
     let mut reports = Vec::new();
     let mut unwritten = Vec::new();
     let mut member_results = Vec::new();
@@ -119,7 +135,13 @@ pub async fn run(
         member_results.push(result);
     }
     summary.finish(member_results, peak, &journal::now());
-    let summary_written = shared.opts.dest.as_ref().map(|_| {
+    // In an S3 store each member's report is its own locked object; the summary, a view of
+    // them, is printed.
+    let local = matches!(
+        shared.opts.dest,
+        Some(Destination::Dir(_) | Destination::Evidence(_))
+    );
+    let summary_written = local.then(|| {
         let dir = summary_base(&shared);
         match write_summary(&dir, &summary, shared.opts.signer.as_ref()) {
             Ok(()) => Ok(dir),
@@ -139,7 +161,6 @@ fn summary_base(run: &Shared) -> PathBuf {
     match &run.opts.dest {
         Some(Destination::Dir(d)) => d.clone(),
         Some(Destination::Evidence(d)) => d.join(format!("fleet-{}", run.fleet_id)),
-        // Refused before a fleet starts (`cli::run`).
         Some(Destination::S3 { .. }) | None => PathBuf::from("."),
     }
 }

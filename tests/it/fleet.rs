@@ -17,19 +17,24 @@ const MEMBERS: [&str; 3] = ["orders-1", "orders-2", "orders-3"];
 /// moto with orders-1..3 tagged `restore-test: monthly` and `billing` tagged `yearly`, each
 /// listening (as moto reports it) on the local PostgreSQL's port; a database per instance with
 /// 100 rows, and its copy `<instance>_restored`.
-struct Fleet {
-    moto: Server,
-    db: LocalDb,
-    dir: tempfile::TempDir,
+pub(crate) struct Fleet {
+    pub(crate) moto: Server,
+    pub(crate) db: LocalDb,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Fleet {
     fn new() -> Fleet {
+        Fleet::with(&MEMBERS)
+    }
+
+    /// [`Fleet::new`] with `members` tagged `monthly` (and `billing`, `yearly`).
+    pub(crate) fn with(members: &[&str]) -> Fleet {
         let moto = Server::start();
         let db = LocalDb::new();
         let port = db.sb.nodes[0].port;
         db.rt.block_on(async {
-            for (id, every) in MEMBERS
+            for (id, every) in members
                 .iter()
                 .map(|m| (*m, "monthly"))
                 .chain([("billing", "yearly")])
@@ -39,7 +44,7 @@ impl Fleet {
                     .await;
             }
             let admin = db.sb.connect(0).await.unwrap();
-            for id in MEMBERS {
+            for id in members {
                 admin
                     .batch_execute(&format!("create database \"{id}\""))
                     .await
@@ -71,7 +76,7 @@ impl Fleet {
         }
     }
 
-    fn scenario(&self, fleet: &str, available_within: &str) -> std::path::PathBuf {
+    pub(crate) fn scenario(&self, fleet: &str, available_within: &str) -> std::path::PathBuf {
         let file = self.dir.path().join("fleet.yaml");
         std::fs::write(
             &file,
@@ -113,7 +118,7 @@ impl Fleet {
     }
 
     /// `firedrill run FILE` with `dest` (`--out DIR`, `--evidence DIR --sign-key KEY`).
-    fn command_to(
+    pub(crate) fn command_to(
         &self,
         dest: &[&str],
         file: &std::path::Path,
@@ -139,24 +144,24 @@ impl Fleet {
     }
 
     /// Each instance's own database, on the port moto reports for it.
-    fn source_dsn() -> &'static str {
+    pub(crate) fn source_dsn() -> &'static str {
         "host=127.0.0.1 port={port} user=firedrill dbname={instance}"
     }
 
     /// Each restored instance's copy, named after the instance it was restored from.
-    fn restored_dsn(&self) -> String {
+    pub(crate) fn restored_dsn(&self) -> String {
         format!(
             "host=127.0.0.1 port={} user=firedrill dbname={{source}}_restored",
             self.db.sb.nodes[0].port
         )
     }
 
-    fn left_in_aws(&self) -> Vec<String> {
+    pub(crate) fn left_in_aws(&self) -> Vec<String> {
         left_in_aws(&self.db.rt, &self.moto)
     }
 
     /// Runs `sql` in the local database `db` (to damage a restored copy).
-    fn execute(&self, db: &str, sql: &str) {
+    pub(crate) fn execute(&self, db: &str, sql: &str) {
         self.db.rt.block_on(async {
             let (c, conn) = tokio_postgres::connect(&db_dsn(&self.db, db), tokio_postgres::NoTls)
                 .await
@@ -556,6 +561,7 @@ fn a_fleet_runs_in_process_through_the_library() {
         signer: None,
         progress: Arc::new(move |l| said.lock().unwrap().push(l)),
         reporter: |_| Box::new(firedrill::human::Silent),
+        shard: None,
     };
     let (_ctrl_c, cancel) = tokio::sync::watch::channel(false);
     let outcome =

@@ -25,6 +25,7 @@ mod render;
 mod restore;
 mod safety;
 mod sandbox;
+mod schedule;
 mod signing;
 mod standin;
 
@@ -155,6 +156,20 @@ pub fn run_to_end(cmd: &mut std::process::Command) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// The built `firedrill` binary.
+pub fn firedrill_bin() -> std::path::PathBuf {
+    assert_cmd::cargo::cargo_bin("firedrill")
+}
+
+/// A loopback port free when asked (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// `firedrill` as a plain process (to signal it), with the tests' state directory.

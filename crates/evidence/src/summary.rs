@@ -205,6 +205,34 @@ impl Summary {
         newest
     }
 
+    /// Each fleet-restored database's restore drills of the period, by instance (AWS Backup
+    /// calls this restore coverage). A database appears once a fleet run recorded it.
+    pub fn coverage(&self) -> Vec<(&str, Vec<&Drill>)> {
+        let mut out: Vec<(&str, Vec<&Drill>)> = Vec::new();
+        for d in &self.drills {
+            let Some(f) = d.report.fleet.as_ref() else {
+                continue;
+            };
+            if d.report.drill != DrillKind::Restore {
+                continue;
+            }
+            match out.iter_mut().find(|(r, _)| *r == f.instance) {
+                Some((_, ds)) => ds.push(d),
+                None => out.push((f.instance.as_str(), vec![d])),
+            }
+        }
+        out.sort_by_key(|(r, _)| *r);
+        out
+    }
+
+    /// Databases of [`Summary::coverage`] with no passing restore in the period.
+    pub fn unproven(&self) -> Vec<(&str, Vec<&Drill>)> {
+        self.coverage()
+            .into_iter()
+            .filter(|(_, ds)| !ds.iter().any(|d| d.report.verdict == Verdict::Pass))
+            .collect()
+    }
+
     /// Findings short of their target in [`Summary::posture`].
     pub fn posture_short(&self) -> usize {
         self.posture()
@@ -472,6 +500,51 @@ fn posture(s: &Summary) -> Table {
     t
 }
 
+/// Per fleet-restored database: its restore drills, the last that passed, and its RTO and RPO
+/// over the period.
+fn coverage(s: &Summary) -> Table {
+    let mut t = Table::new(
+        &[
+            ("Database", false),
+            ("Restores", true),
+            ("Passed", true),
+            ("Last successful restore", false),
+            ("RTO (s), oldest first", false),
+            ("RPO (h), oldest first", false),
+        ],
+        "No fleet restore drill in the period.",
+    );
+    let trend = |ds: &[&Drill], f: fn(&Report) -> Option<f64>, scale: f64| {
+        ds.iter()
+            .map(|d| f(&d.report).map_or("-".to_owned(), |v| format!("{:.1}", v / scale)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for (db, ds) in s.coverage() {
+        let passed = ds
+            .iter()
+            .filter(|d| d.report.verdict == Verdict::Pass)
+            .count();
+        let last = ds
+            .iter()
+            .rev()
+            .find(|d| d.report.verdict == Verdict::Pass)
+            .map(|d| format!("{} ({})", d.date(), d.entry));
+        t.row(vec![
+            db.into(),
+            ds.len().to_string().into(),
+            passed.to_string().into(),
+            match last {
+                Some(l) => l.into(),
+                None => Cell::alarm("NEVER in the period", true),
+            },
+            trend(&ds, |r| r.measurements.rto_ms, 1e3).into(),
+            trend(&ds, |r| r.measurements.rpo_ms, 3.6e6).into(),
+        ]);
+    }
+    t
+}
+
 /// Which criteria the period's drills evidence, and by how many drills.
 fn controls(s: &Summary) -> Table {
     let mut counts: Vec<(&str, &str, usize)> = Vec::new();
@@ -512,7 +585,11 @@ fn headline(s: &Summary) -> String {
             0 => String::new(),
             n => format!("; {n} backup posture finding(s) short"),
         }
-    )
+    ) + &match (s.coverage().len(), s.unproven().len()) {
+        (0, _) => String::new(),
+        (n, 0) => format!("; all {n} fleet database(s) restored"),
+        (n, u) => format!("; {u} of {n} fleet database(s) never restored successfully"),
+    }
 }
 
 fn expected(s: &Summary) -> String {
@@ -543,6 +620,8 @@ pub fn markdown(s: &Summary) -> String {
             let _ = writeln!(o, "- {p}");
         }
     }
+    let _ = writeln!(o, "\n## Restore coverage, per database\n");
+    coverage(s).markdown(&mut o);
     let _ = writeln!(o, "\n## Backup posture, per resource\n");
     posture(s).markdown(&mut o);
     let _ = writeln!(o, "\n## SOC 2 criteria evidenced\n");
@@ -583,6 +662,8 @@ pub fn html(s: &Summary) -> String {
         }
         let _ = writeln!(o, "</ul>");
     }
+    let _ = writeln!(o, "<h2>Restore coverage, per database</h2>");
+    coverage(s).html(&mut o, Some("coverage"));
     let _ = writeln!(o, "<h2>Backup posture, per resource</h2>");
     posture(s).html(&mut o, Some("posture"));
     let _ = writeln!(o, "<h2>SOC 2 criteria evidenced</h2>");

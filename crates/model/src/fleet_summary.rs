@@ -11,8 +11,18 @@ use crate::exit::{EXIT_ABORTED, EXIT_ENVIRONMENT, EXIT_PASS, EXIT_REFUSED, EXIT_
 use crate::report::{Report, ScenarioRef, Tool, Verdict};
 use crate::scenario::{Fleet, LoadedScenario};
 
-/// The summary format version this build writes.
-pub const SUMMARY_FORMAT_VERSION: u32 = 1;
+/// The summary format version this build writes: 2 adds `shard`.
+pub const SUMMARY_FORMAT_VERSION: u32 = 2;
+
+/// Which part of the selection this run took, when the fleet was sharded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ShardRef {
+    /// 0-based, as `JOB_COMPLETION_INDEX`.
+    pub index: u32,
+    pub count: u32,
+    /// Instances the tags selected, across every shard.
+    pub selected: usize,
+}
 
 /// What became of one member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -156,6 +166,9 @@ pub struct Summary {
     pub peak_concurrency: usize,
     /// The fleet's exit code: the highest of its members'.
     pub exit_code: u8,
+    /// This run's shard of the selection (`members` are its part only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardRef>,
     pub members: Vec<MemberResult>,
 }
 
@@ -180,6 +193,7 @@ impl Summary {
             start_every_ms: fleet.start_every.get().as_secs_f64() * 1000.0,
             peak_concurrency: 0,
             exit_code: EXIT_PASS,
+            shard: None,
             members: Vec::new(),
         }
     }
@@ -216,8 +230,14 @@ impl Summary {
         .map(|(o, n)| format!("{n} {}", o.label().to_lowercase()))
         .collect();
         format!(
-            "{} instance(s): {}; at most {} at once (limit {})",
+            "{} instance(s){}: {}; at most {} at once (limit {})",
             self.members.len(),
+            self.shard
+                .map(|s| format!(
+                    " (shard {}/{} of the {} selected)",
+                    s.index, s.count, s.selected
+                ))
+                .unwrap_or_default(),
             parts.join(", "),
             self.peak_concurrency,
             self.concurrency

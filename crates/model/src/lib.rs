@@ -21,4 +21,5 @@ pub mod report;
 pub mod scenario;
 pub mod schema;
 pub mod secrets;
+pub mod shard;
 pub mod soc2;
