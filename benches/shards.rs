@@ -82,13 +82,14 @@ fn main() {
         let ratio = four.wall.as_secs_f64() / one.wall.as_secs_f64();
         println!(
             "round {round}: 1 shard x 4: {:.1}s (members' mean drill {:.2}s, {:.1}s of drills \
-             over 4 slots); 4 shards x 1: {:.1}s (mean drill {:.2}s, slowest shard's drills \
-             {:.1}s) -> {ratio:.2}x",
+             over 4 slots); 4 shards x 1: {:.1}s (mean drill {:.2}s, shards of {:?} instances, \
+             the slowest shard's drills {:.1}s) -> {ratio:.2}x",
             one.wall.as_secs_f64(),
             one.mean_drill,
             one.drill_sum / 4.0,
             four.wall.as_secs_f64(),
             four.mean_drill,
+            four.sizes,
             four.slowest_shard
         );
         ratios.push(ratio);
@@ -111,6 +112,8 @@ struct Timing {
     drill_sum: f64,
     /// The largest sum of drill times of one shard.
     slowest_shard: f64,
+    /// Members per process.
+    sizes: Vec<usize>,
 }
 
 /// Runs the fleet as `shards` processes at once with `concurrency` each; their wall time.
@@ -175,6 +178,7 @@ fn fleet(
         .collect();
     let mut drills = Vec::new();
     let mut slowest_shard = 0.0_f64;
+    let mut sizes = Vec::new();
     for (out, child) in children {
         let o = child.wait_with_output().unwrap();
         assert_eq!(
@@ -186,6 +190,7 @@ fn fleet(
         let summary: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
         let mut shard_sum = 0.0;
+        sizes.push(summary["members"].as_array().unwrap().len());
         for m in summary["members"].as_array().unwrap() {
             let r: serde_json::Value = serde_json::from_slice(
                 &std::fs::read(out.join(m["report"].as_str().unwrap())).unwrap(),
@@ -209,5 +214,6 @@ fn fleet(
         mean_drill: drill_sum / drills.len() as f64,
         drill_sum,
         slowest_shard,
+        sizes,
     }
 }

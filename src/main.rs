@@ -57,7 +57,10 @@ enum Command {
         "  firedrill run scenarios/sandbox-failover-async.yaml --out reports/ --format json\n",
         "  firedrill run scenarios/sandbox-failover-sync.yaml --out reports/x --sign-key firedrill_ed25519\n",
         "  firedrill run scenarios/rds-fleet-monthly-restore.yaml --confirm rds-fleet-monthly-restore \\\n",
-        "    --out reports/fleet   # one drill per tagged instance: reports/fleet/<instance>/, summary.json\n\n",
+        "    --out reports/fleet   # one drill per tagged instance: reports/fleet/<instance>/, summary.json\n",
+        "  firedrill run fleet.yaml --shard 2/4 --evidence s3://drill-evidence/rds --sign-key KEY\n",
+        "    # this runner's quarter of the fleet, into the shared S3 evidence store\n",
+        "  firedrill run scenarios/aws-backup-posture.yaml --pushgateway http://pushgateway:9091\n\n",
         "Verify a signed report with OpenSSH alone:\n",
         "  ssh-keygen -Y verify -f allowed_signers -I firedrill -n firedrill-report \\\n",
         "    -s reports/x/report.json.sig < reports/x/report.json\n\n",
@@ -306,18 +309,6 @@ fn main() -> ExitCode {
             shard,
             pushgateway,
         } => {
-            let shard = match shard.map(Some).map(Ok).unwrap_or_else(|| {
-                firedrill::shard::Shard::from_env(
-                    std::env::var("JOB_COMPLETION_INDEX").ok().as_deref(),
-                    std::env::var("FIREDRILL_SHARDS").ok().as_deref(),
-                )
-            }) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("error: --shard: {e}");
-                    return exit_code(EXIT_INVALID);
-                }
-            };
             if sign_key.is_some() && out.is_none() && evidence.is_none() {
                 eprintln!(
                     "error: --sign-key needs --out DIR or --evidence DIR to write the signature"

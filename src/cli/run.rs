@@ -73,7 +73,22 @@ pub fn run(
         secrets::register(&p);
     }
     // A bucket that could not keep the evidence is refused before anything is touched.
-    if let (Some(s), scenario::Run::Drill(_)) = (extra.shard, &loaded.run) {
+    // `--shard`, else an Indexed Job's index and the count beside it.
+    let shard = match extra.shard {
+        Some(s) => Some(s),
+        None => match firedrill::shard::Shard::from_env(
+            std::env::var("JOB_COMPLETION_INDEX").ok().as_deref(),
+            std::env::var("FIREDRILL_SHARDS").ok().as_deref(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit_code(EXIT_INVALID);
+            }
+        },
+    };
+    let extra = Extra { shard, ..extra };
+    if let (Some(s), scenario::Run::Drill(_)) = (shard, &loaded.run) {
         eprintln!(
             "error: {}: --shard {s} (or JOB_COMPLETION_INDEX/FIREDRILL_SHARDS): only a fleet \
              scenario (`fleet:`) is split into shards",

@@ -254,7 +254,10 @@ fn a_fleet_restores_every_tagged_instance_two_at_a_time_with_a_report_each_and_a
     }
 
     let summary = json(&f.out().join("summary.json"));
-    assert_eq!(summary["format_version"], 1);
+    assert_eq!(
+        summary["format_version"],
+        firedrill::fleet::SUMMARY_FORMAT_VERSION
+    );
     assert_eq!(summary["exit_code"], 1);
     assert_eq!(summary["concurrency"], 2);
     assert_eq!(summary["region"], "us-east-1");

@@ -62,7 +62,7 @@ impl Seen {
 
     fn ports(&self) -> (Option<u16>, Option<u16>) {
         let acked = || self.inserts.iter().filter_map(|(_, _, p)| *p);
-        (acked().next(), acked().last())
+        (acked().next(), acked().next_back())
     }
 }
 

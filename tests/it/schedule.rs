@@ -450,7 +450,7 @@ fn shards_of_a_fleet_on_moto_partition_the_selection_stably() {
     let five: Vec<BTreeSet<String>> = (0..5).map(|i| part(i, 5)).collect();
     let moved: Vec<&String> = all
         .iter()
-        .filter(|id| (0..4).any(|i| four[i].contains(*id) && !five[i as usize].contains(*id)))
+        .filter(|id| (0..4).any(|i| four[i].contains(*id) && !five[i].contains(*id)))
         .collect();
     assert!(
         moved.iter().all(|id| five[4].contains(*id)),

@@ -120,6 +120,24 @@ impl ResourcePosture {
         });
     }
 
+    /// The other regions the copies at `arns` (ARNs) are in, counted and noted.
+    fn copies(&mut self, arns: &[&str], home_region: &str, none: &str, some: &str) {
+        let mut regions: Vec<&str> = arns
+            .iter()
+            .filter_map(|a| arn_region(a))
+            .filter(|region| *region != home_region)
+            .collect();
+        regions.sort_unstable();
+        regions.dedup();
+        self.copies_in_other_regions = Some(regions.len() as u32);
+        let detail = if regions.is_empty() {
+            none.to_owned()
+        } else {
+            format!("{some} {}", regions.join(", "))
+        };
+        self.note(Check::CopiesInOtherRegion, !regions.is_empty(), detail);
+    }
+
     /// Whether this resource meets `check` at `threshold` (days for retention, copies for
     /// regions); `None` when it was not measured.
     pub fn meets(&self, check: Check, threshold: f64) -> Option<bool> {
@@ -307,22 +325,15 @@ pub fn assess_backup(
         }
     }
 
-    let mut regions: Vec<&str> = copies
+    let arns: Vec<&str> = copies
         .iter()
-        .filter_map(|c| arn_region(&c.destination_vault_arn))
-        .filter(|region| *region != home_region)
+        .map(|c| c.destination_vault_arn.as_str())
         .collect();
-    regions.sort_unstable();
-    regions.dedup();
-    r.copies_in_other_regions = Some(regions.len() as u32);
-    r.note(
-        Check::CopiesInOtherRegion,
-        !regions.is_empty(),
-        if regions.is_empty() {
-            "no completed copy to another region in the window".to_owned()
-        } else {
-            format!("copied to {}", regions.join(", "))
-        },
+    r.copies(
+        &arns,
+        home_region,
+        "no completed copy to another region in the window",
+        "copied to",
     );
     r
 }
@@ -397,23 +408,12 @@ pub fn assess_rds(f: &RdsFacts) -> ResourcePosture {
         },
     );
 
-    let mut regions: Vec<&str> = f
-        .replications
-        .iter()
-        .filter_map(|a| arn_region(a))
-        .filter(|region| *region != f.home_region)
-        .collect();
-    regions.sort_unstable();
-    regions.dedup();
-    r.copies_in_other_regions = Some(regions.len() as u32);
-    r.note(
-        Check::CopiesInOtherRegion,
-        !regions.is_empty(),
-        if regions.is_empty() {
-            "automated backups not replicated to another region".to_owned()
-        } else {
-            format!("automated backups replicated to {}", regions.join(", "))
-        },
+    let arns: Vec<&str> = f.replications.iter().map(String::as_str).collect();
+    r.copies(
+        &arns,
+        f.home_region,
+        "automated backups not replicated to another region",
+        "automated backups replicated to",
     );
     r
 }

@@ -12,7 +12,7 @@ pub mod table;
 pub mod timeline;
 
 use firedrill_model::cluster::PatroniView;
-use firedrill_model::posture::{PostureResult, ResourcePosture};
+use firedrill_model::posture::{Finding, PostureResult, ResourcePosture};
 use firedrill_model::report::{Report, RestoreResult, RtoFrom};
 use table::{Cell, Table};
 
@@ -155,27 +155,32 @@ fn posture_measurements(p: &PostureResult) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The columns of a posture finding, in the report and the period summary.
+pub const FINDING_COLUMNS: [(&str, bool); 5] = [
+    ("Resource", false),
+    ("Check", false),
+    ("Result", false),
+    ("Finding", false),
+    ("SOC 2", false),
+];
+
+/// One finding of `resource` as a row of [`FINDING_COLUMNS`].
+pub fn finding_row(resource: &str, f: &Finding) -> Vec<Cell> {
+    vec![
+        resource.into(),
+        f.check.name().into(),
+        Cell::alarm(if f.ok { "ok" } else { "SHORT" }, !f.ok),
+        f.detail.as_str().into(),
+        f.check.controls().join(", ").into(),
+    ]
+}
+
 /// A posture drill's findings, resource by resource, with the criteria each evidences.
 pub fn findings(p: &PostureResult) -> Table {
-    let mut t = Table::new(
-        &[
-            ("Resource", false),
-            ("Check", false),
-            ("Result", false),
-            ("Finding", false),
-            ("SOC 2", false),
-        ],
-        "Nothing was read.",
-    );
+    let mut t = Table::new(&FINDING_COLUMNS, "Nothing was read.");
     for r in &p.resources {
         for f in &r.findings {
-            t.row(vec![
-                r.resource.as_str().into(),
-                f.check.name().into(),
-                Cell::alarm(if f.ok { "ok" } else { "SHORT" }, !f.ok),
-                f.detail.as_str().into(),
-                f.check.controls().join(", ").into(),
-            ]);
+            t.row(finding_row(&r.resource, f));
         }
     }
     t

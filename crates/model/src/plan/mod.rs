@@ -55,6 +55,9 @@ pub fn render(loaded: &LoadedScenario) -> String {
         (None, Target::PostgresSandbox(_) | Target::PatroniSandbox(_)) => {
             "a local sandbox".to_owned()
         }
+        (None, _) if matches!(drill, Parts::Posture(_)) => {
+            "not declared (not needed: the drill only reads)".to_owned()
+        }
         (None, Target::AwsBackup(_) | Target::Pgbackrest(_)) => {
             "not declared (not needed: the drill only reads)".to_owned()
         }
@@ -161,13 +164,15 @@ pub fn render(loaded: &LoadedScenario) -> String {
                 (None, None) if s.fleet.is_some() => "RDS instance <instance>".into(),
                 (None, None) => "(no instance or cluster)".into(),
             };
+            let region = t.region.as_deref().unwrap_or("the profile's region");
             step(
                 &mut out,
-                format!(
-                    "describe {what} through AWS ({}); connect through ${}",
-                    t.region.as_deref().unwrap_or("the profile's region"),
-                    t.dsn_env.as_deref().unwrap_or("(no dsn_env)")
-                ),
+                match &t.dsn_env {
+                    Some(dsn) => {
+                        format!("describe {what} through AWS ({region}); connect through ${dsn}")
+                    }
+                    None => format!("describe {what} through AWS ({region})"),
+                },
             );
         }
         Target::Pgbackrest(t) => step(
@@ -289,6 +294,27 @@ pub fn render(loaded: &LoadedScenario) -> String {
         let _ = writeln!(
             out,
             "  checksums: every table equal to the source at the recovery point"
+        );
+    }
+    for (check, _) in crate::scenario::posture_targets(t) {
+        let each = match check {
+            crate::posture::Check::MinRetention => t
+                .min_retention
+                .map(|d| format!(" (at least {d})"))
+                .unwrap_or_default(),
+            crate::posture::Check::CopiesInOtherRegion => t
+                .copies_in_other_region
+                .map(|n| format!(" (at least {n})"))
+                .unwrap_or_default(),
+            crate::posture::Check::Encrypted
+            | crate::posture::Check::Immutable
+            | crate::posture::Check::DeletionProtection => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  {}{each}: resources short = 0 ({})",
+            check.name(),
+            check.controls().join(", ")
         );
     }
     if let Run::Drill(Drill::Failover { failover, .. }) = &loaded.run {

@@ -54,8 +54,14 @@ impl Span {
 }
 
 impl fmt::Display for Span {
+    /// Whole days as days (`35days`, not humantime's `1month 4days 13h 26m 24s`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", humantime::format_duration(self.0))
+        let secs = self.0.as_secs();
+        if secs > 0 && secs.is_multiple_of(86_400) && self.0.subsec_nanos() == 0 {
+            write!(f, "{}days", secs / 86_400)
+        } else {
+            write!(f, "{}", humantime::format_duration(self.0))
+        }
     }
 }
 
@@ -194,5 +200,10 @@ mod tests {
         let span: Span = serde_json::from_str("\"400days\"").unwrap();
         assert_eq!(span, Span::from_days(400));
         assert!(serde_json::from_str::<Span>("\"36501days\"").is_err());
+        assert_eq!(Span::from_days(35).to_string(), "35days");
+        assert_eq!(
+            serde_json::to_string(&Span::from_days(35)).unwrap(),
+            "\"35days\""
+        );
     }
 }
