@@ -92,6 +92,33 @@ impl Reporter for LiveReporter {
                 }
                 self.last_up = Some((*write_up, *read_up));
             }
+            Event::StepStarted { instruction, .. } => {
+                self.line(at, &format!(">> {}", event.detail()));
+                for l in instruction.lines() {
+                    self.line(at, &format!("   {l}"));
+                }
+                if !instruction.is_empty() {
+                    self.line(
+                        at,
+                        "   act: a (acknowledge), d (done), n TEXT (note), abort, each + Enter \
+                         here, or `firedrill step ACTION --run RUN_ID` from another shell",
+                    );
+                }
+            }
+            Event::StepClock {
+                write_up, down_for, ..
+            } => {
+                // Live only: a terminal shows the clock; plain lines would flood a log.
+                if let Some(bar) = &self.bar {
+                    let writes = match down_for {
+                        Some(d) if !*write_up => {
+                            format!("writes DOWN for {}", crate::event::clock(*d))
+                        }
+                        _ => format!("writes {}", crate::event::up(*write_up)),
+                    };
+                    bar.set_message(format!("{}  |  {writes}", event.detail()));
+                }
+            }
             other => self.line(at, &other.detail().to_string()),
         }
     }
@@ -137,6 +164,40 @@ pub fn summary(r: &Report) -> String {
                 if t.met { "met" } else { "MISSED" }
             );
         }
+    }
+    if !r.measurements.steps.is_empty() {
+        let _ = writeln!(out);
+    }
+    for s in &r.measurements.steps {
+        let mut line = format!("  step {} {:<10} {}: ", s.number, s.kind, s.title);
+        match s.duration_ms {
+            Some(d) => {
+                let _ = write!(line, "{} in {:.1}s", s.outcome.label(), d / 1000.0);
+            }
+            None if s.detail.is_empty() => line.push_str(s.outcome.label()),
+            None => {
+                let _ = write!(line, "{} ({})", s.outcome.label(), s.detail);
+            }
+        }
+        if let Some(w) = s.within_ms {
+            let _ = write!(
+                line,
+                ", target {:.0}s {}",
+                w / 1000.0,
+                if crate::render::steps::missed(s) {
+                    "MISSED"
+                } else {
+                    "met"
+                }
+            );
+        }
+        if let (Some(d), Some(who)) = (s.detection_ms(), &s.acknowledged_by) {
+            let _ = write!(line, "; acknowledged after {:.1}s by {who}", d / 1000.0);
+        }
+        if let Some(who) = &s.done_by {
+            let _ = write!(line, "; done said by {who}");
+        }
+        let _ = writeln!(out, "{line}");
     }
     let _ = writeln!(out);
     for (k, v) in crate::render::measurements(r) {

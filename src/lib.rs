@@ -12,6 +12,7 @@ pub mod finish;
 pub mod fleet;
 pub mod guardrail;
 pub mod human;
+pub mod operator;
 pub mod pg;
 pub mod probe;
 pub mod process;
@@ -26,6 +27,6 @@ pub mod workload;
 // they are re-exported so that the engine and its users name them in one place.
 pub use firedrill_evidence::{evidence, render, signing, summary};
 pub use firedrill_model::{
-    audit, cluster, event, exit, fleet_summary, judge, ledger, measure, plan, posture, record,
-    report, scenario, secrets, shard, soc2,
+    audit, cluster, event, exit, fleet_summary, gameday, judge, ledger, measure, plan, posture,
+    record, report, scenario, secrets, shard, soc2,
 };

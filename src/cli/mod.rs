@@ -1,9 +1,11 @@
 //! The CLI's commands, over the library: each parses nothing (clap did), calls the engine or
 //! the evidence tools, prints, and returns the exit code. No drill logic lives here.
 
+pub mod args;
 pub mod audit;
 pub mod recover;
 pub mod run;
+pub mod step;
 
 use std::io::Write;
 use std::path::PathBuf;

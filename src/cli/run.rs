@@ -28,6 +28,9 @@ pub struct Extra {
     pub shard: Option<firedrill::shard::Shard>,
     /// A Prometheus Pushgateway to push the metrics to.
     pub pushgateway: Option<String>,
+    /// Game days: who acts at this terminal, and whether `firedrill step` may reach the drill.
+    pub operator: Option<String>,
+    pub no_control: bool,
 }
 
 /// Where the command line said the report goes.
@@ -131,6 +134,12 @@ pub fn run(
         Ok(s) => s,
         Err(code) => return code,
     };
+    if let scenario::Drill::GameDay { steps, .. } = drill {
+        match people(&loaded, steps, &extra, &state) {
+            Ok(setup) => session.operator = Some(setup),
+            Err(code) => return code,
+        }
+    }
     let (_lock, journal) = match open_journal(file, &loaded, &session, &state) {
         Ok(j) => j,
         Err(code) => return code,
@@ -179,6 +188,42 @@ pub fn run(
     }
     print_outcome(format, &human::summary(&report), &report);
     exit_code(finish::exit_code(report.verdict))
+}
+
+/// Who can act in a game day: this terminal when stdin is one, `firedrill step` unless
+/// `--no-control`. A person's step nobody could act on is refused before anything is touched.
+fn people(
+    loaded: &scenario::LoadedScenario,
+    steps: &[scenario::Step],
+    extra: &Extra,
+    state: &StateDir,
+) -> Result<firedrill::operator::Setup, ExitCode> {
+    let setup = firedrill::operator::Setup {
+        operator: extra
+            .operator
+            .clone()
+            .unwrap_or_else(firedrill::operator::Setup::default_operator),
+        control_dir: (!extra.no_control).then(|| state.control()),
+        terminal: firedrill::operator::Setup::stdin_is_terminal(),
+    };
+    if setup.terminal || setup.control_dir.is_some() {
+        return Ok(setup);
+    }
+    if let Some(i) = steps.iter().position(scenario::Step::needs_a_person) {
+        let d = scenario::located(
+            loaded,
+            &format!("steps[{i}]"),
+            format!(
+                "a `{}` step needs a person, and nobody can act: stdin is not a terminal and \
+                 --no-control shuts out `firedrill step`; run it at a terminal or drop \
+                 --no-control",
+                steps[i].kind()
+            ),
+        );
+        eprintln!("error: {d}");
+        return Err(exit_code(EXIT_INVALID));
+    }
+    Ok(setup)
 }
 
 /// Runs a fleet scenario through the library ([`fleet::run::run`]) and prints what happened:

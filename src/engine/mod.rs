@@ -84,6 +84,7 @@ pub async fn run_session(
         started_at,
         journal,
         templates,
+        operator,
     } = session;
     let sink = EventSink::new(t0, reporter);
 
@@ -97,8 +98,47 @@ pub async fn run_session(
             let failover = failover::Failover {
                 loaded,
                 target,
-                fault,
-                recovery,
+                script: failover::Script::Classic { fault, recovery },
+                failover: *failover,
+            };
+            failover
+                .run(&sink, cancel, &run_id, &journal, templates.as_ref())
+                .await?
+        }
+        Drill::GameDay {
+            target,
+            steps,
+            failover,
+        } => {
+            let Some(fault) = crate::scenario::steps::first_fault(steps) else {
+                return Err(RunError::Env(EnvError::Database(
+                    "a game day without a fault step".into(),
+                )));
+            };
+            let inbox =
+                match &operator {
+                    Some(setup) => crate::operator::Inbox::open(setup, &run_id, &s.name, t0)
+                        .map_err(|e| EnvError::Io {
+                            what: "cannot create the game day's control file".into(),
+                            source: e,
+                        })?,
+                    None => crate::operator::Inbox::closed(),
+                };
+            if let Some(path) = inbox.control_file() {
+                sink.emit(Event::Setup(format!(
+                    "people act here, or from any shell: firedrill step ack|done|note|abort \
+                     --run {run_id} (control file {})",
+                    path.display()
+                )));
+            }
+            let failover = failover::Failover {
+                loaded,
+                target,
+                script: failover::Script::Steps {
+                    steps,
+                    fault,
+                    inbox,
+                },
                 failover: *failover,
             };
             failover
@@ -137,8 +177,16 @@ pub async fn run_session(
         measurements.read_rto_ms = None;
         measurements.time_to_first_success_ms = None;
     }
+    let steps = match drill {
+        Drill::GameDay { steps, .. } => &steps[..],
+        Drill::Failover { .. }
+        | Drill::Restore { .. }
+        | Drill::BackupHealth { .. }
+        | Drill::Posture { .. } => &[],
+    };
     let targets = evaluate(
         &s.targets,
+        steps,
         &measurements,
         workload_on,
         ran.aborted.is_some(),
@@ -168,6 +216,7 @@ pub async fn run_session(
             Drill::Restore { .. } => DrillKind::Restore,
             Drill::BackupHealth { .. } => DrillKind::BackupHealth,
             Drill::Posture { .. } => DrillKind::Posture,
+            Drill::GameDay { .. } => DrillKind::GameDay,
         },
         controls: controls(s),
         target: TargetRef {

@@ -136,6 +136,9 @@ pub struct Session {
     pub started_at: SystemTime,
     pub journal: Journal,
     pub templates: Option<TemplateCache>,
+    /// A game day's people: who acts at this terminal, and whether `firedrill step` can reach
+    /// the drill. `None`: nobody (a library caller), so only conditions end its steps.
+    pub operator: Option<crate::operator::Setup>,
 }
 
 impl Session {
@@ -148,6 +151,7 @@ impl Session {
             started_at,
             journal: Journal::disabled(),
             templates: None,
+            operator: None,
         }
     }
 }

@@ -42,6 +42,11 @@ impl StateDir {
     }
 
     /// Sandbox templates (see [`crate::template`]).
+    /// Running game days' control files (`firedrill step` appends to them).
+    pub fn control(&self) -> PathBuf {
+        self.0.join("control")
+    }
+
     pub fn templates(&self) -> PathBuf {
         self.0.join("templates")
     }

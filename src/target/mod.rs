@@ -326,6 +326,35 @@ impl Driver {
         }
     }
 
+    /// Whether `node` (a sandbox node, a Patroni member) takes writes now: a game day's
+    /// `primary-is` condition. Asked of the node itself (a sandbox) or of Patroni's view.
+    pub async fn primary_is(&mut self, node: &str) -> Result<bool, EnvError> {
+        match self {
+            Driver::Sandbox(sb) => {
+                let idx = node_index(sb, node)?;
+                let client = sb.connect(idx).await?;
+                let row = client
+                    .query_one("select not pg_is_in_recovery()", &[])
+                    .await
+                    .map_err(|e| EnvError::Database(format!("asking {node}: {e}")))?;
+                Ok(row.get(0))
+            }
+            Driver::Patroni(p) => p.leads(node).await,
+            Driver::Existing(_) | Driver::Aws(_) => Err(EnvError::Database(
+                "`primary-is` needs a sandbox or Patroni target".into(),
+            )),
+        }
+    }
+
+    /// A sandbox node's port and data directory, for a game day's instructions; `None` on
+    /// other targets or for a node that does not exist.
+    pub fn node_facts(&self, node: &str) -> Option<(u16, PathBuf)> {
+        match self {
+            Driver::Sandbox(sb) => sb.node(node).map(|i| sb.node_port_dir(i)),
+            Driver::Existing(_) | Driver::Aws(_) | Driver::Patroni(_) => None,
+        }
+    }
+
     /// A fault's progress worth a timeline entry (an FIS experiment's state), when it changed.
     pub async fn observe(&mut self) -> Option<String> {
         match self {

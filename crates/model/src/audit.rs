@@ -67,6 +67,7 @@ pub fn rederive(r: &Report) -> Rederived {
         Drill::Restore { .. } => DrillKind::Restore,
         Drill::BackupHealth { .. } => DrillKind::BackupHealth,
         Drill::Posture { .. } => DrillKind::Posture,
+        Drill::GameDay { .. } => DrillKind::GameDay,
     };
     if kind != r.drill {
         problems.push(format!(
@@ -78,18 +79,34 @@ pub fn rederive(r: &Report) -> Rederived {
 
     // What the scenario expects, whatever the measurements say it expected.
     let mut m = r.measurements.clone();
-    let workload = match &drill {
+    let (failover_fault, steps) = match &drill {
         Drill::Failover {
             failover, fault, ..
-        } => {
+        } => (Some((*failover, fault)), &[][..]),
+        Drill::GameDay {
+            failover, steps, ..
+        } => (
+            scenario::steps::first_fault(steps).map(|f| (*failover, f)),
+            &steps[..],
+        ),
+        Drill::Restore { .. } | Drill::BackupHealth { .. } | Drill::Posture { .. } => {
+            (None, &[][..])
+        }
+    };
+    let workload = match &drill {
+        Drill::Failover { .. } | Drill::GameDay { .. } => {
+            let Some((failover, fault)) = failover_fault else {
+                problems.push("the embedded game day has no fault step".into());
+                return Rederived::Checked(problems);
+            };
             if let Some(w) = &mut m.writer {
-                if w.expected != *failover {
+                if w.expected != failover {
                     problems.push(format!(
                         "the report expects failover {:?}, the scenario {failover:?}",
                         w.expected
                     ));
                 }
-                w.expected = *failover;
+                w.expected = failover;
             }
             if let Some(e) = &mut m.fault_effect {
                 if e.expected != s.observe.expect_outage {
@@ -107,7 +124,7 @@ pub fn rederive(r: &Report) -> Rederived {
         Drill::Restore { .. } => s.workload.connections > 0 && m.integrity_failures.is_some(),
         Drill::BackupHealth { .. } | Drill::Posture { .. } => false,
     };
-    let derived = evaluate(&s.targets, &m, workload, r.abort_reason.is_some());
+    let derived = evaluate(&s.targets, steps, &m, workload, r.abort_reason.is_some());
     for d in &derived {
         match r.targets.iter().find(|t| t.name == d.name) {
             None => problems.push(format!(

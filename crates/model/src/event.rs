@@ -66,6 +66,33 @@ pub enum Event {
     Aborted(String),
     /// A guardrail held: the condition and what was seen. The drill aborts and rolls back.
     GuardrailTripped(String),
+    /// A game day's step began; a person's step is on the screen from now on.
+    StepStarted {
+        number: usize,
+        total: usize,
+        title: String,
+        /// What the person is to do, placeholders filled in (empty for machines' steps).
+        instruction: String,
+        within: Option<Duration>,
+    },
+    /// A game day's step ended: how, and its figures.
+    StepEnded(String),
+    /// A person acknowledged a step or said it was done.
+    Operator(String),
+    /// A note: typed by a person (with their name), or a `note` step of the scenario.
+    Note(String),
+    /// The clock of the step a person works on, with the writes as clients see them; live
+    /// only, not recorded.
+    StepClock {
+        number: usize,
+        total: usize,
+        title: String,
+        elapsed: Duration,
+        within: Option<Duration>,
+        write_up: bool,
+        /// How long writes have been down, when they are.
+        down_for: Option<Duration>,
+    },
 }
 
 impl Event {
@@ -88,7 +115,23 @@ impl Event {
             Event::Warning(s) => Event::Warning(r(s)),
             Event::Aborted(s) => Event::Aborted(r(s)),
             Event::GuardrailTripped(s) => Event::GuardrailTripped(r(s)),
-            e @ (Event::Phase(_) | Event::Status { .. }) => e,
+            Event::StepStarted {
+                number,
+                total,
+                title,
+                instruction,
+                within,
+            } => Event::StepStarted {
+                number,
+                total,
+                title: r(title),
+                instruction: r(instruction),
+                within,
+            },
+            Event::StepEnded(s) => Event::StepEnded(r(s)),
+            Event::Operator(s) => Event::Operator(r(s)),
+            Event::Note(s) => Event::Note(r(s)),
+            e @ (Event::Phase(_) | Event::Status { .. } | Event::StepClock { .. }) => e,
         }
     }
 
@@ -109,6 +152,11 @@ impl Event {
             Event::Warning(_) => "warning",
             Event::Aborted(_) => "aborted",
             Event::GuardrailTripped(_) => "guardrail-tripped",
+            Event::StepStarted { .. } => "step-started",
+            Event::StepEnded(_) => "step-ended",
+            Event::Operator(_) => "operator",
+            Event::Note(_) => "note",
+            Event::StepClock { .. } => return None,
         })
     }
 
@@ -125,7 +173,36 @@ impl Event {
             | Event::CheckFailed(s)
             | Event::Warning(s)
             | Event::Aborted(s)
-            | Event::GuardrailTripped(s) => s.clone(),
+            | Event::GuardrailTripped(s)
+            | Event::StepEnded(s)
+            | Event::Operator(s)
+            | Event::Note(s) => s.clone(),
+            Event::StepStarted {
+                number,
+                total,
+                title,
+                within,
+                ..
+            } => format!(
+                "step {number}/{total}: {title}{}",
+                within
+                    .map(|w| format!(" (within {})", humantime::format_duration(w)))
+                    .unwrap_or_default()
+            ),
+            Event::StepClock {
+                number,
+                total,
+                title,
+                elapsed,
+                within,
+                ..
+            } => format!(
+                "step {number}/{total} {title}: {}{}",
+                clock(*elapsed),
+                within
+                    .map(|w| format!(" of {}", clock(w)))
+                    .unwrap_or_default()
+            ),
             Event::SteadyState { met, detail } => {
                 format!("{}: {detail}", if *met { "met" } else { "not met" })
             }
@@ -140,6 +217,12 @@ impl Event {
             ),
         }
     }
+}
+
+/// A step's clock as a person reads it: `m:ss`.
+pub fn clock(d: Duration) -> String {
+    let s = d.as_secs();
+    format!("{}:{:02}", s / 60, s % 60)
 }
 
 /// How a probe's state reads to a person.

@@ -4,12 +4,13 @@
 
 use crate::posture::Check;
 use crate::report::*;
-use crate::scenario::Targets;
+use crate::scenario::{Step, Targets};
 
 /// Verdict per target: the whole rule set, from measurements and targets alone. An aborted
 /// drill proved nothing: no target of it is met.
 pub fn evaluate(
     targets: &Targets,
+    steps: &[Step],
     m: &Measurements,
     workload: bool,
     aborted: bool,
@@ -69,6 +70,15 @@ pub fn evaluate(
         };
         limits.push((check.name(), limit));
     }
+    // A person's step with a time target: its duration (none when it timed out) against it.
+    let step_names: Vec<(String, f64)> = steps
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| Some((crate::scenario::steps::target_name(i + 1), ms(s.within()?))))
+        .collect();
+    for (name, limit) in &step_names {
+        limits.push((name, *limit));
+    }
     limits
         .into_iter()
         .filter_map(|(name, limit)| judge(name, limit, m))
@@ -120,6 +130,15 @@ pub fn judge(name: &str, limit: f64, m: &Measurements) -> Option<TargetResult> {
             "failed checks",
             Bind::AtMost,
         ),
+        step if crate::scenario::steps::target_number(step).is_some() => {
+            let number = crate::scenario::steps::target_number(step)?;
+            let duration = m
+                .steps
+                .iter()
+                .find(|s| s.number == number)
+                .and_then(|s| s.duration_ms);
+            (duration, "ms", Bind::AtMost)
+        }
         posture => {
             let check = Check::from_name(posture)?;
             let short = m.posture.as_ref().map(|p| p.short(check, limit) as f64);
@@ -223,7 +242,7 @@ mod tests {
             integrity_failures: Some(0),
             ..Default::default()
         };
-        let r = evaluate(&t, &m, true, false);
+        let r = evaluate(&t, &[], &m, true, false);
         let met: Vec<(&str, bool)> = r.iter().map(|t| (t.name.as_str(), t.met)).collect();
         assert_eq!(
             met,
@@ -249,7 +268,7 @@ mod tests {
     }
 
     fn met(m: &Measurements, aborted: bool) -> Vec<(String, bool)> {
-        evaluate(&Targets::default(), m, false, aborted)
+        evaluate(&Targets::default(), &[], m, false, aborted)
             .into_iter()
             .map(|t| (t.name, t.met))
             .collect()
@@ -347,8 +366,8 @@ mod tests {
             lost_writes: Some(0),
             ..Default::default()
         };
-        assert!(evaluate(&t, &m, false, false)[0].met);
-        let aborted = evaluate(&t, &m, false, true);
+        assert!(evaluate(&t, &[], &m, false, false)[0].met);
+        let aborted = evaluate(&t, &[], &m, false, true);
         assert!(!aborted[0].met);
         assert_eq!(
             aborted[0].achieved,

@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod event;
 pub mod exit;
 pub mod fleet_summary;
+pub mod gameday;
 pub mod judge;
 pub mod ledger;
 pub mod measure;

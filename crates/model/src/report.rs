@@ -12,11 +12,12 @@ use crate::scenario::LoadedScenario;
 use crate::soc2::ControlRef;
 
 /// Bumped on any change a reader must know about; readers refuse versions they do not know.
-pub const REPORT_FORMAT_VERSION: u32 = 4;
+pub const REPORT_FORMAT_VERSION: u32 = 5;
 /// The oldest format this build reads (and verifies by the rules of its day): 1 judged targets
 /// of an aborted drill like any other; 2 leaves none of them met; 3 embeds the scenario's text
 /// and the raw probe record, from which `verify` re-derives targets and figures; 4 adds
-/// posture drills (`measurements.posture` and their targets).
+/// posture drills (`measurements.posture` and their targets); 5 adds game days
+/// (`drill: game-day`, `measurements.steps` and their `step:N` targets).
 pub const OLDEST_READABLE_FORMAT: u32 = 1;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -139,6 +140,8 @@ pub enum DrillKind {
     /// How backups are protected: encryption, immutability, retention, copies, deletion
     /// protection.
     Posture,
+    /// A failover drill run step by step, people's steps timed against their targets.
+    GameDay,
 }
 
 impl DrillKind {
@@ -148,6 +151,7 @@ impl DrillKind {
             DrillKind::Restore => "restore",
             DrillKind::BackupHealth => "backup-health",
             DrillKind::Posture => "posture",
+            DrillKind::GameDay => "game-day",
         }
     }
 }
@@ -244,6 +248,9 @@ pub struct Measurements {
     /// Posture drills: per resource, how its backups are protected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub posture: Option<crate::posture::PostureResult>,
+    /// Game days: every step, in order, with its times and who acted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<crate::gameday::StepResult>,
 }
 
 /// What a restore drill did and found. In a restore drill `rto_ms` is the time from the start of

@@ -88,6 +88,12 @@ impl Patroni {
         })
     }
 
+    /// Whether Patroni's view (`GET /cluster`) has `name` as the leader.
+    pub async fn leads(&self, name: &str) -> Result<bool, EnvError> {
+        let t = self.api.cluster().await?;
+        Ok(t.leader().is_some_and(|m| m.name == name))
+    }
+
     pub fn describe(&self) -> String {
         self.description.clone()
     }

@@ -192,6 +192,11 @@ impl Sandbox {
         self.nodes.iter().position(|n| n.name == name)
     }
 
+    /// A node's port and data directory, as an operator's command names them.
+    pub fn node_port_dir(&self, idx: usize) -> (u16, PathBuf) {
+        (self.nodes[idx].port, self.nodes[idx].data_dir.clone())
+    }
+
     pub fn primary(&self) -> Option<usize> {
         self.nodes.iter().position(|n| n.role == Role::Primary)
     }

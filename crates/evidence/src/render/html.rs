@@ -49,8 +49,16 @@ pub fn render(r: &Report) -> String {
     o.push_str(&timeline::render(r));
     let _ = writeln!(
         o,
-        "<figcaption>Green: successful probes; red: failed probes; shaded: write outages; lines: fault and recovery; bar: achieved RTO from the fault.</figcaption>\n</figure>\n</section>"
+        "<figcaption>Green: successful probes; red: failed probes; shaded: write outages; lines: fault and recovery; bar: achieved RTO from the fault; in a game day, purple bars: steps (red: missed), ticks: their targets, triangles: acknowledged and done, orange dots: notes.</figcaption>\n</figure>\n</section>"
     );
+
+    if !r.measurements.steps.is_empty() {
+        let _ = writeln!(o, "<section id=\"steps\">\n<h2>Steps</h2>");
+        super::steps::steps(r).html(&mut o, Some("steps-table"));
+        let _ = writeln!(o, "<h3>Notes</h3>");
+        super::steps::notes(r).html(&mut o, Some("notes-table"));
+        let _ = writeln!(o, "</section>");
+    }
 
     let _ = writeln!(o, "<section id=\"targets\">\n<h2>Targets</h2>");
     targets(r).html(&mut o, None);

@@ -50,6 +50,13 @@ pub fn render(r: &Report) -> String {
         patroni_members(p).markdown(&mut o);
     }
 
+    if !r.measurements.steps.is_empty() {
+        let _ = writeln!(o, "\n## Steps\n");
+        super::steps::steps(r).markdown(&mut o);
+        let _ = writeln!(o, "\n### Notes\n");
+        super::steps::notes(r).markdown(&mut o);
+    }
+
     let _ = writeln!(o, "\n## Timeline\n");
     events(r).markdown(&mut o);
 

@@ -8,6 +8,7 @@ pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod prometheus;
+pub mod steps;
 pub mod table;
 pub mod timeline;
 

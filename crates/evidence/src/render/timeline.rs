@@ -77,9 +77,15 @@ pub fn render(r: &Report) -> String {
         end_ms: series_end.max(timeline_end).max(1.0),
     };
     let mut o = String::new();
+    // A game day's steps get a band under the axis.
+    let height = if r.measurements.steps.is_empty() {
+        HEIGHT
+    } else {
+        HEIGHT + super::steps::BAND_H
+    };
     let _ = writeln!(
         o,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" id="timeline" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" shape-rendering="crispEdges" font-family="sans-serif" font-size="11" role="img" aria-label="drill timeline">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" id="timeline" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" shape-rendering="crispEdges" font-family="sans-serif" font-size="11" role="img" aria-label="drill timeline">"#
     );
     let _ = writeln!(
         o,
@@ -162,6 +168,9 @@ pub fn render(r: &Report) -> String {
     markers(&mut o, r, &sc);
     rto(&mut o, r, &sc);
     axis(&mut o, &sc);
+    if !r.measurements.steps.is_empty() {
+        super::steps::band(&mut o, r, &|t| sc.x(t), HEIGHT, sc.end_ms);
+    }
     let _ = writeln!(o, "</svg>");
     o
 }

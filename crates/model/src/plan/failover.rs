@@ -11,6 +11,13 @@ pub(super) fn side_effects(
     recovery: &Recovery,
     add: &mut dyn FnMut(String, &str),
 ) {
+    fault_effects(fault, add);
+    recovery_effects(recovery, add);
+    guardrail_effects(s, add);
+}
+
+/// What a fault changes, and how it is taken back.
+pub(super) fn fault_effects(fault: &Fault, add: &mut dyn FnMut(String, &str)) {
     match fault {
         Fault::Kill { node } => add(
             format!("SIGKILL every process of {node}"),
@@ -72,6 +79,10 @@ pub(super) fn side_effects(
             ),
         },
     }
+}
+
+/// What a recovery action changes.
+pub(super) fn recovery_effects(recovery: &Recovery, add: &mut dyn FnMut(String, &str)) {
     match recovery {
         Recovery::Promote { node, .. } => add(
             format!("promote {node}"),
@@ -83,6 +94,10 @@ pub(super) fn side_effects(
         ),
         Recovery::Wait => {}
     }
+}
+
+/// The checks guardrails run.
+pub(super) fn guardrail_effects(s: &Scenario, add: &mut dyn FnMut(String, &str)) {
     for g in &s.guardrails {
         if let crate::scenario::Guardrail::Command { run, every, .. } = g {
             add(
@@ -102,6 +117,15 @@ pub(super) fn steps(
     recovery: &Recovery,
     step: &mut dyn FnMut(String),
 ) {
+    before_fault(s, step);
+    step(format!("FAULT: {}", fault_action(fault)));
+    step(recovery_line(s, recovery, "after the fault"));
+    observe(s, fault.effect_is_delayed(), "the fault", "", step);
+    after_observation(s, step);
+}
+
+/// From the tables to the steady state: what every drill with probes does first.
+pub(super) fn before_fault(s: &Scenario, step: &mut dyn FnMut(String)) {
     step(format!(
         "create tables {} and firedrill_probe if missing (side effect on the target's database)",
         s.workload.table
@@ -119,23 +143,24 @@ pub(super) fn steps(
             .map(|p| format!(", write p99 at most {p}"))
             .unwrap_or_default()
     ));
-    let delayed = fault.effect_is_delayed();
-    let fault = match fault {
-        Fault::Kill { node } => format!("FAULT: SIGKILL every process of {node}"),
+}
+
+/// What a fault does, as a plan line says it.
+pub(super) fn fault_action(fault: &Fault) -> String {
+    match fault {
+        Fault::Kill { node } => format!("SIGKILL every process of {node}"),
         Fault::Stop { node, mode } => {
             format!(
-                "FAULT: stop {node} ({} shutdown)",
+                "stop {node} ({} shutdown)",
                 format!("{mode:?}").to_lowercase()
             )
         }
         Fault::Pause { node, duration } => {
-            format!("FAULT: SIGSTOP every process of {node}, SIGCONT after {duration}")
+            format!("SIGSTOP every process of {node}, SIGCONT after {duration}")
         }
-        Fault::RdsFailover => {
-            "FAULT: RebootDBInstance with ForceFailover (Multi-AZ failover)".into()
-        }
+        Fault::RdsFailover => "RebootDBInstance with ForceFailover (Multi-AZ failover)".into(),
         Fault::AuroraFailover { target_instance } => format!(
-            "FAULT: FailoverDBCluster{}",
+            "FailoverDBCluster{}",
             target_instance
                 .as_ref()
                 .map(|t| format!(" to {t}"))
@@ -146,7 +171,7 @@ pub(super) fn steps(
             template,
             poll,
         } => format!(
-            "FAULT: start the FIS experiment {}; read its state every {poll}",
+            "start the FIS experiment {}; read its state every {poll}",
             match (template_id, template) {
                 (Some(id), _) => format!("of template {id}"),
                 (None, Some(t)) => format!(
@@ -157,46 +182,48 @@ pub(super) fn steps(
             }
         ),
         Fault::KillHost { member } => format!(
-            "FAULT: SIGKILL Patroni and every PostgreSQL process of the {member} (resolved \
+            "SIGKILL Patroni and every PostgreSQL process of the {member} (resolved \
              from GET /cluster when the fault fires)"
         ),
-        Fault::KillPostgres { member } => format!(
-            "FAULT: SIGKILL the postmaster (and backends) of the {member}; Patroni stays up"
-        ),
-        Fault::PauseHost { member, duration } => format!(
-            "FAULT: SIGSTOP Patroni and PostgreSQL of the {member}, SIGCONT after {duration}"
-        ),
+        Fault::KillPostgres { member } => {
+            format!("SIGKILL the postmaster (and backends) of the {member}; Patroni stays up")
+        }
+        Fault::PauseHost { member, duration } => {
+            format!("SIGSTOP Patroni and PostgreSQL of the {member}, SIGCONT after {duration}")
+        }
         Fault::Switchover { candidate } => format!(
-            "FAULT: POST /switchover from the leader{}",
+            "POST /switchover from the leader{}",
             candidate
                 .as_ref()
                 .map(|c| format!(" to the {c}"))
                 .unwrap_or_else(|| " (Patroni picks the candidate)".into())
         ),
         Fault::Failover { candidate } => {
-            format!("FAULT: POST /failover to the {candidate}")
+            format!("POST /failover to the {candidate}")
         }
         Fault::StopDcs { duration } => {
-            format!("FAULT: SIGSTOP etcd (the DCS stops answering), SIGCONT after {duration}")
+            format!("SIGSTOP etcd (the DCS stops answering), SIGCONT after {duration}")
         }
         Fault::Command { run, undo, .. } => format!(
-            "FAULT: run `{}`{}",
+            "run `{}`{}",
             run.join(" "),
             undo.as_ref()
                 .map(|u| format!(" (undo on abort: `{}`)", u.join(" ")))
                 .unwrap_or_default()
         ),
-    };
-    step(fault);
+    }
+}
+
+/// A recovery action, `after` counted from `from`.
+pub(super) fn recovery_line(s: &Scenario, recovery: &Recovery, from: &str) -> String {
     match recovery {
-        Recovery::Promote { node, after } => step(format!(
-            "RECOVERY: {after} after the fault, promote {node} and repoint other standbys"
-        )),
-        Recovery::Command { run, after, .. } => step(format!(
-            "RECOVERY: {after} after the fault, run `{}`",
-            run.join(" ")
-        )),
-        Recovery::Wait => step(match &s.target {
+        Recovery::Promote { node, after } => {
+            format!("RECOVERY: {after} {from}, promote {node} and repoint other standbys")
+        }
+        Recovery::Command { run, after, .. } => {
+            format!("RECOVERY: {after} {from}, run `{}`", run.join(" "))
+        }
+        Recovery::Wait => match &s.target {
             Target::PatroniSandbox(_) | Target::Patroni(_) => {
                 "RECOVERY: none by firedrill; Patroni recovers (a new leader, or a restart in \
                  place)"
@@ -210,19 +237,33 @@ pub(super) fn steps(
                 "RECOVERY: none by firedrill; wait for the fault to end or an external controller"
                     .into()
             }
-        }),
+        },
     }
+}
+
+/// The observation, and what RTO counts from (`first`: the fault recovery is measured from).
+pub(super) fn observe(
+    s: &Scenario,
+    delayed: bool,
+    first: &str,
+    longer: &str,
+    step: &mut dyn FnMut(String),
+) {
     step(format!(
-        "observe for {} after the fault; recovered = probes successful for {} in a row; RTO \
+        "observe for {} after {first}{longer}; recovered = probes successful for {} in a row; RTO \
          counts from {}",
         s.observe.duration,
         s.observe.stability,
         if delayed {
             "the first failed write probe (the fault's effect comes after its start)"
         } else {
-            "the fault"
+            first
         }
     ));
+}
+
+/// From the end of the load to the rows' removal.
+pub(super) fn after_observation(s: &Scenario, step: &mut dyn FnMut(String)) {
     step(
         "stop the load; read the ledger back from the primary; count lost and in-doubt writes"
             .into(),

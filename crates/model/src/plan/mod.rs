@@ -2,6 +2,7 @@
 //! I/O), so an operator can review a drill before running it.
 
 mod failover;
+mod gameday;
 
 use std::fmt::Write as _;
 
@@ -15,6 +16,7 @@ use crate::scenario::{
 #[derive(Clone, Copy)]
 enum Parts<'a> {
     Failover(&'a Fault, &'a Recovery),
+    GameDay(&'a [crate::scenario::Step]),
     Restore(&'a Restore),
     BackupHealth(&'a BackupHealth),
     Posture(&'a Posture),
@@ -28,6 +30,7 @@ fn parts(run: &Run) -> Parts<'_> {
         Run::Drill(Drill::Restore { restore, .. }) | Run::Fleet(FleetDrill { restore, .. }) => {
             Parts::Restore(restore)
         }
+        Run::Drill(Drill::GameDay { steps, .. }) => Parts::GameDay(steps),
         Run::Drill(Drill::BackupHealth { health, .. }) => Parts::BackupHealth(health),
         Run::Drill(Drill::Posture { posture, .. }) => Parts::Posture(posture),
     }
@@ -205,6 +208,7 @@ pub fn render(loaded: &LoadedScenario) -> String {
         Parts::Failover(fault, recovery) => {
             failover::steps(s, fault, recovery, &mut |t| step(&mut out, t))
         }
+        Parts::GameDay(list) => gameday::steps(s, list, &mut |t| step(&mut out, t)),
         Parts::Restore(r) => restore_steps(s, r, &mut |t| step(&mut out, t)),
         Parts::BackupHealth(h) => {
             step(
@@ -242,6 +246,7 @@ pub fn render(loaded: &LoadedScenario) -> String {
             }
             Parts::Restore(_)
             | Parts::Failover(..)
+            | Parts::GameDay(_)
             | Parts::BackupHealth(_)
             | Parts::Posture(_) => "leave the target as it is",
         },
@@ -317,7 +322,16 @@ pub fn render(loaded: &LoadedScenario) -> String {
             check.controls().join(", ")
         );
     }
-    if let Run::Drill(Drill::Failover { failover, .. }) = &loaded.run {
+    if let Run::Drill(Drill::GameDay { steps, .. }) = &loaded.run {
+        for (i, st) in steps.iter().enumerate() {
+            if let Some(w) = st.within() {
+                let _ = writeln!(out, "  step {} ({}) within {w}", i + 1, st.title());
+            }
+        }
+    }
+    if let Run::Drill(Drill::Failover { failover, .. } | Drill::GameDay { failover, .. }) =
+        &loaded.run
+    {
         let _ = writeln!(
             out,
             "  {}",
@@ -388,6 +402,7 @@ fn side_effects(s: &Scenario, drill: Parts<'_>) -> Vec<(String, String)> {
     }
     match drill {
         Parts::Failover(fault, recovery) => failover::side_effects(s, fault, recovery, &mut add),
+        Parts::GameDay(list) => gameday::side_effects(s, list, &mut add),
         Parts::Restore(r) if r.backup.on_aws() => {
             if r.backup.takes(false) && matches!(&r.backup, Backup::RdsSnapshot { .. }) {
                 add(

@@ -8,6 +8,7 @@
 
 use super::model::*;
 use super::restore::Restore;
+use super::steps::Step;
 use super::validate::{Problem, problem};
 
 /// A database a drill reaches: every target kind but `aws-backup`, which has none.
@@ -100,6 +101,13 @@ pub enum Drill {
         fault: Fault,
         recovery: Recovery,
         /// `targets.failover`, or its default for this fault and recovery.
+        failover: FailoverTarget,
+    },
+    /// A failover drill written step by step, with people in it.
+    GameDay {
+        target: DbTarget,
+        steps: Vec<Step>,
+        /// `targets.failover`, or its default for these steps.
         failover: FailoverTarget,
     },
     Restore {
@@ -217,6 +225,25 @@ pub fn typed(s: &Scenario) -> Result<Run, Problem> {
             posture: posture.clone(),
         }));
     }
+    if let Some(steps) = &s.steps {
+        let moves_writer = steps.iter().any(|step| match step {
+            Step::Fault { fault, .. } => fault.moves_writer(),
+            Step::Recovery { recovery, .. } => matches!(recovery, Recovery::Promote { .. }),
+            Step::WaitFor { .. }
+            | Step::Manual { .. }
+            | Step::Note { .. }
+            | Step::Checkpoint { .. } => false,
+        });
+        return Ok(Run::Drill(Drill::GameDay {
+            target: db()?,
+            steps: steps.clone(),
+            failover: s.targets.failover.unwrap_or(if moves_writer {
+                FailoverTarget::Required
+            } else {
+                FailoverTarget::Any
+            }),
+        }));
+    }
     match (
         &s.fault,
         &s.recovery,
@@ -305,7 +332,7 @@ pub fn typed(s: &Scenario) -> Result<Run, Problem> {
 }
 
 pub(super) const ONE_DRILL: &str = "a scenario is one drill: a failover drill (`fault` and \
-     `recovery`), a restore drill (`restore`), a backup-health drill (`backup_health`) or a \
+     `recovery`, or a game day's `steps`), a restore drill (`restore`), a backup-health drill (`backup_health`) or a \
      posture drill (`posture`)";
 
 /// An RDS target's DSN variable, which a drill reaching the database needs.

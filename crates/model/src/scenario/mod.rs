@@ -9,11 +9,13 @@ mod locate;
 pub mod model;
 pub mod patroni;
 pub mod restore;
+pub mod steps;
 pub mod tagged;
 pub mod validate;
 mod validate_failover;
 mod validate_posture;
 mod validate_restore;
+mod validate_steps;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -27,7 +29,9 @@ pub use duration::{Dur, Span};
 pub use locate::Pos;
 pub use model::*;
 pub use restore::*;
+pub use steps::{Condition, Step};
 pub use validate_posture::stated as posture_targets;
+pub use validate_steps::placeholders;
 
 /// Scenario files are small; a larger file is a mistake (or hostile), not a drill.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
@@ -180,6 +184,18 @@ pub fn parse(file: &Path, text: &str) -> Result<LoadedScenario, ScenarioError> {
             })
             .collect(),
     ))
+}
+
+/// A problem the command line finds with a loaded scenario (a step nobody could act on), at
+/// the key it concerns: the same `file:line:column: key: message` as validation's.
+pub fn located(loaded: &LoadedScenario, key: &str, message: impl Into<String>) -> Diagnostic {
+    let index = locate::LocationIndex::build(&loaded.source, yaml_options());
+    Diagnostic {
+        file: loaded.path.clone(),
+        pos: index.find(key),
+        key: Some(key.to_owned()),
+        message: message.into(),
+    }
 }
 
 /// The runbook a drill names must exist: evidence that cites a missing procedure is worthless.

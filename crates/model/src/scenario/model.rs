@@ -55,6 +55,10 @@ pub struct Scenario {
     /// How the system recovers from the fault (failover drills).
     #[serde(default)]
     pub recovery: Option<Recovery>,
+    /// A game day: faults, recoveries, waits and people's steps in order, instead of one
+    /// `fault` and one `recovery`; each `manual` step timed against its `within`.
+    #[serde(default)]
+    pub steps: Option<Vec<super::steps::Step>>,
     /// Which backup to restore and how to prove it (restore drills, instead of fault and
     /// recovery).
     #[serde(default)]

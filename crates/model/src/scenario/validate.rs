@@ -69,6 +69,7 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
     if let Some(p) = &s.posture {
         if s.fault.is_some()
             || s.recovery.is_some()
+            || s.steps.is_some()
             || s.restore.is_some()
             || s.backup_health.is_some()
         {
@@ -93,7 +94,13 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
              restore drills reach the database)",
         ));
     }
+    if let Some(steps) = &s.steps {
+        super::validate_steps::check(s, steps, &mut out);
+        check_guardrails(s, &mut out);
+        check_probes(s, &mut out);
+    }
     match (&s.fault, &s.recovery, &s.restore, &s.backup_health) {
+        _ if s.steps.is_some() => {}
         (Some(fault), Some(recovery), None, None) => {
             super::validate_failover::check(s, fault, recovery, &mut out);
             check_timing(s, fault, recovery, &mut out);
@@ -493,7 +500,8 @@ pub(super) fn check_argv(path: &str, run: &[String], out: &mut Vec<Problem>) {
     }
 }
 
-fn check_timing(s: &Scenario, fault: &Fault, recovery: &Recovery, out: &mut Vec<Problem>) {
+/// Probe, workload and observation timings any drill with probes needs.
+fn check_probes(s: &Scenario, out: &mut Vec<Problem>) {
     let p = &s.probes;
     if p.interval.get() < Dur::from_millis(1).get() {
         out.push(problem("probes.interval", "must be at least 1ms"));
@@ -520,6 +528,11 @@ fn check_timing(s: &Scenario, fault: &Fault, recovery: &Recovery, out: &mut Vec<
             ),
         ));
     }
+}
+
+fn check_timing(s: &Scenario, fault: &Fault, recovery: &Recovery, out: &mut Vec<Problem>) {
+    check_probes(s, out);
+    let obs = &s.observe;
     let recovery_after = match recovery {
         Recovery::Promote { after, .. } | Recovery::Command { after, .. } => Some(*after),
         Recovery::Wait => None,

@@ -1,10 +1,17 @@
 //! The failover drill: steady state, then the fault and the recovery under observation by write
 //! and read probes and the workload's writers, then the ledger read back for lost writes. A fault
 //! still in effect ends with the drill: rolled back on abort, ended after a full observation.
+//!
+//! A game day is the same drill with its middle written as [`steps`]: the load, the steady
+//! state, the observation and the checks are this file's either way.
+
+mod condition;
+mod steps;
+mod verify;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -13,14 +20,16 @@ use super::phases::{self, Writers};
 use super::{Abort, Ran, RunError};
 use crate::error::EnvError;
 use crate::event::{Event, EventSink, Phase};
+use crate::gameday::StepResult;
 use crate::guardrail::Guard;
-use crate::ledger::{self, WorkloadLog};
+use crate::ledger::WorkloadLog;
 use crate::measure::{self, ms};
+use crate::operator::Inbox;
 use crate::probe::{self, ProbeKind, ProbeSpec, ProbeState};
 use crate::record::ProbeRecord;
 use crate::report::*;
 use crate::safety::journal::{EffectId, Journal, Undo};
-use crate::scenario::{DbTarget, FailoverTarget, Fault, LoadedScenario, Recovery};
+use crate::scenario::{DbTarget, FailoverTarget, Fault, LoadedScenario, Recovery, Step};
 use crate::target::Driver;
 use crate::template::TemplateCache;
 use crate::workload;
@@ -32,9 +41,24 @@ const VERIFY_DEADLINE: Duration = Duration::from_secs(30);
 pub(super) struct Failover<'a> {
     pub loaded: &'a LoadedScenario,
     pub target: &'a DbTarget,
-    pub fault: &'a Fault,
-    pub recovery: &'a Recovery,
+    pub script: Script<'a>,
     pub failover: FailoverTarget,
+}
+
+/// What happens between the steady state and the observation's end.
+pub(super) enum Script<'a> {
+    /// One fault, one recovery `after` it.
+    Classic {
+        fault: &'a Fault,
+        recovery: &'a Recovery,
+    },
+    /// A game day: its steps in order, `fault` the first fault among them (recovery is
+    /// measured from it), and what people do arriving in `inbox`.
+    Steps {
+        steps: &'a [Step],
+        fault: &'a Fault,
+        inbox: Inbox,
+    },
 }
 
 impl<'a> Failover<'a> {
@@ -49,8 +73,7 @@ impl<'a> Failover<'a> {
         let Failover {
             loaded,
             target,
-            fault,
-            recovery,
+            script,
             failover,
         } = self;
         let s = &loaded.scenario;
@@ -74,10 +97,24 @@ impl<'a> Failover<'a> {
             }));
         }
 
+        let (fault, recovery, steps, inbox) = match script {
+            Script::Classic { fault, recovery } => (fault, recovery, None, None),
+            Script::Steps {
+                steps,
+                fault,
+                inbox,
+            } => (fault, &Recovery::Wait, Some(steps), Some(inbox)),
+        };
         let mut drill = Drill {
             loaded,
             fault,
             recovery,
+            steps,
+            inbox,
+            results: Vec::new(),
+            current: None,
+            recent: None,
+            cut: None,
             sink,
             driver: &mut driver,
             cancel,
@@ -87,7 +124,7 @@ impl<'a> Failover<'a> {
             series: None,
             fault_at: None,
             effect_marked: false,
-            pending_undo: None,
+            pending: Vec::new(),
             journal: journal.clone(),
             observe_every: fault.observe_every(),
             last_observed: None,
@@ -95,7 +132,9 @@ impl<'a> Failover<'a> {
             writer_before: None,
         };
         let aborted = drill.run().await.err();
-        let (measurements, steady, series) = (drill.measurements, drill.steady, drill.series);
+        let mut measurements = drill.measurements;
+        measurements.steps = drill.results;
+        let (steady, series) = (drill.steady, drill.series);
         for done in driver.release(journal).await {
             sink.emit(Event::Setup(done));
         }
@@ -115,8 +154,20 @@ impl<'a> Failover<'a> {
 
 struct Drill<'a, 's> {
     loaded: &'a LoadedScenario,
+    /// The fault recovery is measured from (a game day's first).
     fault: &'a Fault,
+    /// A classic drill's recovery (`wait` for a game day, whose recoveries are steps).
     recovery: &'a Recovery,
+    /// A game day's steps, what people do, how each step went, the person's step now on the
+    /// screen, and why the steps stopped early (a step timed out or failed).
+    steps: Option<&'a [Step]>,
+    inbox: Option<Inbox>,
+    results: Vec<StepResult>,
+    current: Option<usize>,
+    /// The person's step that ended last: a `done` said just after firedrill saw its
+    /// condition still belongs to it.
+    recent: Option<usize>,
+    cut: Option<String>,
     sink: &'a EventSink<'s>,
     driver: &'a mut Driver,
     cancel: watch::Receiver<bool>,
@@ -128,8 +179,9 @@ struct Drill<'a, 's> {
     fault_at: Option<Duration>,
     /// The driver said when the fault took effect (a command's marker line, a kill's instant).
     effect_marked: bool,
-    /// A fault still in effect, undone on abort.
-    pending_undo: Option<(Undo, EffectId)>,
+    /// Faults still in effect, undone on abort (last first); a game day's pause ends by
+    /// itself at `ends_at`.
+    pending: Vec<Pending>,
     journal: Journal,
     /// How often to read the fault's own progress (an FIS experiment), and when it was last read.
     observe_every: Option<Duration>,
@@ -138,6 +190,12 @@ struct Drill<'a, 's> {
     failover: FailoverTarget,
     /// The writer before the fault (`Some(None)`: not seen).
     writer_before: Option<Option<Server>>,
+}
+
+/// A fault in effect, with its undo.
+struct Pending {
+    undo: (Undo, EffectId),
+    ends_at: Option<Duration>,
 }
 
 /// The probes and writers running against the target.
@@ -172,7 +230,8 @@ impl Drill<'_, '_> {
         let result = self.fault_and_observe(&load).await;
         // A fault still in effect ends with the drill: rolled back on abort, ended after a
         // full observation (an FIS experiment that outlasts it).
-        self.undo_pending(result.is_err()).await;
+        let rolled_back = result.is_err() || self.cut.is_some();
+        self.undo_pending(rolled_back).await;
         let _ = load.stop.send(true);
         let log = self.collect(load).await;
         result?;
@@ -190,27 +249,6 @@ impl Drill<'_, '_> {
             self.remove_rows().await;
         }
         Ok(())
-    }
-
-    /// Deletes this drill's ledger and probe rows from the target's database (by run id), so
-    /// that drills leave an application's database as they found it.
-    async fn remove_rows(&mut self) {
-        let s = &self.loaded.scenario;
-        let config = self.driver.client_config(Duration::from_secs(5));
-        let mut tables = vec![probe::PROBE_TABLE];
-        if s.workload.connections > 0 {
-            tables.push(&s.workload.table);
-        }
-        let removed = phases::delete_run_rows(&config, &tables, &self.run_id);
-        match removed.await {
-            Ok(n) => self.sink.emit(Event::Setup(format!(
-                "removed this drill's {n} ledger and probe rows (workload.keep_rows keeps them)"
-            ))),
-            Err(e) => self.sink.emit(Event::Warning(format!(
-                "cannot remove this drill's rows (run {}): {e}",
-                self.run_id
-            ))),
-        }
     }
 
     fn start_load(&self) -> Load {
@@ -298,32 +336,26 @@ impl Drill<'_, '_> {
             )));
         }
 
-        // Fault.
         self.sink.emit(Event::Phase(Phase::Fault));
-        let fault_at = t0.elapsed();
-        self.fault_at = Some(fault_at);
-        self.measurements.fault_at_ms = Some(ms(fault_at));
-        let injected = match self
-            .driver
-            .inject(self.fault, &self.journal, &self.run_id)
-            .await
-        {
-            Ok(i) => i,
-            Err(e) => return Err(Abort(format!("fault injection failed: {e}"))),
-        };
-        self.measurements.fault_started_ms = Some(ms(fault_at));
-        self.measurements.fault_done_ms = Some(ms(t0.elapsed()));
-        // The fault instant is when it took effect, where the driver knows it.
-        self.effect_marked = injected.at.is_some();
-        let fault_at = match injected.at {
-            Some(at) => at.saturating_duration_since(t0),
-            None => fault_at,
-        };
-        self.fault_at = Some(fault_at);
-        self.measurements.fault_at_ms = Some(ms(fault_at));
-        self.sink
-            .emit_at(fault_at, Event::FaultInjected(injected.description.clone()));
-        self.pending_undo = injected.undo.clone();
+        match self.steps {
+            Some(steps) => {
+                self.run_steps(steps, load).await?;
+                // Recovery may have been the last step: its stability window is still to see.
+                let until = (self.fault_at.unwrap_or_default() + s.observe.duration.get())
+                    .max(t0.elapsed() + s.observe.stability.get());
+                if self.cut.is_none() {
+                    self.wait_until(until, load).await?;
+                }
+                Ok(())
+            }
+            None => self.classic(load).await,
+        }
+    }
+
+    /// One fault, then the recovery `after` it (and a pause's end), then the observation.
+    async fn classic(&mut self, load: &Load) -> Result<(), Abort> {
+        let s = &self.loaded.scenario;
+        let fault_at = self.inject_measured(self.fault).await?;
 
         // Scheduled actions after the fault, in time order.
         enum Action {
@@ -331,8 +363,8 @@ impl Drill<'_, '_> {
             Recover,
         }
         let mut actions: Vec<(Duration, Action)> = Vec::new();
-        if let Some(d) = injected.ends_after {
-            actions.push((fault_at + d, Action::EndFault));
+        if let Some(d) = self.pending.last().and_then(|p| p.ends_at) {
+            actions.push((d, Action::EndFault));
         }
         match self.recovery {
             Recovery::Promote { after, .. } | Recovery::Command { after, .. } => {
@@ -344,16 +376,7 @@ impl Drill<'_, '_> {
         for (at, action) in actions {
             self.wait_until(at, load).await?;
             match action {
-                Action::EndFault => {
-                    if let Some(undo) = self.pending_undo.take() {
-                        match self.driver.undo(undo, &self.journal).await {
-                            Ok(d) => self.sink.emit(Event::FaultEnded(d)),
-                            Err(e) => self
-                                .sink
-                                .emit(Event::Warning(format!("ending the fault: {e}"))),
-                        }
-                    }
-                }
+                Action::EndFault => self.end_fault().await,
                 Action::Recover => match self.driver.recover(self.recovery).await {
                     Ok(Some(d)) => self.sink.emit(Event::RecoveryAction(d)),
                     Ok(None) => {}
@@ -365,6 +388,49 @@ impl Drill<'_, '_> {
         self.wait_until(fault_at + s.observe.duration.get(), load)
             .await?;
         Ok(())
+    }
+
+    /// Injects the fault recovery is measured from and records its instant (when it took
+    /// effect, where the driver knows it); returns that instant.
+    async fn inject_measured(&mut self, fault: &Fault) -> Result<Duration, Abort> {
+        let t0 = self.sink.t0;
+        let fault_at = t0.elapsed();
+        self.fault_at = Some(fault_at);
+        self.measurements.fault_at_ms = Some(ms(fault_at));
+        let injected = match self.driver.inject(fault, &self.journal, &self.run_id).await {
+            Ok(i) => i,
+            Err(e) => return Err(Abort(format!("fault injection failed: {e}"))),
+        };
+        self.measurements.fault_started_ms = Some(ms(fault_at));
+        self.measurements.fault_done_ms = Some(ms(t0.elapsed()));
+        self.effect_marked = injected.at.is_some();
+        let fault_at = match injected.at {
+            Some(at) => at.saturating_duration_since(t0),
+            None => fault_at,
+        };
+        self.fault_at = Some(fault_at);
+        self.measurements.fault_at_ms = Some(ms(fault_at));
+        self.sink
+            .emit_at(fault_at, Event::FaultInjected(injected.description.clone()));
+        if let Some(undo) = injected.undo {
+            self.pending.push(Pending {
+                undo,
+                ends_at: injected.ends_after.map(|d| fault_at + d),
+            });
+        }
+        Ok(fault_at)
+    }
+
+    /// Ends the last fault still in effect (a pause's time is up).
+    async fn end_fault(&mut self) {
+        if let Some(p) = self.pending.pop() {
+            match self.driver.undo(p.undo, &self.journal).await {
+                Ok(d) => self.sink.emit(Event::FaultEnded(d)),
+                Err(e) => self
+                    .sink
+                    .emit(Event::Warning(format!("ending the fault: {e}"))),
+            }
+        }
     }
 
     fn steady_state(&self, load: &Load, from: Duration, to: Duration) -> SteadyStateResult {
@@ -477,97 +543,14 @@ impl Drill<'_, '_> {
         log
     }
 
-    /// Compares the writer after the observation with the one before the fault: the same
-    /// server means the failover moved nothing, which fails the drill (`writer_moved`).
-    async fn verify_writer_moved(&mut self, before: Option<Server>) {
-        let config = self.driver.client_config(Duration::from_secs(5));
-        // Waited for when the verdict depends on it; otherwise it is only recorded.
-        let within = match self.failover {
-            FailoverTarget::Required | FailoverTarget::Forbidden => VERIFY_DEADLINE,
-            FailoverTarget::Any => Duration::from_secs(2),
-        };
-        let after = phases::writer_identity(&config, within).await;
-        let after = match after {
-            Ok(a) => Some(a),
-            Err(e) => {
-                self.sink.emit(Event::Warning(format!(
-                    "cannot tell the writer after the fault: {e}"
-                )));
-                None
-            }
-        };
-        let change = WriterChange {
-            expected: self.failover,
-            before,
-            after,
-        };
-        self.sink.emit(Event::Verified(
-            match (&change.before, &change.after, change.moved()) {
-                (Some(b), Some(a), Some(m)) if m > 0.0 => {
-                    format!("writer moved: {} -> {}", b.at, a.at)
-                }
-                (Some(b), _, Some(_)) if change.restarted_in_place() => {
-                    format!("writer did not move: {} restarted in place", b.at)
-                }
-                (Some(b), _, Some(_)) => format!("writer did not move: still {}", b.at),
-                _ => "writer not seen before and after the fault: not measured".into(),
-            },
-        ));
-        self.measurements.writer = Some(change);
-    }
-
-    async fn verify_ledger(&mut self, log: &WorkloadLog) {
-        let s = &self.loaded.scenario;
-        let Some(fault_at) = self.fault_at else {
-            return;
-        };
-        let config = self.driver.client_config(Duration::from_secs(5));
-        let deadline = Instant::now() + VERIFY_DEADLINE;
-        let rows = loop {
-            let attempt = match phases::connect(&config).await {
-                Ok(client) => workload::read_back(&client, &s.workload.table, &self.run_id)
-                    .await
-                    .map_err(|e| crate::target::sandbox::describe_pg_error(&e)),
-                Err(e) => Err(e),
-            };
-            match attempt {
-                Ok(rows) => break Some(rows),
-                Err(_) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(200)).await
-                }
-                Err(e) => {
-                    self.sink.emit(Event::Warning(format!(
-                        "cannot read the ledger back within {}: {}; lost writes unknown",
-                        humantime::format_duration(VERIFY_DEADLINE),
-                        e
-                    )));
-                    break None;
-                }
-            }
-        };
-        let Some(rows) = rows else { return };
-        let c = ledger::check(log, &rows, &self.run_id, fault_at);
-        self.sink.emit(Event::Verified(format!(
-            "{} acknowledged writes, {} lost, {} in doubt ({} committed), {} integrity failures",
-            c.acknowledged_writes,
-            c.lost_writes,
-            c.in_doubt_writes,
-            c.in_doubt_present,
-            c.integrity_failures
-        )));
-        let m = &mut self.measurements;
-        m.lost_writes = Some(c.lost_writes);
-        m.lost_examples = c.lost_examples;
-        m.in_doubt_present = Some(c.in_doubt_present);
-        m.integrity_failures = Some(c.integrity_failures);
-        m.rpo_ms = Some(c.rpo_ms);
-    }
-
     /// Waits until `at` (drill time), showing live status and checking the guardrails every
     /// probe interval; returns early with an abort on cancel or when a guardrail holds.
     async fn wait_until(&mut self, at: Duration, load: &Load) -> Result<(), Abort> {
-        // Guardrails are checked every probe interval; without them, the status line's pace.
-        let tick = if self.loaded.scenario.guardrails.is_empty() {
+        // Guardrails are checked every probe interval; without them, the status line's pace;
+        // in a game day, at the pace people's actions and a pause's end are taken up.
+        let tick = if self.steps.is_some() {
+            steps::TICK
+        } else if self.loaded.scenario.guardrails.is_empty() {
             STATUS_EVERY
         } else {
             STATUS_EVERY.min(self.loaded.scenario.probes.interval.get())
@@ -593,6 +576,10 @@ impl Drill<'_, '_> {
                     t.condition, t.detail
                 )));
             }
+            if self.steps.is_some() {
+                self.take_actions()?;
+                self.end_due_faults(now).await;
+            }
             if now >= at {
                 return Ok(());
             }
@@ -607,11 +594,14 @@ impl Drill<'_, '_> {
             }
             if last_status.is_none_or(|l| now >= l + STATUS_EVERY) {
                 last_status = Some(now);
-                self.sink.emit(Event::Status {
-                    write_up: load.write.up.load(Ordering::Relaxed),
-                    read_up: load.read.up.load(Ordering::Relaxed),
-                    acknowledged_writes: load.acked(),
-                });
+                match self.step_clock(now, load) {
+                    Some(clock) => self.sink.emit(clock),
+                    None => self.sink.emit(Event::Status {
+                        write_up: load.write.up.load(Ordering::Relaxed),
+                        read_up: load.read.up.load(Ordering::Relaxed),
+                        acknowledged_writes: load.acked(),
+                    }),
+                }
             }
             let nap = (at - now).min(tick);
             tokio::select! {
@@ -622,19 +612,18 @@ impl Drill<'_, '_> {
     }
 
     async fn undo_pending(&mut self, aborted: bool) {
-        let Some(undo) = self.pending_undo.take() else {
-            return;
-        };
-        match self.driver.undo(undo, &self.journal).await {
-            Ok(d) if aborted => self
-                .sink
-                .emit(Event::FaultEnded(format!("rolled back: {d}"))),
-            Ok(d) => self.sink.emit(Event::FaultEnded(format!(
-                "ended after the observation: {d}"
-            ))),
-            Err(e) => self.sink.emit(Event::Warning(format!(
-                "rolling back the fault failed: {e}; `firedrill recover` retries it"
-            ))),
+        while let Some(p) = self.pending.pop() {
+            match self.driver.undo(p.undo, &self.journal).await {
+                Ok(d) if aborted => self
+                    .sink
+                    .emit(Event::FaultEnded(format!("rolled back: {d}"))),
+                Ok(d) => self.sink.emit(Event::FaultEnded(format!(
+                    "ended after the observation: {d}"
+                ))),
+                Err(e) => self.sink.emit(Event::Warning(format!(
+                    "rolling back the fault failed: {e}; `firedrill recover` retries it"
+                ))),
+            }
         }
     }
 }
