@@ -78,10 +78,13 @@ pub async fn run_session(
     session: Session,
 ) -> Result<Outcome, RunError> {
     let s = &loaded.scenario;
+    // The drill clock's zero, on both clocks: every `t_ms` of the report counts from
+    // `started_at`, so a time in it can be set beside a person's or another tool's.
     let t0 = Instant::now();
+    let started_at = SystemTime::now();
     let Session {
         run_id,
-        started_at,
+        started_at: _,
         journal,
         templates,
         operator,

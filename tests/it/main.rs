@@ -15,6 +15,7 @@ mod evidence;
 mod evidence_s3;
 mod fleet;
 mod fuzz;
+mod gameday;
 mod guardrails;
 mod journal_compat;
 mod layout;

@@ -28,6 +28,7 @@ impl Running {
         let mut cmd = crate::firedrill_process();
         cmd.args(args)
             .env("FIREDRILL_STATE_DIR", state)
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in envs {
@@ -53,14 +54,19 @@ impl Running {
 
     /// Reads stderr until a line contains `pattern`; panics with what was seen after 90 s.
     pub(crate) fn wait_for(&mut self, pattern: &str) {
+        self.wait_for_line(pattern);
+    }
+
+    /// [`Running::wait_for`], returning the line.
+    pub(crate) fn wait_for_line(&mut self, pattern: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(90);
         while Instant::now() < deadline {
             match self.lines.recv_timeout(Duration::from_millis(100)) {
                 Ok(line) => {
                     let hit = line.contains(pattern);
-                    self.seen.push(line);
+                    self.seen.push(line.clone());
                     if hit {
-                        return;
+                        return line;
                     }
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}

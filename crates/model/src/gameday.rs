@@ -64,6 +64,8 @@ pub enum StepOutcome {
     TimedOut,
     /// Its action failed (a fault that could not be injected, a recovery that errored).
     Failed,
+    /// The drill was aborted while it ran (Ctrl-C, SIGTERM, a guardrail, someone's `abort`).
+    Aborted,
     /// Never reached: an earlier step timed out or failed, or the drill was aborted.
     #[default]
     Skipped,
@@ -75,6 +77,7 @@ impl StepOutcome {
             StepOutcome::Done => "done",
             StepOutcome::TimedOut => "TIMED OUT",
             StepOutcome::Failed => "FAILED",
+            StepOutcome::Aborted => "ABORTED",
             StepOutcome::Skipped => "skipped",
         }
     }

@@ -33,6 +33,7 @@ pub struct Report {
     /// The SOC 2 criteria this report evidences, each with what it shows.
     pub controls: Vec<ControlRef>,
     /// UTC, RFC 3339.
+    /// The drill clock's zero: every `t_ms` and `*_ms` time of the report counts from it.
     pub started_at: String,
     pub finished_at: String,
     pub verdict: Verdict,
@@ -141,6 +142,7 @@ pub enum DrillKind {
     /// protection.
     Posture,
     /// A failover drill run step by step, people's steps timed against their targets.
+    #[serde(rename = "game-day")]
     GameDay,
 }
 

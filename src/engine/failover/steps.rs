@@ -53,6 +53,8 @@ impl<'a> Drill<'a, '_> {
                 | Step::Note { .. } => String::new(),
             };
             let r = &mut self.results[i];
+            // Until it ends otherwise: an abort leaves the step it interrupted so.
+            r.outcome = StepOutcome::Aborted;
             r.started_ms = Some(ms(start));
             r.instruction = instruction.clone();
             if let Step::Manual {

@@ -101,7 +101,7 @@ pub fn band(o: &mut String, r: &Report, x: &dyn Fn(f64) -> f64, y: f64, end_ms: 
         let fill = if missed(s) { "#d62728" } else { "#9467bd" };
         let _ = writeln!(
             o,
-            r#"<rect class="step" x="{x0:.1}" y="{y:.1}" width="{:.1}" height="18" fill="{fill}" fill-opacity="0.55"><title>step {}: {} ({}), {}</title></rect>"#,
+            r#"<rect class="step" x="{x0:.1}" y="{y:.1}" width="{:.1}" height="18" fill="{fill}"><title>step {}: {} ({}), {}</title></rect>"#,
             (x1 - x0).max(2.0),
             s.number,
             escape_xml(&s.title),
