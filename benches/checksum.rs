@@ -37,6 +37,8 @@ async fn run(scale: u32) {
     // Room to keep the table cached: the comparison is of CPU per row, not of disk reads.
     settings.insert("shared_buffers".to_owned(), "1GB".to_owned());
     let config = SandboxConfig {
+        seed_sql: Vec::new(),
+        wal_archive: false,
         standbys: 0,
         replication: Replication::Async,
         settings,

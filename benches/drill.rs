@@ -40,6 +40,8 @@ fn main() {
 
 async fn sandbox() -> Sandbox {
     let config = SandboxConfig {
+        seed_sql: Vec::new(),
+        wal_archive: false,
         standbys: 1,
         replication: Replication::Async,
         settings: Default::default(),

@@ -74,6 +74,8 @@ struct Parts {
 
 fn sandbox_config(settings: &[(&str, String)]) -> SandboxConfig {
     SandboxConfig {
+        seed_sql: Vec::new(),
+        wal_archive: false,
         standbys: 0,
         replication: Replication::Async,
         settings: settings

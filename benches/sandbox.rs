@@ -13,6 +13,8 @@ const ROUNDS: usize = 5;
 
 fn config(templates: Option<TemplateCache>) -> SandboxConfig {
     SandboxConfig {
+        seed_sql: Vec::new(),
+        wal_archive: false,
         standbys: 1,
         replication: Replication::Async,
         settings: Default::default(),

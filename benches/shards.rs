@@ -28,6 +28,8 @@ fn main() {
     let sb = rt.block_on(Sandbox::build(
         PgBinaries::locate(None).unwrap(),
         SandboxConfig {
+            seed_sql: Vec::new(),
+            wal_archive: false,
             standbys: 0,
             replication: Replication::Async,
             settings: Default::default(),

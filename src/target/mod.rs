@@ -66,6 +66,8 @@ impl Driver {
                     run_as,
                     journal: journal.clone(),
                     templates: templates.cloned(),
+                    seed_sql: spec.seed_sql.clone(),
+                    wal_archive: spec.wal_archive,
                 };
                 Ok(Driver::Sandbox(
                     Sandbox::build(bins, config, progress).await?,
@@ -221,6 +223,29 @@ impl Driver {
                     at,
                 })
             }
+            Fault::Sql { query } => {
+                if !matches!(self, Driver::Sandbox(_) | Driver::Existing(_)) {
+                    return Err(mismatch(kind, fault.kind()));
+                }
+                let description = format!("ran `{query}` on the primary");
+                journal.effect(&description, None)?;
+                let client =
+                    crate::engine::phases::connect(&self.client_config(Duration::from_secs(5)))
+                        .await
+                        .map_err(|reason| EnvError::Unreachable {
+                            what: "the primary, to run the fault's SQL".into(),
+                            reason,
+                        })?;
+                client.batch_execute(query).await.map_err(|e| {
+                    EnvError::Database(format!("`{query}`: {}", sandbox::describe_pg_error(&e)))
+                })?;
+                Ok(Injected {
+                    description,
+                    undo: None,
+                    ends_after: None,
+                    at: None,
+                })
+            }
             Fault::KillHost { .. }
             | Fault::KillPostgres { .. }
             | Fault::PauseHost { .. }
@@ -346,12 +371,26 @@ impl Driver {
         }
     }
 
-    /// A sandbox node's port and data directory, for a game day's instructions; `None` on
-    /// other targets or for a node that does not exist.
-    pub fn node_facts(&self, node: &str) -> Option<(u16, PathBuf)> {
-        match self {
-            Driver::Sandbox(sb) => sb.node(node).map(|i| sb.node_port_dir(i)),
-            Driver::Existing(_) | Driver::Aws(_) | Driver::Patroni(_) => None,
+    /// What a game day's instruction names as `{{NAME.FIELD}}` on a sandbox: a node's `port`
+    /// and `data_dir`, the `sandbox`'s `base_backup`, `wal_archive` and `bin_dir`; `None` on
+    /// other targets or for anything else.
+    pub fn fact(&self, name: &str, field: &str) -> Option<String> {
+        let Driver::Sandbox(sb) = self else {
+            return None;
+        };
+        if name == "sandbox" {
+            return Some(match field {
+                "base_backup" => sb.base_backup().display().to_string(),
+                "wal_archive" => sb.wal_archive().display().to_string(),
+                "bin_dir" => sb.bins().dir.display().to_string(),
+                _unknown => return None,
+            });
+        }
+        let (port, dir) = sb.node_port_dir(sb.node(name)?);
+        match field {
+            "port" => Some(port.to_string()),
+            "data_dir" => Some(dir.display().to_string()),
+            _unknown => None,
         }
     }
 

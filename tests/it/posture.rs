@@ -447,6 +447,8 @@ fn pgbackrest_posture_tells_an_encrypted_repository_from_a_plain_one() {
         .block_on(Sandbox::build(
             PgBinaries::locate(None).unwrap(),
             SandboxConfig {
+                seed_sql: Vec::new(),
+                wal_archive: false,
                 standbys: 0,
                 replication: Replication::Async,
                 settings,

@@ -135,6 +135,8 @@ impl Source {
             );
         }
         let config = SandboxConfig {
+            seed_sql: Vec::new(),
+            wal_archive: false,
             standbys: 0,
             replication: Replication::Async,
             settings,

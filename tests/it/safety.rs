@@ -84,6 +84,11 @@ impl Running {
         self.seen
     }
 
+    /// The stderr lines read so far.
+    pub(crate) fn seen_lines(&self) -> &[String] {
+        &self.seen
+    }
+
     /// Waits for the exit; (exit code, stdout, every stderr line).
     pub(crate) fn finish(mut self) -> (i32, String, Vec<String>) {
         let out = self.child.wait_with_output().unwrap();

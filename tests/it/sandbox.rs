@@ -11,6 +11,8 @@ use firedrill::target::sandbox::{Sandbox, SandboxConfig};
 
 pub fn config(standbys: u8, replication: Replication) -> SandboxConfig {
     SandboxConfig {
+        seed_sql: Vec::new(),
+        wal_archive: false,
         standbys,
         replication,
         settings: Default::default(),
@@ -102,6 +104,8 @@ async fn a_second_sandbox_is_copied_from_the_template_and_replicates() {
     let build = |cache: std::path::PathBuf| async move {
         let said = std::sync::Mutex::new(Vec::<String>::new());
         let config = SandboxConfig {
+            seed_sql: Vec::new(),
+            wal_archive: false,
             templates: Some(firedrill::template::TemplateCache::new(cache)),
             ..config(1, Replication::Synchronous)
         };

@@ -359,20 +359,27 @@ impl<'a> Drill<'a, '_> {
         })
     }
 
-    /// An instruction with `{{NODE.port}}` and `{{NODE.data_dir}}` filled in from the sandbox.
+    /// An instruction with its placeholders filled in: `{{fault.at}}` (when the first fault
+    /// struck, UTC, as `2026-11-29 16:31:30.659+00`), and what the sandbox knows (`{{NODE.port}}`, `{{sandbox.base_backup}}`).
     fn filled(&self, instruction: &str) -> String {
         let mut text = instruction.trim().to_owned();
-        for (node, field) in placeholders(instruction) {
-            let Some((port, dir)) = self.driver.node_facts(&node) else {
-                continue;
+        for (name, field) in placeholders(instruction) {
+            let value = if (name.as_str(), field.as_str()) == ("fault", "at") {
+                let Some(at) = self.fault_at else { continue };
+                let zero = std::time::SystemTime::now() - self.sink.t0.elapsed();
+                // As PostgreSQL writes a timestamp, which it also reads back where a time zone
+                // abbreviation such as `Z` is not yet known (`recovery_target_time`).
+                humantime::format_rfc3339_millis(zero + at)
+                    .to_string()
+                    .replace('T', " ")
+                    .replace('Z', "+00")
+            } else {
+                let Some(v) = self.driver.fact(&name, &field) else {
+                    continue;
+                };
+                v
             };
-            let value = match field.as_str() {
-                "port" => port.to_string(),
-                "data_dir" => dir.display().to_string(),
-                // Validation allows no other field.
-                _other => continue,
-            };
-            text = text.replace(&format!("{{{{{node}.{field}}}}}"), &value);
+            text = text.replace(&format!("{{{{{name}.{field}}}}}"), &value);
         }
         text
     }

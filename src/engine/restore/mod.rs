@@ -345,6 +345,8 @@ fn restored_sandbox_config(
         }
     };
     Ok(SandboxConfig {
+        seed_sql: Vec::new(),
+        wal_archive: false,
         standbys: 0,
         replication: Replication::Async,
         settings: r.sandbox.settings.clone(),

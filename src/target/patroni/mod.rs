@@ -269,7 +269,8 @@ impl Patroni {
             | Fault::Command { .. }
             | Fault::RdsFailover
             | Fault::AuroraFailover { .. }
-            | Fault::FisExperiment { .. } => Err(super::mismatch(
+            | Fault::FisExperiment { .. }
+            | Fault::Sql { .. } => Err(super::mismatch(
                 &fault.target_kinds().join("` or `"),
                 fault.kind(),
             )),

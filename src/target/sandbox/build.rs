@@ -119,6 +119,36 @@ impl Sandbox {
                 Replication::Synchronous => "synchronous",
             }
         ));
+        for sql in &sb.config.seed_sql {
+            primary.batch_execute(sql).await.map_err(|e| {
+                EnvError::Database(format!(
+                    "seed_sql `{sql}`: {}",
+                    super::describe_pg_error(&e)
+                ))
+            })?;
+        }
+        if !sb.config.seed_sql.is_empty() {
+            progress(format!(
+                "seeded ({} statement(s))",
+                sb.config.seed_sql.len()
+            ));
+        }
+        if sb.config.wal_archive {
+            let dir = sb.base_backup();
+            sb.run_tool(
+                "pg_basebackup",
+                Command::new(sb.bins.program("pg_basebackup"))
+                    .arg("-D")
+                    .arg(&dir)
+                    .args(["-h", "127.0.0.1", "-p", &primary_port.to_string()])
+                    .args(["-U", SUPERUSER, "-X", "stream", "-c", "fast", "--no-sync"]),
+            )?;
+            progress(format!(
+                "base backup in {}, WAL archived into {}",
+                dir.display(),
+                sb.wal_archive().display()
+            ));
+        }
         Ok(sb)
     }
 
@@ -142,6 +172,11 @@ impl Sandbox {
             .map_err(EnvError::io("cannot create the socket directory"))?;
         std::fs::create_dir(sb.root_path.join("log"))
             .map_err(EnvError::io("cannot create the log directory"))?;
+        if sb.config.wal_archive {
+            std::fs::create_dir(sb.wal_archive())
+                .map_err(EnvError::io("cannot create the WAL archive directory"))?;
+            sb.chown(&sb.wal_archive())?;
+        }
         sb.chown(&sb.root_path)?;
         sb.chown(&sb.root_path.join("sock"))?;
         Ok(sb)

@@ -43,6 +43,10 @@ pub struct SandboxConfig {
     /// Where `initdb`'s output is cached for the next sandbox ([`super::template`]); `None`
     /// runs `initdb` every time.
     pub templates: Option<TemplateCache>,
+    /// SQL run on the primary once the sandbox is up.
+    pub seed_sql: Vec<String>,
+    /// Archive WAL into `wal-archive` and take a base backup into `base-backup`.
+    pub wal_archive: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,6 +186,15 @@ impl Sandbox {
             }
         }
         Ok(())
+    }
+
+    /// Where a sandbox with `wal_archive` keeps its WAL archive and its base backup.
+    pub fn wal_archive(&self) -> PathBuf {
+        self.root_path.join("wal-archive")
+    }
+
+    pub fn base_backup(&self) -> PathBuf {
+        self.root_path.join("base-backup")
     }
 
     pub fn root(&self) -> &Path {
@@ -462,6 +475,14 @@ impl Sandbox {
              logging_collector = off\nlog_min_messages = warning\n",
             sock = self.root_path.join("sock").display()
         );
+        if self.config.wal_archive {
+            // Relative to the data directory, where the archiver runs: every node of the
+            // sandbox (a promoted standby too) archives into the one directory.
+            conf.push_str(
+                "archive_mode = on\narchive_command = 'test ! -f ../wal-archive/%f && cp %p \
+                 ../wal-archive/%f'\n",
+            );
+        }
         for (k, v) in &self.config.settings {
             conf.push_str(&format!("{k} = '{}'\n", v.replace('\'', "''")));
         }

@@ -68,6 +68,11 @@ pub(super) fn fault_effects(fault: &Fault, add: &mut dyn FnMut(String, &str)) {
             "none: the new leader stays (switch back with another switchover)",
         ),
         Fault::StopDcs { duration } => add(format!("SIGSTOP etcd for {duration}"), "SIGCONT etcd"),
+        Fault::Sql { query } => add(
+            format!("run `{query}` on the primary"),
+            "none: what it changed stays (restoring it is the drill); the sandbox's removal \
+             covers a sandbox",
+        ),
         Fault::Command { run, undo, .. } => match undo {
             Some(u) => add(
                 format!("run {}", crate::scenario::shell_words(run)),
@@ -204,6 +209,7 @@ pub(super) fn fault_action(fault: &Fault) -> String {
         Fault::StopDcs { duration } => {
             format!("SIGSTOP etcd (the DCS stops answering), SIGCONT after {duration}")
         }
+        Fault::Sql { query } => format!("run `{query}` on the primary (through the DSN)"),
         Fault::Command { run, undo, .. } => format!(
             "run `{}`{}",
             run.join(" "),

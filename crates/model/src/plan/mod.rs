@@ -109,6 +109,23 @@ pub fn render(loaded: &LoadedScenario) -> String {
                     ),
                 );
             }
+            if !t.seed_sql.is_empty() {
+                step(
+                    &mut out,
+                    format!(
+                        "seed: run {} SQL statement(s) on the primary",
+                        t.seed_sql.len()
+                    ),
+                );
+            }
+            if t.wal_archive {
+                step(
+                    &mut out,
+                    "archive every node's WAL into <sandbox>/wal-archive; pg_basebackup the \
+                     primary into <sandbox>/base-backup"
+                        .into(),
+                );
+            }
         }
         Target::Postgres(t) => {
             step(

@@ -83,6 +83,9 @@ tagged_enum! {
         /// answering, as a hung or unreachable etcd. The leader stays read-write with
         /// `failsafe_mode`, and demotes without it.
         StopDcs { duration: Dur },
+        /// Run SQL on the primary as a careless person would (`drop table orders`): data lost,
+        /// not servers. Nothing takes it back; a restore does.
+        Sql { query: String },
     }
 }
 
@@ -151,6 +154,7 @@ impl Fault {
             Fault::Switchover { .. } => "switchover",
             Fault::Failover { .. } => "failover",
             Fault::StopDcs { .. } => "stop-dcs",
+            Fault::Sql { .. } => "sql",
         }
     }
     pub fn node(&self) -> Option<&str> {
@@ -167,7 +171,8 @@ impl Fault {
             | Fault::PauseHost { .. }
             | Fault::Switchover { .. }
             | Fault::Failover { .. }
-            | Fault::StopDcs { .. } => None,
+            | Fault::StopDcs { .. }
+            | Fault::Sql { .. } => None,
         }
     }
 
@@ -186,7 +191,8 @@ impl Fault {
             | Fault::RdsFailover
             | Fault::AuroraFailover { .. }
             | Fault::FisExperiment { .. }
-            | Fault::StopDcs { .. } => None,
+            | Fault::StopDcs { .. }
+            | Fault::Sql { .. } => None,
         }
     }
 
@@ -206,7 +212,8 @@ impl Fault {
             | Fault::PauseHost { .. }
             | Fault::Switchover { .. }
             | Fault::Failover { .. }
-            | Fault::StopDcs { .. } => None,
+            | Fault::StopDcs { .. }
+            | Fault::Sql { .. } => None,
         }
     }
 
@@ -231,7 +238,8 @@ impl Fault {
             | Fault::FisExperiment { .. }
             | Fault::KillPostgres { .. }
             | Fault::PauseHost { .. }
-            | Fault::StopDcs { .. } => false,
+            | Fault::StopDcs { .. }
+            | Fault::Sql { .. } => false,
         }
     }
 
@@ -252,7 +260,8 @@ impl Fault {
             | Fault::Command { .. }
             | Fault::RdsFailover
             | Fault::AuroraFailover { .. }
-            | Fault::FisExperiment { .. } => None,
+            | Fault::FisExperiment { .. }
+            | Fault::Sql { .. } => None,
         }
     }
 
@@ -272,7 +281,8 @@ impl Fault {
             | Fault::KillHost { .. }
             | Fault::KillPostgres { .. }
             | Fault::PauseHost { .. }
-            | Fault::StopDcs { .. } => false,
+            | Fault::StopDcs { .. }
+            | Fault::Sql { .. } => false,
         }
     }
 
@@ -290,6 +300,7 @@ impl Fault {
             | Fault::PauseHost { .. }
             | Fault::StopDcs { .. } => &["patroni-sandbox"],
             Fault::Switchover { .. } | Fault::Failover { .. } => &["patroni-sandbox", "patroni"],
+            Fault::Sql { .. } => &["postgres-sandbox", "postgres"],
         }
     }
 

@@ -288,6 +288,15 @@ pub struct SandboxSpec {
     /// Parent directory of the sandbox's temporary directory. Default: the system temp dir.
     #[serde(default)]
     pub work_dir: Option<PathBuf>,
+    /// SQL run on the primary once the sandbox is up (a game day's data), before its base
+    /// backup.
+    #[serde(default)]
+    pub seed_sql: Vec<String>,
+    /// Archive the primary's WAL into `<sandbox>/wal-archive` and take a base backup into
+    /// `<sandbox>/base-backup` once it is up and seeded: what an operator restores from in a
+    /// game day (`{{sandbox.wal_archive}}`, `{{sandbox.base_backup}}` in instructions).
+    #[serde(default)]
+    pub wal_archive: bool,
 }
 
 fn one() -> u8 {

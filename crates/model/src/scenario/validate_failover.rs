@@ -209,8 +209,8 @@ pub(super) fn check_fault(s: &Scenario, fault: &Fault, k: &Keys, out: &mut Vec<P
                 out.push(problem(
                     &k.fault("type"),
                     format!(
-                        "a `{}` fault is for `{other}` targets; the sandbox takes kill, stop or \
-                         pause",
+                        "a `{}` fault is for `{other}` targets; the sandbox takes kill, stop, \
+                         pause or sql",
                         fault.kind()
                     ),
                 ));

@@ -206,37 +206,61 @@ fn check_condition(s: &Scenario, c: &Condition, at: &str, out: &mut Vec<Problem>
     }
 }
 
-/// `{{NODE.port}}` and `{{NODE.data_dir}}` name a sandbox node that exists.
+/// Placeholders name what firedrill can fill in: `{{fault.at}}` anywhere; on a sandbox, a
+/// node's `port` and `data_dir`, and the `sandbox`'s `bin_dir`, and its `base_backup` and
+/// `wal_archive` when it keeps them (`wal_archive: true`).
 fn check_placeholders(s: &Scenario, text: &str, at: &str, out: &mut Vec<Problem>) {
-    let found = placeholders(text);
-    if found.is_empty() {
-        return;
-    }
-    let Target::PostgresSandbox(spec) = &s.target else {
-        out.push(problem(
-            at,
-            "`{{NODE.port}}` placeholders are filled in for a sandbox only; write the \
-             commands out",
-        ));
-        return;
-    };
-    let nodes = sandbox_nodes(spec.standbys);
-    for (node, field) in found {
-        if !nodes.iter().any(|n| *n == node) {
+    for (name, field) in placeholders(text) {
+        let shown = format!("`{{{{{name}.{field}}}}}`");
+        if name == "fault" {
+            if field != "at" {
+                out.push(problem(
+                    at,
+                    format!("{shown}: the fault has `at` (when it struck)"),
+                ));
+            }
+            continue;
+        }
+        let Target::PostgresSandbox(spec) = &s.target else {
             out.push(problem(
                 at,
                 format!(
-                    "`{{{{{node}.{field}}}}}` names unknown node {node:?}; this sandbox has {}",
+                    "{shown}: a `{}` target fills in only `{{{{fault.at}}}}`; write the \
+                     commands out",
+                    s.target.kind()
+                ),
+            ));
+            continue;
+        };
+        if name == "sandbox" {
+            match field.as_str() {
+                "bin_dir" => {}
+                "base_backup" | "wal_archive" if spec.wal_archive => {}
+                "base_backup" | "wal_archive" => out.push(problem(
+                    at,
+                    format!("{shown}: the sandbox keeps no backup; set `target.wal_archive: true`"),
+                )),
+                _other => out.push(problem(
+                    at,
+                    format!("{shown}: the sandbox has bin_dir, base_backup and wal_archive"),
+                )),
+            }
+            continue;
+        }
+        let nodes = sandbox_nodes(spec.standbys);
+        if !nodes.iter().any(|n| *n == name) {
+            out.push(problem(
+                at,
+                format!(
+                    "{shown} names unknown node {name:?}; this sandbox has {} (and `sandbox`, \
+                     `fault`)",
                     nodes.join(", ")
                 ),
             ));
         } else if !NODE_FIELDS.contains(&field.as_str()) {
             out.push(problem(
                 at,
-                format!(
-                    "`{{{{{node}.{field}}}}}`: a node has {}",
-                    NODE_FIELDS.join(" and ")
-                ),
+                format!("{shown}: a node has {}", NODE_FIELDS.join(" and ")),
             ));
         }
     }
