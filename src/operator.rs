@@ -130,7 +130,7 @@ impl Inbox {
     }
 
     /// The next action that arrived, if any.
-    pub fn next(&mut self) -> Option<Result<Acted, Unreadable>> {
+    pub fn take(&mut self) -> Option<Result<Acted, Unreadable>> {
         self.rx.try_recv().ok()
     }
 

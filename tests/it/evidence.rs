@@ -38,15 +38,15 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// A fresh key, its allowed_signers file and an evidence directory path, in a temp dir.
-struct Keyring {
-    tmp: tempfile::TempDir,
-    key: std::path::PathBuf,
-    allowed: std::path::PathBuf,
+pub(crate) struct Keyring {
+    pub(crate) tmp: tempfile::TempDir,
+    pub(crate) key: std::path::PathBuf,
+    pub(crate) allowed: std::path::PathBuf,
     dir: std::path::PathBuf,
 }
 
 impl Keyring {
-    fn new() -> Keyring {
+    pub(crate) fn new() -> Keyring {
         let tmp = tempfile::tempdir().unwrap();
         let key = tmp.path().join("key");
         let public = signing::keygen(&key, "test").unwrap();
@@ -61,7 +61,7 @@ impl Keyring {
         }
     }
 
-    fn signer(&self) -> Signer {
+    pub(crate) fn signer(&self) -> Signer {
         Signer::load(&self.key).unwrap()
     }
 }

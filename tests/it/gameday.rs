@@ -492,9 +492,10 @@ fn sandbox_of(lines: &[String]) -> PathBuf {
 #[test]
 fn an_operator_who_never_acts_fails_the_step_and_the_game_day_rolls_back() {
     let _x = crate::exclusive();
+    let k = crate::evidence::Keyring::new();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let out = dir.path().join("out");
+    let chain = dir.path().join("evidence");
     let file = shipped_with(dir.path(), Some("3s"));
     let started = Instant::now();
     let run = Running::start(
@@ -502,8 +503,10 @@ fn an_operator_who_never_acts_fails_the_step_and_the_game_day_rolls_back() {
         &[
             "run",
             file.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
+            "--evidence",
+            chain.to_str().unwrap(),
+            "--sign-key",
+            k.key.to_str().unwrap(),
         ],
         &[],
     );
@@ -521,8 +524,10 @@ fn an_operator_who_never_acts_fails_the_step_and_the_game_day_rolls_back() {
         "{all}"
     );
 
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let path = chain.join("000001-gameday-manual-failover/report.json");
+    let real: firedrill::report::Report =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let report: Value = serde_json::to_value(&real).unwrap();
     assert_eq!(report["verdict"], "fail");
     assert!(
         report.get("abort_reason").is_none(),
@@ -556,6 +561,66 @@ fn an_operator_who_never_acts_fails_the_step_and_the_game_day_rolls_back() {
     let journal = crate::safety::only_journal(&state);
     let read = firedrill::safety::journal::Read::open(&journal).unwrap();
     assert!(read.pending().is_empty(), "{read:?}");
+
+    // The auditor's side: the honest report verifies; the key holder's rewrites, re-signed
+    // and chained as if honest, do not.
+    let verify = |dir: &Path| {
+        let out = crate::firedrill_process()
+            .arg("verify")
+            .arg(dir)
+            .arg("--allowed-signers")
+            .arg(&k.allowed)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (code, text) = verify(&chain);
+    assert_eq!(code, 0, "{text}");
+    let signer = k.signer();
+    let forge = |name: &str, edit: &dyn Fn(&mut firedrill::report::Report)| {
+        let mut r = real.clone();
+        r.chain = None;
+        edit(&mut r);
+        r.verdict = firedrill::report::Verdict::Pass;
+        for t in &mut r.targets {
+            t.met = true;
+        }
+        let dir = k.tmp.path().join(name);
+        firedrill::evidence::append(&dir, &mut r, Some(&signer)).unwrap();
+        verify(&dir)
+    };
+    let (code, text) = forge("deleted", &|r| r.targets.retain(|t| t.name != "step:3"));
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("target step:3 (limit 3000.0 ms) is the scenario's but missing"),
+        "{text}"
+    );
+    let (code, text) = forge("raised", &|r| {
+        let t = r.targets.iter_mut().find(|t| t.name == "step:3").unwrap();
+        t.limit = 3_600_000.0;
+    });
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("target step:3: the report's limit"), "{text}");
+    let (code, text) = forge("made-done", &|r| {
+        let s = &mut r.measurements.steps[2];
+        s.outcome = firedrill::gameday::StepOutcome::Done;
+        s.ended_ms = Some(s.started_ms.unwrap() + 2_000.0);
+        s.duration_ms = Some(2_000.0);
+        let t = r.targets.iter_mut().find(|t| t.name == "step:3").unwrap();
+        t.achieved = Some(2_000.0);
+    });
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("the timeline records no step ending then"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -640,7 +705,7 @@ fn after<'t>(text: &'t str, before: &str, end: char) -> &'t str {
         .split(before)
         .nth(1)
         .unwrap_or_else(|| panic!("no {before:?} in:\n{text}"));
-    rest.split(|c: char| c == end || c == '\n').next().unwrap()
+    rest.split([end, '\n']).next().unwrap()
 }
 
 fn sh(script: &str) -> String {

@@ -118,6 +118,7 @@ pub fn rederive(r: &Report) -> Rederived {
                 e.expected = s.observe.expect_outage;
             }
             problems.extend(refigure(&r.measurements, fault, s));
+            problems.extend(restep(r, steps));
             s.workload.connections > 0
         }
         // A restore drill checks its ledger only when it wrote one and got that far.
@@ -150,6 +151,61 @@ pub fn rederive(r: &Report) -> Rederived {
 }
 
 /// The probe figures again, from the report's probe record; what disagrees.
+/// A game day's steps against the scenario's and the report's own timeline: one result per
+/// step, of its kind; a duration that is its end minus its start; an end the timeline records;
+/// nothing done after its deadline.
+fn restep(r: &Report, steps: &[scenario::Step]) -> Vec<String> {
+    let got = &r.measurements.steps;
+    if got.len() != steps.len() {
+        return vec![format!(
+            "the report has {} step results, the scenario {} steps",
+            got.len(),
+            steps.len()
+        )];
+    }
+    let mut problems = Vec::new();
+    let ended_at = |t: f64| {
+        r.timeline
+            .iter()
+            .any(|e| e.kind == "step-ended" && (e.t_ms - t).abs() <= 0.002)
+    };
+    for (i, (res, step)) in got.iter().zip(steps).enumerate() {
+        let n = i + 1;
+        if res.number != n || res.kind != step.kind() {
+            problems.push(format!(
+                "step {n}: the report has step {} of kind {}, the scenario a {}",
+                res.number,
+                res.kind,
+                step.kind()
+            ));
+            continue;
+        }
+        if let (Some(d), Some(s), Some(e)) = (res.duration_ms, res.started_ms, res.ended_ms)
+            && (d - (e - s)).abs() > 0.002
+        {
+            problems.push(format!(
+                "step {n}: duration {d:.3} ms is not its end minus its start ({:.3} ms)",
+                e - s
+            ));
+        }
+        if let Some(e) = res.ended_ms
+            && !ended_at(e)
+        {
+            problems.push(format!(
+                "step {n}: ended at {e:.3} ms, but the timeline records no step ending then"
+            ));
+        }
+        if let (Some(d), Some(deadline)) = (res.duration_ms, step.deadline())
+            && d > crate::measure::ms(deadline.get()) + 1.0
+        {
+            problems.push(format!(
+                "step {n}: done in {d:.1} ms, after its deadline of {deadline}"
+            ));
+        }
+    }
+    problems
+}
+
 fn refigure(m: &Measurements, fault: &scenario::Fault, s: &scenario::Scenario) -> Vec<String> {
     let (Some(record), Some(fault_at)) = (&m.probe_record, m.fault_at_ms) else {
         return Vec::new();

@@ -265,7 +265,7 @@ impl<'a> Drill<'a, '_> {
         let Some(inbox) = self.inbox.as_mut() else {
             return Ok(());
         };
-        while let Some(next) = inbox.next() {
+        while let Some(next) = inbox.take() {
             let acted = match next {
                 Ok(a) => a,
                 Err(Unreadable(why)) => {

@@ -248,7 +248,7 @@ fn check_placeholders(s: &Scenario, text: &str, at: &str, out: &mut Vec<Problem>
             continue;
         }
         let nodes = sandbox_nodes(spec.standbys);
-        if !nodes.iter().any(|n| *n == name) {
+        if !nodes.contains(&name) {
             out.push(problem(
                 at,
                 format!(
