@@ -229,13 +229,15 @@ impl Driver {
                 }
                 let description = format!("ran `{query}` on the primary");
                 journal.effect(&description, None)?;
-                let client =
-                    crate::engine::phases::connect(&self.client_config(Duration::from_secs(5)))
-                        .await
-                        .map_err(|reason| EnvError::Unreachable {
-                            what: "the primary, to run the fault's SQL".into(),
-                            reason,
-                        })?;
+                let (client, conn) = self
+                    .client_config(Duration::from_secs(5))
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                    .map_err(|e| EnvError::Unreachable {
+                        what: "the primary, to run the fault's SQL".into(),
+                        reason: sandbox::describe_pg_error(&e),
+                    })?;
+                tokio::spawn(conn);
                 client.batch_execute(query).await.map_err(|e| {
                     EnvError::Database(format!("`{query}`: {}", sandbox::describe_pg_error(&e)))
                 })?;

@@ -594,13 +594,14 @@ impl Drill<'_, '_> {
             }
             if last_status.is_none_or(|l| now >= l + STATUS_EVERY) {
                 last_status = Some(now);
-                match self.step_clock(now, load) {
-                    Some(clock) => self.sink.emit(clock),
-                    None => self.sink.emit(Event::Status {
-                        write_up: load.write.up.load(Ordering::Relaxed),
-                        read_up: load.read.up.load(Ordering::Relaxed),
-                        acknowledged_writes: load.acked(),
-                    }),
+                self.sink.emit(Event::Status {
+                    write_up: load.write.up.load(Ordering::Relaxed),
+                    read_up: load.read.up.load(Ordering::Relaxed),
+                    acknowledged_writes: load.acked(),
+                });
+                // After the status, so that a terminal's live line shows the step's clock.
+                if let Some(clock) = self.step_clock(now, load) {
+                    self.sink.emit(clock);
                 }
             }
             let nap = (at - now).min(tick);

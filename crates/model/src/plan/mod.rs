@@ -3,6 +3,7 @@
 
 mod failover;
 mod gameday;
+mod posture;
 
 use std::fmt::Write as _;
 
@@ -250,7 +251,7 @@ pub fn render(loaded: &LoadedScenario) -> String {
             );
             step(&mut out, "read only: nothing is created or changed".into());
         }
-        Parts::Posture(p) => posture_steps(s, p, &mut |t| step(&mut out, t)),
+        Parts::Posture(p) => posture::steps(s, p, &mut |t| step(&mut out, t)),
     }
     let cleanup = match (&s.target, s.cleanup) {
         (Target::AwsBackup(_) | Target::Pgbackrest(_), _) => "nothing to clean up (read only)",
@@ -657,58 +658,4 @@ fn aws_restore_steps(s: &Scenario, r: &Restore, step: &mut dyn FnMut(String)) {
         "delete the temporary instance (and a snapshot the drill took), whatever the outcome"
             .into(),
     );
-}
-
-/// A posture drill's reads, per target kind, and the targets it judges.
-fn posture_steps(s: &Scenario, p: &Posture, step: &mut dyn FnMut(String)) {
-    match &s.target {
-        Target::AwsBackup(_) => {
-            step("list the backup vaults (ListBackupVaults): each one's key and vault lock".into());
-            step(
-                "per resource: its recovery points in every vault \
-                 (ListRecoveryPointsByBackupVault): encryption, vault, lifecycle"
-                    .into(),
-            );
-            step(format!(
-                "per resource: completed copy jobs of the last {} (ListCopyJobs) and the \
-                 regions they reached",
-                p.window
-            ));
-        }
-        Target::AwsRds(_) => {
-            step(
-                "describe the instance: storage encryption, backup retention period, deletion \
-                 protection, automated-backup replications"
-                    .into(),
-            );
-            step("describe its snapshots (DescribeDBSnapshots): each one's encryption".into());
-        }
-        Target::Pgbackrest(_) => {}
-        Target::PostgresSandbox(_)
-        | Target::Postgres(_)
-        | Target::PatroniSandbox(_)
-        | Target::Patroni(_) => {}
-    }
-    let t = &s.targets;
-    let mut judged = Vec::new();
-    if t.encrypted.is_some() {
-        judged.push("encrypted".to_owned());
-    }
-    if t.immutable.is_some() {
-        judged.push("immutable".to_owned());
-    }
-    if let Some(d) = t.min_retention {
-        judged.push(format!("min_retention {d}"));
-    }
-    if let Some(n) = t.copies_in_other_region {
-        judged.push(format!("copies_in_other_region {n}"));
-    }
-    if t.deletion_protection.is_some() {
-        judged.push("deletion_protection".to_owned());
-    }
-    step(format!(
-        "judge every resource against: {}; a resource with nothing to judge counts as short",
-        judged.join(", ")
-    ));
-    step("read only: nothing is created or changed".into());
 }
