@@ -155,6 +155,23 @@ pub fn control_file(dir: &Path, run_id: &str) -> PathBuf {
     dir.join(format!("{run_id}.jsonl"))
 }
 
+/// Which drill a control file belongs to; `None` for a file that is not one.
+pub fn header(path: &Path) -> Option<ControlHeader> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str(text.lines().next()?).ok()
+}
+
+/// Whether the game day a control file names still runs: a file whose process is gone was
+/// left by a game day that was killed.
+pub fn still_running(header: &ControlHeader) -> bool {
+    let Ok(pid) = i32::try_from(header.pid) else {
+        return false;
+    };
+    // SAFETY: kill with signal 0 sends nothing; it only asks whether the process exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// A line typed at the terminal: `a`/`ack`, `d`/`done`, `n TEXT`/`note TEXT`, `abort`; an
 /// empty line is nothing.
 fn typed(line: &str, operator: &str, at: Duration) -> Option<Result<Acted, Unreadable>> {

@@ -20,10 +20,17 @@ pub fn prune(state_dir: Option<PathBuf>, older_than: std::time::Duration) -> Exi
     for l in &p.locks {
         println!("removed lock file {}", l.display());
     }
+    for c in &p.controls {
+        println!(
+            "removed the control file of a killed game day {}",
+            c.display()
+        );
+    }
     println!(
-        "{} journal(s) and {} lock file(s) older than {age} removed",
+        "{} journal(s), {} lock file(s) and {} game day control file(s) older than {age} removed",
         p.journals.len(),
-        p.locks.len()
+        p.locks.len(),
+        p.controls.len()
     );
     for j in &p.pending {
         println!(

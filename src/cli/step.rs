@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use firedrill::error::*;
-use firedrill::gameday::{Action, CONTROL_VERSION, ControlHeader, ControlLine};
-use firedrill::operator::{Setup, control_file};
+use firedrill::gameday::{Action, CONTROL_VERSION, ControlLine};
+use firedrill::operator::{Setup, control_file, header, still_running};
 
 use super::args::StepAction;
 
@@ -48,11 +48,7 @@ pub fn act(
         Err(code) => return code,
     };
     let path = control_file(&state.control(), run);
-    let header = std::fs::read_to_string(&path).ok().and_then(|t| {
-        let first = t.lines().next()?.to_owned();
-        serde_json::from_str::<ControlHeader>(&first).ok()
-    });
-    let Some(header) = header else {
+    let Some(header) = header(&path) else {
         eprintln!(
             "error: no game day with run id {run} is running here (no control file {}); the \
              run id is printed when a game day starts, and --state-dir must be the drill's",
@@ -60,7 +56,7 @@ pub fn act(
         );
         return exit_code(EXIT_ENVIRONMENT);
     };
-    if !alive(header.pid) {
+    if !still_running(&header) {
         eprintln!(
             "error: game day {run} ({}) is not running any more (process {} is gone); nothing \
              recorded",
@@ -93,14 +89,4 @@ pub fn act(
         header.scenario
     );
     exit_code(EXIT_PASS)
-}
-
-/// Whether a process exists (signal 0 asks without sending anything; EPERM means it does).
-fn alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: kill with signal 0 sends nothing; it only checks that the process exists.
-    let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }

@@ -16,6 +16,8 @@ pub struct Pruned {
     pub locks: Vec<PathBuf>,
     /// Journals old enough but with effects left to undo: `firedrill recover` first.
     pub pending: Vec<PathBuf>,
+    /// Control files of game days that were killed (their process is gone).
+    pub controls: Vec<PathBuf>,
 }
 
 fn older_than(path: &Path, age: Duration, now: SystemTime) -> bool {
@@ -48,6 +50,17 @@ pub fn prune(state: &StateDir, age: Duration, now: SystemTime) -> Pruned {
     for path in lock::files(state) {
         if older_than(&path, age, now) && lock::remove_unheld(&path) {
             out.locks.push(path);
+        }
+    }
+    let controls = std::fs::read_dir(state.control())
+        .into_iter()
+        .flatten()
+        .flatten();
+    for path in controls.map(|e| e.path()) {
+        let dead =
+            crate::operator::header(&path).is_none_or(|h| !crate::operator::still_running(&h));
+        if dead && older_than(&path, age, now) && std::fs::remove_file(&path).is_ok() {
+            out.controls.push(path);
         }
     }
     out

@@ -605,6 +605,21 @@ fn prune_removes_old_finished_journals_and_free_locks_and_nothing_else() {
     for l in lock::files(&state) {
         age(&l);
     }
+    // Game days' control files: one of a killed game day (its process gone), one of a live one
+    // (this process), one killed but recent.
+    let control = state.control();
+    std::fs::create_dir_all(&control).unwrap();
+    let control_of = |run: &str, pid: u32| {
+        let path = firedrill::operator::control_file(&control, run);
+        let header = format!(r#"{{"v":1,"run_id":"{run}","scenario":"g","pid":{pid}}}"#);
+        std::fs::write(&path, header + "\n").unwrap();
+        path
+    };
+    let killed_old = control_of("eeee", 4194303);
+    let live_old = control_of("ffff", std::process::id());
+    let killed_young = control_of("gggg", 4194303);
+    age(&killed_old);
+    age(&live_old);
 
     let mut cmd = crate::firedrill_process();
     cmd.args(["recover", "--prune", "--older-than", "30d"])
@@ -612,9 +627,13 @@ fn prune_removes_old_finished_journals_and_free_locks_and_nothing_else() {
     let (code, out, err) = crate::run_to_end(&mut cmd);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        out.contains("1 journal(s) and 1 lock file(s) older than 30days removed"),
+        out.contains(
+            "1 journal(s), 1 lock file(s) and 1 game day control file(s) older than 30days removed"
+        ),
         "{out}"
     );
+    assert!(!killed_old.exists(), "{out}");
+    assert!(live_old.exists() && killed_young.exists(), "{out}");
     assert!(!finished_old.exists());
     assert!(pending_old.exists() && finished_young.exists());
     assert!(out.contains("bbbb.jsonl: effects left to undo"), "{out}");
