@@ -133,8 +133,12 @@ fn html_is_self_contained_and_its_structure_is_stable() {
 }
 
 /// Debian's chromium, headless, as CI runs it (root: --no-sandbox; closed network: no
-/// background fetches).
-fn screenshot(html: &std::path::Path, png: &std::path::Path, profile: &std::path::Path) {
+/// background fetches), on `html` with `extra` arguments; its stdout.
+pub(crate) fn chromium(
+    html: &std::path::Path,
+    profile: &std::path::Path,
+    extra: &[&str],
+) -> String {
     let out = Command::new("chromium")
         .args([
             "--headless",
@@ -149,7 +153,7 @@ fn screenshot(html: &std::path::Path, png: &std::path::Path, profile: &std::path
             "--window-size=1100,900",
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--screenshot={}", png.display()))
+        .args(extra)
         .arg(format!("file://{}", html.display()))
         .output()
         .expect("chromium is installed (.ci/setup installs Debian's chromium)");
@@ -158,6 +162,11 @@ fn screenshot(html: &std::path::Path, png: &std::path::Path, profile: &std::path
         "chromium failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn screenshot(html: &std::path::Path, png: &std::path::Path, profile: &std::path::Path) {
+    chromium(html, profile, &[&format!("--screenshot={}", png.display())]);
 }
 
 #[test]

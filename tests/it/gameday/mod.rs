@@ -196,23 +196,16 @@ fn check_times(report: &Value, a: &Acted) {
     );
 }
 
-#[test]
-fn manual_failover_driven_with_firedrill_step_from_another_shell() {
-    let _x = crate::exclusive();
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let out = dir.path().join("out");
-    let file = crate::repo(SCENARIO);
-    let mut run = Running::start(
-        &state,
-        &[
-            "run",
-            file.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &[],
-    );
+/// `firedrill run FILE --out OUT` with no terminal, and the run id it announced for
+/// `firedrill step`.
+fn start(state: &Path, file: &Path, out: &Path) -> (Running, String) {
+    let args = [
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let mut run = Running::start(state, &args, &[]);
     let joined = run.wait_for_line("firedrill step ack|done|note|abort --run ");
     let run_id = joined
         .split("--run ")
@@ -220,6 +213,17 @@ fn manual_failover_driven_with_firedrill_step_from_another_shell() {
         .and_then(|r| r.split_whitespace().next())
         .unwrap()
         .to_owned();
+    (run, run_id)
+}
+
+#[test]
+fn manual_failover_driven_with_firedrill_step_from_another_shell() {
+    let _x = crate::exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let out = dir.path().join("out");
+    let file = crate::repo(SCENARIO);
+    let (mut run, run_id) = start(&state, &file, &out);
     let port = port_in(&run.wait_for_line("pg_promote()"));
 
     std::thread::sleep(Duration::from_millis(300));
@@ -274,39 +278,17 @@ fn html_shows_the_steps_band_and_notes(out: &Path, note: &str) {
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("id=\"steps-table\"") && page.contains(note));
     let profile = out.join("profile");
-    let chromium = |extra: &[&str]| {
-        let out = Command::new("chromium")
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--hide-scrollbars",
-                "--window-size=1100,900",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .args(extra)
-            .arg(format!("file://{}", html.display()))
-            .output()
-            .expect("chromium is installed (.ci/setup installs Debian's chromium)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let dom = chromium(&["--dump-dom"]);
+    let dom = crate::render::chromium(&html, &profile, &["--dump-dom"]);
     assert!(
         dom.contains("<h2>Steps</h2>") && dom.contains(note),
         "the page lost the steps"
     );
     let png = out.join("page.png");
-    chromium(&[&format!("--screenshot={}", png.display())]);
+    crate::render::chromium(
+        &html,
+        &profile,
+        &[&format!("--screenshot={}", png.display())],
+    );
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()));
     let mut reader = decoder.read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size().unwrap()];
@@ -484,16 +466,7 @@ fn ctrl_c_during_a_persons_step_rolls_back_and_reports_aborted() {
     let state = dir.path().join("state");
     let out = dir.path().join("out");
     let file = crate::repo(SCENARIO);
-    let mut run = Running::start(
-        &state,
-        &[
-            "run",
-            file.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let (mut run, _) = start(&state, &file, &out);
     run.wait_for("pg_promote()");
     std::thread::sleep(Duration::from_millis(500));
     // SAFETY: kill has no memory-safety preconditions.

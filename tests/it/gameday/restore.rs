@@ -8,7 +8,6 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::Value;
 
 use super::{WITHIN_MS, apart_ms, step, wall};
-use crate::safety::Running;
 
 /// The value after `before` in `text`, up to the next whitespace (or `end`).
 fn after<'t>(text: &'t str, before: &str, end: char) -> &'t str {
@@ -41,18 +40,7 @@ fn a_dropped_table_restored_by_point_in_time_recovery_as_the_game_day_shows() {
     let out = dir.path().join("out");
     let scratch = dir.path().join("pitr");
     let file = crate::repo("scenarios/gameday-restore-under-pressure.yaml");
-    let mut run = Running::start(
-        &state,
-        &[
-            "run",
-            file.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &[],
-    );
-    let joined = run.wait_for_line("--run ");
-    let run_id = after(&joined, "--run ", ' ').to_owned();
+    let (mut run, run_id) = super::start(&state, &file, &out);
     run.wait_for("recovery_target_action");
     let shown = run.wait_for_line("pg_ctl -D /tmp/pitr-orders -w stop");
     let _ = shown;
