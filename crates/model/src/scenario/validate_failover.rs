@@ -92,7 +92,18 @@ fn check_patroni_fault(
         let names = patroni_members(spec.members);
         let key = &match fault {
             Fault::Failover { .. } | Fault::Switchover { .. } => k.fault("candidate"),
-            _ => k.fault("member"),
+            Fault::KillHost { .. }
+            | Fault::KillPostgres { .. }
+            | Fault::PauseHost { .. }
+            | Fault::StopDcs { .. }
+            | Fault::Kill { .. }
+            | Fault::Stop { .. }
+            | Fault::Pause { .. }
+            | Fault::Command { .. }
+            | Fault::RdsFailover
+            | Fault::AuroraFailover { .. }
+            | Fault::FisExperiment { .. }
+            | Fault::Sql { .. } => k.fault("member"),
         };
         match fault.member() {
             Some(MemberRef::Named(n)) if !names.contains(n) => out.push(problem(
