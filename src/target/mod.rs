@@ -264,10 +264,11 @@ impl Driver {
 
     /// Reads what the target can tell about itself before the fault (a Patroni cluster's
     /// members and settings), for the report.
-    pub async fn before_fault(&mut self) -> Result<(), EnvError> {
+    /// What it found worth a timeline entry (failsafe mode armed), if anything.
+    pub async fn before_fault(&mut self) -> Result<Option<String>, EnvError> {
         match self {
             Driver::Patroni(p) => p.before_fault().await,
-            Driver::Sandbox(_) | Driver::Existing(_) | Driver::Aws(_) => Ok(()),
+            Driver::Sandbox(_) | Driver::Existing(_) | Driver::Aws(_) => Ok(None),
         }
     }
 

@@ -81,7 +81,10 @@ fn own_client(work: PathBuf, members: usize, run_for: Duration) -> std::thread::
 /// Patroni's own account of a kept sandbox under `work`: each member's lines about locks,
 /// synchronous standbys, demotion, promotion and rewinds.
 fn patroni_story(work: &Path) -> String {
-    const TOLD: [&str; 8] = [
+    const TOLD: [&str; 10] = [
+        // Failsafe mode: the leader's calls to the members, and their answers.
+        "failsafe",
+        "Request failed to",
         "synchronous standby",
         "Synchronous standby",
         "emot",
@@ -589,9 +592,12 @@ fn stop_dcs(dir: &Path, failsafe: bool) -> scenario::LoadedScenario {
          steady_state: {{duration: 1s}}\n\
          fault: {{type: stop-dcs, duration: 8s}}\nrecovery: {{type: wait}}\n\
          observe: {{duration: 20s, stability: 1s, expect_outage: {}}}\n\
-         targets: {{max_lost_writes: 0}}\ncleanup: on-success\n",
+         targets: {{max_lost_writes: 0}}\ncleanup: {}\n",
         dir.display(),
-        !failsafe
+        !failsafe,
+        // With failsafe mode the drill passes even if the leader was demoted (no outage is
+        // expected, none is a target): the test keeps the cluster (stopped) to show why.
+        if failsafe { "never" } else { "on-success" }
     );
     scenario::parse(&dir.join("stop-dcs.yaml"), &text).unwrap()
 }
@@ -654,7 +660,26 @@ fn a_dcs_outage_demotes_the_leader_unless_failsafe_mode_keeps_it() {
     let failed = r.measurements.fault_effect.as_ref().unwrap().failed_probes;
     assert_eq!(r.verdict, Verdict::Pass, "{:#?}", r.targets);
     assert!(frozen.join().unwrap(), "etcd was seen stopped (state T)");
-    assert_eq!(failed, 0, "failsafe mode kept the leader");
+    // Failsafe mode was armed before the fault (every member's topology lists every member):
+    // a DCS outage before that demotes the leader whatever the setting says.
+    let armed = r
+        .timeline
+        .iter()
+        .find(|e| e.detail.starts_with("failsafe mode armed"))
+        .unwrap_or_else(|| panic!("{:#?}", r.timeline));
+    let fault = r
+        .timeline
+        .iter()
+        .find(|e| e.kind == "fault-injected")
+        .unwrap();
+    assert!(armed.t_ms <= fault.t_ms, "{armed:?} {fault:?}");
+    eprintln!("{}", armed.detail);
+    assert_eq!(
+        failed,
+        0,
+        "failsafe mode kept the leader\n{}",
+        patroni_story(work.path())
+    );
     let p = r.measurements.patroni.as_ref().unwrap();
     assert_eq!(p.leader_before, p.leader_after);
 }

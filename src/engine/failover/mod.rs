@@ -330,7 +330,11 @@ impl Drill<'_, '_> {
                 .ok(),
         );
 
-        if let Err(e) = self.driver.before_fault().await {
+        let before = self.driver.before_fault().await;
+        if let Ok(Some(note)) = &before {
+            self.sink.emit(Event::Setup(note.clone()));
+        }
+        if let Err(e) = before {
             self.sink.emit(Event::Warning(format!(
                 "cannot read the cluster before the fault: {e}"
             )));

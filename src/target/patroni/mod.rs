@@ -109,7 +109,7 @@ impl Patroni {
     }
 
     /// The cluster before the fault: members, leader, settings, version.
-    pub async fn before_fault(&mut self) -> Result<(), EnvError> {
+    pub async fn before_fault(&mut self) -> Result<Option<String>, EnvError> {
         let t = self.api.cluster().await?;
         self.view.leader_before = t.leader().map(|l| l.name.clone());
         self.view.before = t.members;
@@ -126,7 +126,47 @@ impl Patroni {
             .ok()
             .and_then(|s| s.patroni)
             .map(|p| p.version);
-        Ok(())
+        if self.dcs.as_ref().is_some_and(|d| d.failsafe_mode) {
+            let names: Vec<String> = self.view.before.iter().map(|m| m.name.clone()).collect();
+            let waited = self.failsafe_armed(&names).await?;
+            return Ok(Some(format!(
+                "failsafe mode armed: every member's GET /failsafe lists all {} members \
+                 (waited {} ms)",
+                names.len(),
+                waited.as_millis()
+            )));
+        }
+        Ok(None)
+    }
+
+    /// Waits until failsafe mode is armed: every member's `GET /failsafe` lists every member.
+    /// Patroni writes that topology from the leader's loop and each member reads it back a
+    /// loop later; a DCS outage before then demotes the leader whatever the setting says, and
+    /// a drill of failsafe mode must not start there.
+    async fn failsafe_armed(&self, members: &[String]) -> Result<Duration, EnvError> {
+        const ARMING: Duration = Duration::from_secs(30);
+        let started = std::time::Instant::now();
+        let deadline = started + ARMING;
+        loop {
+            let seen = self.api.failsafe_everywhere().await;
+            let short: Vec<String> = seen
+                .iter()
+                .filter(|(_, names)| !members.iter().all(|m| names.contains(m)))
+                .map(|(at, names)| format!("{at} lists [{}]", names.join(", ")))
+                .collect();
+            if short.is_empty() {
+                return Ok(started.elapsed());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(EnvError::Database(format!(
+                    "failsafe mode is not armed after {}: {} (members: {})",
+                    humantime::format_duration(ARMING),
+                    short.join("; "),
+                    members.join(", ")
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// The cluster after the observation, Patroni's history of the drill's switches, and the

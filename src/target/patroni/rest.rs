@@ -205,6 +205,28 @@ impl Api {
         self.post_any("switchover", body).await
     }
 
+    /// `GET /failsafe` of every listed member: the members each one's failsafe topology holds
+    /// (empty where it holds none, as Patroni answers 502 before it wrote one).
+    pub async fn failsafe_everywhere(&self) -> Vec<(String, Vec<String>)> {
+        let mut seen = Vec::new();
+        for e in &self.urls {
+            let mut req = self.http.get(join(&e.base, "failsafe"));
+            if let Some((u, p)) = &e.auth {
+                req = req.basic_auth(u, Some(p));
+            }
+            let names = match req.send().await.and_then(|r| r.error_for_status()) {
+                Ok(r) => r
+                    .json::<std::collections::BTreeMap<String, serde_json::Value>>()
+                    .await
+                    .map(|m| m.into_keys().collect())
+                    .unwrap_or_default(),
+                Err(_) => Vec::new(),
+            };
+            seen.push((e.shown(), names));
+        }
+        seen
+    }
+
     /// `POST /failover` to `candidate`.
     pub async fn failover(&self, candidate: &str) -> Result<String, EnvError> {
         self.post_any("failover", serde_json::json!({ "candidate": candidate }))
