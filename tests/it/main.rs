@@ -21,6 +21,7 @@ mod journal_compat;
 mod layout;
 mod lossy;
 mod patroni;
+mod patroni_dcs;
 mod posture;
 mod render;
 mod restore;
