@@ -178,12 +178,17 @@ impl Fault {
 
     /// The Patroni member a fault hits, as the scenario names it.
     pub fn member(&self) -> Option<&MemberRef> {
+        self.member_at().map(|(_, m)| m)
+    }
+
+    /// [`Fault::member`], with the key it is written under (`member` or `candidate`).
+    pub fn member_at(&self) -> Option<(&'static str, &MemberRef)> {
         match self {
             Fault::KillHost { member }
             | Fault::KillPostgres { member }
-            | Fault::PauseHost { member, .. } => Some(member),
-            Fault::Failover { candidate } => Some(candidate),
-            Fault::Switchover { candidate } => candidate.as_ref(),
+            | Fault::PauseHost { member, .. } => Some(("member", member)),
+            Fault::Failover { candidate } => Some(("candidate", candidate)),
+            Fault::Switchover { candidate } => candidate.as_ref().map(|c| ("candidate", c)),
             Fault::Kill { .. }
             | Fault::Stop { .. }
             | Fault::Pause { .. }

@@ -90,22 +90,9 @@ fn check_patroni_fault(
     }
     if let Some(spec) = sandbox {
         let names = patroni_members(spec.members);
-        let key = &match fault {
-            Fault::Failover { .. } | Fault::Switchover { .. } => k.fault("candidate"),
-            Fault::KillHost { .. }
-            | Fault::KillPostgres { .. }
-            | Fault::PauseHost { .. }
-            | Fault::StopDcs { .. }
-            | Fault::Kill { .. }
-            | Fault::Stop { .. }
-            | Fault::Pause { .. }
-            | Fault::Command { .. }
-            | Fault::RdsFailover
-            | Fault::AuroraFailover { .. }
-            | Fault::FisExperiment { .. }
-            | Fault::Sql { .. } => k.fault("member"),
-        };
-        match fault.member() {
+        let member = fault.member_at();
+        let key = &k.fault(member.map_or("member", |(field, _)| field));
+        match member.map(|(_, m)| m) {
             Some(MemberRef::Named(n)) if !names.contains(n) => out.push(problem(
                 key,
                 format!(
