@@ -194,6 +194,9 @@ pub fn summary(r: &Report) -> String {
         if let (Some(d), Some(who)) = (s.detection_ms(), &s.acknowledged_by) {
             let _ = write!(line, "; acknowledged after {:.1}s by {who}", d / 1000.0);
         }
+        if let Some(d) = s.action_ms() {
+            let _ = write!(line, ", acted in {:.1}s more", d / 1000.0);
+        }
         if let Some(who) = &s.done_by {
             let _ = write!(line, "; done said by {who}");
         }
