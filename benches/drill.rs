@@ -216,6 +216,7 @@ async fn probe_cpu(sb: &Sandbox) {
             config: sb.client_config(Duration::from_secs(1)),
             interval: Duration::from_millis(10),
             timeout: Duration::from_secs(1),
+            abandon_after: Duration::from_secs(10),
             run: "bench".into(),
         };
         handles.push(tokio::spawn(probe::run(spec, t0, rx.clone(), state)));

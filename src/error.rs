@@ -52,6 +52,12 @@ pub enum EnvError {
         waited: String,
         log: String,
     },
+    #[error("{what} needs {capability}; {hint}")]
+    Capability {
+        what: String,
+        capability: String,
+        hint: String,
+    },
     #[error("cannot reach {what}: {reason}")]
     Unreachable { what: String, reason: String },
     #[error("{0}")]

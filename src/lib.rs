@@ -12,6 +12,7 @@ pub mod finish;
 pub mod fleet;
 pub mod guardrail;
 pub mod human;
+pub mod net;
 pub mod operator;
 pub mod pg;
 pub mod probe;
@@ -28,5 +29,5 @@ pub mod workload;
 pub use firedrill_evidence::{evidence, render, signing, summary};
 pub use firedrill_model::{
     audit, cluster, event, exit, fleet_summary, gameday, judge, ledger, measure, plan, posture,
-    record, report, scenario, secrets, shard, soc2,
+    record, report, scenario, secrets, shard, soc2, split,
 };

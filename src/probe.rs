@@ -55,15 +55,14 @@ pub struct ProbeSpec {
     pub config: Config,
     pub interval: Duration,
     pub timeout: Duration,
+    /// An outstanding probe is abandoned (its connection dropped) only this long after it
+    /// started (`probes.abandon_after`): abandoning sooner piles connection attempts into a
+    /// hung server's accept backlog, and each costs a backend start when it resumes.
+    pub abandon_after: Duration,
     /// The drill's run id (hex), written into each write probe's row so that the drill can
     /// remove its own rows.
     pub run: String,
 }
-
-/// An outstanding probe is abandoned (its connection dropped) only after this many timeouts:
-/// abandoning sooner piles connection attempts into a hung server's accept backlog, and each
-/// costs a backend start when it resumes, delaying the recovery being measured.
-const ABANDON_AFTER_TIMEOUTS: u32 = 10;
 
 struct InFlight {
     start: Duration,
@@ -90,7 +89,7 @@ pub async fn run(
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut client: Option<Arc<Client>> = None;
     let mut inflight: Option<InFlight> = None;
-    let abandon_after = spec.timeout * ABANDON_AFTER_TIMEOUTS;
+    let abandon_after = spec.abandon_after;
     let record = |sample: Sample| {
         state.up.store(sample.ok, Ordering::Relaxed);
         let counter = if sample.ok { &state.ok } else { &state.failed };

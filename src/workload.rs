@@ -45,14 +45,20 @@ pub async fn run_writer(
 ) -> WorkloadLog {
     let mut log = WorkloadLog::default();
     let mut conn: Option<(Client, tokio_postgres::Statement)> = None;
+    // Each acknowledgement names the server that gave it: split brain is measured from
+    // the writes themselves.
     let sql = format!(
-        "insert into {} (run, client, seq, payload) values ($1, $2, $3, $4)",
+        "insert into {} (run, client, seq, payload) values ($1, $2, $3, $4) \
+         returning inet_server_addr(), inet_server_port()",
         spec.table
     );
     let mut seq: u64 = 0;
     while !crate::probe::stopped(&stop) {
         if conn.is_none() {
-            let attempt = tokio::time::timeout(spec.timeout, async {
+            // Each host of a multi-host DSN gets the connect timeout in turn, as libpq gives
+            // it: a first host that never answers must not use up the whole attempt.
+            let hosts = spec.config.get_hosts().len().max(1) as u32;
+            let attempt = tokio::time::timeout(spec.timeout * (hosts + 1), async {
                 let (c, connection) = spec.config.connect(NoTls).await?;
                 tokio::spawn(connection);
                 let stmt = c.prepare(&sql).await?;
@@ -77,19 +83,25 @@ pub async fn run_writer(
         let sent = t0.elapsed();
         let result = tokio::time::timeout(
             spec.timeout,
-            c.execute(
+            c.query_one(
                 stmt,
                 &[&spec.run, &(client_id as i32), &(seq as i64), &body],
             ),
         )
         .await;
         match result {
-            Ok(Ok(_)) => {
+            Ok(Ok(row)) => {
+                let at = t0.elapsed();
+                let addr: Option<std::net::IpAddr> = row.get(0);
+                let port: Option<i32> = row.get(1);
                 log.acks.push(Ack {
                     client: client_id,
                     seq,
                     sent,
-                    at: t0.elapsed(),
+                    at,
+                    server: addr
+                        .zip(port)
+                        .map(|(a, p)| std::net::SocketAddr::new(a, p as u16)),
                 });
                 acked.fetch_add(1, Ordering::Relaxed);
             }
@@ -103,23 +115,24 @@ pub async fn run_writer(
     log
 }
 
-/// Starts `n` writers (client ids 0..n) sharing `spec`; each stops on `stop`.
+/// Starts `n` writers (client ids 0..n) sharing `spec`; each stops on `stop`. Writer `i` runs
+/// on `zones[i % zones.len()]` (a client zone's runtime), or on the caller's runtime when
+/// there are none.
 pub fn spawn_writers(
     spec: Arc<WriterSpec>,
     n: u16,
     t0: Instant,
     stop: &watch::Receiver<bool>,
     acked: &Arc<AtomicU64>,
+    zones: &[tokio::runtime::Handle],
 ) -> Vec<tokio::task::JoinHandle<WorkloadLog>> {
     (0..n as u32)
         .map(|id| {
-            tokio::spawn(run_writer(
-                spec.clone(),
-                id,
-                t0,
-                stop.clone(),
-                acked.clone(),
-            ))
+            let writer = run_writer(spec.clone(), id, t0, stop.clone(), acked.clone());
+            match zones.get(id as usize % zones.len().max(1)) {
+                Some(zone) => zone.spawn(writer),
+                None => tokio::spawn(writer),
+            }
         })
         .collect()
 }

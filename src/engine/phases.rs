@@ -163,8 +163,15 @@ pub struct Writers {
 }
 
 impl Writers {
-    /// Starts `workload.connections` writers through `config` (the table is prepared already).
-    pub fn spawn(sink: &EventSink<'_>, s: &Scenario, run_id: &str, config: &Config) -> Writers {
+    /// Starts `workload.connections` writers through `config` (the table is prepared already),
+    /// dealt over the client zones' runtimes if there are any.
+    pub fn spawn(
+        sink: &EventSink<'_>,
+        s: &Scenario,
+        run_id: &str,
+        config: &Config,
+        zones: &[tokio::runtime::Handle],
+    ) -> Writers {
         let (stop, stop_rx) = watch::channel(false);
         let acked = Arc::new(AtomicU64::new(0));
         let mut config = config.clone();
@@ -175,8 +182,14 @@ impl Writers {
             run: run_id.to_owned(),
             timeout: s.workload.timeout.get(),
         });
-        let handles =
-            workload::spawn_writers(spec, s.workload.connections, sink.t0, &stop_rx, &acked);
+        let handles = workload::spawn_writers(
+            spec,
+            s.workload.connections,
+            sink.t0,
+            &stop_rx,
+            &acked,
+            zones,
+        );
         Writers {
             stop,
             handles,

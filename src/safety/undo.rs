@@ -53,6 +53,13 @@ pub enum Undo {
         aws: firedrill_aws::Options,
         id: String,
     },
+    /// Kill whatever runs in these network namespaces and delete them (a sandbox's zones and
+    /// fabric: their links, bridge and rules go with them).
+    RemoveNetns { names: Vec<String> },
+    /// Set a link up again (a zone's link to the bridge, set down by a `zone-outage`).
+    LinkUp { netns: String, link: String },
+    /// Delete an nftables table in each namespace (a partition's rules).
+    NftDelete { netns: Vec<String>, table: String },
 }
 
 impl Undo {
@@ -76,6 +83,13 @@ impl Undo {
             }
             Undo::AwsDeleteInstance { id, .. } => format!("delete DB instance {id}"),
             Undo::AwsDeleteSnapshot { id, .. } => format!("delete DB snapshot {id}"),
+            Undo::RemoveNetns { names } => {
+                format!("delete network namespaces {}", names.join(", "))
+            }
+            Undo::LinkUp { netns, link } => format!("set link {link} in {netns} up"),
+            Undo::NftDelete { netns, table } => {
+                format!("delete nftables table inet {table} in {}", netns.join(", "))
+            }
         }
     }
 }
@@ -130,6 +144,69 @@ pub async fn apply(undo: &Undo, timeout: Duration) -> Result<String, String> {
             Aws::connect(aws).await.delete_snapshot(id).await,
             &format!("DB snapshot {id}"),
         ),
+        Undo::RemoveNetns { names } => {
+            let names = names.clone();
+            tokio::task::spawn_blocking(move || {
+                crate::net::remove_namespaces(&crate::net::ip_program(), &names)
+            })
+            .await
+            .map_err(|e| e.to_string())
+        }
+        Undo::LinkUp { netns, link } => {
+            let ip = crate::net::ip_program();
+            if !crate::net::list_namespaces(&ip).contains(netns) {
+                return Ok(format!("{netns} already gone"));
+            }
+            crate::process::run_command(
+                "ip link set up",
+                &[
+                    ip.display().to_string(),
+                    "-n".into(),
+                    netns.clone(),
+                    "link".into(),
+                    "set".into(),
+                    link.clone(),
+                    "up".into(),
+                ],
+                timeout,
+            )
+            .await
+            .map(|_| format!("set {link} in {netns} up"))
+            .map_err(|e| e.to_string())
+        }
+        Undo::NftDelete { netns, table } => {
+            let ip = crate::net::ip_program();
+            let existing = crate::net::list_namespaces(&ip);
+            let mut done = Vec::new();
+            for ns in netns.iter().filter(|n| existing.contains(n)) {
+                // A table already deleted is the undo done: `nft destroy` is newer than
+                // Debian 12's nft, so its absence is checked first.
+                let argv = |verb: &str| -> Vec<String> {
+                    [
+                        ip.display().to_string(),
+                        "netns".into(),
+                        "exec".into(),
+                        ns.clone(),
+                    ]
+                    .into_iter()
+                    .chain(["nft", verb, "table", "inet", table].map(String::from))
+                    .collect()
+                };
+                if crate::process::run_command("nft list", &argv("list"), timeout)
+                    .await
+                    .is_ok()
+                {
+                    crate::process::run_command("nft delete", &argv("delete"), timeout)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    done.push(ns.as_str());
+                }
+            }
+            Ok(match done.len() {
+                0 => format!("no table inet {table} left in {}", netns.join(", ")),
+                _ => format!("deleted table inet {table} in {}", done.join(", ")),
+            })
+        }
     }
 }
 

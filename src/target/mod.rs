@@ -19,7 +19,7 @@ use crate::dsn::Template;
 use crate::error::EnvError;
 use crate::pg::binaries::{self, PgBinaries};
 use crate::safety::journal::{EffectId, Journal, Undo};
-use crate::scenario::{DbTarget, Fault, Recovery};
+use crate::scenario::{DbTarget, Fault, Fence, Recovery};
 use aws_rds::AwsTarget;
 use existing::Existing;
 use patroni::Patroni;
@@ -55,6 +55,11 @@ impl Driver {
     ) -> Result<Driver, EnvError> {
         match target {
             DbTarget::Sandbox(spec) => {
+                // Zones need CAP_NET_ADMIN, `ip` and `nft`: refused before anything is made.
+                let zones = spec
+                    .zone_layout()
+                    .map(|l| crate::net::preflight().map(|tools| (l, tools)))
+                    .transpose()?;
                 let bins = PgBinaries::locate(spec.bin_dir.as_deref())?;
                 let run_as = binaries::run_as(spec.run_as.as_deref())?;
                 progress(format!("PostgreSQL programs in {}", bins.dir.display()));
@@ -68,6 +73,7 @@ impl Driver {
                     templates: templates.cloned(),
                     seed_sql: spec.seed_sql.clone(),
                     wal_archive: spec.wal_archive,
+                    zones,
                 };
                 Ok(Driver::Sandbox(
                     Sandbox::build(bins, config, progress).await?,
@@ -98,10 +104,12 @@ impl Driver {
         }
     }
 
-    /// The connection settings an application would use, with `timeout` per connection attempt.
+    /// The connection settings firedrill itself uses (set up, verify, read back), with `timeout`
+    /// per connection attempt: the application's, except for a sandbox with zones, whose
+    /// nodes firedrill reaches through their sockets.
     pub fn client_config(&self, timeout: Duration) -> Config {
         match self {
-            Driver::Sandbox(sb) => sb.client_config(timeout),
+            Driver::Sandbox(sb) => sb.admin_config(timeout),
             Driver::Existing(e) => e.client_config(timeout),
             Driver::Aws(t) => {
                 let mut c = t.config.clone();
@@ -109,6 +117,51 @@ impl Driver {
                 c
             }
             Driver::Patroni(p) => p.client_config(timeout),
+        }
+    }
+
+    /// The connection settings an application would use: what the probes and writers use,
+    /// from the runtimes of [`Driver::client_zones`] when there are zones.
+    pub fn app_config(&self, timeout: Duration) -> Config {
+        match self {
+            Driver::Sandbox(sb) => sb.client_config(timeout),
+            Driver::Existing(_) | Driver::Aws(_) | Driver::Patroni(_) => {
+                self.client_config(timeout)
+            }
+        }
+    }
+
+    /// Where clients run: a runtime per client zone of a sandbox with zones (the probes in the
+    /// first, the writers dealt in turn); empty for every other target (the drill's own).
+    pub fn client_zones(&self) -> Vec<(String, tokio::runtime::Handle)> {
+        match self {
+            Driver::Sandbox(sb) => sb
+                .client_zones()
+                .iter()
+                .map(|z| (z.zone.clone(), z.handle().clone()))
+                .collect(),
+            Driver::Existing(_) | Driver::Aws(_) | Driver::Patroni(_) => Vec::new(),
+        }
+    }
+
+    /// The name of the server at `addr:port` (a sandbox node), as a writer's acknowledgement
+    /// names it; else `addr:port`.
+    pub fn server_name(&self, server: std::net::SocketAddr) -> String {
+        match self {
+            Driver::Sandbox(sb) => sb
+                .node_at(&server.ip().to_string(), server.port())
+                .map(str::to_owned)
+                .unwrap_or_else(|| server.to_string()),
+            Driver::Existing(_) | Driver::Aws(_) | Driver::Patroni(_) => server.to_string(),
+        }
+    }
+
+    /// The server whose history survives, as [`Driver::server_name`] names it, where the
+    /// driver knows it (the sandbox node it made primary); `None` elsewhere.
+    pub fn survivor(&self) -> Option<String> {
+        match self {
+            Driver::Sandbox(sb) => sb.primary().map(|i| sb.nodes[i].name.clone()),
+            Driver::Existing(_) | Driver::Aws(_) | Driver::Patroni(_) => None,
         }
     }
 
@@ -248,6 +301,59 @@ impl Driver {
                     at: None,
                 })
             }
+            Fault::ZoneOutage { zone, duration } => {
+                let sb = self.sandbox(kind, fault.kind())?;
+                let fabric = sb.fabric().ok_or_else(|| no_zones(fault.kind()))?;
+                let (undo, id) = fabric.zone_down(zone, journal)?;
+                let nodes = fabric
+                    .layout()
+                    .zones
+                    .iter()
+                    .find(|(z, _)| z == zone)
+                    .map(|(_, n)| n.join(", "))
+                    .unwrap_or_default();
+                Ok(Injected {
+                    description: format!(
+                        "zone {zone} lost: its link to the bridge down ({})",
+                        if nodes.is_empty() {
+                            "clients only".into()
+                        } else {
+                            nodes
+                        }
+                    ),
+                    undo: Some((undo, id)),
+                    ends_after: duration.map(|d| d.get()),
+                    at: None,
+                })
+            }
+            Fault::Partition {
+                between,
+                one_way,
+                duration,
+            } => {
+                let sb = self.sandbox(kind, fault.kind())?;
+                let fabric = sb.fabric().ok_or_else(|| no_zones(fault.kind()))?;
+                let (from, to) = match between.as_slice() {
+                    [a, b] => (a, b),
+                    _ => return Err(EnvError::Database("a partition has two sides".into())),
+                };
+                let (undo, id) = fabric.partition(from, to, *one_way, journal)?;
+                Ok(Injected {
+                    description: format!(
+                        "partition: {} {} {} (nftables drop rules)",
+                        from.join(", "),
+                        if *one_way {
+                            "cannot send to"
+                        } else {
+                            "cut from"
+                        },
+                        to.join(", ")
+                    ),
+                    undo: Some((undo, id)),
+                    ends_after: duration.map(|d| d.get()),
+                    at: None,
+                })
+            }
             Fault::KillHost { .. }
             | Fault::KillPostgres { .. }
             | Fault::PauseHost { .. }
@@ -308,11 +414,22 @@ impl Driver {
         let kind = recovery.target_kind().unwrap_or_default();
         match recovery {
             Recovery::Wait => Ok(None),
-            Recovery::Promote { node, .. } => {
+            Recovery::Promote { node, fence, .. } => {
                 let sb = self.sandbox(kind, recovery.kind())?;
                 let idx = node_index(sb, node)?;
+                let fenced = match fence {
+                    Fence::None => String::new(),
+                    Fence::StopOldPrimary => match sb.primary() {
+                        Some(old) => {
+                            let name = sb.nodes[old].name.clone();
+                            sb.kill(old)?;
+                            format!("fenced {name} (SIGKILL), then ")
+                        }
+                        None => "no old primary running to fence; ".into(),
+                    },
+                };
                 sb.promote(idx).await?;
-                Ok(Some(format!("promoted {node}")))
+                Ok(Some(format!("{fenced}promoted {node}")))
             }
             Recovery::Command { run, timeout, .. } => {
                 let e = self.existing(kind, recovery.kind())?;
@@ -420,6 +537,13 @@ impl Driver {
 pub(crate) fn mismatch(kind: &str, what: &str) -> EnvError {
     EnvError::Database(format!(
         "a `{what}` fault or recovery applies to `{kind}` targets, not this one"
+    ))
+}
+
+/// A zone fault on a sandbox built without zones (validation refuses it first).
+fn no_zones(kind: &str) -> EnvError {
+    EnvError::Database(format!(
+        "a `{kind}` fault needs a sandbox with zones (`target.zones`)"
     ))
 }
 

@@ -26,6 +26,9 @@ pub fn evaluate(
     if let Some(max) = targets.max_lost_writes {
         limits.push(("max_lost_writes", max as f64));
     }
+    if let Some(max) = targets.max_split_brain {
+        limits.push(("max_split_brain", ms(max)));
+    }
     if let Some(min) = targets.min_availability_pct {
         limits.push(("min_availability_pct", min));
     }
@@ -96,6 +99,12 @@ pub fn judge(name: &str, limit: f64, m: &Measurements) -> Option<TargetResult> {
         "rto" => (m.rto_ms, "ms", Bind::AtMost),
         "rpo" => (m.rpo_ms, "ms", Bind::AtMost),
         "max_lost_writes" => (m.lost_writes.map(|l| l as f64), "writes", Bind::AtMost),
+        // From the writes: a drill whose ledger was never read back measured nothing.
+        "max_split_brain" => (
+            m.split_brain.as_ref().map(|s| s.window_ms),
+            "ms",
+            Bind::AtMost,
+        ),
         "min_availability_pct" => (m.availability_pct, "pct", Bind::AtLeast),
         "integrity" => (
             m.integrity_failures.map(|f| f as f64),

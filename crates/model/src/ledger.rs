@@ -17,6 +17,9 @@ pub struct Ack {
     pub sent: Duration,
     /// When its acknowledgement arrived.
     pub at: Duration,
+    /// The server that acknowledged it (the address and port its insert returned); `None`
+    /// over a Unix socket.
+    pub server: Option<std::net::SocketAddr>,
 }
 
 /// What one drill's writers did: acknowledged writes, and writes whose outcome is unknown (an
@@ -65,6 +68,16 @@ pub struct LedgerCheck {
     pub integrity_failures: u64,
     /// Earliest lost acknowledgement to the later of the fault and the last lost acknowledgement.
     pub rpo_ms: f64,
+}
+
+/// The acknowledged writes missing from `rows`, as `(client, seq)`.
+pub fn missing(log: &WorkloadLog, rows: &[Row]) -> HashSet<(u32, u64)> {
+    let present: HashSet<(u32, u64)> = rows.iter().map(|r| (r.client, r.seq)).collect();
+    log.acks
+        .iter()
+        .map(|a| (a.client, a.seq))
+        .filter(|k| !present.contains(k))
+        .collect()
 }
 
 pub fn check(log: &WorkloadLog, rows: &[Row], run: &str, fault_at: Duration) -> LedgerCheck {
@@ -196,6 +209,7 @@ mod tests {
 
     fn ack(client: u32, seq: u64, at_ms: u64) -> Ack {
         Ack {
+            server: None,
             client,
             seq,
             sent: Duration::from_millis(at_ms.saturating_sub(1)),

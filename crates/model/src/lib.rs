@@ -24,3 +24,4 @@ pub mod schema;
 pub mod secrets;
 pub mod shard;
 pub mod soc2;
+pub mod split;

@@ -12,12 +12,13 @@ use crate::scenario::LoadedScenario;
 use crate::soc2::ControlRef;
 
 /// Bumped on any change a reader must know about; readers refuse versions they do not know.
-pub const REPORT_FORMAT_VERSION: u32 = 5;
+pub const REPORT_FORMAT_VERSION: u32 = 6;
 /// The oldest format this build reads (and verifies by the rules of its day): 1 judged targets
 /// of an aborted drill like any other; 2 leaves none of them met; 3 embeds the scenario's text
 /// and the raw probe record, from which `verify` re-derives targets and figures; 4 adds
 /// posture drills (`measurements.posture` and their targets); 5 adds game days
-/// (`drill: game-day`, `measurements.steps` and their `step:N` targets).
+/// (`drill: game-day`, `measurements.steps` and their `step:N` targets); 6 adds split brain
+/// (`measurements.split_brain`, target `max_split_brain`).
 pub const OLDEST_READABLE_FORMAT: u32 = 1;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -253,6 +254,10 @@ pub struct Measurements {
     /// Game days: every step, in order, with its times and who acted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<crate::gameday::StepResult>,
+    /// Failover drills with a workload: which servers acknowledged writes and when, how long
+    /// two did at once, and the lost writes split into diverged and lagged (format 6 on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_brain: Option<crate::split::SplitBrain>,
 }
 
 /// What a restore drill did and found. In a restore drill `rto_ms` is the time from the start of

@@ -255,7 +255,15 @@ impl Drill<'_, '_> {
         let s = &self.loaded.scenario;
         let t0 = self.sink.t0;
         let (stop, stop_rx) = watch::channel(false);
-        let probe_config = self.driver.client_config(s.probes.timeout.get());
+        // Clients run where the scenario puts them: on a sandbox with zones, the probes in the
+        // first client zone and the writers dealt over all of them.
+        let zones: Vec<tokio::runtime::Handle> = self
+            .driver
+            .client_zones()
+            .into_iter()
+            .map(|(_, h)| h)
+            .collect();
+        let probe_config = self.driver.app_config(s.probes.timeout.get());
         let write = Arc::new(ProbeState::default());
         let read = Arc::new(ProbeState::default());
         let mut probes = Vec::new();
@@ -265,20 +273,21 @@ impl Drill<'_, '_> {
                 config: probe_config.clone(),
                 interval: s.probes.interval.get(),
                 timeout: s.probes.timeout.get(),
+                abandon_after: s.probes.abandon_after(),
                 run: self.run_id.clone(),
             };
-            probes.push(tokio::spawn(probe::run(
-                spec,
-                t0,
-                stop_rx.clone(),
-                state.clone(),
-            )));
+            let probe = probe::run(spec, t0, stop_rx.clone(), state.clone());
+            probes.push(match zones.first() {
+                Some(zone) => zone.spawn(probe),
+                None => tokio::spawn(probe),
+            });
         }
         let writers = Writers::spawn(
             self.sink,
             s,
             &self.run_id,
-            &self.driver.client_config(s.workload.timeout.get()),
+            &self.driver.app_config(s.workload.timeout.get()),
+            &zones,
         );
         let guard = Guard::arm(&s.guardrails, t0, &stop_rx);
         Load {

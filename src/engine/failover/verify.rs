@@ -10,8 +10,8 @@ use crate::event::Event;
 use crate::ledger::{self, WorkloadLog};
 use crate::report::*;
 use crate::scenario::FailoverTarget;
-use crate::workload;
 use crate::{engine::phases, probe};
+use crate::{split, workload};
 
 impl Drill<'_, '_> {
     /// Deletes this drill's ledger and probe rows from the target's database (by run id), so
@@ -123,11 +123,52 @@ impl Drill<'_, '_> {
             c.in_doubt_present,
             c.integrity_failures
         )));
+        self.measure_split_brain(log, &rows, fault_at);
         let m = &mut self.measurements;
         m.lost_writes = Some(c.lost_writes);
         m.lost_examples = c.lost_examples;
         m.in_doubt_present = Some(c.in_doubt_present);
         m.integrity_failures = Some(c.integrity_failures);
         m.rpo_ms = Some(c.rpo_ms);
+    }
+
+    /// Which servers acknowledged writes, how long two did at once, and the lost writes told
+    /// apart (diverged, lagged); from the acknowledgements, which name their servers.
+    fn measure_split_brain(&mut self, log: &WorkloadLog, rows: &[ledger::Row], fault_at: Duration) {
+        if log.acks.iter().all(|a| a.server.is_none()) {
+            return;
+        }
+        let lost = ledger::missing(log, rows);
+        // The writer after the observation names the survivor where the driver cannot.
+        let survivor = self.driver.survivor().or_else(|| {
+            let w = self.measurements.writer.as_ref()?;
+            Some(w.after.as_ref()?.at.clone())
+        });
+        let driver = &self.driver;
+        let sb = split::measure(&log.acks, &lost, survivor.as_deref(), fault_at, |s| {
+            driver.server_name(s)
+        });
+        let servers: Vec<String> = sb
+            .servers
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {:.1}-{:.1} s ({})",
+                    s.server,
+                    s.first_ms / 1e3,
+                    s.last_ms / 1e3,
+                    s.acknowledged
+                )
+            })
+            .collect();
+        self.sink.emit(Event::Verified(format!(
+            "writes acknowledged by {}; split brain {:.0} ms; lost to divergence {}, to \
+             replication lag {}",
+            servers.join(", "),
+            sb.window_ms,
+            sb.diverged_writes,
+            sb.lag_lost_writes
+        )));
+        self.measurements.split_brain = Some(sb);
     }
 }

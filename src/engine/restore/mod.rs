@@ -347,6 +347,7 @@ fn restored_sandbox_config(
     Ok(SandboxConfig {
         seed_sql: Vec::new(),
         wal_archive: false,
+        zones: None,
         standbys: 0,
         replication: Replication::Async,
         settings: r.sandbox.settings.clone(),
@@ -654,7 +655,7 @@ async fn start_writers(
     workload::prepare(&client, &s.workload.table)
         .await
         .map_err(|e| describe_pg_error(&e))?;
-    let writers = Writers::spawn(sink, s, run_id, source);
+    let writers = Writers::spawn(sink, s, run_id, source, &[]);
     sink.emit(Event::Setup(format!(
         "{} writer(s) writing into {}",
         s.workload.connections, s.workload.table

@@ -310,7 +310,9 @@ impl Patroni {
             | Fault::RdsFailover
             | Fault::AuroraFailover { .. }
             | Fault::FisExperiment { .. }
-            | Fault::Sql { .. } => Err(super::mismatch(
+            | Fault::Sql { .. }
+            | Fault::ZoneOutage { .. }
+            | Fault::Partition { .. } => Err(super::mismatch(
                 &fault.target_kinds().join("` or `"),
                 fault.kind(),
             )),

@@ -11,6 +11,8 @@ use super::{
     set_sync_standbys,
 };
 use crate::error::EnvError;
+use crate::net::Fabric;
+use crate::net::zone::ZoneRuntime;
 use crate::pg::binaries::PgBinaries;
 use crate::safety::journal;
 use crate::scenario::Replication;
@@ -36,6 +38,24 @@ impl Sandbox {
         progress: Progress<'_>,
     ) -> Result<Sandbox, EnvError> {
         let mut sb = Sandbox::create(bins, config)?;
+        if let Some((layout, tools)) = sb.config.zones.clone() {
+            let fabric = Fabric::build(&layout, &sb.config.journal, tools)?;
+            progress(format!(
+                "zones {} as network namespaces {}-* on a bridge",
+                layout
+                    .zones
+                    .iter()
+                    .map(|(z, _)| format!("{z} ({})", fabric.address(z).expect("a zone")))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                fabric.fabric_ns().trim_end_matches("-fabric")
+            ));
+            for zone in &layout.clients {
+                sb.client_zones
+                    .push(ZoneRuntime::start(zone, &fabric.ns(zone))?);
+            }
+            sb.fabric = Some(fabric);
+        }
         let template = sb.template();
         let standby_dirs: Vec<PathBuf> = (1..=sb.config.standbys)
             .map(|i| sb.root_path.join(format!("standby{i}")))
@@ -58,10 +78,12 @@ impl Sandbox {
             }
             None => false,
         };
-        let primary_port = sb.nodes[0].port;
+        let (primary_addr, primary_port) = (sb.nodes[0].addr, sb.nodes[0].port);
+        let admin = sb.admin_host();
         for (i, dir) in (1..=sb.config.standbys).zip(standby_dirs) {
             let name = format!("standby{i}");
             let port = free_port()?;
+            let (addr, netns) = sb.placement(&name);
             if let Some(pristine) = sb.pristine.clone() {
                 // The cluster the primary started from, copied cold: a valid base backup of it,
                 // and the primary still has every WAL record since (wal_keep_size).
@@ -70,7 +92,8 @@ impl Sandbox {
                     copy_tree(&pristine, &dir)?;
                 }
                 sb.chown_tree(&dir)?;
-                append(&dir.join("postgresql.conf"), &sb.base_conf(port))?;
+                append(&dir.join("postgresql.conf"), &sb.base_conf(port, addr))?;
+                sb.allow_fabric(&dir)?;
             } else {
                 progress(format!("pg_basebackup {name}"));
                 let basebackup = sb.bins.program("pg_basebackup");
@@ -79,21 +102,30 @@ impl Sandbox {
                     Command::new(basebackup)
                         .arg("-D")
                         .arg(&dir)
-                        .args(["-h", "127.0.0.1", "-p", &primary_port.to_string()])
+                        .args(["-h", &admin, "-p", &primary_port.to_string()])
                         .args(["-U", SUPERUSER, "-X", "stream", "-c", "fast", "--no-sync"]),
                 )?;
-                // The copied postgresql.conf names the primary's port; the last setting wins.
-                append(&dir.join("postgresql.conf"), &format!("port = {port}\n"))?;
+                // The copied postgresql.conf names the primary's port and address; the last
+                // setting wins.
+                append(
+                    &dir.join("postgresql.conf"),
+                    &format!("port = {port}\nlisten_addresses = '{addr}'\n"),
+                )?;
             }
             append(
                 &dir.join("postgresql.auto.conf"),
-                &format!("primary_conninfo = '{}'\n", conninfo(primary_port, &name)),
+                &format!(
+                    "primary_conninfo = '{}'\n",
+                    conninfo(primary_addr, primary_port, &name)
+                ),
             )?;
             let signal = dir.join("standby.signal");
             File::create(&signal).map_err(EnvError::io("cannot write standby.signal"))?;
             sb.chown(&signal)?;
             sb.nodes.push(Node {
                 name: name.clone(),
+                addr,
+                netns,
                 port,
                 data_dir: dir,
                 role: Role::Standby,
@@ -101,7 +133,7 @@ impl Sandbox {
             });
             let idx = sb.nodes.len() - 1;
             sb.start(idx).await?;
-            progress(format!("{name} up on 127.0.0.1:{port}"));
+            progress(format!("{name} up on {addr}:{port}"));
         }
 
         let primary = sb.connect(0).await?;
@@ -140,7 +172,7 @@ impl Sandbox {
                 Command::new(sb.bins.program("pg_basebackup"))
                     .arg("-D")
                     .arg(&dir)
-                    .args(["-h", "127.0.0.1", "-p", &primary_port.to_string()])
+                    .args(["-h", &admin, "-p", &primary_port.to_string()])
                     .args(["-U", SUPERUSER, "-X", "stream", "-c", "fast", "--no-sync"]),
             )?;
             progress(format!(
@@ -167,6 +199,8 @@ impl Sandbox {
             config,
             nodes: Vec::new(),
             pristine: None,
+            fabric: None,
+            client_zones: Vec::new(),
         };
         std::fs::create_dir(sb.root_path.join("sock"))
             .map_err(EnvError::io("cannot create the socket directory"))?;
@@ -240,17 +274,21 @@ impl Sandbox {
                 }
             }
         }
-        let conf = self.base_conf(primary_port);
+        let (addr, netns) = self.placement("primary");
+        let conf = self.base_conf(primary_port, addr);
         append(&primary_dir.join("postgresql.conf"), &conf)?;
+        self.allow_fabric(&primary_dir)?;
         self.nodes.push(Node {
             name: "primary".into(),
+            addr,
+            netns,
             port: primary_port,
             data_dir: primary_dir,
             role: Role::Primary,
             child: None,
         });
         self.start(0).await?;
-        progress(format!("primary up on 127.0.0.1:{primary_port}"));
+        progress(format!("primary up on {addr}:{primary_port}"));
         Ok(())
     }
 }

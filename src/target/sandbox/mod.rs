@@ -9,6 +9,7 @@ mod build;
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::net::Ipv4Addr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,18 +18,22 @@ use std::time::{Duration, Instant};
 use tokio_postgres::{Client, NoTls};
 
 use crate::error::EnvError;
+use crate::net::Fabric;
+use crate::net::zone::ZoneRuntime;
 use crate::pg::binaries::PgBinaries;
 pub use crate::pg::errors::{db_err, describe_pg_error};
 use crate::pg::signal::Stopping;
 pub use crate::pg::signal::signal_node;
 use crate::process::last_lines;
 use crate::safety::journal::{self, EffectId, Journal};
-use crate::scenario::{Replication, StopMode};
+use crate::scenario::{Replication, StopMode, ZoneLayout};
 use crate::template::TemplateCache;
 
 /// The bootstrap superuser of every sandbox.
 pub const SUPERUSER: &str = "firedrill";
 const START_DEADLINE: Duration = Duration::from_secs(60);
+/// The zones' addresses ([`crate::scenario::ZoneLayout::address`]).
+const FABRIC_SUBNET: &str = "10.77.0.0/24";
 
 #[derive(Clone, Debug)]
 pub struct SandboxConfig {
@@ -47,6 +52,9 @@ pub struct SandboxConfig {
     pub seed_sql: Vec<String>,
     /// Archive WAL into `wal-archive` and take a base backup into `base-backup`.
     pub wal_archive: bool,
+    /// Zones, and the programs that build them (found before anything is touched); `None`:
+    /// every node on loopback.
+    pub zones: Option<(ZoneLayout, crate::net::Tools)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +68,10 @@ pub enum Role {
 #[derive(Debug)]
 pub struct Node {
     pub name: String,
+    /// Where it listens: its zone's address, or loopback.
+    pub addr: Ipv4Addr,
+    /// Its zone's namespace, when the sandbox has zones.
+    pub netns: Option<String>,
     pub port: u16,
     pub data_dir: PathBuf,
     pub role: Role,
@@ -82,6 +94,10 @@ pub struct Sandbox {
     pub nodes: Vec<Node>,
     /// The template the primary was copied from (or stored as): its standbys copy it too.
     pristine: Option<PathBuf>,
+    /// The zones' namespaces, when the sandbox has zones.
+    fabric: Option<Fabric>,
+    /// A runtime in each client zone, in the layout's order of client zones.
+    client_zones: Vec<ZoneRuntime>,
 }
 
 /// Progress of a build, for the live display.
@@ -99,7 +115,8 @@ impl Sandbox {
         extra_conf: &str,
     ) -> Result<usize, EnvError> {
         let port = free_port()?;
-        let mut conf = self.base_conf(port);
+        let (addr, netns) = self.placement(name);
+        let mut conf = self.base_conf(port, addr);
         conf.push_str("archive_mode = off\n");
         conf.push_str(extra_conf);
         append(&data_dir.join("postgresql.conf"), &conf)?;
@@ -109,6 +126,8 @@ impl Sandbox {
             .map_err(EnvError::io(format!("cannot chmod {}", data_dir.display())))?;
         self.nodes.push(Node {
             name: name.into(),
+            addr,
+            netns,
             port,
             data_dir,
             role: Role::Primary,
@@ -214,14 +233,88 @@ impl Sandbox {
         self.nodes.iter().position(|n| n.role == Role::Primary)
     }
 
-    /// The application's view: every node, and libpq picks the one that accepts writes.
+    /// The application's view: every node, and libpq picks the one that accepts writes. With
+    /// zones, it works only from a client zone ([`Sandbox::client_zones`]).
     pub fn client_config(&self, connect_timeout: Duration) -> tokio_postgres::Config {
-        loopback_client(self.nodes.iter().map(|n| n.port), connect_timeout)
+        let mut c = loopback_client(std::iter::empty(), connect_timeout);
+        for n in &self.nodes {
+            c.host(&n.addr.to_string()).port(n.port);
+        }
+        c
+    }
+
+    /// firedrill's own view, from outside every zone: each node through the socket directory,
+    /// the node it made primary first, so that after a split brain the ledger is read from the
+    /// server that survives. On loopback, the application's view.
+    pub fn admin_config(&self, connect_timeout: Duration) -> tokio_postgres::Config {
+        if self.fabric.is_none() {
+            return self.client_config(connect_timeout);
+        }
+        let mut c = loopback_client(std::iter::empty(), connect_timeout);
+        let mut order: Vec<&Node> = self.nodes.iter().collect();
+        order.sort_by_key(|n| n.role != Role::Primary);
+        for n in order {
+            c.host_path(self.socket_dir()).port(n.port);
+        }
+        c
+    }
+
+    /// The zones, when the sandbox has them.
+    pub fn fabric(&self) -> Option<&Fabric> {
+        self.fabric.as_ref()
+    }
+
+    /// The runtime of each client zone (their tasks open connections from the zone); empty on
+    /// loopback.
+    pub fn client_zones(&self) -> &[ZoneRuntime] {
+        &self.client_zones
+    }
+
+    /// The node listening on `addr:port`, as a writer's acknowledgement names its server.
+    pub fn node_at(&self, addr: &str, port: u16) -> Option<&str> {
+        self.nodes
+            .iter()
+            .find(|n| n.port == port && n.addr.to_string() == addr)
+            .map(|n| n.name.as_str())
+    }
+
+    /// Where a node named `name` listens, and the namespace it runs in.
+    fn placement(&self, name: &str) -> (Ipv4Addr, Option<String>) {
+        let zoned = self.fabric.as_ref().and_then(|f| {
+            let zone = f.layout().zone_of(name)?;
+            Some((f.address(zone)?, f.ns(zone)))
+        });
+        match zoned {
+            Some((addr, ns)) => (addr, Some(ns)),
+            None => (Ipv4Addr::LOCALHOST, None),
+        }
+    }
+
+    /// How tools and firedrill's own connections reach a node: over TCP on loopback, or
+    /// through the socket directory when the nodes are in zones (a path crosses namespaces).
+    fn admin_host(&self) -> String {
+        if self.fabric.is_some() {
+            self.socket_dir().display().to_string()
+        } else {
+            "127.0.0.1".into()
+        }
     }
 
     pub fn describe(&self) -> String {
+        let place = match &self.fabric {
+            Some(f) => format!(
+                "in zones {}",
+                f.layout()
+                    .zones
+                    .iter()
+                    .map(|(z, n)| format!("{z} [{}]", n.join(", ")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => "on 127.0.0.1".into(),
+        };
         format!(
-            "local sandbox: primary + {} {} standby{} on 127.0.0.1 ({})",
+            "local sandbox: primary + {} {} standby{} {place} ({})",
             self.config.standbys,
             match self.config.replication {
                 Replication::Async => "asynchronous",
@@ -236,7 +329,7 @@ impl Sandbox {
     pub async fn connect(&self, idx: usize) -> Result<Client, EnvError> {
         let n = &self.nodes[idx];
         let mut c = tokio_postgres::Config::new();
-        c.host("127.0.0.1")
+        c.host(&self.admin_host())
             .port(n.port)
             .user(SUPERUSER)
             .dbname("postgres")
@@ -318,14 +411,14 @@ impl Sandbox {
             }
         }
         self.nodes[idx].role = Role::Primary;
-        let new_port = self.nodes[idx].port;
+        let (new_addr, new_port) = (self.nodes[idx].addr, self.nodes[idx].port);
         let followers: Vec<usize> = (0..self.nodes.len())
             .filter(|&i| self.nodes[i].role == Role::Standby)
             .collect();
         for &f in &followers {
             let name = self.nodes[f].name.clone();
             let c = self.connect(f).await?;
-            alter_system(&c, "primary_conninfo", &conninfo(new_port, &name)).await?;
+            alter_system(&c, "primary_conninfo", &conninfo(new_addr, new_port, &name)).await?;
         }
         if self.config.replication == Replication::Synchronous && !followers.is_empty() {
             let names: Vec<String> = followers
@@ -359,7 +452,11 @@ impl Sandbox {
             // tears down in order.
             .process_group(0);
         self.as_user(&mut cmd);
-        let child = cmd.spawn().map_err(EnvError::io("cannot start postgres"))?;
+        let child = match self.nodes[idx].netns.clone() {
+            Some(ns) => crate::net::zone::within(&ns, || cmd.spawn())?,
+            None => cmd.spawn(),
+        }
+        .map_err(EnvError::io("cannot start postgres"))?;
         self.nodes[idx].child = Some(child);
         let deadline = Instant::now() + START_DEADLINE;
         loop {
@@ -444,8 +541,13 @@ impl Sandbox {
         self.close(keep)
     }
 
-    /// After every node stopped: the directory removed (or kept), and the journal told.
+    /// After every node stopped: the zones removed, the directory removed (or kept), and the
+    /// journal told.
     fn close(&mut self, keep: bool) -> Option<PathBuf> {
+        self.client_zones.clear();
+        if let Some(f) = &mut self.fabric {
+            f.destroy(&self.config.journal);
+        }
         let id = self.root.take()?;
         if keep {
             self.config.journal.undone(
@@ -465,9 +567,9 @@ impl Sandbox {
 
     // ---- helpers ------------------------------------------------------------------------
 
-    fn base_conf(&self, port: u16) -> String {
+    fn base_conf(&self, port: u16, addr: Ipv4Addr) -> String {
         let mut conf = format!(
-            "\n# firedrill sandbox\nport = {port}\nlisten_addresses = '127.0.0.1'\n\
+            "\n# firedrill sandbox\nport = {port}\nlisten_addresses = '{addr}'\n\
              unix_socket_directories = '{sock}'\nwal_level = replica\nmax_wal_senders = 16\n\
              wal_keep_size = '512MB'\nhot_standby = on\n\
              # A promoted standby otherwise waits up to 5s (the default) before it retries WAL.\n\
@@ -487,6 +589,21 @@ impl Sandbox {
             conf.push_str(&format!("{k} = '{}'\n", v.replace('\'', "''")));
         }
         conf
+    }
+
+    /// With zones, clients and standbys connect over the fabric, not loopback: the fabric's
+    /// subnet is trusted as loopback is (it exists only inside the drill's namespaces).
+    fn allow_fabric(&self, data_dir: &Path) -> Result<(), EnvError> {
+        if self.fabric.is_none() {
+            return Ok(());
+        }
+        append(
+            &data_dir.join("pg_hba.conf"),
+            &format!(
+                "\n# firedrill zones\nhost all all {FABRIC_SUBNET} trust\n\
+                 host replication all {FABRIC_SUBNET} trust\n"
+            ),
+        )
     }
 
     fn log_path(&self, node: &str) -> PathBuf {
@@ -551,9 +668,9 @@ async fn alter_system(client: &Client, name: &str, value: &str) -> Result<(), En
         .map_err(db_err("pg_reload_conf"))
 }
 
-fn conninfo(port: u16, application_name: &str) -> String {
+fn conninfo(addr: Ipv4Addr, port: u16, application_name: &str) -> String {
     format!(
-        "host=127.0.0.1 port={port} user={SUPERUSER} application_name={application_name} \
+        "host={addr} port={port} user={SUPERUSER} application_name={application_name} \
          connect_timeout=2"
     )
 }

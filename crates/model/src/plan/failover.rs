@@ -68,6 +68,24 @@ pub(super) fn fault_effects(fault: &Fault, add: &mut dyn FnMut(String, &str)) {
             "none: the new leader stays (switch back with another switchover)",
         ),
         Fault::StopDcs { duration } => add(format!("SIGSTOP etcd for {duration}"), "SIGCONT etcd"),
+        Fault::ZoneOutage { zone, duration } => add(
+            format!(
+                "set zone {zone}'s link to the bridge down (ip -n <fabric> link set ... down){}",
+                until(duration)
+            ),
+            "set the link up again; `firedrill recover` does the same",
+        ),
+        Fault::Partition {
+            between, one_way, ..
+        } => add(
+            format!(
+                "add nftables table `inet firedrill` in the zones of {} dropping traffic {} {}",
+                sides(between, 0),
+                if *one_way { "to" } else { "to and from" },
+                sides(between, 1)
+            ),
+            "delete the table in each zone; `firedrill recover` does the same",
+        ),
         Fault::Sql { query } => add(
             format!("run `{query}` on the primary"),
             "none: what it changed stays (restoring it is the drill); the sandbox's removal \
@@ -210,6 +228,24 @@ pub(super) fn fault_action(fault: &Fault) -> String {
             format!("SIGSTOP etcd (the DCS stops answering), SIGCONT after {duration}")
         }
         Fault::Sql { query } => format!("run `{query}` on the primary (through the DSN)"),
+        Fault::ZoneOutage { zone, duration } => {
+            format!("every link of zone {zone} down{}", until(duration))
+        }
+        Fault::Partition {
+            between,
+            one_way,
+            duration,
+        } => format!(
+            "partition: drop what {} sends to {}{}{}",
+            sides(between, 0),
+            sides(between, 1),
+            if *one_way {
+                " (one way: the other direction still flows)"
+            } else {
+                ", and back"
+            },
+            until(duration)
+        ),
         Fault::Command { run, undo, .. } => format!(
             "run `{}`{}",
             run.join(" "),
@@ -223,9 +259,13 @@ pub(super) fn fault_action(fault: &Fault) -> String {
 /// A recovery action, `after` counted from `from`.
 pub(super) fn recovery_line(s: &Scenario, recovery: &Recovery, from: &str) -> String {
     match recovery {
-        Recovery::Promote { node, after } => {
-            format!("RECOVERY: {after} {from}, promote {node} and repoint other standbys")
-        }
+        Recovery::Promote { node, after, fence } => format!(
+            "RECOVERY: {after} {from}, {}promote {node} and repoint other standbys",
+            match fence {
+                crate::scenario::Fence::None => "",
+                crate::scenario::Fence::StopOldPrimary => "fence (SIGKILL) the old primary, ",
+            }
+        ),
         Recovery::Command { run, after, .. } => {
             format!("RECOVERY: {after} {from}, run `{}`", run.join(" "))
         }
@@ -279,4 +319,18 @@ pub(super) fn after_observation(s: &Scenario, step: &mut dyn FnMut(String)) {
     } else {
         "delete this drill's ledger and probe rows from the target's database (by run id)".into()
     });
+}
+
+/// A zone fault's end, as a plan line says it.
+fn until(duration: &Option<crate::scenario::Dur>) -> String {
+    match duration {
+        Some(d) => format!(", restored after {d}"),
+        None => ", restored when the drill ends".into(),
+    }
+}
+
+/// One side of a partition, as `zones a, b`.
+fn sides(between: &[Vec<String>], i: usize) -> String {
+    let side = between.get(i).map(|z| z.join(", ")).unwrap_or_default();
+    format!("zone(s) {side}")
 }

@@ -86,6 +86,24 @@ tagged_enum! {
         /// Run SQL on the primary as a careless person would (`drop table orders`): data lost,
         /// not servers. Nothing takes it back; a restore does.
         Sql { query: String },
+        /// Every link of a zone down: its nodes keep running and nothing reaches them (an
+        /// availability zone lost). The links come back after `duration`, else when the drill
+        /// ends.
+        ZoneOutage {
+            zone: String,
+            #[serde(default)]
+            duration: Option<Dur>,
+        },
+        /// Traffic between two sides of zones dropped (`between: [[a], [b, c]]`), by nftables
+        /// rules inside each zone; `one_way`: only what the first side sends to the second.
+        /// Taken back after `duration`, else when the drill ends.
+        Partition {
+            between: Vec<Vec<String>>,
+            #[serde(default)]
+            one_way: bool,
+            #[serde(default)]
+            duration: Option<Dur>,
+        },
     }
 }
 
@@ -155,6 +173,8 @@ impl Fault {
             Fault::Failover { .. } => "failover",
             Fault::StopDcs { .. } => "stop-dcs",
             Fault::Sql { .. } => "sql",
+            Fault::ZoneOutage { .. } => "zone-outage",
+            Fault::Partition { .. } => "partition",
         }
     }
     pub fn node(&self) -> Option<&str> {
@@ -172,7 +192,9 @@ impl Fault {
             | Fault::Switchover { .. }
             | Fault::Failover { .. }
             | Fault::StopDcs { .. }
-            | Fault::Sql { .. } => None,
+            | Fault::Sql { .. }
+            | Fault::ZoneOutage { .. }
+            | Fault::Partition { .. } => None,
         }
     }
 
@@ -197,7 +219,9 @@ impl Fault {
             | Fault::AuroraFailover { .. }
             | Fault::FisExperiment { .. }
             | Fault::StopDcs { .. }
-            | Fault::Sql { .. } => None,
+            | Fault::Sql { .. }
+            | Fault::ZoneOutage { .. }
+            | Fault::Partition { .. } => None,
         }
     }
 
@@ -218,7 +242,9 @@ impl Fault {
             | Fault::Switchover { .. }
             | Fault::Failover { .. }
             | Fault::StopDcs { .. }
-            | Fault::Sql { .. } => None,
+            | Fault::Sql { .. }
+            | Fault::ZoneOutage { .. }
+            | Fault::Partition { .. } => None,
         }
     }
 
@@ -244,7 +270,9 @@ impl Fault {
             | Fault::KillPostgres { .. }
             | Fault::PauseHost { .. }
             | Fault::StopDcs { .. }
-            | Fault::Sql { .. } => false,
+            | Fault::Sql { .. }
+            | Fault::ZoneOutage { .. }
+            | Fault::Partition { .. } => false,
         }
     }
 
@@ -266,7 +294,9 @@ impl Fault {
             | Fault::RdsFailover
             | Fault::AuroraFailover { .. }
             | Fault::FisExperiment { .. }
-            | Fault::Sql { .. } => None,
+            | Fault::Sql { .. }
+            | Fault::ZoneOutage { .. }
+            | Fault::Partition { .. } => None,
         }
     }
 
@@ -287,7 +317,9 @@ impl Fault {
             | Fault::KillPostgres { .. }
             | Fault::PauseHost { .. }
             | Fault::StopDcs { .. }
-            | Fault::Sql { .. } => false,
+            | Fault::Sql { .. }
+            | Fault::ZoneOutage { .. }
+            | Fault::Partition { .. } => false,
         }
     }
 
@@ -306,6 +338,7 @@ impl Fault {
             | Fault::StopDcs { .. } => &["patroni-sandbox"],
             Fault::Switchover { .. } | Fault::Failover { .. } => &["patroni-sandbox", "patroni"],
             Fault::Sql { .. } => &["postgres-sandbox", "postgres"],
+            Fault::ZoneOutage { .. } | Fault::Partition { .. } => &["postgres-sandbox"],
         }
     }
 
@@ -339,6 +372,10 @@ tagged_enum! {
             node: String,
             #[serde(default)]
             after: Dur,
+            /// Whether the old primary is stopped first (`stop-old-primary`) or left running
+            /// (`none`, the default: split brain if clients still reach it).
+            #[serde(default)]
+            fence: super::zones::Fence,
         },
         /// Do nothing: the fault ends by itself (a pause) or an external controller acts.
         Wait,

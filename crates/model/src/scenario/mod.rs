@@ -16,6 +16,8 @@ mod validate_failover;
 mod validate_posture;
 mod validate_restore;
 mod validate_steps;
+mod validate_zones;
+pub mod zones;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -32,6 +34,7 @@ pub use restore::*;
 pub use steps::{Condition, Step};
 pub use validate_posture::stated as posture_targets;
 pub use validate_steps::placeholders;
+pub use zones::{Fence, ZoneLayout};
 
 /// Scenario files are small; a larger file is a mistake (or hostile), not a drill.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;

@@ -297,6 +297,23 @@ pub struct SandboxSpec {
     /// game day (`{{sandbox.wal_archive}}`, `{{sandbox.base_backup}}` in instructions).
     #[serde(default)]
     pub wal_archive: bool,
+    /// Named zones and the nodes in each (`a: [primary]`): each zone a network namespace with
+    /// its own address, joined to the others by a bridge, so that `zone-outage` and
+    /// `partition` faults cut links. Every node in exactly one zone. Needs root or
+    /// CAP_NET_ADMIN. Default: none (every node on loopback).
+    #[serde(default)]
+    pub zones: BTreeMap<String, Vec<String>>,
+    /// The zones the clients run in, one writer group in each (writers dealt in turn); the
+    /// probes run in the first. Default: a zone `clients` of their own.
+    #[serde(default)]
+    pub clients: Vec<String>,
+}
+
+impl SandboxSpec {
+    /// The network of a sandbox with zones; `None` on loopback.
+    pub fn zone_layout(&self) -> Option<super::zones::ZoneLayout> {
+        super::zones::ZoneLayout::of(&self.zones, &self.clients)
+    }
 }
 
 fn one() -> u8 {
@@ -398,6 +415,20 @@ pub struct Probes {
     /// Time allowed for one probe (connect included) before it counts as failed.
     #[serde(default = "default_probe_timeout")]
     pub timeout: Dur,
+    /// How long a probe that outlived its timeout is waited for before its connection is
+    /// dropped and a new one opened. A hung server answers later (and new connections would
+    /// only pile into its backlog); across a lost link nothing ever answers, so a zone drill
+    /// sets this to its timeout, as an application's statement timeout would. Default: 10 ×
+    /// `timeout`.
+    #[serde(default)]
+    pub abandon_after: Option<Dur>,
+}
+
+impl Probes {
+    pub fn abandon_after(&self) -> std::time::Duration {
+        self.abandon_after
+            .map_or(self.timeout.get() * 10, |d| d.get().max(self.timeout.get()))
+    }
 }
 
 fn default_interval() -> Dur {
@@ -412,6 +443,7 @@ impl Default for Probes {
         Probes {
             interval: default_interval(),
             timeout: default_probe_timeout(),
+            abandon_after: None,
         }
     }
 }
@@ -501,6 +533,10 @@ pub struct Targets {
     /// Acknowledged writes that may be missing after recovery.
     #[serde(default)]
     pub max_lost_writes: Option<u64>,
+    /// Sandboxes with zones: the longest time two servers may take writes at once (`0s`
+    /// demands none), measured from the writes each server acknowledged.
+    #[serde(default)]
+    pub max_split_brain: Option<Dur>,
     /// Minimum share of successful write probes over the observation window, in percent.
     #[serde(default)]
     pub min_availability_pct: Option<f64>,

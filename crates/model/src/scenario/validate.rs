@@ -378,6 +378,7 @@ fn check_guardrails(s: &Scenario, out: &mut Vec<Problem>) {
 fn check_target_common(s: &Scenario, out: &mut Vec<Problem>) {
     match &s.target {
         Target::PostgresSandbox(spec) => {
+            super::validate_zones::check_layout(spec, out);
             for key in spec.settings.keys() {
                 if RESERVED_SETTINGS.contains(&key.as_str()) {
                     out.push(problem(

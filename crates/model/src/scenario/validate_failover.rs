@@ -143,7 +143,7 @@ impl Keys {
         }
     }
 
-    fn fault(&self, key: &str) -> String {
+    pub(super) fn fault(&self, key: &str) -> String {
         format!("{}.{key}", self.fault)
     }
 
@@ -202,13 +202,14 @@ pub(super) fn check_fault(s: &Scenario, fault: &Fault, k: &Keys, out: &mut Vec<P
                     ),
                 ));
             }
+            super::validate_zones::check_fault(spec, fault, k, out);
             if !fault.applies_to("postgres-sandbox") {
                 let other = fault.target_kinds().join("` or `");
                 out.push(problem(
                     &k.fault("type"),
                     format!(
                         "a `{}` fault is for `{other}` targets; the sandbox takes kill, stop, \
-                         pause or sql",
+                         pause, sql, zone-outage or partition",
                         fault.kind()
                     ),
                 ));

@@ -1,0 +1,373 @@
+//! The network a sandbox with zones runs on: a namespace per zone, each joined by a veth pair to
+//! a bridge in a fabric namespace of its own, with addresses (`10.77.0.N`) that exist only
+//! inside them: no link, route or NAT to the machine's interfaces. Zone faults are changes to it
+//! (a zone's link down, nftables rules that drop traffic between zones), each journaled with its
+//! undo before it is made.
+//!
+//! Boundary: namespaces, links and rules through iproute2's `ip` and `nft`; where PostgreSQL
+//! and the clients run inside them is the sandbox's and the engine's (through [`zone`]).
+
+pub mod zone;
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use crate::error::EnvError;
+use crate::pg::binaries::locate_program;
+use crate::safety::journal::{EffectId, Journal, Undo};
+use crate::scenario::ZoneLayout;
+
+/// The bridge's name inside the fabric namespace.
+const BRIDGE: &str = "br0";
+/// The nftables table a partition adds in a zone (and its undo deletes).
+pub const NFT_TABLE: &str = "firedrill";
+/// CAP_NET_ADMIN's bit in `/proc/self/status`'s `CapEff`.
+const CAP_NET_ADMIN: u32 = 12;
+
+/// A drill's namespaces, built and journaled; removed by [`Fabric::destroy`] (or `recover`).
+#[derive(Debug)]
+pub struct Fabric {
+    /// `fd` + 6 hex digits: the prefix of every namespace and link this drill made.
+    prefix: String,
+    layout: ZoneLayout,
+    ip: PathBuf,
+    nft: PathBuf,
+    entry: Option<EffectId>,
+}
+
+/// The programs a fabric is built and cut with, found by [`preflight`].
+#[derive(Clone, Debug)]
+pub struct Tools {
+    ip: PathBuf,
+    nft: PathBuf,
+}
+
+/// What the machine must allow before a sandbox with zones is built: CAP_NET_ADMIN, `ip` and
+/// `nft`. Checked before anything is touched.
+pub fn preflight() -> Result<Tools, EnvError> {
+    if !has_net_admin() {
+        return Err(EnvError::Capability {
+            what: "a sandbox with zones (network namespaces, veth links, a bridge)".into(),
+            capability: "CAP_NET_ADMIN".into(),
+            hint: "run firedrill as root, or grant it CAP_NET_ADMIN (setcap cap_net_admin,cap_sys_admin+ep); \
+                   without `target.zones` the sandbox runs on loopback"
+                .into(),
+        });
+    }
+    let ip = locate_program(None, "FIREDRILL_IP", "ip", "iproute2")?;
+    let nft = locate_program(None, "FIREDRILL_NFT", "nft", "nftables")?;
+    Ok(Tools { ip, nft })
+}
+
+fn has_net_admin() -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << CAP_NET_ADMIN) != 0)
+}
+
+impl Fabric {
+    /// Journals the namespaces (their removal is the undo), then makes them: the fabric with
+    /// its bridge, and each zone with its loopback, its veth to the bridge and its address.
+    pub fn build(
+        layout: &ZoneLayout,
+        journal: &Journal,
+        Tools { ip, nft }: Tools,
+    ) -> Result<Fabric, EnvError> {
+        let prefix = format!("fd{}", hex::encode(random_bytes()));
+        let mut fabric = Fabric {
+            prefix,
+            layout: layout.clone(),
+            ip,
+            nft,
+            entry: None,
+        };
+        let names = fabric.namespaces();
+        fabric.entry = Some(journal.effect(
+            format!(
+                "network namespaces {} with veth links to bridge {BRIDGE}",
+                names.join(", ")
+            ),
+            Some(Undo::RemoveNetns {
+                names: names.clone(),
+            }),
+        )?);
+        let f = fabric.fabric_ns();
+        fabric.ip(&["netns", "add", &f])?;
+        fabric.ip(&["-n", &f, "link", "add", BRIDGE, "type", "bridge"])?;
+        fabric.ip(&["-n", &f, "link", "set", BRIDGE, "up"])?;
+        for (i, (zone, _)) in layout.zones.iter().enumerate() {
+            let z = fabric.ns(zone);
+            let veth = fabric.veth(i);
+            let addr = format!("{}/24", layout.address(zone).expect("a zone of the layout"));
+            fabric.ip(&["netns", "add", &z])?;
+            fabric.ip(&["-n", &z, "link", "set", "lo", "up"])?;
+            fabric.ip(&[
+                "-n", &f, "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &z,
+            ])?;
+            fabric.ip(&["-n", &f, "link", "set", &veth, "master", BRIDGE, "up"])?;
+            fabric.ip(&["-n", &z, "addr", "add", &addr, "dev", "eth0"])?;
+            fabric.ip(&["-n", &z, "link", "set", "eth0", "up"])?;
+        }
+        Ok(fabric)
+    }
+
+    pub fn layout(&self) -> &ZoneLayout {
+        &self.layout
+    }
+
+    /// Every namespace this drill made, the fabric first.
+    pub fn namespaces(&self) -> Vec<String> {
+        std::iter::once(self.fabric_ns())
+            .chain(self.layout.zones.iter().map(|(z, _)| self.ns(z)))
+            .collect()
+    }
+
+    /// The namespace of `zone` (as `ip netns` names it).
+    pub fn ns(&self, zone: &str) -> String {
+        format!("{}-{zone}", self.prefix)
+    }
+
+    pub fn fabric_ns(&self) -> String {
+        format!("{}-fabric", self.prefix)
+    }
+
+    /// The fabric's end of zone `i`'s link (an interface name has at most 15 bytes).
+    fn veth(&self, i: usize) -> String {
+        format!("{}v{i}", self.prefix)
+    }
+
+    pub fn address(&self, zone: &str) -> Option<Ipv4Addr> {
+        self.layout.address(zone)
+    }
+
+    /// Every link of `zone` down, after journaling how to bring it back up; returns the undo.
+    pub fn zone_down(&self, zone: &str, journal: &Journal) -> Result<(Undo, EffectId), EnvError> {
+        let i = self.zone_index(zone)?;
+        let undo = Undo::LinkUp {
+            netns: self.fabric_ns(),
+            link: self.veth(i),
+        };
+        let id = journal.effect(
+            format!("zone {zone}'s link {} down", self.veth(i)),
+            Some(undo.clone()),
+        )?;
+        self.ip(&[
+            "-n",
+            &self.fabric_ns(),
+            "link",
+            "set",
+            &self.veth(i),
+            "down",
+        ])?;
+        Ok((undo, id))
+    }
+
+    /// Drops what the zones of `from` send to those of `to` (and back, unless `one_way`), by an
+    /// nftables table in each zone involved, journaled first; returns the undo.
+    pub fn partition(
+        &self,
+        from: &[String],
+        to: &[String],
+        one_way: bool,
+        journal: &Journal,
+    ) -> Result<(Undo, EffectId), EnvError> {
+        let addrs = |zones: &[String]| -> Result<Vec<String>, EnvError> {
+            zones
+                .iter()
+                .map(|z| Ok(self.zone_address(z)?.to_string()))
+                .collect()
+        };
+        let (a, b) = (addrs(from)?, addrs(to)?);
+        let mut rules: Vec<(String, String)> = from
+            .iter()
+            .map(|z| (self.ns(z), drop_rules(&b, !one_way)))
+            .collect();
+        if !one_way {
+            rules.extend(to.iter().map(|z| (self.ns(z), drop_rules(&a, true))));
+        }
+        let undo = Undo::NftDelete {
+            netns: rules.iter().map(|(ns, _)| ns.clone()).collect(),
+            table: NFT_TABLE.into(),
+        };
+        let id = journal.effect(
+            format!(
+                "partition: nftables table inet {NFT_TABLE} in {} dropping traffic {} {}",
+                from.join(", "),
+                if one_way { "to" } else { "to and from" },
+                to.join(", ")
+            ),
+            Some(undo.clone()),
+        )?;
+        // Every zone's rules at once: the partition is one instant, not one per zone.
+        let children: Vec<_> = rules
+            .iter()
+            .map(|(ns, script)| self.spawn_nft(ns, script))
+            .collect::<Result<_, _>>()?;
+        for child in children {
+            wait_ok("nft", child)?;
+        }
+        Ok((undo, id))
+    }
+
+    /// Removes every namespace (and with them every link and rule); idempotent. Called after
+    /// the sandbox's processes stopped; any process still inside a namespace is killed.
+    pub fn destroy(&mut self, journal: &Journal) {
+        if let Some(id) = self.entry.take() {
+            let how = remove_namespaces(&self.ip, &self.namespaces());
+            journal.undone(id, how);
+        }
+    }
+
+    fn spawn_nft(&self, ns: &str, script: &str) -> Result<std::process::Child, EnvError> {
+        use std::io::Write;
+        let mut child = Command::new(&self.ip)
+            .args(["netns", "exec", ns])
+            .arg(&self.nft)
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(EnvError::io("cannot run nft"))?;
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(script.as_bytes())
+            .map_err(EnvError::io("cannot write nft's rules"))?;
+        Ok(child)
+    }
+
+    fn zone_index(&self, zone: &str) -> Result<usize, EnvError> {
+        self.layout
+            .index(zone)
+            .ok_or_else(|| EnvError::Database(format!("no zone named {zone} in this sandbox")))
+    }
+
+    fn zone_address(&self, zone: &str) -> Result<Ipv4Addr, EnvError> {
+        self.zone_index(zone)?;
+        Ok(self.layout.address(zone).expect("a zone of the layout"))
+    }
+
+    fn ip(&self, args: &[&str]) -> Result<(), EnvError> {
+        run_ip(&self.ip, args)
+    }
+}
+
+impl Drop for Fabric {
+    fn drop(&mut self) {
+        // A sandbox dropped half-built: nothing may be left, journal or not.
+        if self.entry.is_some() {
+            remove_namespaces(&self.ip, &self.namespaces());
+        }
+    }
+}
+
+/// An nftables table dropping traffic to `addrs` (and from them, if `both`).
+fn drop_rules(addrs: &[String], both: bool) -> String {
+    let set = addrs.join(", ");
+    let mut s = format!(
+        "table inet {NFT_TABLE} {{\n  chain out {{ type filter hook output priority 0; ip daddr {{ {set} }} drop; }}\n"
+    );
+    if both {
+        s.push_str(&format!(
+            "  chain in {{ type filter hook input priority 0; ip saddr {{ {set} }} drop; }}\n"
+        ));
+    }
+    s.push_str("}\n");
+    s
+}
+
+fn run_ip(ip: &std::path::Path, args: &[&str]) -> Result<(), EnvError> {
+    let out = Command::new(ip)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(EnvError::io("cannot run ip"))?;
+    if !out.status.success() {
+        return Err(EnvError::Command {
+            what: format!("ip {}", args.join(" ")),
+            status: out.status.to_string(),
+            log: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn wait_ok(what: &str, child: std::process::Child) -> Result<(), EnvError> {
+    let out = child
+        .wait_with_output()
+        .map_err(EnvError::io(format!("cannot wait for {what}")))?;
+    if !out.status.success() {
+        return Err(EnvError::Command {
+            what: what.into(),
+            status: out.status.to_string(),
+            log: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Kills whatever still runs in each namespace, then deletes it; a namespace already gone is
+/// fine. Says what it did.
+pub fn remove_namespaces(ip: &std::path::Path, names: &[String]) -> String {
+    let existing = list_namespaces(ip);
+    let mut removed = Vec::new();
+    let mut killed = 0;
+    for ns in names.iter().filter(|n| existing.contains(n)) {
+        killed += zone::kill_all_in(ns);
+        if run_ip(ip, &["netns", "delete", ns]).is_ok() {
+            removed.push(ns.as_str());
+        }
+    }
+    match (removed.len(), killed) {
+        (0, _) => format!("namespaces {} already gone", names.join(", ")),
+        (_, 0) => format!("removed namespaces {}", removed.join(", ")),
+        (_, k) => format!(
+            "killed {k} processes and removed namespaces {}",
+            removed.join(", ")
+        ),
+    }
+}
+
+/// The names `ip netns list` shows.
+pub fn list_namespaces(ip: &std::path::Path) -> Vec<String> {
+    Command::new(ip)
+        .args(["netns", "list"])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The `ip` program for undos run by `recover` (which has no scenario to locate it from).
+pub fn ip_program() -> PathBuf {
+    locate_program(None, "FIREDRILL_IP", "ip", "iproute2").unwrap_or_else(|_| "ip".into())
+}
+
+fn random_bytes() -> [u8; 3] {
+    use std::io::Read;
+    let mut b = [0u8; 3];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_err()
+    {
+        let n = std::process::id()
+            ^ std::time::UNIX_EPOCH
+                .elapsed()
+                .unwrap_or_default()
+                .subsec_nanos();
+        b.copy_from_slice(&n.to_le_bytes()[..3]);
+    }
+    b
+}
