@@ -49,6 +49,8 @@ pub enum Event {
     FaultInjected(String),
     /// The fault was undone (a paused node resumed, an undo command ran).
     FaultEnded(String),
+    /// A change to a sandbox's zones took effect: links down, a partition's rules in place.
+    Network(String),
     RecoveryAction(String),
     RecoveryFailed(String),
     /// Periodic live state; not recorded in the timeline.
@@ -107,6 +109,7 @@ impl Event {
             },
             Event::FaultInjected(s) => Event::FaultInjected(r(s)),
             Event::FaultEnded(s) => Event::FaultEnded(r(s)),
+            Event::Network(s) => Event::Network(r(s)),
             Event::RecoveryAction(s) => Event::RecoveryAction(r(s)),
             Event::RecoveryFailed(s) => Event::RecoveryFailed(r(s)),
             Event::Verified(s) => Event::Verified(r(s)),
@@ -143,6 +146,7 @@ impl Event {
             Event::SteadyState { .. } => "steady-state",
             Event::FaultInjected(_) => "fault-injected",
             Event::FaultEnded(_) => "fault-ended",
+            Event::Network(_) => "network",
             Event::RecoveryAction(_) => "recovery-action",
             Event::RecoveryFailed(_) => "recovery-failed",
             Event::Status { .. } => return None,
@@ -166,6 +170,7 @@ impl Event {
             Event::Setup(s)
             | Event::FaultInjected(s)
             | Event::FaultEnded(s)
+            | Event::Network(s)
             | Event::RecoveryAction(s)
             | Event::RecoveryFailed(s)
             | Event::Verified(s)

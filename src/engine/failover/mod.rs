@@ -414,8 +414,9 @@ impl Drill<'_, '_> {
             Ok(i) => i,
             Err(e) => return Err(Abort(format!("fault injection failed: {e}"))),
         };
+        let done = t0.elapsed();
         self.measurements.fault_started_ms = Some(ms(fault_at));
-        self.measurements.fault_done_ms = Some(ms(t0.elapsed()));
+        self.measurements.fault_done_ms = Some(ms(done));
         self.effect_marked = injected.at.is_some();
         let fault_at = match injected.at {
             Some(at) => at.saturating_duration_since(t0),
@@ -425,6 +426,7 @@ impl Drill<'_, '_> {
         self.measurements.fault_at_ms = Some(ms(fault_at));
         self.sink
             .emit_at(fault_at, Event::FaultInjected(injected.description.clone()));
+        self.in_place(fault, fault_at, done);
         if let Some(undo) = injected.undo {
             self.pending.push(Pending {
                 undo,
@@ -432,6 +434,20 @@ impl Drill<'_, '_> {
             });
         }
         Ok(fault_at)
+    }
+
+    /// The moment a fault whose call takes time of its own was in place (a zone's links
+    /// down), on the timeline beside the fault instant: the fault's own cost.
+    fn in_place(&self, fault: &Fault, at: Duration, done: Duration) {
+        if let Some(what) = fault.in_place() {
+            self.sink.emit_at(
+                done,
+                Event::Network(format!(
+                    "{what}, {:.1} ms after the fault instant",
+                    ms(done.saturating_sub(at))
+                )),
+            );
+        }
     }
 
     /// Ends the last fault still in effect (a pause's time is up).

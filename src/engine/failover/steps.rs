@@ -191,6 +191,7 @@ impl<'a> Drill<'a, '_> {
                     .map_or(at, |i| i.saturating_duration_since(self.sink.t0));
                 self.sink
                     .emit_at(at, Event::FaultInjected(injected.description.clone()));
+                self.in_place(fault, at, self.sink.t0.elapsed());
                 if let Some(undo) = injected.undo {
                     self.pending.push(Pending {
                         undo,

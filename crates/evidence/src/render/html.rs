@@ -49,7 +49,7 @@ pub fn render(r: &Report) -> String {
     o.push_str(&timeline::render(r));
     let _ = writeln!(
         o,
-        "<figcaption>Green: successful probes; red: failed probes; shaded: write outages; lines: fault and recovery; bar: achieved RTO from the fault; in a game day, purple bars: steps (red: missed), ticks: their targets, triangles: acknowledged and done, orange dots: notes.</figcaption>\n</figure>\n</section>"
+        "<figcaption>Green: successful probes; red: failed probes; shaded: write outages; lines: fault and recovery; bar: achieved RTO from the fault; in a game day, purple bars: steps (red: missed), ticks: their targets, triangles: acknowledged and done, orange dots: notes; on zones, brown: the network fault, a bar per server from its first to its last acknowledged write (green: the one that survived), red across them: split brain.</figcaption>\n</figure>\n</section>"
     );
 
     if !r.measurements.steps.is_empty() {

@@ -7,6 +7,7 @@ pub mod fleet;
 pub mod html;
 pub mod junit;
 pub mod markdown;
+pub mod network;
 pub mod prometheus;
 pub mod steps;
 pub mod table;
@@ -406,6 +407,9 @@ fn failover_measurements(r: &Report) -> Vec<(&'static str, String)> {
     ));
     if !m.lost_examples.is_empty() {
         out.push(("Lost writes (first)", m.lost_examples.join(", ")));
+    }
+    if let Some(sb) = &m.split_brain {
+        out.extend(network::split_brain_facts(sb));
     }
     out
 }

@@ -78,11 +78,13 @@ pub fn render(r: &Report) -> String {
     };
     let mut o = String::new();
     // A game day's steps get a band under the axis.
-    let height = if r.measurements.steps.is_empty() {
-        HEIGHT
+    let steps_h = if r.measurements.steps.is_empty() {
+        0.0
     } else {
-        HEIGHT + super::steps::BAND_H
+        super::steps::BAND_H
     };
+    // A drill on zones gets a band for the network fault and the servers that took writes.
+    let height = HEIGHT + steps_h + super::network::height(r);
     let _ = writeln!(
         o,
         r#"<svg xmlns="http://www.w3.org/2000/svg" id="timeline" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" shape-rendering="crispEdges" font-family="sans-serif" font-size="11" role="img" aria-label="drill timeline">"#
@@ -171,6 +173,7 @@ pub fn render(r: &Report) -> String {
     if !r.measurements.steps.is_empty() {
         super::steps::band(&mut o, r, &|t| sc.x(t), HEIGHT, sc.end_ms);
     }
+    super::network::band(&mut o, r, &|t| sc.x(t), HEIGHT + steps_h, sc.end_ms);
     let _ = writeln!(o, "</svg>");
     o
 }

@@ -342,6 +342,29 @@ impl Fault {
         }
     }
 
+    /// What is in place once the fault's call returns, worth its own timeline entry where the
+    /// call's own time is part of the drill (a zone's links down): `None` for the others.
+    pub fn in_place(&self) -> Option<&'static str> {
+        match self {
+            Fault::ZoneOutage { .. } => Some("links down"),
+            Fault::Partition { .. } => Some("partition rules in place"),
+            Fault::Kill { .. }
+            | Fault::Stop { .. }
+            | Fault::Pause { .. }
+            | Fault::Command { .. }
+            | Fault::RdsFailover
+            | Fault::AuroraFailover { .. }
+            | Fault::FisExperiment { .. }
+            | Fault::KillHost { .. }
+            | Fault::KillPostgres { .. }
+            | Fault::PauseHost { .. }
+            | Fault::Switchover { .. }
+            | Fault::Failover { .. }
+            | Fault::StopDcs { .. }
+            | Fault::Sql { .. } => None,
+        }
+    }
+
     /// Whether this fault applies to a `kind` target.
     pub fn applies_to(&self, kind: &str) -> bool {
         self.target_kinds().contains(&kind)
