@@ -4,6 +4,7 @@
 mod failover;
 mod gameday;
 mod posture;
+mod zones;
 
 use std::fmt::Write as _;
 
@@ -94,10 +95,13 @@ pub fn render(loaded: &LoadedScenario) -> String {
                 &mut out,
                 "create a temporary directory for the sandbox".into(),
             );
+            for z in zones::build_steps(t) {
+                step(&mut out, z);
+            }
             step(
                 &mut out,
                 "initdb the primary (or copy this PostgreSQL's cached template) and start it on a \
-                 free 127.0.0.1 port"
+                 free port"
                     .into(),
             );
             if t.standbys > 0 {
@@ -310,6 +314,9 @@ pub fn render(loaded: &LoadedScenario) -> String {
     if let Some(v) = t.max_lost_writes {
         let _ = writeln!(out, "  lost writes <= {v}");
     }
+    if let Some(v) = t.max_split_brain {
+        let _ = writeln!(out, "  split brain (two servers taking writes) <= {v}");
+    }
     if let Some(v) = t.min_availability_pct {
         let _ = writeln!(out, "  availability >= {v}%");
     }
@@ -382,10 +389,13 @@ fn side_effects(s: &Scenario, drill: Parts<'_>) -> Vec<(String, String)> {
         return out;
     }
     match &s.target {
-        Target::PostgresSandbox(_) => add(
-            "create a sandbox directory and start PostgreSQL nodes in it".into(),
-            sandbox_undo,
-        ),
+        Target::PostgresSandbox(t) => {
+            add(
+                "create a sandbox directory and start PostgreSQL nodes in it".into(),
+                sandbox_undo,
+            );
+            zones::effects(t, &mut add);
+        }
         Target::PatroniSandbox(_) => add(
             "create a sandbox directory and start etcd and Patroni members in it".into(),
             sandbox_undo,
