@@ -39,6 +39,7 @@ async fn run(scale: u32) {
     let config = SandboxConfig {
         seed_sql: Vec::new(),
         wal_archive: false,
+        zones: None,
         standbys: 0,
         replication: Replication::Async,
         settings,

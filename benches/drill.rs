@@ -42,6 +42,7 @@ async fn sandbox() -> Sandbox {
     let config = SandboxConfig {
         seed_sql: Vec::new(),
         wal_archive: false,
+        zones: None,
         standbys: 1,
         replication: Replication::Async,
         settings: Default::default(),

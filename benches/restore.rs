@@ -76,6 +76,7 @@ fn sandbox_config(settings: &[(&str, String)]) -> SandboxConfig {
     SandboxConfig {
         seed_sql: Vec::new(),
         wal_archive: false,
+        zones: None,
         standbys: 0,
         replication: Replication::Async,
         settings: settings

@@ -15,6 +15,7 @@ fn config(templates: Option<TemplateCache>) -> SandboxConfig {
     SandboxConfig {
         seed_sql: Vec::new(),
         wal_archive: false,
+        zones: None,
         standbys: 1,
         replication: Replication::Async,
         settings: Default::default(),

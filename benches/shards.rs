@@ -30,6 +30,7 @@ fn main() {
         SandboxConfig {
             seed_sql: Vec::new(),
             wal_archive: false,
+            zones: None,
             standbys: 0,
             replication: Replication::Async,
             settings: Default::default(),

@@ -74,6 +74,7 @@ async fn lossy_failover_reports_exactly_the_k_writes_the_standby_never_received(
             seq,
             sent,
             at: t0.elapsed(),
+            server: None,
         });
     }
     // Let the standby replay everything so far, then cut its replication.
@@ -106,6 +107,7 @@ async fn lossy_failover_reports_exactly_the_k_writes_the_standby_never_received(
             seq,
             sent,
             at: t0.elapsed(),
+            server: None,
         });
     }
     let fault_at = t0.elapsed();

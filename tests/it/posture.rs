@@ -449,6 +449,7 @@ fn pgbackrest_posture_tells_an_encrypted_repository_from_a_plain_one() {
             SandboxConfig {
                 seed_sql: Vec::new(),
                 wal_archive: false,
+                zones: None,
                 standbys: 0,
                 replication: Replication::Async,
                 settings,

@@ -137,6 +137,7 @@ impl Source {
         let config = SandboxConfig {
             seed_sql: Vec::new(),
             wal_archive: false,
+            zones: None,
             standbys: 0,
             replication: Replication::Async,
             settings,

@@ -13,6 +13,7 @@ pub fn config(standbys: u8, replication: Replication) -> SandboxConfig {
     SandboxConfig {
         seed_sql: Vec::new(),
         wal_archive: false,
+        zones: None,
         standbys,
         replication,
         settings: Default::default(),
@@ -106,6 +107,7 @@ async fn a_second_sandbox_is_copied_from_the_template_and_replicates() {
         let config = SandboxConfig {
             seed_sql: Vec::new(),
             wal_archive: false,
+            zones: None,
             templates: Some(firedrill::template::TemplateCache::new(cache)),
             ..config(1, Replication::Synchronous)
         };

@@ -84,6 +84,23 @@ macro_rules! tagged_enum {
 }
 pub(crate) use tagged_enum;
 
+/// Kinds a user may reasonably expect that this build refuses, with why: a located error that
+/// says so, rather than "unknown variant".
+const UNSUPPORTED: [(&str, &str); 2] = [
+    (
+        "link-latency",
+        "latency between zones needs the kernel's netem queueing discipline (sch_netem), which \
+         machines like this one lack, and firedrill has no userspace proxy for it yet; use \
+         `partition` or `zone-outage`",
+    ),
+    (
+        "link-loss",
+        "packet loss between zones needs the kernel's netem queueing discipline (sch_netem), \
+         which machines like this one lack, and firedrill has no userspace proxy for it yet; \
+         use `partition` or `zone-outage`",
+    ),
+];
+
 /// Reads a `type:`-tagged block as `T`, an externally tagged enum of the same variants.
 pub fn tag_first<'de, D: Deserializer<'de>, T: de::Deserialize<'de>>(
     d: D,
@@ -134,6 +151,23 @@ impl<'de, T: de::Deserialize<'de>> Visitor<'de> for TagFirst<T> {
     }
 }
 
+/// The tag, refused with its reason when it names a kind this build does not support.
+struct Supported<S>(S);
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Supported<S> {
+    type Value = S::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<S::Value, D::Error> {
+        let tag = <String as de::Deserialize>::deserialize(d)?;
+        if let Some((_, why)) = UNSUPPORTED.iter().find(|(kind, _)| *kind == tag) {
+            return Err(de::Error::custom(format!("`{tag}` is not supported: {why}")));
+        }
+        self.0
+            .deserialize(de::value::StringDeserializer::<de::value::Error>::new(tag))
+            .map_err(de::Error::custom)
+    }
+}
+
 /// A map whose next value is the tag: read as the variant's name, then the rest as its fields.
 struct Tagged<A>(A);
 
@@ -160,7 +194,7 @@ impl<'de, A: MapAccess<'de>> EnumAccess<'de> for Tagged<A> {
         seed: V,
     ) -> Result<(V::Value, Fields<A>), A::Error> {
         // Read from the reader itself, so an unknown type is located at `type`.
-        let variant = self.0.next_value_seed(seed)?;
+        let variant = self.0.next_value_seed(Supported(seed))?;
         Ok((variant, Fields(self.0)))
     }
 }
