@@ -20,6 +20,9 @@ use crate::scenario::ZoneLayout;
 
 /// The bridge's name inside the fabric namespace.
 const BRIDGE: &str = "br0";
+/// A second bridge, built with the first and kept empty: a two-way partition moves one side's
+/// links onto it, in one `ip` call, so that the cut is one instant.
+const SPLIT_BRIDGE: &str = "br1";
 /// The nftables table a partition adds in a zone (and its undo deletes).
 pub const NFT_TABLE: &str = "firedrill";
 /// CAP_NET_ADMIN's bit in `/proc/self/status`'s `CapEff`.
@@ -34,6 +37,11 @@ pub struct Fabric {
     ip: PathBuf,
     nft: PathBuf,
     entry: Option<EffectId>,
+    /// Netlink, inside the fabric namespace.
+    nl: rtnetlink::Handle,
+    /// The fabric's end of each zone's link, by zone index, and the second bridge.
+    links: Vec<u32>,
+    split_bridge: u32,
 }
 
 /// The programs a fabric is built and cut with, found by [`preflight`].
@@ -74,21 +82,16 @@ fn has_net_admin() -> bool {
 impl Fabric {
     /// Journals the namespaces (their removal is the undo), then makes them: the fabric with
     /// its bridge, and each zone with its loopback, its veth to the bridge and its address.
-    pub fn build(
+    pub async fn build(
         layout: &ZoneLayout,
         journal: &Journal,
         Tools { ip, nft }: Tools,
     ) -> Result<Fabric, EnvError> {
         let prefix = format!("fd{}", hex::encode(random_bytes()));
-        let mut fabric = Fabric {
-            prefix,
-            layout: layout.clone(),
-            ip,
-            nft,
-            entry: None,
-        };
-        let names = fabric.namespaces();
-        fabric.entry = Some(journal.effect(
+        let names: Vec<String> = std::iter::once(format!("{prefix}-fabric"))
+            .chain(layout.zones.iter().map(|(z, _)| format!("{prefix}-{z}")))
+            .collect();
+        let entry = journal.effect(
             format!(
                 "network namespaces {} with veth links to bridge {BRIDGE}",
                 names.join(", ")
@@ -96,25 +99,92 @@ impl Fabric {
             Some(Undo::RemoveNetns {
                 names: names.clone(),
             }),
-        )?);
-        let f = fabric.fabric_ns();
-        fabric.ip(&["netns", "add", &f])?;
-        fabric.ip(&["-n", &f, "link", "add", BRIDGE, "type", "bridge"])?;
-        fabric.ip(&["-n", &f, "link", "set", BRIDGE, "up"])?;
-        for (i, (zone, _)) in layout.zones.iter().enumerate() {
-            let z = fabric.ns(zone);
-            let veth = fabric.veth(i);
-            let addr = format!("{}/24", layout.address(zone).expect("a zone of the layout"));
-            fabric.ip(&["netns", "add", &z])?;
-            fabric.ip(&["-n", &z, "link", "set", "lo", "up"])?;
-            fabric.ip(&[
-                "-n", &f, "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &z,
-            ])?;
-            fabric.ip(&["-n", &f, "link", "set", &veth, "master", BRIDGE, "up"])?;
-            fabric.ip(&["-n", &z, "addr", "add", &addr, "dev", "eth0"])?;
-            fabric.ip(&["-n", &z, "link", "set", "eth0", "up"])?;
+        )?;
+        let built = Self::wire(&prefix, layout, &ip, &names).await;
+        let (nl, links, split_bridge) = match built {
+            Ok(b) => b,
+            Err(e) => {
+                // Half-built: nothing may be left behind, whatever failed.
+                journal.undone(entry, remove_namespaces(&ip, &names));
+                return Err(e);
+            }
+        };
+        Ok(Fabric {
+            prefix,
+            layout: layout.clone(),
+            ip,
+            nft,
+            entry: Some(entry),
+            nl,
+            links,
+            split_bridge,
+        })
+    }
+
+    /// Makes the namespaces, bridges and links, and opens netlink inside the fabric: the
+    /// handle, each zone's link index and the second bridge's.
+    async fn wire(
+        prefix: &str,
+        layout: &ZoneLayout,
+        ip: &std::path::Path,
+        names: &[String],
+    ) -> Result<(rtnetlink::Handle, Vec<u32>, u32), EnvError> {
+        // One `ip -batch` per namespace: a handful of processes, not six per zone.
+        let f = names[0].clone();
+        let adds: String = names.iter().map(|n| format!("netns add {n}\n")).collect();
+        ip_batch_root(ip, &adds)?;
+        let mut fabric_cmds = format!(
+            "link add {BRIDGE} type bridge\nlink set {BRIDGE} up\n\
+             link add {SPLIT_BRIDGE} type bridge\nlink set {SPLIT_BRIDGE} up\n"
+        );
+        for (i, z) in names[1..].iter().enumerate() {
+            let veth = format!("{prefix}v{i}");
+            fabric_cmds.push_str(&format!(
+                "link add {veth} type veth peer name eth0 netns {z}\n\
+                 link set {veth} master {BRIDGE} up\n"
+            ));
         }
-        Ok(fabric)
+        ip_batch(ip, &f, &fabric_cmds)?;
+        for ((zone, _), z) in layout.zones.iter().zip(&names[1..]) {
+            let addr = layout.address(zone).expect("a zone of the layout");
+            ip_batch(
+                ip,
+                z,
+                &format!("link set lo up\naddr add {addr}/24 dev eth0\nlink set eth0 up\n"),
+            )?;
+        }
+        // Faults change links through netlink, from a socket opened inside the fabric: no
+        // process to start between the fault instant and the links going down.
+        // The socket registers with the runtime's reactor, from the thread in the fabric.
+        let rt = tokio::runtime::Handle::current();
+        let (conn, nl, _) = zone::within(&f, || {
+            let _in_runtime = rt.enter();
+            rtnetlink::new_connection()
+        })?
+        .map_err(EnvError::io("cannot open a netlink socket in the fabric"))?;
+        tokio::spawn(conn);
+        let index = |name: String| {
+            let nl = nl.clone();
+            async move {
+                use futures_util::TryStreamExt;
+                nl.link()
+                    .get()
+                    .match_name(name.clone())
+                    .execute()
+                    .try_next()
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|l| l.header.index)
+                    .ok_or_else(|| EnvError::Database(format!("no link {name} in the fabric")))
+            }
+        };
+        let mut links = Vec::new();
+        for i in 0..layout.zones.len() {
+            links.push(index(format!("{prefix}v{i}")).await?);
+        }
+        let split_bridge = index(SPLIT_BRIDGE.to_owned()).await?;
+        Ok((nl, links, split_bridge))
     }
 
     pub fn layout(&self) -> &ZoneLayout {
@@ -147,7 +217,11 @@ impl Fabric {
     }
 
     /// Every link of `zone` down, after journaling how to bring it back up; returns the undo.
-    pub fn zone_down(&self, zone: &str, journal: &Journal) -> Result<(Undo, EffectId), EnvError> {
+    pub async fn zone_down(
+        &self,
+        zone: &str,
+        journal: &Journal,
+    ) -> Result<(Undo, EffectId), EnvError> {
         let i = self.zone_index(zone)?;
         let undo = Undo::LinkUp {
             netns: self.fabric_ns(),
@@ -157,26 +231,32 @@ impl Fabric {
             format!("zone {zone}'s link {} down", self.veth(i)),
             Some(undo.clone()),
         )?;
-        self.ip(&[
-            "-n",
-            &self.fabric_ns(),
-            "link",
-            "set",
-            &self.veth(i),
-            "down",
-        ])?;
+        self.nl
+            .link()
+            .set(
+                rtnetlink::LinkUnspec::new_with_index(self.links[i])
+                    .down()
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(|e| netlink_error(&format!("setting {} down", self.veth(i)), e))?;
         Ok((undo, id))
     }
 
-    /// Drops what the zones of `from` send to those of `to` (and back, unless `one_way`), by an
-    /// nftables table in each zone involved, journaled first; returns the undo.
-    pub fn partition(
+    /// Cuts the zones of `from` off from those of `to`, journaled first; returns the undo. Both
+    /// ways (every zone is on a side): `from`'s links move to a bridge of their own, one `ip`
+    /// call. One way: nftables rules in `from`'s zones drop what they send to `to`.
+    pub async fn partition(
         &self,
         from: &[String],
         to: &[String],
         one_way: bool,
         journal: &Journal,
     ) -> Result<(Undo, EffectId), EnvError> {
+        if !one_way {
+            return self.split(from, to, journal).await;
+        }
         let addrs = |zones: &[String]| -> Result<Vec<String>, EnvError> {
             zones
                 .iter()
@@ -211,6 +291,49 @@ impl Fabric {
             .collect::<Result<_, _>>()?;
         for child in children {
             wait_ok("nft", child)?;
+        }
+        Ok((undo, id))
+    }
+
+    /// A two-way partition: `from`'s links onto the second bridge, all at once.
+    async fn split(
+        &self,
+        from: &[String],
+        to: &[String],
+        journal: &Journal,
+    ) -> Result<(Undo, EffectId), EnvError> {
+        let zones: Vec<usize> = from
+            .iter()
+            .map(|z| self.zone_index(z))
+            .collect::<Result<_, _>>()?;
+        let names: Vec<String> = zones.iter().map(|&i| self.veth(i)).collect();
+        let undo = Undo::LinkMaster {
+            netns: self.fabric_ns(),
+            links: names.clone(),
+            master: BRIDGE.into(),
+        };
+        let id = journal.effect(
+            format!(
+                "partition: links of {} ({}) moved from bridge {BRIDGE} to {SPLIT_BRIDGE}, away \
+                 from {}",
+                from.join(", "),
+                names.join(", "),
+                to.join(", ")
+            ),
+            Some(undo.clone()),
+        )?;
+        let moves = zones.iter().map(|&i| {
+            self.nl
+                .link()
+                .set(
+                    rtnetlink::LinkUnspec::new_with_index(self.links[i])
+                        .controller(self.split_bridge)
+                        .build(),
+                )
+                .execute()
+        });
+        for r in futures_util::future::join_all(moves).await {
+            r.map_err(|e| netlink_error("moving a link to the second bridge", e))?;
         }
         Ok((undo, id))
     }
@@ -254,10 +377,6 @@ impl Fabric {
         self.zone_index(zone)?;
         Ok(self.layout.address(zone).expect("a zone of the layout"))
     }
-
-    fn ip(&self, args: &[&str]) -> Result<(), EnvError> {
-        run_ip(&self.ip, args)
-    }
 }
 
 impl Drop for Fabric {
@@ -298,6 +417,38 @@ fn run_ip(ip: &std::path::Path, args: &[&str]) -> Result<(), EnvError> {
         });
     }
     Ok(())
+}
+
+fn netlink_error(what: &str, e: rtnetlink::Error) -> EnvError {
+    EnvError::Database(format!("netlink, {what}: {e}"))
+}
+
+/// Runs `ip -n NS -batch -` with `lines`: several link changes, one process.
+pub fn ip_batch(ip: &std::path::Path, ns: &str, lines: &str) -> Result<(), EnvError> {
+    ip_batch_args(ip, &["-n", ns, "-batch", "-"], lines)
+}
+
+/// `ip -batch -` in firedrill's own namespace (to add namespaces).
+fn ip_batch_root(ip: &std::path::Path, lines: &str) -> Result<(), EnvError> {
+    ip_batch_args(ip, &["-batch", "-"], lines)
+}
+
+fn ip_batch_args(ip: &std::path::Path, args: &[&str], lines: &str) -> Result<(), EnvError> {
+    use std::io::Write;
+    let mut child = Command::new(ip)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(EnvError::io("cannot run ip"))?;
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(lines.as_bytes())
+        .map_err(EnvError::io("cannot write ip's commands"))?;
+    wait_ok("ip -batch", child)
 }
 
 fn wait_ok(what: &str, child: std::process::Child) -> Result<(), EnvError> {

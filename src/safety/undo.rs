@@ -58,6 +58,12 @@ pub enum Undo {
     RemoveNetns { names: Vec<String> },
     /// Set a link up again (a zone's link to the bridge, set down by a `zone-outage`).
     LinkUp { netns: String, link: String },
+    /// Put links back on a bridge (a two-way partition moved one side's to another).
+    LinkMaster {
+        netns: String,
+        links: Vec<String>,
+        master: String,
+    },
     /// Delete an nftables table in each namespace (a partition's rules).
     NftDelete { netns: Vec<String>, table: String },
 }
@@ -87,6 +93,11 @@ impl Undo {
                 format!("delete network namespaces {}", names.join(", "))
             }
             Undo::LinkUp { netns, link } => format!("set link {link} in {netns} up"),
+            Undo::LinkMaster {
+                netns,
+                links,
+                master,
+            } => format!("put links {} in {netns} back on {master}", links.join(", ")),
             Undo::NftDelete { netns, table } => {
                 format!("delete nftables table inet {table} in {}", netns.join(", "))
             }
@@ -173,6 +184,26 @@ pub async fn apply(undo: &Undo, timeout: Duration) -> Result<String, String> {
             .await
             .map(|_| format!("set {link} in {netns} up"))
             .map_err(|e| e.to_string())
+        }
+        Undo::LinkMaster {
+            netns,
+            links,
+            master,
+        } => {
+            let ip = crate::net::ip_program();
+            if !crate::net::list_namespaces(&ip).contains(netns) {
+                return Ok(format!("{netns} already gone"));
+            }
+            let batch: String = links
+                .iter()
+                .map(|l| format!("link set {l} master {master}\n"))
+                .collect();
+            let (ns, argv) = (netns.clone(), batch);
+            tokio::task::spawn_blocking(move || crate::net::ip_batch(&ip, &ns, &argv))
+                .await
+                .map_err(|e| e.to_string())?
+                .map(|()| format!("put {} back on {master}", links.join(", ")))
+                .map_err(|e| e.to_string())
         }
         Undo::NftDelete { netns, table } => {
             let ip = crate::net::ip_program();

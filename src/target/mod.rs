@@ -304,7 +304,7 @@ impl Driver {
             Fault::ZoneOutage { zone, duration } => {
                 let sb = self.sandbox(kind, fault.kind())?;
                 let fabric = sb.fabric().ok_or_else(|| no_zones(fault.kind()))?;
-                let (undo, id) = fabric.zone_down(zone, journal)?;
+                let (undo, id) = fabric.zone_down(zone, journal).await?;
                 let nodes = fabric
                     .layout()
                     .zones
@@ -337,10 +337,10 @@ impl Driver {
                     [a, b] => (a, b),
                     _ => return Err(EnvError::Database("a partition has two sides".into())),
                 };
-                let (undo, id) = fabric.partition(from, to, *one_way, journal)?;
+                let (undo, id) = fabric.partition(from, to, *one_way, journal).await?;
                 Ok(Injected {
                     description: format!(
-                        "partition: {} {} {} (nftables drop rules)",
+                        "partition: {} {} {}",
                         from.join(", "),
                         if *one_way {
                             "cannot send to"

@@ -39,7 +39,7 @@ impl Sandbox {
     ) -> Result<Sandbox, EnvError> {
         let mut sb = Sandbox::create(bins, config)?;
         if let Some((layout, tools)) = sb.config.zones.clone() {
-            let fabric = Fabric::build(&layout, &sb.config.journal, tools)?;
+            let fabric = Fabric::build(&layout, &sb.config.journal, tools).await?;
             progress(format!(
                 "zones {} as network namespaces {}-* on a bridge",
                 layout

@@ -77,15 +77,25 @@ pub(super) fn fault_effects(fault: &Fault, add: &mut dyn FnMut(String, &str)) {
         ),
         Fault::Partition {
             between, one_way, ..
-        } => add(
-            format!(
-                "add nftables table `inet firedrill` in the zones of {} dropping traffic {} {}",
-                sides(between, 0),
-                if *one_way { "to" } else { "to and from" },
-                sides(between, 1)
+        } => match one_way {
+            true => add(
+                format!(
+                    "add nftables table `inet firedrill` in the zones of {} dropping what they \
+                     send to {}",
+                    sides(between, 0),
+                    sides(between, 1)
+                ),
+                "delete the table in each zone; `firedrill recover` does the same",
             ),
-            "delete the table in each zone; `firedrill recover` does the same",
-        ),
+            false => add(
+                format!(
+                    "move the links of {} from bridge br0 to br1, away from {}",
+                    sides(between, 0),
+                    sides(between, 1)
+                ),
+                "put them back on br0; `firedrill recover` does the same",
+            ),
+        },
         Fault::Sql { query } => add(
             format!("run `{query}` on the primary"),
             "none: what it changed stays (restoring it is the drill); the sandbox's removal \

@@ -347,7 +347,7 @@ impl Fault {
     pub fn in_place(&self) -> Option<&'static str> {
         match self {
             Fault::ZoneOutage { .. } => Some("links down"),
-            Fault::Partition { .. } => Some("partition rules in place"),
+            Fault::Partition { .. } => Some("partition in place"),
             Fault::Kill { .. }
             | Fault::Stop { .. }
             | Fault::Pause { .. }

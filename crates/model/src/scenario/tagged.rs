@@ -160,7 +160,9 @@ impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Supported<S> {
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<S::Value, D::Error> {
         let tag = <String as de::Deserialize>::deserialize(d)?;
         if let Some((_, why)) = UNSUPPORTED.iter().find(|(kind, _)| *kind == tag) {
-            return Err(de::Error::custom(format!("`{tag}` is not supported: {why}")));
+            return Err(de::Error::custom(format!(
+                "`{tag}` is not supported: {why}"
+            )));
         }
         self.0
             .deserialize(de::value::StringDeserializer::<de::value::Error>::new(tag))

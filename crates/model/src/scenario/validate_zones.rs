@@ -79,8 +79,13 @@ pub(super) fn check_fault(spec: &SandboxSpec, fault: &Fault, k: &Keys, out: &mut
             vec![(k.fault("zone"), zone.as_str())]
         }
         Fault::Partition {
-            between, duration, ..
+            between,
+            duration,
+            one_way,
         } => {
+            if !one_way && between.len() == 2 {
+                check_split(spec, between, k, out);
+            }
             if duration.is_some_and(|d| d.get().is_zero()) {
                 out.push(problem(&k.fault("duration"), "must be longer than 0s"));
             }
@@ -137,6 +142,30 @@ pub(super) fn check_fault(spec: &SandboxSpec, fault: &Fault, k: &Keys, out: &mut
                 format!("unknown zone {zone:?}; zones: {}", layout_list(&layout)),
             ));
         }
+    }
+}
+
+/// A two-way partition splits the network in two: every zone is on one side (a zone on
+/// neither would have to reach both, which two bridges cannot give).
+fn check_split(spec: &SandboxSpec, between: &[Vec<String>], k: &Keys, out: &mut Vec<Problem>) {
+    let Some(layout) = spec.zone_layout() else {
+        return;
+    };
+    let missing: Vec<&str> = layout
+        .zones
+        .iter()
+        .map(|(z, _)| z.as_str())
+        .filter(|z| !between.iter().flatten().any(|n| n == z))
+        .collect();
+    if !missing.is_empty() {
+        out.push(problem(
+            &k.fault("between"),
+            format!(
+                "a partition both ways puts every zone on a side; {} on neither (or make it \
+                 `one_way: true`)",
+                missing.join(", ")
+            ),
+        ));
     }
 }
 
