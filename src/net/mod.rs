@@ -12,6 +12,7 @@ pub mod zone;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use crate::error::EnvError;
 use crate::pg::binaries::locate_program;
@@ -140,18 +141,26 @@ impl Fabric {
         for (i, z) in names[1..].iter().enumerate() {
             let veth = format!("{prefix}v{i}");
             fabric_cmds.push_str(&format!(
-                "link add {veth} type veth peer name eth0 netns {z}\n\
-                 link set {veth} master {BRIDGE} up\n"
+                "link add {veth} type veth peer name eth0 address {} netns {z}\n\
+                 link set {veth} master {BRIDGE} up\n",
+                mac(i)
             ));
         }
         ip_batch(ip, &f, &fabric_cmds)?;
-        for ((zone, _), z) in layout.zones.iter().zip(&names[1..]) {
+        for (i, ((zone, _), z)) in layout.zones.iter().zip(&names[1..]).enumerate() {
             let addr = layout.address(zone).expect("a zone of the layout");
-            ip_batch(
-                ip,
-                z,
-                &format!("link set lo up\naddr add {addr}/24 dev eth0\nlink set eth0 up\n"),
-            )?;
+            let mut cmds =
+                format!("link set lo up\naddr add {addr}/24 dev eth0\nlink set eth0 up\n");
+            // Static neighbours: a zone that comes back is reachable at once, not when an ARP
+            // retry happens to fire (a second later), so what is measured is the outage.
+            for (j, (other, _)) in layout.zones.iter().enumerate().filter(|(j, _)| *j != i) {
+                let other = layout.address(other).expect("a zone of the layout");
+                cmds.push_str(&format!(
+                    "neigh add {other} lladdr {} dev eth0 nud permanent\n",
+                    mac(j)
+                ));
+            }
+            ip_batch(ip, z, &cmds)?;
         }
         // Faults change links through netlink, from a socket opened inside the fabric: no
         // process to start between the fault instant and the links going down.
@@ -216,12 +225,13 @@ impl Fabric {
         self.layout.address(zone)
     }
 
-    /// Every link of `zone` down, after journaling how to bring it back up; returns the undo.
+    /// Every link of `zone` down, after journaling how to bring it back up; returns the undo
+    /// and the instant the links were set down (after the journal's fsync).
     pub async fn zone_down(
         &self,
         zone: &str,
         journal: &Journal,
-    ) -> Result<(Undo, EffectId), EnvError> {
+    ) -> Result<(Undo, EffectId, Instant), EnvError> {
         let i = self.zone_index(zone)?;
         let undo = Undo::LinkUp {
             netns: self.fabric_ns(),
@@ -231,6 +241,7 @@ impl Fabric {
             format!("zone {zone}'s link {} down", self.veth(i)),
             Some(undo.clone()),
         )?;
+        let at = Instant::now();
         self.nl
             .link()
             .set(
@@ -241,7 +252,7 @@ impl Fabric {
             .execute()
             .await
             .map_err(|e| netlink_error(&format!("setting {} down", self.veth(i)), e))?;
-        Ok((undo, id))
+        Ok((undo, id, at))
     }
 
     /// Cuts the zones of `from` off from those of `to`, journaled first; returns the undo. Both
@@ -253,7 +264,7 @@ impl Fabric {
         to: &[String],
         one_way: bool,
         journal: &Journal,
-    ) -> Result<(Undo, EffectId), EnvError> {
+    ) -> Result<(Undo, EffectId, Instant), EnvError> {
         if !one_way {
             return self.split(from, to, journal).await;
         }
@@ -284,6 +295,7 @@ impl Fabric {
             ),
             Some(undo.clone()),
         )?;
+        let at = Instant::now();
         // Every zone's rules at once: the partition is one instant, not one per zone.
         let children: Vec<_> = rules
             .iter()
@@ -292,7 +304,7 @@ impl Fabric {
         for child in children {
             wait_ok("nft", child)?;
         }
-        Ok((undo, id))
+        Ok((undo, id, at))
     }
 
     /// A two-way partition: `from`'s links onto the second bridge, all at once.
@@ -301,7 +313,7 @@ impl Fabric {
         from: &[String],
         to: &[String],
         journal: &Journal,
-    ) -> Result<(Undo, EffectId), EnvError> {
+    ) -> Result<(Undo, EffectId, Instant), EnvError> {
         let zones: Vec<usize> = from
             .iter()
             .map(|z| self.zone_index(z))
@@ -322,6 +334,7 @@ impl Fabric {
             ),
             Some(undo.clone()),
         )?;
+        let at = Instant::now();
         let moves = zones.iter().map(|&i| {
             self.nl
                 .link()
@@ -335,7 +348,7 @@ impl Fabric {
         for r in futures_util::future::join_all(moves).await {
             r.map_err(|e| netlink_error("moving a link to the second bridge", e))?;
         }
-        Ok((undo, id))
+        Ok((undo, id, at))
     }
 
     /// Removes every namespace (and with them every link and rule); idempotent. Called after
@@ -417,6 +430,11 @@ fn run_ip(ip: &std::path::Path, args: &[&str]) -> Result<(), EnvError> {
         });
     }
     Ok(())
+}
+
+/// Zone `i`'s address on the fabric (locally administered, so never a real card's).
+fn mac(i: usize) -> String {
+    format!("02:77:00:00:{:02x}:{:02x}", (i >> 8) & 0xff, i & 0xff)
 }
 
 fn netlink_error(what: &str, e: rtnetlink::Error) -> EnvError {

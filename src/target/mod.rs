@@ -304,7 +304,7 @@ impl Driver {
             Fault::ZoneOutage { zone, duration } => {
                 let sb = self.sandbox(kind, fault.kind())?;
                 let fabric = sb.fabric().ok_or_else(|| no_zones(fault.kind()))?;
-                let (undo, id) = fabric.zone_down(zone, journal).await?;
+                let (undo, id, at) = fabric.zone_down(zone, journal).await?;
                 let nodes = fabric
                     .layout()
                     .zones
@@ -323,7 +323,8 @@ impl Driver {
                     ),
                     undo: Some((undo, id)),
                     ends_after: duration.map(|d| d.get()),
-                    at: None,
+                    // The links change here, after the journal's fsync: the fault instant.
+                    at: Some(at),
                 })
             }
             Fault::Partition {
@@ -337,7 +338,7 @@ impl Driver {
                     [a, b] => (a, b),
                     _ => return Err(EnvError::Database("a partition has two sides".into())),
                 };
-                let (undo, id) = fabric.partition(from, to, *one_way, journal).await?;
+                let (undo, id, at) = fabric.partition(from, to, *one_way, journal).await?;
                 Ok(Injected {
                     description: format!(
                         "partition: {} {} {}",
@@ -351,7 +352,8 @@ impl Driver {
                     ),
                     undo: Some((undo, id)),
                     ends_after: duration.map(|d| d.get()),
-                    at: None,
+                    // The links change here, after the journal's fsync: the fault instant.
+                    at: Some(at),
                 })
             }
             Fault::KillHost { .. }

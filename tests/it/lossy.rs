@@ -40,7 +40,7 @@ async fn ledger_rows_in(port: u16, table: &str, run: &str) -> HashSet<(i32, i64)
 }
 
 /// `pg_ctl` on `data_dir`, as the user the sandbox runs PostgreSQL as.
-fn pg_ctl(bins: &PgBinaries, data_dir: &Path, args: &[&str]) {
+pub(crate) fn pg_ctl(bins: &PgBinaries, data_dir: &Path, args: &[&str]) {
     let mut cmd = std::process::Command::new(bins.program("pg_ctl"));
     cmd.arg("-D").arg(data_dir).args(args);
     if let Some((uid, gid)) = binaries::run_as(None).unwrap() {
@@ -56,7 +56,7 @@ fn pg_ctl(bins: &PgBinaries, data_dir: &Path, args: &[&str]) {
 }
 
 /// Starts the cluster in `data_dir` on a free port of its own (its log in `log`); the port.
-fn start_on_a_free_port(bins: &PgBinaries, data_dir: &Path, log: &Path) -> u16 {
+pub(crate) fn start_on_a_free_port(bins: &PgBinaries, data_dir: &Path, log: &Path) -> u16 {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -68,7 +68,9 @@ fn start_on_a_free_port(bins: &PgBinaries, data_dir: &Path, log: &Path) -> u16 {
         &[
             "-w",
             "-o",
-            &format!("-p {port}"),
+            // Loopback whatever the node listened on (a zone's address exists only in its
+            // namespace).
+            &format!("-p {port} -c listen_addresses=127.0.0.1"),
             "-l",
             log.to_str().unwrap(),
             "start",

@@ -30,6 +30,7 @@ mod sandbox;
 mod schedule;
 mod signing;
 mod standin;
+mod zones;
 
 use std::sync::{Mutex, MutexGuard};
 
