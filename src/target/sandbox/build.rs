@@ -54,7 +54,7 @@ impl Sandbox {
                 sb.client_zones
                     .push(ZoneRuntime::start(zone, &fabric.ns(zone))?);
             }
-            sb.fabric = Some(fabric);
+            sb.fabric = Some(Box::new(fabric));
         }
         let template = sb.template();
         let standby_dirs: Vec<PathBuf> = (1..=sb.config.standbys)

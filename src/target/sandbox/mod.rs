@@ -5,6 +5,7 @@
 //! on teardown, also when the sandbox is dropped on an error or an abort.
 
 mod build;
+mod zones;
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -95,7 +96,7 @@ pub struct Sandbox {
     /// The template the primary was copied from (or stored as): its standbys copy it too.
     pristine: Option<PathBuf>,
     /// The zones' namespaces, when the sandbox has zones.
-    fabric: Option<Fabric>,
+    fabric: Option<Box<Fabric>>,
     /// A runtime in each client zone, in the layout's order of client zones.
     client_zones: Vec<ZoneRuntime>,
 }
@@ -238,66 +239,9 @@ impl Sandbox {
     pub fn client_config(&self, connect_timeout: Duration) -> tokio_postgres::Config {
         let mut c = loopback_client(std::iter::empty(), connect_timeout);
         for n in &self.nodes {
-            c.host(&n.addr.to_string()).port(n.port);
+            c.host(n.addr.to_string()).port(n.port);
         }
         c
-    }
-
-    /// firedrill's own view, from outside every zone: each node through the socket directory,
-    /// the node it made primary first, so that after a split brain the ledger is read from the
-    /// server that survives. On loopback, the application's view.
-    pub fn admin_config(&self, connect_timeout: Duration) -> tokio_postgres::Config {
-        if self.fabric.is_none() {
-            return self.client_config(connect_timeout);
-        }
-        let mut c = loopback_client(std::iter::empty(), connect_timeout);
-        let mut order: Vec<&Node> = self.nodes.iter().collect();
-        order.sort_by_key(|n| n.role != Role::Primary);
-        for n in order {
-            c.host_path(self.socket_dir()).port(n.port);
-        }
-        c
-    }
-
-    /// The zones, when the sandbox has them.
-    pub fn fabric(&self) -> Option<&Fabric> {
-        self.fabric.as_ref()
-    }
-
-    /// The runtime of each client zone (their tasks open connections from the zone); empty on
-    /// loopback.
-    pub fn client_zones(&self) -> &[ZoneRuntime] {
-        &self.client_zones
-    }
-
-    /// The node listening on `addr:port`, as a writer's acknowledgement names its server.
-    pub fn node_at(&self, addr: &str, port: u16) -> Option<&str> {
-        self.nodes
-            .iter()
-            .find(|n| n.port == port && n.addr.to_string() == addr)
-            .map(|n| n.name.as_str())
-    }
-
-    /// Where a node named `name` listens, and the namespace it runs in.
-    fn placement(&self, name: &str) -> (Ipv4Addr, Option<String>) {
-        let zoned = self.fabric.as_ref().and_then(|f| {
-            let zone = f.layout().zone_of(name)?;
-            Some((f.address(zone)?, f.ns(zone)))
-        });
-        match zoned {
-            Some((addr, ns)) => (addr, Some(ns)),
-            None => (Ipv4Addr::LOCALHOST, None),
-        }
-    }
-
-    /// How tools and firedrill's own connections reach a node: over TCP on loopback, or
-    /// through the socket directory when the nodes are in zones (a path crosses namespaces).
-    fn admin_host(&self) -> String {
-        if self.fabric.is_some() {
-            self.socket_dir().display().to_string()
-        } else {
-            "127.0.0.1".into()
-        }
     }
 
     pub fn describe(&self) -> String {
@@ -329,7 +273,7 @@ impl Sandbox {
     pub async fn connect(&self, idx: usize) -> Result<Client, EnvError> {
         let n = &self.nodes[idx];
         let mut c = tokio_postgres::Config::new();
-        c.host(&self.admin_host())
+        c.host(self.admin_host())
             .port(n.port)
             .user(SUPERUSER)
             .dbname("postgres")
@@ -589,21 +533,6 @@ impl Sandbox {
             conf.push_str(&format!("{k} = '{}'\n", v.replace('\'', "''")));
         }
         conf
-    }
-
-    /// With zones, clients and standbys connect over the fabric, not loopback: the fabric's
-    /// subnet is trusted as loopback is (it exists only inside the drill's namespaces).
-    fn allow_fabric(&self, data_dir: &Path) -> Result<(), EnvError> {
-        if self.fabric.is_none() {
-            return Ok(());
-        }
-        append(
-            &data_dir.join("pg_hba.conf"),
-            &format!(
-                "\n# firedrill zones\nhost all all {FABRIC_SUBNET} trust\n\
-                 host replication all {FABRIC_SUBNET} trust\n"
-            ),
-        )
     }
 
     fn log_path(&self, node: &str) -> PathBuf {
