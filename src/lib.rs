@@ -13,6 +13,7 @@ pub mod fleet;
 pub mod guardrail;
 pub mod human;
 pub mod net;
+pub mod netns;
 pub mod operator;
 pub mod pg;
 pub mod probe;

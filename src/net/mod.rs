@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use crate::error::EnvError;
+use crate::netns::{ip_batch, ip_batch_root, remove_namespaces, wait_ok};
 use crate::pg::binaries::locate_program;
 use crate::safety::journal::{EffectId, Journal, Undo};
 use crate::scenario::ZoneLayout;
@@ -416,22 +417,6 @@ fn drop_rules(addrs: &[String], both: bool) -> String {
     s
 }
 
-fn run_ip(ip: &std::path::Path, args: &[&str]) -> Result<(), EnvError> {
-    let out = Command::new(ip)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(EnvError::io("cannot run ip"))?;
-    if !out.status.success() {
-        return Err(EnvError::Command {
-            what: format!("ip {}", args.join(" ")),
-            status: out.status.to_string(),
-            log: String::from_utf8_lossy(&out.stderr).into_owned(),
-        });
-    }
-    Ok(())
-}
-
 /// Zone `i`'s address on the fabric (locally administered, so never a real card's).
 fn mac(i: usize) -> String {
     format!("02:77:00:00:{:02x}:{:02x}", (i >> 8) & 0xff, i & 0xff)
@@ -439,89 +424,6 @@ fn mac(i: usize) -> String {
 
 fn netlink_error(what: &str, e: rtnetlink::Error) -> EnvError {
     EnvError::Database(format!("netlink, {what}: {e}"))
-}
-
-/// Runs `ip -n NS -batch -` with `lines`: several link changes, one process.
-pub fn ip_batch(ip: &std::path::Path, ns: &str, lines: &str) -> Result<(), EnvError> {
-    ip_batch_args(ip, &["-n", ns, "-batch", "-"], lines)
-}
-
-/// `ip -batch -` in firedrill's own namespace (to add namespaces).
-fn ip_batch_root(ip: &std::path::Path, lines: &str) -> Result<(), EnvError> {
-    ip_batch_args(ip, &["-batch", "-"], lines)
-}
-
-fn ip_batch_args(ip: &std::path::Path, args: &[&str], lines: &str) -> Result<(), EnvError> {
-    use std::io::Write;
-    let mut child = Command::new(ip)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(EnvError::io("cannot run ip"))?;
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(lines.as_bytes())
-        .map_err(EnvError::io("cannot write ip's commands"))?;
-    wait_ok("ip -batch", child)
-}
-
-fn wait_ok(what: &str, child: std::process::Child) -> Result<(), EnvError> {
-    let out = child
-        .wait_with_output()
-        .map_err(EnvError::io(format!("cannot wait for {what}")))?;
-    if !out.status.success() {
-        return Err(EnvError::Command {
-            what: what.into(),
-            status: out.status.to_string(),
-            log: String::from_utf8_lossy(&out.stderr).into_owned(),
-        });
-    }
-    Ok(())
-}
-
-/// Kills whatever still runs in each namespace, then deletes it; a namespace already gone is
-/// fine. Says what it did.
-pub fn remove_namespaces(ip: &std::path::Path, names: &[String]) -> String {
-    let existing = list_namespaces(ip);
-    let mut removed = Vec::new();
-    let mut killed = 0;
-    for ns in names.iter().filter(|n| existing.contains(n)) {
-        killed += zone::kill_all_in(ns);
-        if run_ip(ip, &["netns", "delete", ns]).is_ok() {
-            removed.push(ns.as_str());
-        }
-    }
-    match (removed.len(), killed) {
-        (0, _) => format!("namespaces {} already gone", names.join(", ")),
-        (_, 0) => format!("removed namespaces {}", removed.join(", ")),
-        (_, k) => format!(
-            "killed {k} processes and removed namespaces {}",
-            removed.join(", ")
-        ),
-    }
-}
-
-/// The names `ip netns list` shows.
-pub fn list_namespaces(ip: &std::path::Path) -> Vec<String> {
-    Command::new(ip)
-        .args(["netns", "list"])
-        .output()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The `ip` program for undos run by `recover` (which has no scenario to locate it from).
-pub fn ip_program() -> PathBuf {
-    locate_program(None, "FIREDRILL_IP", "ip", "iproute2").unwrap_or_else(|_| "ip".into())
 }
 
 fn random_bytes() -> [u8; 3] {

@@ -4,15 +4,9 @@
 //! the zone, so that every socket a client task opens there is the zone's.
 
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
 
 use crate::error::EnvError;
-
-/// Where `ip netns add` mounts a namespace.
-fn netns_path(ns: &str) -> PathBuf {
-    PathBuf::from("/run/netns").join(ns)
-}
+use crate::netns::netns_path;
 
 /// Moves the calling thread into namespace `ns`.
 fn enter(ns: &str) -> Result<(), EnvError> {
@@ -104,32 +98,4 @@ impl Drop for ZoneRuntime {
             let _ = t.join();
         }
     }
-}
-
-/// SIGKILLs every process inside namespace `ns` (told by `/proc/PID/ns/net`, not by command
-/// line); returns how many.
-pub fn kill_all_in(ns: &str) -> usize {
-    let Ok(target) = std::fs::metadata(netns_path(ns)) else {
-        return 0;
-    };
-    let pids = processes_in(target.ino(), target.dev());
-    for &pid in &pids {
-        // SAFETY: kill has no memory-safety preconditions.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    }
-    pids.len()
-}
-
-fn processes_in(ino: u64, dev: u64) -> Vec<i32> {
-    let me = std::process::id() as i32;
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| pid != me)
-        .filter(|pid| {
-            std::fs::metadata(format!("/proc/{pid}/ns/net"))
-                .is_ok_and(|m| m.ino() == ino && m.dev() == dev)
-        })
-        .collect()
 }

@@ -158,14 +158,14 @@ pub async fn apply(undo: &Undo, timeout: Duration) -> Result<String, String> {
         Undo::RemoveNetns { names } => {
             let names = names.clone();
             tokio::task::spawn_blocking(move || {
-                crate::net::remove_namespaces(&crate::net::ip_program(), &names)
+                crate::netns::remove_namespaces(&crate::netns::ip_program(), &names)
             })
             .await
             .map_err(|e| e.to_string())
         }
         Undo::LinkUp { netns, link } => {
-            let ip = crate::net::ip_program();
-            if !crate::net::list_namespaces(&ip).contains(netns) {
+            let ip = crate::netns::ip_program();
+            if !crate::netns::list_namespaces(&ip).contains(netns) {
                 return Ok(format!("{netns} already gone"));
             }
             crate::process::run_command(
@@ -190,8 +190,8 @@ pub async fn apply(undo: &Undo, timeout: Duration) -> Result<String, String> {
             links,
             master,
         } => {
-            let ip = crate::net::ip_program();
-            if !crate::net::list_namespaces(&ip).contains(netns) {
+            let ip = crate::netns::ip_program();
+            if !crate::netns::list_namespaces(&ip).contains(netns) {
                 return Ok(format!("{netns} already gone"));
             }
             let batch: String = links
@@ -199,15 +199,15 @@ pub async fn apply(undo: &Undo, timeout: Duration) -> Result<String, String> {
                 .map(|l| format!("link set {l} master {master}\n"))
                 .collect();
             let (ns, argv) = (netns.clone(), batch);
-            tokio::task::spawn_blocking(move || crate::net::ip_batch(&ip, &ns, &argv))
+            tokio::task::spawn_blocking(move || crate::netns::ip_batch(&ip, &ns, &argv))
                 .await
                 .map_err(|e| e.to_string())?
                 .map(|()| format!("put {} back on {master}", links.join(", ")))
                 .map_err(|e| e.to_string())
         }
         Undo::NftDelete { netns, table } => {
-            let ip = crate::net::ip_program();
-            let existing = crate::net::list_namespaces(&ip);
+            let ip = crate::netns::ip_program();
+            let existing = crate::netns::list_namespaces(&ip);
             let mut done = Vec::new();
             for ns in netns.iter().filter(|n| existing.contains(n)) {
                 // A table already deleted is the undo done: `nft destroy` is newer than
