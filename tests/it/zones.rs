@@ -382,6 +382,11 @@ fn an_unfenced_partition_reports_the_split_brain_the_servers_show() {
         .collect();
     assert_eq!(failed, ["max_lost_writes", "max_split_brain"], "{r:#}");
 
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        html.contains(r#"class="split-brain""#),
+        "the picture shows the split brain"
+    );
     let run = r["run_id"].as_str().unwrap();
     let rows = rows_on_each(work.path(), run);
     let (old, new) = (&rows[0], &rows[1]);
@@ -578,4 +583,32 @@ fn zones_without_cap_net_admin_are_refused_before_anything_is_made() {
         })
         .collect();
     assert!(made.is_empty(), "{made:?}");
+}
+
+/// The shipped zone outage, as shipped: the standby in another zone is promoted, synchronous
+/// replication loses nothing, one server at a time, and the picture shows the network band.
+#[test]
+fn the_shipped_zone_outage_fails_over_to_another_zone_losing_nothing() {
+    let _x = crate::exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let file = crate::repo("scenarios/sandbox-zone-outage.yaml");
+    let (code, stderr, r) = crate::run_for_report(&mut crate::run_out(&out, &file), &out);
+    assert_eq!(code, 0, "{stderr}");
+    let m = &r["measurements"];
+    assert_eq!(m["lost_writes"], 0);
+    let sb = &m["split_brain"];
+    assert_eq!(sb["window_ms"], 0.0);
+    assert_eq!(sb["survivor"], "standby1");
+    let servers: Vec<&str> = sb["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["server"].as_str().unwrap())
+        .collect();
+    assert_eq!(servers, ["primary", "standby1"]);
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains(r#"<g id="network">"#));
+    assert!(html.contains("Split brain (two servers taking writes)"));
+    assert!(!html.contains(r#"class="split-brain""#));
 }

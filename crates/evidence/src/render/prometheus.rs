@@ -28,7 +28,7 @@ fn one(base: &str, v: Option<f64>) -> Vec<(String, f64)> {
     v.map(|v| vec![(base.to_owned(), v)]).unwrap_or_default()
 }
 
-const METRICS: [Metric; 9] = [
+const METRICS: [Metric; 11] = [
     (
         "firedrill_rto_seconds",
         "Achieved write RTO of the last drill: fault to sustained recovery.",
@@ -43,6 +43,32 @@ const METRICS: [Metric; 9] = [
         "firedrill_lost_writes",
         "Acknowledged writes missing after recovery in the last drill.",
         |r, b| one(b, r.measurements.lost_writes.map(|v| v as f64)),
+    ),
+    (
+        "firedrill_split_brain_seconds",
+        "How long two servers took writes at once in the last drill (from the writes).",
+        |r, b| {
+            one(
+                b,
+                r.measurements
+                    .split_brain
+                    .as_ref()
+                    .map(|s| s.window_ms / 1000.0),
+            )
+        },
+    ),
+    (
+        "firedrill_diverged_writes",
+        "Lost writes a server that did not survive acknowledged after the fault.",
+        |r, b| {
+            one(
+                b,
+                r.measurements
+                    .split_brain
+                    .as_ref()
+                    .map(|s| s.diverged_writes as f64),
+            )
+        },
     ),
     (
         "firedrill_acknowledged_writes",
