@@ -346,6 +346,16 @@ fn rows_on_each(work: &Path, run: &str) -> Vec<HashMap<(i32, i64), SystemTime>> 
     rows
 }
 
+/// Runs a shipped partition scenario (see [`partition_scenario`]) through the command line:
+/// its work directory, output directory, exit code, stderr and report.
+fn run_partition(name: &str) -> (tempfile::TempDir, PathBuf, i32, String, serde_json::Value) {
+    let work = tempfile::tempdir().unwrap();
+    let file = partition_scenario(name, work.path());
+    let out = work.path().join("out");
+    let (code, stderr, r) = crate::run_for_report(&mut crate::run_out(&out, &file), &out);
+    (work, out, code, stderr, r)
+}
+
 fn wall(started_at: &str, t_ms: f64) -> SystemTime {
     humantime::parse_rfc3339(started_at).unwrap() + Duration::from_secs_f64(t_ms / 1e3)
 }
@@ -356,15 +366,12 @@ fn wall(started_at: &str, t_ms: f64) -> SystemTime {
 /// writers are dealt over `clients: [app-b, app-a]`) that the old primary holds and the new one
 /// lacks, stamped after the fault: firedrill's "lost to divergence". A write in flight across
 /// the fault instant (at most one per app-a writer) is stamped before it and acknowledged after,
-/// so the two counts may differ by that much and no more. The window is checked the same way:
-/// from the old primary's last row to the new primary's first.
+/// so the two counts may differ by that much and no more. The window is checked on the rows too:
+/// the overlap of the spans each server's rows were written in.
 #[test]
 fn an_unfenced_partition_reports_the_split_brain_the_servers_show() {
     let _x = crate::exclusive();
-    let work = tempfile::tempdir().unwrap();
-    let file = partition_scenario("sandbox-partition-split-brain.yaml", work.path());
-    let out = work.path().join("out");
-    let (code, stderr, r) = crate::run_for_report(&mut crate::run_out(&out, &file), &out);
+    let (work, out, code, stderr, r) = run_partition("sandbox-partition-split-brain.yaml");
     assert_eq!(code, 1, "the unfenced drill fails: {stderr}");
     let m = &r["measurements"];
     let sb = &m["split_brain"];
@@ -448,10 +455,7 @@ fn an_unfenced_partition_reports_the_split_brain_the_servers_show() {
 #[test]
 fn a_fenced_partition_has_no_split_brain_and_loses_nothing() {
     let _x = crate::exclusive();
-    let work = tempfile::tempdir().unwrap();
-    let file = partition_scenario("sandbox-partition-fenced.yaml", work.path());
-    let out = work.path().join("out");
-    let (code, stderr, r) = crate::run_for_report(&mut crate::run_out(&out, &file), &out);
+    let (work, _out, code, stderr, r) = run_partition("sandbox-partition-fenced.yaml");
     assert_eq!(code, 0, "{stderr}");
     let m = &r["measurements"];
     assert_eq!(m["split_brain"]["window_ms"], 0.0);
@@ -545,6 +549,8 @@ fn killed_during_a_partition_recover_removes_every_namespace_and_process() {
 /// anything is made: exit 4, one line naming the capability, no namespace, no sandbox.
 #[test]
 fn zones_without_cap_net_admin_are_refused_before_anything_is_made() {
+    // Alone: the namespaces listed before and after must be only other drills' absence.
+    let _x = crate::exclusive();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("zone.yaml");
     std::fs::write(
@@ -611,4 +617,36 @@ fn the_shipped_zone_outage_fails_over_to_another_zone_losing_nothing() {
     assert!(html.contains(r#"<g id="network">"#));
     assert!(html.contains("Split brain (two servers taking writes)"));
     assert!(!html.contains(r#"class="split-brain""#));
+}
+
+/// A node's own faults work inside zones: a 1 s pause of the primary (its processes found and
+/// resumed by their working directory, whatever namespace they run in) costs the clients' zone
+/// about that second, and nothing is lost.
+#[test]
+fn a_pause_inside_a_zone_is_measured_as_on_loopback() {
+    let _x = crate::exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pause.yaml");
+    std::fs::write(
+        &file,
+        ZONE_OUTAGE
+            .replace("name: zone-outage-timed", "name: zone-pause")
+            .replace(
+                "fault: {type: zone-outage, zone: a, duration: 2s}",
+                "fault: {type: pause, node: primary, duration: 1s}",
+            )
+            .replace("abandon_after: 10ms", "abandon_after: 2s"),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let (code, stderr, r) = crate::run_for_report(&mut crate::run_out(&out, &file), &out);
+    assert_eq!(code, 0, "{stderr}");
+    let m = &r["measurements"];
+    let rto = m["rto_ms"].as_f64().unwrap();
+    assert!(
+        (1000.0..1100.0).contains(&rto),
+        "RTO {rto:.1} ms for a 1 s pause"
+    );
+    assert_eq!(m["lost_writes"], 0);
+    assert_eq!(m["split_brain"]["window_ms"], 0.0);
 }

@@ -100,9 +100,15 @@ pub fn render(loaded: &LoadedScenario) -> String {
             }
             step(
                 &mut out,
-                "initdb the primary (or copy this PostgreSQL's cached template) and start it on a \
-                 free port"
-                    .into(),
+                format!(
+                    "initdb the primary (or copy this PostgreSQL's cached template) and start it \
+                     on a free {}",
+                    if t.zones.is_empty() {
+                        "127.0.0.1 port"
+                    } else {
+                        "port of its zone's address"
+                    }
+                ),
             );
             if t.standbys > 0 {
                 step(
