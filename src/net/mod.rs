@@ -1,11 +1,13 @@
 //! The network a sandbox with zones runs on: a namespace per zone, each joined by a veth pair to
 //! a bridge in a fabric namespace of its own, with addresses (`10.77.0.N`) that exist only
 //! inside them: no link, route or NAT to the machine's interfaces. Zone faults are changes to it
-//! (a zone's link down, nftables rules that drop traffic between zones), each journaled with its
-//! undo before it is made.
+//! (a zone's link down, one side's links moved to a second bridge, nftables rules that drop
+//! traffic one way), each journaled with its undo before it is made.
 //!
-//! Boundary: namespaces, links and rules through iproute2's `ip` and `nft`; where PostgreSQL
-//! and the clients run inside them is the sandbox's and the engine's (through [`zone`]).
+//! Boundary: the namespaces built with iproute2's `ip -batch`, faults made through netlink
+//! opened inside the fabric (no process between the fault instant and the links changing) or
+//! `nft`; where PostgreSQL and the clients run inside them is the sandbox's and the engine's
+//! (through [`zone`]).
 
 pub mod zone;
 
@@ -23,7 +25,7 @@ use crate::scenario::ZoneLayout;
 /// The bridge's name inside the fabric namespace.
 const BRIDGE: &str = "br0";
 /// A second bridge, built with the first and kept empty: a two-way partition moves one side's
-/// links onto it, in one `ip` call, so that the cut is one instant.
+/// links onto it, all at once through netlink, so that the cut is one instant.
 const SPLIT_BRIDGE: &str = "br1";
 /// The nftables table a partition adds in a zone (and its undo deletes).
 pub const NFT_TABLE: &str = "firedrill";
