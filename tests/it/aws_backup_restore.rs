@@ -214,7 +214,7 @@ impl Setup {
 /// instance.
 #[test]
 fn an_aws_backup_restore_runs_end_to_end_and_deletes_what_it_restored() {
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let t = Setup::new();
     let (backup, seen) = backup_stand_in(&t.moto, &t.source_arn, &t.point_arn, SNAPSHOT, None);
     let (code, stderr, r) = t.run(&backup, "");
@@ -268,7 +268,7 @@ fn an_aws_backup_restore_runs_end_to_end_and_deletes_what_it_restored() {
 /// resource does not have is named; neither leaves an instance behind.
 #[test]
 fn a_failed_restore_job_or_an_unknown_point_fails_the_drill_and_leaves_nothing() {
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let t = Setup::new();
     let (backup, _) = backup_stand_in(
         &t.moto,

@@ -195,7 +195,7 @@ pub(crate) fn no_pending_effects(state: &std::path::Path) {
 
 #[test]
 fn an_rds_snapshot_restore_is_verified_against_the_source_and_deleted_after() {
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let t = Setup::new();
     let file = t.scenario("{type: rds-snapshot}", "1m");
     let copy = db_dsn(&t.db, "app_restored");
@@ -269,7 +269,7 @@ fn an_rds_snapshot_restore_is_verified_against_the_source_and_deleted_after() {
 
 #[test]
 fn a_point_in_time_restore_to_the_latest_restorable_time_names_its_point() {
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let t = Setup::new();
     let file = t.scenario("{type: rds-point-in-time}", "1m");
     let d = t.run(&file, &db_dsn(&t.db, "app_restored"));
@@ -292,7 +292,7 @@ fn a_point_in_time_restore_to_the_latest_restorable_time_names_its_point() {
 
 #[test]
 fn a_restored_instance_that_never_answers_fails_the_drill_and_is_deleted() {
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let t = Setup::new();
     let file = t.scenario("{type: rds-snapshot}", "2s");
     let started = std::time::Instant::now();
@@ -327,7 +327,7 @@ fn hanging_restore(t: &Setup) -> (std::process::Child, std::sync::mpsc::Receiver
 
 #[test]
 fn ctrl_c_during_an_aws_restore_deletes_the_instance_and_the_snapshot() {
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let t = Setup::new();
     let (mut child, rx) = hanging_restore(&t);
     // SAFETY: kill has no memory-safety preconditions.
@@ -343,7 +343,7 @@ fn ctrl_c_during_an_aws_restore_deletes_the_instance_and_the_snapshot() {
 
 #[test]
 fn a_killed_aws_restore_is_cleaned_up_by_recover() {
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let t = Setup::new();
     let (mut child, _rx) = hanging_restore(&t);
     child.kill().unwrap();
@@ -399,7 +399,7 @@ fn snapshot_ids(t: &Setup) -> Vec<String> {
 /// neither taking nor deleting one; a named snapshot that does not exist fails the drill naming it.
 #[test]
 fn a_latest_or_named_snapshot_is_restored_and_kept() {
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let t = Setup::new();
     let [older, newer] = nightly_snapshots(&t);
     let copy = db_dsn(&t.db, "app_restored");
@@ -443,7 +443,7 @@ fn a_latest_or_named_snapshot_is_restored_and_kept() {
 /// recovery point, its age as the RPO exposure.
 #[test]
 fn a_point_in_time_restore_to_a_named_time_asks_for_that_time() {
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let t = Setup::new();
     let at = std::time::SystemTime::now() - std::time::Duration::from_secs(30);
     let at_text = humantime::format_rfc3339_seconds(at).to_string();
@@ -485,7 +485,7 @@ fn a_point_in_time_restore_to_a_named_time_asks_for_that_time() {
 /// + across. Without `keep_rows` the same drill leaves none of its rows in the source.
 #[test]
 fn a_point_in_time_restore_past_its_point_fails_on_the_writes_after_it() {
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let t = Setup::new();
     let file = t.scenario_with(
         "{type: rds-point-in-time}",

@@ -2,7 +2,7 @@
 //! deleted, changed or extra row is found and narrowed to its key; a table without a primary
 //! key or with a type that has no extended hash is still compared.
 
-// The drill lock is held for the whole test on purpose (see `exclusive`).
+// The drill lock is held for the whole test on purpose (see `shared`).
 #![allow(clippy::await_holding_lock)]
 
 use std::time::Duration;
@@ -32,7 +32,7 @@ fn fill(order: &str) -> String {
 
 #[tokio::test]
 async fn checksums_match_equal_content_and_narrow_differences_to_keys() {
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let bins = PgBinaries::locate(None).expect("postgres binaries");
     let mut sb = Sandbox::build(bins, crate::sandbox::config(0, Replication::Async), &|_| {})
         .await

@@ -74,7 +74,7 @@ fn fixture() -> Report {
 
 #[test]
 fn verify_accepts_an_intact_chain_and_names_every_kind_of_tampering() {
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let k = Keyring::new();
     let (tmp, key, allowed, chain) = (k.tmp.path(), &k.key, &k.allowed, k.dir.clone());
 
@@ -235,7 +235,7 @@ fn verify_accepts_an_intact_chain_and_names_every_kind_of_tampering() {
 /// them and the chain stays intact.
 #[test]
 fn concurrent_writers_get_distinct_sequence_numbers() {
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let k = Keyring::new();
     let (_, key, allowed, dir) = (k.tmp.path(), &k.key, &k.allowed, k.dir.clone());
     let base = fixture();
@@ -262,7 +262,7 @@ fn concurrent_writers_get_distinct_sequence_numbers() {
 /// without a restore test, and marks a tampered report.
 #[test]
 fn evidence_summary_flags_missing_months_and_unverified_reports() {
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let k = Keyring::new();
     let (tmp, _, allowed, dir) = (k.tmp.path(), &k.key, &k.allowed, k.dir.clone());
     let signer = k.signer();
@@ -390,7 +390,7 @@ fn evidence_summary_flags_missing_months_and_unverified_reports() {
 /// being buried under it.
 #[test]
 fn append_adopts_a_crashed_writers_report_and_refuses_a_broken_directory() {
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let k = Keyring::new();
     let (allowed, dir, signer, base) = (&k.allowed, &k.dir, k.signer(), fixture());
     let mut r = base.clone();
@@ -431,7 +431,7 @@ fn append_adopts_a_crashed_writers_report_and_refuses_a_broken_directory() {
 /// against the files at the audited commit. One real drill whose RTO target (1 ms) is missed.
 #[test]
 fn verify_names_a_resigned_report_whose_targets_figures_or_scenario_were_rewritten() {
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let k = Keyring::new();
     let scenarios = k.tmp.path().join("scenarios");
     std::fs::create_dir_all(&scenarios).unwrap();

@@ -246,7 +246,7 @@ fn concurrent_appenders_to_one_bucket_get_distinct_sequences() {
 /// no journal; a real drill into a locked bucket verifies from it.
 #[test]
 fn a_bucket_without_object_lock_is_refused_and_a_real_drill_lands_in_a_locked_one() {
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let t = Setup::new();
     let state = t.tmp.path().join("state");
     let run = |url: &str| {

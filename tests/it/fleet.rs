@@ -196,7 +196,7 @@ fn json(path: &std::path::Path) -> serde_json::Value {
 
 #[test]
 fn a_fleet_restores_every_tagged_instance_two_at_a_time_with_a_report_each_and_a_summary() {
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let f = Fleet::new();
     // orders-3's restored copy lost a row's content: its drill, and only its, must fail.
     f.execute(
@@ -338,7 +338,7 @@ fn a_fleet_restores_every_tagged_instance_two_at_a_time_with_a_report_each_and_a
 
 #[test]
 fn a_fleet_refuses_before_touching_anything_when_its_selection_or_dsn_is_wrong() {
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let f = Fleet::new();
     let cases = [
         (
@@ -377,7 +377,7 @@ fn a_fleet_refuses_before_touching_anything_when_its_selection_or_dsn_is_wrong()
 
 #[test]
 fn ctrl_c_during_a_fleet_deletes_what_the_running_member_made_and_starts_no_other() {
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let f = Fleet::new();
     let file = f.scenario(
         "{tags: {restore-test: monthly}, concurrency: 1, start_every: 100ms}",
@@ -410,7 +410,7 @@ fn ctrl_c_during_a_fleet_deletes_what_the_running_member_made_and_starts_no_othe
 
 #[test]
 fn a_signed_fleet_joins_the_evidence_chain_and_verifies_with_openssh() {
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let f = Fleet::new();
     let key = f.dir.path().join("key");
     let public = firedrill::signing::keygen(&key, "test").unwrap();
@@ -532,7 +532,7 @@ fn a_fleet_runs_in_process_through_the_library() {
     use firedrill::fleet::run::{self, FleetOptions};
     use firedrill::safety::lock::StateDir;
 
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let f = Fleet::new();
     f.execute("orders-2_restored", "delete from items where id = 7");
     let file = f.scenario(

@@ -32,32 +32,65 @@ mod signing;
 mod standin;
 mod zones;
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-/// Drills measure time on a 2-core machine: run them one at a time, and keep tests that load
-/// the machine (Chromium, hundreds of ssh-keygen processes, fsync-heavy chains) out of their
-/// way, so that nothing skews a measured RTO.
+/// Held by tests that time what a client sees (an RTO, a guardrail's trip, a person's step, a
+/// zone's outage, Patroni's timers) while they run alone, and by tests that load the machine
+/// while they run beside one another, never beside a timed one.
+static LOCK: RwLock<()> = RwLock::new(());
+
+/// The same lock across processes (cargo-nextest runs each test in a process of its own).
+fn lock_file() -> std::fs::File {
+    std::fs::File::create(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("exclusive.lock"))
+        .unwrap()
+}
+
+/// Drills measure time on a 2-core machine: a test that compares a measured time with its own
+/// ground truth runs alone, so that nothing skews it.
 ///
-/// One at a time across processes too: cargo-nextest runs each test in a process of its own, so
-/// the lock is a file lock as well as a mutex.
+/// Under nextest the `alone` test group of `.config/nextest.toml` schedules these tests (each
+/// takes every test thread), so that none sits waiting on the lock while its slow-timeout runs;
+/// a test that calls this outside that group fails here, naming the file to add it to.
 pub fn exclusive() -> Exclusive {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    let file = std::fs::File::create(
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("exclusive.lock"),
-    )
-    .unwrap();
+    if let Ok(group) = std::env::var("NEXTEST_TEST_GROUP") {
+        assert_eq!(
+            group,
+            "alone",
+            "this test calls exclusive(): add it to the `alone` test group's filter in \
+             .config/nextest.toml"
+        );
+    }
+    let guard = LOCK.write().unwrap_or_else(|p| p.into_inner());
+    let file = lock_file();
     file.lock().unwrap();
     Exclusive {
         _file: file,
-        _guard: guard,
+        _guard: Held::Alone(guard),
     }
 }
 
-/// Held while a test runs alone; dropping it unlocks both locks.
+/// Tests that load the machine (a sandbox, a restore, Chromium, hundreds of ssh-keygen
+/// processes, fsync-heavy chains) but time nothing: they run beside each other, never beside a
+/// test holding [`exclusive`]. Under nextest the `alone` group keeps them apart already.
+pub fn shared() -> Exclusive {
+    let guard = LOCK.read().unwrap_or_else(|p| p.into_inner());
+    let file = lock_file();
+    file.lock_shared().unwrap();
+    Exclusive {
+        _file: file,
+        _guard: Held::Shared(guard),
+    }
+}
+
+/// Held while a test runs alone, or beside other untimed ones; dropping it unlocks both locks.
 pub struct Exclusive {
     _file: std::fs::File,
-    _guard: MutexGuard<'static, ()>,
+    _guard: Held,
+}
+
+enum Held {
+    Alone(#[allow(dead_code)] RwLockWriteGuard<'static, ()>),
+    Shared(#[allow(dead_code)] RwLockReadGuard<'static, ()>),
 }
 
 pub fn repo(path: &str) -> std::path::PathBuf {

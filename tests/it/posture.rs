@@ -423,7 +423,7 @@ fn pgbackrest(conf: &Path, args: &[&str]) {
 /// repo1; the passphrase appears nowhere.
 #[test]
 fn pgbackrest_posture_tells_an_encrypted_repository_from_a_plain_one() {
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     use std::os::unix::fs::PermissionsExt;

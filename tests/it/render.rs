@@ -172,7 +172,7 @@ fn screenshot(html: &std::path::Path, png: &std::path::Path, profile: &std::path
 #[test]
 fn html_report_renders_in_headless_chromium() {
     // Chromium takes both cores for a moment: not while a drill measures time.
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let dir = tempfile::tempdir().unwrap();
     let html = dir.path().join("report.html");
     std::fs::write(&html, render::html::render(&fixture())).unwrap();

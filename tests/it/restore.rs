@@ -2,7 +2,7 @@
 //! damaged backups, a missing WAL segment, a restore missing a table and a row, and bad input,
 //! each named.
 
-// The drill lock is held for the whole test on purpose (see `exclusive`).
+// The drill lock is held for the whole test on purpose (see `shared`).
 #![allow(clippy::await_holding_lock)]
 
 use std::path::Path;
@@ -14,7 +14,7 @@ use firedrill::report::{Report, RestoreResult, Verdict};
 use firedrill::scenario::{self, Replication};
 use firedrill::target::sandbox::{SUPERUSER, Sandbox, SandboxConfig};
 
-use crate::{drill, exclusive, repo};
+use crate::{drill, repo, shared};
 
 async fn drill_file(path: &str) -> Report {
     drill(&scenario::load(&repo(path)).expect("a shipped scenario loads")).await
@@ -42,7 +42,7 @@ fn all_checks_pass(r: &Report) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_dump_restore_equals_the_source_snapshot_exactly() {
-    let _x = exclusive();
+    let _x = shared();
     let r = drill_file("scenarios/sandbox-restore-pgdump.yaml").await;
     all_checks_pass(&r);
     let x = restore_of(&r);
@@ -70,7 +70,7 @@ async fn pg_dump_restore_equals_the_source_snapshot_exactly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pitr_under_live_writes_brings_back_every_write_before_the_point_and_none_after() {
-    let _x = exclusive();
+    let _x = shared();
     let r = drill_file("scenarios/sandbox-restore-pitr.yaml").await;
     all_checks_pass(&r);
     let x = restore_of(&r);
@@ -95,7 +95,7 @@ async fn pitr_under_live_writes_brings_back_every_write_before_the_point_and_non
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pgbackrest_stanza_restores_the_latest_point_exactly() {
-    let _x = exclusive();
+    let _x = shared();
     let r = drill_file("scenarios/pgbackrest-restore.yaml").await;
     all_checks_pass(&r);
     let x = restore_of(&r);
@@ -242,7 +242,7 @@ fn flip_bytes(path: &Path, at: u64, n: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_missing_a_table_and_a_row_fails_and_names_both() {
-    let _x = exclusive();
+    let _x = shared();
     let src = Source::new(false).await;
     let dump = src.dir.path().join("nightly.dump");
     src.run("pg_dump", &["-Fc", "-d", "postgres", "-f"], &dump);
@@ -290,7 +290,7 @@ async fn a_restore_missing_a_table_and_a_row_fails_and_names_both() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dump_with_flipped_bytes_fails_the_restore_and_says_why() {
-    let _x = exclusive();
+    let _x = shared();
     let src = Source::new(false).await;
     let dump = src.dir.path().join("nightly.dump");
     src.run("pg_dump", &["-Fc", "-d", "postgres", "-f"], &dump);
@@ -323,7 +323,7 @@ async fn a_dump_with_flipped_bytes_fails_the_restore_and_says_why() {
 /// gap is caught by the checksums.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_base_backup_and_a_missing_wal_segment_are_named() {
-    let _x = exclusive();
+    let _x = shared();
     let src = Source::new(true).await;
     let base = src.dir.path().join("base");
     src.run(
@@ -408,7 +408,7 @@ async fn a_damaged_base_backup_and_a_missing_wal_segment_are_named() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_one_clear_error_with_exit_4_and_nothing_left() {
-    let _x = exclusive();
+    let _x = shared();
     let src = Source::new(false).await;
     // A missing dump.
     let (_, stderr) = src.drill(
@@ -474,7 +474,7 @@ async fn bad_input_is_one_clear_error_with_exit_4_and_nothing_left() {
 #[test]
 fn ctrl_c_during_a_restore_drill_cleans_up_and_reports_aborted() {
     use std::io::{BufRead, BufReader};
-    let _x = exclusive();
+    let _x = shared();
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");
     std::fs::create_dir(&work).unwrap();
@@ -531,7 +531,7 @@ fn ctrl_c_during_a_restore_drill_cleans_up_and_reports_aborted() {
 /// 60s for a segment name it never saw and failed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn regression_latest_restore_without_writes_sees_the_archive_closed() {
-    let _x = exclusive();
+    let _x = shared();
     let yaml = "version: 1\nname: quiet-restore\ntarget: {type: postgres-sandbox, standbys: 0}\n\
          workload: {connections: 0}\nrestore:\n  seed: {pgbench_scale: 1}\n  \
          backup: {type: pg-basebackup}\ntargets: {checksums: match, rto: 30s}\n";

@@ -2,7 +2,7 @@
 //! drill per target, production needs confirming, guardrails abort and roll back, and no
 //! password reaches any output.
 
-// The drill lock is held for the whole test on purpose (see `exclusive`).
+// The drill lock is held for the whole test on purpose (see `shared`).
 #![allow(clippy::await_holding_lock)]
 
 use std::io::{BufRead, BufReader};
@@ -141,7 +141,7 @@ targets: {rto: 10s}
 /// leaves nothing: no process, directory or port of the drill, a journal that says what was
 /// undone, and a second recover that does nothing.
 pub(crate) fn kill_then_recover(scenario: &str, at: &str) -> Vec<(String, String)> {
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let file = dir.path().join("scenario.yaml");
@@ -332,7 +332,7 @@ fn existing_scenario(dir: &Path, fault: &str, observe: &str) -> PathBuf {
 
 #[test]
 fn a_second_drill_on_the_same_target_is_refused_while_the_first_runs() {
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let db = Existing::new();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
@@ -360,7 +360,7 @@ fn a_second_drill_on_the_same_target_is_refused_while_the_first_runs() {
 
 #[test]
 fn a_target_with_an_unrecovered_journal_is_refused_until_recover_runs_the_undo() {
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let db = Existing::new();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
@@ -413,7 +413,7 @@ fn a_target_with_an_unrecovered_journal_is_refused_until_recover_runs_the_undo()
 
 #[test]
 fn no_password_in_any_report_log_journal_or_error() {
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let db = Existing::new();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");

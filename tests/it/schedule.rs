@@ -381,7 +381,7 @@ fn ids(n: usize) -> Vec<String> {
 /// a fifth of the instances move, all to the new shard.
 #[test]
 fn shards_of_a_fleet_on_moto_partition_the_selection_stably() {
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let moto = firedrill_aws::moto::Server::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let all = ids(40);
@@ -473,7 +473,7 @@ fn shards_of_a_fleet_on_moto_partition_the_selection_stably() {
 /// never restored successfully.
 #[test]
 fn four_shards_of_a_fleet_append_to_one_store_and_the_summary_covers_every_database() {
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let all = ids(40);
     let names: Vec<&str> = all.iter().map(String::as_str).collect();
     let f = Fleet::with(&names);

@@ -111,7 +111,7 @@ fn a_signed_report_is_accepted_by_ssh_keygen_and_firedrill() {
 #[test]
 fn every_byte_of_the_signature_file_matters_to_both_verifiers() {
     // Hundreds of ssh-keygen processes: not while a drill measures time.
-    let _x = crate::exclusive();
+    let _x = crate::shared();
     let f = signed_report();
     let sig = f.armored.as_bytes();
     for at in 0..sig.len() {
@@ -137,7 +137,7 @@ proptest::proptest! {
     #[test]
     fn any_changed_report_byte_is_refused_by_firedrill(at in 0usize..100_000, mask in 1u8..=255) {
         // Ed25519 over 20 KiB, unoptimized, 400 times: a core's worth of work.
-        let _x = crate::exclusive();
+        let _x = crate::shared();
         let f = fixture_once();
         let at = at % f.msg.len();
         proptest::prop_assert!(!f.firedrill_accepts(&flip(&f.msg, at, mask), &f.armored));
@@ -149,7 +149,7 @@ proptest::proptest! {
     /// The same property for the independent verifier (a process per case, so fewer cases).
     #[test]
     fn any_changed_report_byte_is_refused_by_ssh_keygen(at in 0usize..100_000, mask in 1u8..=255) {
-        let _x = crate::exclusive();
+        let _x = crate::shared();
         let f = fixture_once();
         let at = at % f.msg.len();
         proptest::prop_assert!(!f.ssh_keygen_accepts(&flip(&f.msg, at, mask), &f.armored));
