@@ -102,12 +102,38 @@ fn a_dcs_outage_demotes_the_leader_unless_failsafe_mode_keeps_it() {
         .unwrap();
     assert!(armed.t_ms <= fault.t_ms, "{armed:?} {fault:?}");
     eprintln!("{}", armed.detail);
-    assert_eq!(
-        failed,
-        0,
-        "failsafe mode kept the leader\n{}",
+    // Failsafe mode keeps the leader writable for as long as the DCS is gone: no write probe
+    // fails from the fault until etcd answers again (one probe interval of slack: a probe in
+    // flight at that instant). When etcd comes back, Patroni's logs show the synchronous
+    // standby's replication restarting and synchronous standby status passing to another
+    // member: in synchronous mode, commits wait for that, a write outage of about 2 s that the
+    // report shows after the DCS's return (in 4 of 9 runs here, starting about 1.1 s after it;
+    // the other runs had none).
+    let back = r
+        .timeline
+        .iter()
+        .find(|e| e.kind == "fault-ended")
+        .unwrap_or_else(|| panic!("etcd resumed: {:#?}", r.timeline))
+        .t_ms;
+    let during: Vec<_> = r
+        .measurements
+        .write_outages
+        .iter()
+        .filter(|o| o.start_ms < back - 20.0)
+        .collect();
+    assert!(
+        during.is_empty(),
+        "failsafe mode kept the leader writable while etcd was stopped (until {back:.0} ms): \
+         {during:?}\n{}",
         patroni_story(work.path())
     );
+    if failed > 0 {
+        eprintln!(
+            "after etcd came back at {back:.0} ms: {failed} failed write probes {:?}\n{}",
+            r.measurements.write_outages,
+            patroni_story(work.path())
+        );
+    }
     let p = r.measurements.patroni.as_ref().unwrap();
     assert_eq!(p.leader_before, p.leader_after);
 }
