@@ -39,12 +39,6 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 /// while they run beside one another, never beside a timed one.
 static LOCK: RwLock<()> = RwLock::new(());
 
-/// The same lock across processes (cargo-nextest runs each test in a process of its own).
-fn lock_file() -> std::fs::File {
-    std::fs::File::create(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("exclusive.lock"))
-        .unwrap()
-}
-
 /// Drills measure time on a 2-core machine: a test that compares a measured time with its own
 /// ground truth runs alone, so that nothing skews it.
 ///
@@ -54,35 +48,42 @@ fn lock_file() -> std::fs::File {
 pub fn exclusive() -> Exclusive {
     if let Ok(group) = std::env::var("NEXTEST_TEST_GROUP") {
         assert_eq!(
-            group,
-            "alone",
+            group, "alone",
             "this test calls exclusive(): add it to the `alone` test group's filter in \
              .config/nextest.toml"
         );
     }
-    let guard = LOCK.write().unwrap_or_else(|p| p.into_inner());
-    let file = lock_file();
-    file.lock().unwrap();
-    Exclusive {
-        _file: file,
-        _guard: Held::Alone(guard),
-    }
+    hold(
+        Held::Alone(LOCK.write().unwrap_or_else(|p| p.into_inner())),
+        std::fs::File::lock,
+    )
 }
 
 /// Tests that load the machine (a sandbox, a restore, Chromium, hundreds of ssh-keygen
 /// processes, fsync-heavy chains) but time nothing: they run beside each other, never beside a
 /// test holding [`exclusive`]. Under nextest the `alone` group keeps them apart already.
 pub fn shared() -> Exclusive {
-    let guard = LOCK.read().unwrap_or_else(|p| p.into_inner());
-    let file = lock_file();
-    file.lock_shared().unwrap();
+    hold(
+        Held::Shared(LOCK.read().unwrap_or_else(|p| p.into_inner())),
+        std::fs::File::lock_shared,
+    )
+}
+
+/// The file lock taken `how`, after the in-process one (`guard`).
+fn hold(guard: Held, how: fn(&std::fs::File) -> std::io::Result<()>) -> Exclusive {
+    let file = std::fs::File::create(
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("exclusive.lock"),
+    )
+    .unwrap();
+    how(&file).unwrap();
     Exclusive {
         _file: file,
-        _guard: Held::Shared(guard),
+        _guard: guard,
     }
 }
 
-/// Held while a test runs alone, or beside other untimed ones; dropping it unlocks both locks.
+/// Held while a test runs alone, or beside other untimed ones; dropping it unlocks both locks
+/// (the file lock: the same lock across processes, as cargo-nextest runs each test in its own).
 pub struct Exclusive {
     _file: std::fs::File,
     _guard: Held,

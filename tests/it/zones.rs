@@ -406,8 +406,12 @@ fn an_unfenced_partition_reports_the_split_brain_the_servers_show() {
         m["fault_at_ms"].as_f64().unwrap(),
     );
     let truth = only_old.iter().filter(|(_, at)| **at >= fault).count() as u64;
-    // `workload.connections` of the shipped scenario.
-    let writers = 4;
+    let shipped = crate::repo("scenarios/sandbox-partition-split-brain.yaml");
+    let writers = firedrill::scenario::parse(&shipped, &std::fs::read_to_string(&shipped).unwrap())
+        .unwrap()
+        .scenario
+        .workload
+        .connections as u64;
     eprintln!(
         "split brain: window {window:.0} ms, diverged {diverged} (servers: {truth}), lost {lost}, \
          in doubt {in_doubt}, only on the old primary {}",

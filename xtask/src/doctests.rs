@@ -71,15 +71,24 @@ mod tests {
 
     #[test]
     fn a_rust_block_in_a_doc_comment_is_a_doc_test() {
-        assert_eq!(in_text("//! a\n//! ```\n//! let x = 1;\n//! ```\n"), Some(2));
+        assert_eq!(
+            in_text("//! a\n//! ```\n//! let x = 1;\n//! ```\n"),
+            Some(2)
+        );
         assert_eq!(in_text("/// ```rust,no_run\n/// f();\n/// ```\n"), Some(1));
-        assert_eq!(in_text("#![doc = include_str!(\"../README.md\")]\n"), Some(1));
+        assert_eq!(
+            in_text("#![doc = include_str!(\"../README.md\")]\n"),
+            Some(1)
+        );
     }
 
     #[test]
     fn text_blocks_and_plain_comments_are_not() {
         assert_eq!(in_text("/// ```text\n/// a\n/// ```\n// ```\n"), None);
-        assert_eq!(in_text("/// ```sh\n/// ls\n/// ```\n/// ```yaml\n/// a: 1\n/// ```\n"), None);
+        assert_eq!(
+            in_text("/// ```sh\n/// ls\n/// ```\n/// ```yaml\n/// a: 1\n/// ```\n"),
+            None
+        );
         assert_eq!(in_text("fn f() {}\n"), None);
     }
 }

@@ -23,7 +23,12 @@ const FAILED: u8 = 1;
 const ENVIRONMENT: u8 = 4;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", bin_name = "cargo xtask", about = "firedrill's project tasks", version)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "firedrill's project tasks",
+    version
+)]
 struct Cli {
     #[command(subcommand)]
     task: Task,
@@ -95,59 +100,92 @@ fn main() -> ExitCode {
 /// An environment problem: the message says what was missing and how to install it.
 type EnvError = String;
 
+/// Passed and failed tests, as the closing line counts them.
+#[derive(Default)]
+struct Counts {
+    passed: usize,
+    failed: usize,
+}
+
 fn test(root: &Path, areas: &[String], no_setup: bool, extra: &[String]) -> Result<u8, EnvError> {
     let start = Instant::now();
     let whole = areas.is_empty();
     if !no_setup {
-        step("installing what the tests need (.ci/setup)");
-        let quick_only = !whole && areas.iter().all(|a| a == "quick");
-        let mut setup = Command::new("bash");
-        setup.arg(root.join(".ci/setup")).current_dir(root);
-        if quick_only {
-            setup.arg("--quick");
-        }
-        let status = setup
-            .status()
-            .map_err(|e| format!("cannot run bash .ci/setup: {e}"))?;
-        if !status.success() {
-            return Err(format!(
-                ".ci/setup failed ({status}); what it printed above says what is missing"
-            ));
-        }
+        setup(root, !whole && areas.iter().all(|a| a == "quick"))?;
     }
     ensure_nextest()?;
-
-    let mut failed = 0usize;
-    let mut passed = 0usize;
+    let mut counts = Counts::default();
     // Doc-tests first: nextest cannot run them, and compiled now they come from the tree as it
     // is when the run starts, not as an edit made during the run left it.
-    let doctest = if whole {
-        let dirs = [root.join("src"), root.join("crates")];
-        doctests::first(&dirs.iter().map(PathBuf::as_path).collect::<Vec<_>>())
-    } else {
-        None
-    };
-    if whole && doctest.is_none() {
-        step("doc-tests: none (no Rust code block in a doc comment); cargo test --doc skipped");
+    if whole {
+        doc_tests(root, &mut counts)?;
     }
-    if let Some(at) = doctest {
-        step(&format!("doc-tests (cargo test --doc --workspace; the first at {at})"));
-        let out = Command::new("cargo")
-            .args(["test", "--doc", "--workspace"])
-            .current_dir(root)
-            .output()
-            .map_err(|e| format!("cannot run cargo: {e}"))?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        eprint!("{}", String::from_utf8_lossy(&out.stderr));
-        print!("{stdout}");
-        let (p, f) = doc_counts(&stdout);
-        passed += p;
-        failed += f;
-        if !out.status.success() && f == 0 {
-            failed += 1;
-        }
-    }
+    let junit_path = nextest(root, areas, extra, &mut counts)?;
+    println!(
+        "\njunit: {}\ntook {:.0} s",
+        junit_path.display(),
+        start.elapsed().as_secs_f64()
+    );
+    // The closing line CI reads: `N passed, N failed`.
+    println!("suite: {} passed, {} failed", counts.passed, counts.failed);
+    Ok(if counts.failed == 0 { 0 } else { FAILED })
+}
 
+/// `.ci/setup`, or `.ci/setup --quick` for the quick tier alone.
+fn setup(root: &Path, quick_only: bool) -> Result<(), EnvError> {
+    step("installing what the tests need (.ci/setup)");
+    let mut setup = Command::new("bash");
+    setup.arg(root.join(".ci/setup")).current_dir(root);
+    if quick_only {
+        setup.arg("--quick");
+    }
+    let status = setup
+        .status()
+        .map_err(|e| format!("cannot run bash .ci/setup: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            ".ci/setup failed ({status}); what it printed above says what is missing"
+        ))
+    }
+}
+
+/// `cargo test --doc --workspace`, where any doc-test exists.
+fn doc_tests(root: &Path, counts: &mut Counts) -> Result<(), EnvError> {
+    let dirs = [root.join("src"), root.join("crates")];
+    let Some(at) = doctests::first(&dirs.iter().map(PathBuf::as_path).collect::<Vec<_>>()) else {
+        step("doc-tests: none (no Rust code block in a doc comment); cargo test --doc skipped");
+        return Ok(());
+    };
+    step(&format!(
+        "doc-tests (cargo test --doc --workspace; the first at {at})"
+    ));
+    let out = Command::new("cargo")
+        .args(["test", "--doc", "--workspace"])
+        .current_dir(root)
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    print!("{stdout}");
+    let (p, f) = doc_counts(&stdout);
+    counts.passed += p;
+    counts.failed += f;
+    if !out.status.success() && f == 0 {
+        counts.failed += 1;
+    }
+    Ok(())
+}
+
+/// The tests (or the areas named) under nextest's `ci` profile, then the slowest ten from the
+/// JUnit it wrote; returns that file's path.
+fn nextest(
+    root: &Path,
+    areas: &[String],
+    extra: &[String],
+    counts: &mut Counts,
+) -> Result<PathBuf, EnvError> {
     let junit_path = target_dir(root).join("nextest/ci/junit.xml");
     let _ = std::fs::remove_file(&junit_path);
     let mut nextest = Command::new("cargo");
@@ -161,12 +199,16 @@ fn test(root: &Path, areas: &[String], no_setup: bool, extra: &[String]) -> Resu
     nextest.args(extra);
     step(&format!(
         "tests (cargo nextest run --workspace --profile ci{})",
-        if whole { String::new() } else { format!(", areas {}", areas.join(" ")) }
+        if areas.is_empty() {
+            String::new()
+        } else {
+            format!(", areas {}", areas.join(" "))
+        }
     ));
     let status = nextest
         .status()
         .map_err(|e| format!("cannot run cargo nextest: {e}"))?;
-
+    let before = counts.failed;
     match std::fs::read_to_string(&junit_path) {
         Ok(xml) => match junit::cases(&xml) {
             Ok(cases) => {
@@ -176,28 +218,21 @@ fn test(root: &Path, areas: &[String], no_setup: bool, extra: &[String]) -> Resu
                     println!("  {:>8.1} s  {}{mark}", c.time.as_secs_f64(), c.name);
                 }
                 let f = cases.iter().filter(|c| c.failed).count();
-                failed += f;
-                passed += cases.len() - f;
+                counts.failed += f;
+                counts.passed += cases.len() - f;
             }
             Err(e) => {
                 eprintln!("xtask: {}: {e}", junit_path.display());
-                failed += 1;
+                counts.failed += 1;
             }
         },
         // No JUnit: nextest stopped before running anything (a build error, a bad filter).
-        Err(_) => failed += 1,
+        Err(_) => counts.failed += 1,
     }
-    if !status.success() && failed == 0 {
-        failed += 1;
+    if !status.success() && counts.failed == before {
+        counts.failed += 1;
     }
-    println!(
-        "\njunit: {}\ntook {:.0} s",
-        junit_path.display(),
-        start.elapsed().as_secs_f64()
-    );
-    // The closing line CI reads: `N passed, N failed`.
-    println!("suite: {passed} passed, {failed} failed");
-    Ok(if failed == 0 { 0 } else { FAILED })
+    Ok(junit_path)
 }
 
 /// Installs cargo-nextest from crates.io where it is missing.
