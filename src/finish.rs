@@ -62,7 +62,9 @@ pub async fn finish(
         }
         Some(Destination::Evidence(dir)) => evidence::append(dir, report, signer),
         Some(Destination::S3 { aws, at, retain }) => {
-            let key = crate::store::append(aws, at, report, signer, *retain).await?;
+            let key = crate::store::append(aws, at, report, signer, *retain)
+                .await
+                .map_err(|e| e.to_string())?;
             let mut bytes = serde_json::to_vec_pretty(report).map_err(|e| e.to_string())?;
             bytes.push(b'\n');
             return Ok(Some(Written {

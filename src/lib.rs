@@ -27,7 +27,7 @@ pub mod workload;
 
 // The contracts and the auditor's tools live in crates of their own (see the README's layout);
 // they are re-exported so that the engine and its users name them in one place.
-pub use firedrill_evidence::{evidence, render, signing, summary};
+pub use firedrill_evidence::{beneath, evidence, layout, render, signing, summary};
 pub use firedrill_model::{
     audit, cluster, event, exit, fleet_summary, gameday, judge, ledger, measure, plan, posture,
     record, report, scenario, secrets, shard, soc2, split,

@@ -18,9 +18,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use firedrill_aws::{Aws, AwsError, COMPLIANCE, Condition, Put};
+use firedrill_aws::{Aws, AwsError, COMPLIANCE, Condition, ObjectVersion, Put};
 
+use crate::beneath;
 use crate::evidence::{self, INDEX};
+use crate::layout::{self, MAX_OBJECT_BYTES, Name};
 use crate::report::{ChainLink, Report};
 use crate::signing::Signer;
 
@@ -89,6 +91,45 @@ pub async fn check_writable(aws: &Aws, at: &Location) -> Result<(), Unfit> {
     }
 }
 
+/// Why the store could not be written or read. The bucket's own errors stay [`AwsError`]s, so
+/// the IAM action a refusal names reaches the user.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{at}: no objects")]
+    Empty { at: String },
+    #[error("reading the store: {0}")]
+    Task(String),
+    #[error(
+        "report {sequence} in {at} was claimed but not written within {waited_s}s; run \
+         `firedrill verify {at}`"
+    )]
+    Unwritten {
+        sequence: u64,
+        at: String,
+        waited_s: u64,
+    },
+    #[error("{at}: claim {sequence} names {entry:?}, not a report of sequence {sequence}")]
+    BadClaim {
+        at: String,
+        sequence: u64,
+        entry: String,
+    },
+    #[error("{at}: the index did not settle after 50 attempts")]
+    Unsettled { at: String },
+    #[error("{key} already exists")]
+    Exists { key: String },
+    #[error("{0}")]
+    Evidence(String),
+}
+
 /// How long a writer waits for the report before its own to appear (its writer claimed the
 /// number and is uploading).
 const PREVIOUS_WAIT: Duration = Duration::from_secs(60);
@@ -102,7 +143,7 @@ pub async fn append(
     report: &mut Report,
     signer: Option<&Signer>,
     retain: Duration,
-) -> Result<String, String> {
+) -> Result<String, StoreError> {
     let until = SystemTime::now() + retain;
     let claims = claimed(aws, at).await?;
     let mut sequence = claims.last().map_or(1, |s| s + 1);
@@ -116,8 +157,7 @@ pub async fn append(
                 until,
                 Condition::Absent,
             )
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
         {
             Put::Written => break entry,
             Put::Conflict => sequence += 1,
@@ -131,13 +171,19 @@ pub async fn append(
         sequence,
         previous_sha256,
     });
-    let staged = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let staged = tempfile::tempdir().map_err(|source| StoreError::Io {
+        path: std::env::temp_dir(),
+        source,
+    })?;
     let dir = staged.path().join(&entry);
-    evidence::write(&dir, report, signer).map_err(|e| e.to_string())?;
+    evidence::write(&dir, report, signer).map_err(|e| StoreError::Evidence(e.to_string()))?;
     // The signature before the report, as in a directory: a report never stands beside a
     // signature of something else.
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map_err(|e| e.to_string())?
+        .map_err(|source| StoreError::Io {
+            path: dir.clone(),
+            source,
+        })?
         .filter_map(|e| Some(e.ok()?.path()))
         .collect();
     files.sort_by_key(|p| p.file_name() != Some("report.json.sig".as_ref()));
@@ -148,18 +194,22 @@ pub async fn append(
             .unwrap_or_default()
             .to_string_lossy()
             .into_owned();
-        let bytes = std::fs::read(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let bytes = std::fs::read(&f).map_err(|source| StoreError::Io {
+            path: f.clone(),
+            source,
+        })?;
         if name == "report.json" {
             report_bytes = bytes.clone();
         }
         let key = at.key(&format!("{entry}/{name}"));
         if aws
             .put_locked(&at.bucket, &key, bytes, until, Condition::Absent)
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             == Put::Conflict
         {
-            return Err(format!("s3://{}/{key} already exists", at.bucket));
+            return Err(StoreError::Exists {
+                key: format!("s3://{}/{key}", at.bucket),
+            });
         }
     }
     merge_index(aws, at, &entry, &report_bytes, report, signer, until).await?;
@@ -171,18 +221,15 @@ pub async fn append(
 }
 
 /// The sequence numbers claimed in the bucket.
-async fn claimed(aws: &Aws, at: &Location) -> Result<std::collections::BTreeSet<u64>, String> {
+async fn claimed(aws: &Aws, at: &Location) -> Result<std::collections::BTreeSet<u64>, StoreError> {
     let prefix = at.key("claims/");
     let mut out = std::collections::BTreeSet::new();
-    for v in aws
-        .list_versions(&at.bucket, &prefix)
-        .await
-        .map_err(|e| e.to_string())?
-    {
+    for v in aws.list_versions(&at.bucket, &prefix).await? {
         if v.delete_marker || !v.latest {
             continue;
         }
-        if let Ok(n) = v.key[prefix.len()..].parse::<u64>() {
+        let name = v.key.strip_prefix(&at.under()).unwrap_or_default();
+        if let Ok(Name::Claim(n)) = Name::parse(name) {
             out.insert(n);
         }
     }
@@ -191,32 +238,38 @@ async fn claimed(aws: &Aws, at: &Location) -> Result<std::collections::BTreeSet<
 
 /// The SHA-256 of report `n`'s `report.json`, waiting a while for a writer that claimed it and
 /// is still uploading.
-async fn sha_of_report(aws: &Aws, at: &Location, n: u64) -> Result<String, String> {
+async fn sha_of_report(aws: &Aws, at: &Location, n: u64) -> Result<String, StoreError> {
     let deadline = std::time::Instant::now() + PREVIOUS_WAIT;
     let claim = at.key(&format!("claims/{n:06}"));
     loop {
-        let entry = get(aws, at, &claim).await?;
-        if let Some(entry) = entry {
+        if let Some(entry) = get(aws, at, &claim).await? {
+            // The claim's body is the bucket's word: it becomes a key only if it names a report
+            // directory of this very sequence.
             let entry = String::from_utf8_lossy(&entry).into_owned();
+            if layout::entry_sequence(&entry) != Some(n) {
+                return Err(StoreError::BadClaim {
+                    at: at.to_string(),
+                    sequence: n,
+                    entry,
+                });
+            }
             if let Some(bytes) = get(aws, at, &at.key(&format!("{entry}/report.json"))).await? {
                 return Ok(evidence::sha256(&bytes));
             }
         }
         if std::time::Instant::now() > deadline {
-            return Err(format!(
-                "report {n} in {at} was claimed but not written within {}s; run `firedrill \
-                 verify {at}`",
-                PREVIOUS_WAIT.as_secs()
-            ));
+            return Err(StoreError::Unwritten {
+                sequence: n,
+                at: at.to_string(),
+                waited_s: PREVIOUS_WAIT.as_secs(),
+            });
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
-async fn get(aws: &Aws, at: &Location, key: &str) -> Result<Option<Vec<u8>>, String> {
-    aws.get_object(&at.bucket, key)
-        .await
-        .map_err(|e: AwsError| e.to_string())
+async fn get(aws: &Aws, at: &Location, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(aws.get_object(&at.bucket, key).await?)
 }
 
 /// Adds the report to the newest index, as a new locked version written only if the index is
@@ -231,16 +284,16 @@ async fn merge_index(
     report: &Report,
     signer: Option<&Signer>,
     until: SystemTime,
-) -> Result<(), String> {
+) -> Result<(), StoreError> {
     let own = evidence::index_entry(entry.to_owned(), bytes, report);
     let (index_key, sig_key) = (at.key(INDEX), at.key(&format!("{INDEX}.sig")));
     for _ in 0..50 {
-        let current = aws
-            .get_tagged(&at.bucket, &index_key)
-            .await
-            .map_err(|e| e.to_string())?;
+        let current = aws.get_tagged(&at.bucket, &index_key).await?;
         let (mut index, when) = match &current {
-            Some((b, etag)) => (evidence::parse_index(b)?, Condition::Matches(etag.clone())),
+            Some((b, etag)) => (
+                evidence::parse_index(b).map_err(StoreError::Evidence)?,
+                Condition::Matches(etag.clone()),
+            ),
             None => (evidence::new_index(), Condition::Absent),
         };
         let newest = if index.reports.iter().any(|r| r.entry == own.entry) {
@@ -248,11 +301,11 @@ async fn merge_index(
         } else {
             index.reports.push(own.clone());
             index.reports.sort_by_key(|r| r.sequence);
-            let (b, _) = evidence::index_bytes(&index, None).map_err(|e| e.to_string())?;
+            let (b, _) = evidence::index_bytes(&index, None)
+                .map_err(|e| StoreError::Evidence(e.to_string()))?;
             let put = aws
                 .put_locked(&at.bucket, &index_key, b.clone(), until, when)
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             if put == Put::Conflict {
                 continue;
             }
@@ -261,7 +314,9 @@ async fn merge_index(
         let Some(signer) = signer else {
             return Ok(());
         };
-        let signature = signer.sign(&newest).map_err(|e| e.to_string())?;
+        let signature = signer
+            .sign(&newest)
+            .map_err(|e| StoreError::Evidence(e.to_string()))?;
         if get(aws, at, &sig_key).await?.as_deref() == Some(signature.as_bytes()) {
             return Ok(());
         }
@@ -272,26 +327,54 @@ async fn merge_index(
             until,
             Condition::Always,
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     }
-    Err(format!("{at}: the index did not settle after 50 attempts"))
+    Err(StoreError::Unsettled { at: at.to_string() })
 }
 
-/// Objects read at once by [`mirror`].
-const READERS: usize = 16;
+/// Objects read at once by [`mirror`]: each holds at most [`MAX_OBJECT_BYTES`] in memory.
+const READERS: usize = 8;
+
+/// What a bucket's object is, once its key has been checked.
+enum Listed {
+    /// A key outside the evidence layout, or declared too large: named, never read.
+    Refused(String),
+    /// A name of the layout, with its versions.
+    Evidence(Name, Vec<ObjectVersion>),
+}
+
+/// Checks a key against the layout before anything else: it must be under the prefix, and
+/// what follows must parse as a [`Name`] of an object no larger than a report can be.
+fn listed(at: &Location, key: &str, vs: Vec<ObjectVersion>) -> Listed {
+    // Escaped: a key is the bucket writer's text, and a newline in it must not forge a line
+    // of the auditor's output.
+    let shown = format!("s3://{}/{}", at.bucket, key.escape_debug());
+    let Some(name) = key.strip_prefix(&at.under()) else {
+        return Listed::Refused(format!("{shown}: refused: not under {at}"));
+    };
+    let size = vs
+        .iter()
+        .filter(|v| !v.delete_marker)
+        .map(|v| v.size)
+        .max()
+        .unwrap_or(0);
+    match Name::parse_sized(name, size) {
+        Ok(name) => Listed::Evidence(name, vs),
+        Err(why) => Listed::Refused(format!("{shown}: refused: {why}")),
+    }
+}
 
 /// One object of the store: its versions and lock checked, its newest version mirrored under
-/// `into` (claims are only checked). What is wrong with it.
+/// `into` at the path its parsed name gives (claims are only checked). What is wrong with it.
 async fn check_object(
     aws: &Aws,
     at: &Location,
     key: &str,
-    name: &str,
-    vs: &[firedrill_aws::ObjectVersion],
+    name: &Name,
+    vs: &[ObjectVersion],
     into: &Path,
     now: SystemTime,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, StoreError> {
     let shown = format!("s3://{}/{key}", at.bucket);
     let mut problems = Vec::new();
     if vs.iter().any(|v| v.delete_marker) {
@@ -299,7 +382,7 @@ async fn check_object(
     }
     let kept: Vec<_> = vs.iter().filter(|v| !v.delete_marker).collect();
     // The index is rewritten by design, one locked version per append.
-    let rewritable = name == INDEX || name == format!("{INDEX}.sig");
+    let rewritable = matches!(name, Name::Index | Name::IndexSignature);
     if kept.len() > 1 && !rewritable {
         problems.push(format!(
             "{shown}: overwritten ({} versions; evidence is written once)",
@@ -323,56 +406,102 @@ async fn check_object(
         Ok(_) => {}
         Err(e) => problems.push(format!("{shown}: {e}")),
     }
-    if name.starts_with("claims/") || vs.iter().any(|v| v.latest && v.delete_marker) {
+    if matches!(name, Name::Claim(_)) || vs.iter().any(|v| v.latest && v.delete_marker) {
         return Ok(problems);
     }
-    let Some(bytes) = get(aws, at, key).await? else {
-        return Ok(problems);
-    };
-    let path = into.join(name);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+    if let Some(why) = download(
+        aws,
+        at,
+        key,
+        &newest.version_id,
+        &name.relative_path(),
+        into,
+    )
+    .await?
+    {
+        problems.push(format!("{shown}: refused: {why}"));
     }
-    std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(problems)
+}
+
+/// Streams one version into a file created for it beneath `into`, a chunk at a time and no
+/// further than [`MAX_OBJECT_BYTES`]: the listing's size is the bucket's claim, the body what it
+/// really sends. A body longer than that is cut off, its partial file removed, and the reason
+/// returned. The file is never made through a link or over one already there
+/// ([`beneath::create_new`]).
+async fn download(
+    aws: &Aws,
+    at: &Location,
+    key: &str,
+    version: &str,
+    rel: &Path,
+    into: &Path,
+) -> Result<Option<String>, StoreError> {
+    use std::io::Write;
+    let Some(mut body) = aws.get_version(&at.bucket, key, version).await? else {
+        return Ok(None);
+    };
+    let path = into.join(rel);
+    let io = |source| StoreError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut file = beneath::create_new(into, rel).map_err(io)?;
+    let mut written = 0u64;
+    while let Some(chunk) = body.next_chunk().await? {
+        let chunk = chunk.as_ref();
+        written += chunk.len() as u64;
+        if written > MAX_OBJECT_BYTES {
+            drop(file);
+            std::fs::remove_file(&path).map_err(io)?;
+            return Ok(Some(format!(
+                "its body is longer than the {MAX_OBJECT_BYTES}-byte limit of evidence (its \
+                 listing said less); not read further"
+            )));
+        }
+        file.write_all(chunk).map_err(io)?;
+    }
+    Ok(None)
 }
 
 /// Mirrors the newest version of every object of the chain into `into`, and names what only
 /// the bucket shows: an object overwritten (a second version), deleted (a delete marker), or
-/// not locked in COMPLIANCE mode until a date still to come.
-pub async fn mirror(aws: &Aws, at: &Location, into: &Path) -> Result<Vec<String>, String> {
-    let under = at.under();
-    let versions = aws
-        .list_versions(&at.bucket, &under)
-        .await
-        .map_err(|e| e.to_string())?;
+/// not locked in COMPLIANCE mode until a date still to come; and every key that is not a name
+/// of the evidence layout, or declares a size no report has, refused without being read.
+pub async fn mirror(aws: &Aws, at: &Location, into: &Path) -> Result<Vec<String>, StoreError> {
+    let versions = aws.list_versions(&at.bucket, &at.under()).await?;
     if versions.is_empty() {
-        return Err(format!("{at}: no objects"));
+        return Err(StoreError::Empty { at: at.to_string() });
     }
-    let mut by_key: BTreeMap<String, Vec<firedrill_aws::ObjectVersion>> = BTreeMap::new();
+    let mut by_key: BTreeMap<String, Vec<ObjectVersion>> = BTreeMap::new();
     for v in versions {
         by_key.entry(v.key.clone()).or_default().push(v);
     }
     let now = SystemTime::now();
+    let mut found = Vec::new();
     // Objects are read a few at a time: each costs a lock read and a download, and a year of
     // evidence is thousands of them.
     let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(READERS));
     let mut reading = tokio::task::JoinSet::new();
     for (key, vs) in by_key {
+        let (name, vs) = match listed(at, &key, vs) {
+            Listed::Refused(why) => {
+                found.push((key, vec![why]));
+                continue;
+            }
+            Listed::Evidence(name, vs) => (name, vs),
+        };
         let (aws, at, into, gate) = (aws.clone(), at.clone(), into.to_owned(), gate.clone());
-        let name = key[under.len()..].to_owned();
         reading.spawn(async move {
             let _turn = gate.acquire().await;
-            let found = check_object(&aws, &at, &key, &name, &vs, &into, now).await;
-            (key, found)
+            let checked = check_object(&aws, &at, &key, &name, &vs, &into, now).await;
+            (key, checked)
         });
     }
-    let mut found = Vec::new();
     while let Some(done) = reading.join_next().await {
-        let (key, problems) = done.map_err(|e| e.to_string())?;
+        let (key, problems) = done.map_err(|e| StoreError::Task(e.to_string()))?;
         found.push((key, problems?));
     }
     found.sort();
-    let problems = found.into_iter().flat_map(|(_, p)| p).collect();
-    Ok(problems)
+    Ok(found.into_iter().flat_map(|(_, p)| p).collect())
 }

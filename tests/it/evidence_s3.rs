@@ -296,3 +296,139 @@ fn a_bucket_without_object_lock_is_refused_and_a_real_drill_lands_in_a_locked_on
 fn is_empty(dir: &Path) -> bool {
     std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none())
 }
+
+/// Every file and folder under `root`, relative: what a test compares before and after.
+fn tree(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_owned()];
+    while let Some(dir) = todo.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            out.push(path.strip_prefix(root).unwrap().to_owned());
+            if path.symlink_metadata().unwrap().is_dir() {
+                todo.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Anyone who can write to the evidence bucket can choose its keys: a key that would leave the
+/// mirror (an absolute path once the prefix is cut, `..` anywhere), one too long, one with a
+/// control character, and an object far larger than a report are each refused and named, and
+/// nothing is written outside the mirror folder (the folders around it are listed before and
+/// after). The genuine reports beside them still verify.
+#[test]
+fn hostile_keys_are_named_and_nothing_is_written_outside_the_mirror() {
+    let t = Setup::new();
+    let at = Location::parse("s3://evidence/drills").unwrap().unwrap();
+    t.append(&at, 1);
+    t.append(&at, 2);
+    // verify's TMPDIR: its mirror is made at mirrors/.tmpXXXXXX, so `../..` from the mirror is
+    // this test's folder, where `victim` waits.
+    let mirrors = t.tmp.path().join("mirrors");
+    let victim = t.tmp.path().join("victim");
+    std::fs::create_dir(&mirrors).unwrap();
+    std::fs::create_dir(&victim).unwrap();
+    let small = b"{\"pwned\": true}\n".to_vec();
+    let big_key = "drills/000009-big/report.json";
+    let hostile: Vec<(String, &str)> = vec![
+        (
+            format!("drills/{}", victim.join("absolute").display()),
+            "an empty segment",
+        ),
+        ("drills/../../victim/dotdot".into(), "a `.` or `..` segment"),
+        (
+            "drills/x/../../../victim/middle".into(),
+            "a `.` or `..` segment",
+        ),
+        (
+            "drills/000003-a/../../../victim/report.json".into(),
+            "a `.` or `..` segment",
+        ),
+        (
+            format!("drills/000004-{}/report.json", "a".repeat(300)),
+            "longer than 256 characters",
+        ),
+        (
+            // A C1 control (CSI: a terminal's escape sequence). C0 controls but tab, newline
+            // and carriage return are not XML 1.0: S3 lists such keys URL-encoded when asked
+            // (the store asks), moto can neither list them nor store a newline.
+            "drills/000005-csi\u{9b}2J/report.json".into(),
+            "a character no evidence name uses ('\\u{9b}')",
+        ),
+        (
+            "drills/000006-tab\there/report.json".into(),
+            "a character no evidence name uses ('\\t')",
+        ),
+        (
+            "drills/000007-del\u{7f}/report.json".into(),
+            "a character no evidence name uses ('\\u{7f}')",
+        ),
+        (
+            "drills/000008-x/evil.sh".into(),
+            "evil.sh is not a file a report's directory holds",
+        ),
+        (big_key.into(), "over the 33554432-byte limit of evidence"),
+    ];
+    t.rt.block_on(async {
+        for (key, _) in &hostile {
+            let body = if key == big_key {
+                vec![b' '; 33 * 1024 * 1024]
+            } else {
+                small.clone()
+            };
+            t.aws
+                .put_plain("evidence", key, body)
+                .await
+                .unwrap_or_else(|e| panic!("{key:?}: {e}"));
+        }
+    });
+    // The keys reached the bucket as written (the client did not normalise them away).
+    let listed: Vec<String> =
+        t.rt.block_on(t.aws.list_versions("evidence", "drills/"))
+            .unwrap()
+            .into_iter()
+            .map(|v| v.key)
+            .collect();
+    for (key, _) in &hostile {
+        assert!(listed.contains(key), "{key:?} not in {listed:?}");
+    }
+
+    let before = tree(t.tmp.path());
+    let (code, out, err) = crate::run_to_end(
+        crate::firedrill_process()
+            .args(["verify", "s3://evidence/drills", "--allowed-signers"])
+            .arg(&t.allowed)
+            .env("TMPDIR", &mirrors)
+            .envs(MOTO_CREDENTIALS)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", t.moto.url()),
+    );
+    let text = format!("{out}{err}");
+    assert_eq!(tree(t.tmp.path()), before, "{text}");
+    assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0, "{text}");
+    assert_eq!(code, 1, "{text}");
+    for (key, why) in &hostile {
+        let named = format!("problem: s3://evidence/{}: refused: ", key.escape_debug());
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&named))
+            .unwrap_or_else(|| panic!("{key:?} is not named:\n{text}"));
+        assert!(line.contains(why), "{line}");
+    }
+    // One line per hostile key and nothing else wrong: the genuine reports verify.
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("problem:")).count(),
+        hostile.len(),
+        "{text}"
+    );
+    for n in 1..=2 {
+        let row = text
+            .lines()
+            .find(|l| l.starts_with(&format!("00000{n}-sandbox-failover-sync")))
+            .unwrap_or_else(|| panic!("report {n} missing:\n{text}"));
+        assert!(!row.contains("FAIL"), "{row}");
+    }
+}

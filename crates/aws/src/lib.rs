@@ -26,7 +26,7 @@ pub use client::{Aws, Options};
 pub use error::AwsError;
 pub use fis::{ActionSpec, Experiment, TargetSpec, TemplateSpec};
 pub use rds::{Cluster, Instance, Leftover, Snapshot};
-pub use s3::{BucketWorm, COMPLIANCE, Condition, Lock, ObjectVersion, Put};
+pub use s3::{Body, BucketWorm, COMPLIANCE, Condition, Lock, ObjectVersion, Put};
 
 /// The tag every resource firedrill creates carries; its value is the drill's run id.
 pub const DRILL_TAG: &str = "firedrill:drill";

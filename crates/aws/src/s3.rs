@@ -29,6 +29,30 @@ pub struct ObjectVersion {
     pub version_id: String,
     pub latest: bool,
     pub delete_marker: bool,
+    /// The size the bucket declares (0 for a delete marker): checked before anything is read.
+    pub size: u64,
+    /// When the bucket stored it, on the bucket's clock (not a writer's).
+    pub last_modified: Option<SystemTime>,
+}
+
+/// An object's body as it arrives, from [`Aws::get_version`].
+pub struct Body {
+    key: String,
+    stream: ByteStream,
+}
+
+impl Body {
+    /// The next chunk; `None` at the end.
+    pub async fn next_chunk(&mut self) -> Result<Option<impl AsRef<[u8]> + use<>>, AwsError> {
+        match self.stream.next().await {
+            None => Ok(None),
+            Some(Ok(chunk)) => Ok(Some(chunk)),
+            Some(Err(e)) => Err(AwsError::Other {
+                action: "s3:GetObject".into(),
+                message: format!("{}: {e}", self.key),
+            }),
+        }
+    }
 }
 
 /// An object version's lock, from `HeadObject`.
@@ -177,6 +201,10 @@ impl Aws {
                     version_id: v.version_id().unwrap_or_default().to_owned(),
                     latest: v.is_latest().unwrap_or(false),
                     delete_marker: false,
+                    size: v.size().map_or(0, |s| s.max(0) as u64),
+                    last_modified: v
+                        .last_modified()
+                        .and_then(|d| SystemTime::try_from(*d).ok()),
                 });
             }
             for d in page.delete_markers() {
@@ -185,6 +213,10 @@ impl Aws {
                     version_id: d.version_id().unwrap_or_default().to_owned(),
                     latest: d.is_latest().unwrap_or(false),
                     delete_marker: true,
+                    size: 0,
+                    last_modified: d
+                        .last_modified()
+                        .and_then(|d| SystemTime::try_from(*d).ok()),
                 });
             }
             if page.is_truncated() != Some(true) {
@@ -192,6 +224,35 @@ impl Aws {
             }
             key_marker = page.next_key_marker().map(str::to_owned);
             version_marker = page.next_version_id_marker().map(str::to_owned);
+        }
+    }
+
+    /// One version of an object, its body still unread: the caller pulls it a chunk at a
+    /// time and decides how much it will take, so a body longer than its listing declared is
+    /// never held whole (`s3:GetObject`). `None` when the version is gone.
+    pub async fn get_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: &str,
+    ) -> Result<Option<Body>, AwsError> {
+        match self
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .version_id(version)
+            .send()
+            .await
+        {
+            Ok(o) => Ok(Some(Body {
+                key: key.to_owned(),
+                stream: o.body,
+            })),
+            Err(e) => match AwsError::from_sdk("s3:GetObject", key, e) {
+                AwsError::NotFound { .. } => Ok(None),
+                other => Err(other),
+            },
         }
     }
 

@@ -13,12 +13,14 @@ use sha2::{Digest, Sha256};
 
 use serde::{Deserialize, Serialize};
 
+use crate::beneath;
 use crate::signing::{self, AllowedSigner};
 use firedrill_model::audit::{Rederived, rederive};
 use firedrill_model::judge::recheck;
 use firedrill_model::report::{ChainLink, DrillKind, Report, Verdict};
 
-pub const INDEX: &str = "index.json";
+/// The chain's index, at the root of the directory or prefix.
+pub use crate::layout::INDEX;
 pub const INDEX_KIND: &str = "firedrill-evidence-index";
 /// The index's own format, written into it. Builds before this one wrote the report format's
 /// number instead (1 and 2) for the same shape, so those are read as this one.
@@ -51,7 +53,6 @@ pub struct IndexEntry {
 pub struct Entry {
     /// Its directory name, e.g. `000007-nightly-restore`.
     pub name: String,
-    dir: PathBuf,
     bytes: Vec<u8>,
     /// The parsed report; `None` when it is not one this build reads (a problem says why).
     pub report: Option<Report>,
@@ -69,19 +70,35 @@ pub fn load(dir: &Path) -> std::io::Result<Loaded> {
     let mut entries = Vec::new();
     let mut problems = Vec::new();
     for e in std::fs::read_dir(dir)? {
-        let path = e?.path();
-        let file = path.join("report.json");
-        if !file.is_file() {
+        let e = e?;
+        let path = e.path();
+        let name = name(&path);
+        // The entry's own type, not its target's: a linked report directory could point
+        // anywhere, so it is named and never read.
+        let kind = e.file_type()?;
+        if kind.is_symlink() {
+            problems.push(format!(
+                "{name}: refused: a symbolic link (evidence is read only from inside {})",
+                dir.display()
+            ));
             continue;
         }
-        let bytes = std::fs::read(&file)?;
-        let name = name(&path);
+        if !kind.is_dir() {
+            continue;
+        }
+        let bytes = match beneath::read(dir, &Path::new(&name).join("report.json")) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                problems.push(format!("{name}/report.json: {e}"));
+                continue;
+            }
+        };
         let report = firedrill_model::report::from_json(&bytes)
             .map_err(|why| problems.push(format!("{name}: {why}")))
             .ok();
         entries.push(Entry {
             name,
-            dir: path,
             bytes,
             report,
         });
@@ -200,11 +217,19 @@ fn head(dir: &Path) -> Result<Index, String> {
     };
     let names: Vec<String> = std::fs::read_dir(dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?
-        .filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
-        .filter(|n| dir.join(n).join("report.json").is_file())
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| beneath::read(dir, &Path::new(n).join("report.json")).is_ok())
         .collect();
     if let Some(last) = index.reports.last() {
-        let bytes = std::fs::read(dir.join(&last.entry).join("report.json"))
+        if crate::layout::entry_sequence(&last.entry).is_none() {
+            return Err(inconsistent(format!(
+                "the index's newest entry {:?} is not a report directory's name",
+                last.entry
+            )));
+        }
+        let bytes = beneath::read(dir, &Path::new(&last.entry).join("report.json"))
             .map_err(|_| inconsistent(format!("{} is in the index but missing", last.entry)))?;
         if sha256(&bytes) != last.sha256 {
             return Err(inconsistent(format!(
@@ -225,7 +250,7 @@ fn head(dir: &Path) -> Result<Index, String> {
         let Some(orphan) = names.iter().find(|n| n.starts_with(&prefix)) else {
             return Ok(index);
         };
-        let bytes = std::fs::read(dir.join(orphan).join("report.json"))
+        let bytes = beneath::read(dir, &Path::new(orphan).join("report.json"))
             .map_err(|e| format!("{}: {orphan}: {e}", dir.display()))?;
         let report = firedrill_model::report::from_json(&bytes)
             .map_err(|why| inconsistent(format!("{orphan}: {why}")))?;
@@ -243,7 +268,7 @@ fn head(dir: &Path) -> Result<Index, String> {
 
 /// The index of `dir` and its bytes (for its signature); `None` when there is none.
 fn read_index(dir: &Path) -> Result<Option<(Index, Vec<u8>)>, String> {
-    let bytes = match std::fs::read(dir.join(INDEX)) {
+    let bytes = match beneath::read(dir, Path::new(INDEX)) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.to_string()),
@@ -313,8 +338,8 @@ pub fn verify_loaded(dir: &Path, loaded: &Loaded, allowed: &[AllowedSigner]) -> 
     let mut previous: Option<&Entry> = None;
     for e in entries {
         let entry = e.name.clone();
-        let sig_path = e.dir.join("report.json.sig");
-        let signature = match std::fs::read_to_string(&sig_path) {
+        let sig_path = Path::new(&e.name).join("report.json.sig");
+        let signature = match beneath::read_to_string(dir, &sig_path) {
             Ok(armored) => signing::verify(allowed, &e.bytes, &armored).map_err(|x| x.to_string()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err("no report.json.sig".into()),
             Err(e) => Err(format!("unreadable report.json.sig: {e}")),
@@ -465,7 +490,7 @@ fn check_index(
         }
     };
     let mut flagged = Vec::new();
-    match std::fs::read_to_string(dir.join(format!("{INDEX}.sig"))) {
+    match beneath::read_to_string(dir, Path::new(&format!("{INDEX}.sig"))) {
         Ok(armored) => {
             if let Err(e) = signing::verify(allowed, &bytes, &armored) {
                 problems.push(format!("{INDEX}: signature: {e}"));

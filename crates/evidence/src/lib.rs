@@ -5,7 +5,9 @@
 //! Depends on the model only, so `firedrill verify` and `firedrill evidence` never need the
 //! engine, PostgreSQL or AWS to build.
 
+pub mod beneath;
 pub mod evidence;
+pub mod layout;
 pub mod render;
 pub mod signing;
 pub mod summary;
