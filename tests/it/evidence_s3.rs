@@ -424,6 +424,29 @@ fn hostile_keys_are_named_and_nothing_is_written_outside_the_mirror() {
         hostile.len(),
         "{text}"
     );
+    // A C0 control (ESC) in a key: moto sends it raw in the listing, which XML cannot carry,
+    // so the SDK cannot parse the answer (S3 would send it URL-encoded). One short line
+    // naming the IAM action, not the raw listing, and exit 4; nothing written.
+    t.rt.block_on(t.aws.put_plain(
+        "evidence",
+        "esc/000001-a\u{1b}[2J/report.json",
+        small.clone(),
+    ))
+    .unwrap();
+    let (code, out, err) = crate::run_to_end(
+        crate::firedrill_process()
+            .args(["verify", "s3://evidence/esc", "--allowed-signers"])
+            .arg(&t.allowed)
+            .env("TMPDIR", &mirrors)
+            .envs(MOTO_CREDENTIALS)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", t.moto.url()),
+    );
+    assert_eq!(code, 4, "{out}{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("s3:ListBucketVersions"), "{err}");
+    assert!(err.len() < 600 && !err.contains('\u{1b}'), "{err}");
+    assert_eq!(tree(t.tmp.path()), before);
     for n in 1..=2 {
         let row = text
             .lines()

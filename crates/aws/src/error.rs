@@ -76,9 +76,11 @@ impl AwsError {
                     status.unwrap_or_default()
                 ),
             },
+            // Not the whole context: its debug form holds the raw response, a whole listing
+            // when an answer does not parse.
             "" => AwsError::Other {
                 action,
-                message: chain,
+                message: causes(&e),
             },
             _ => AwsError::Other {
                 action,
@@ -86,6 +88,14 @@ impl AwsError {
             },
         }
     }
+}
+
+/// An error and its sources, each by its display, joined as the SDK's context is.
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    std::iter::successors(Some(e), |e| e.source())
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// The one item a describe call answered with, or NotFound naming `what`.

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
-use aws_sdk_s3::types::{ObjectLockEnabled, ObjectLockMode};
+use aws_sdk_s3::types::{EncodingType, ObjectLockEnabled, ObjectLockMode};
 
 use crate::{Aws, AwsError};
 
@@ -33,6 +33,19 @@ pub struct ObjectVersion {
     pub size: u64,
     /// When the bucket stored it, on the bucket's clock (not a writer's).
     pub last_modified: Option<SystemTime>,
+}
+
+/// A key as listed: decoded when the answer says it is URL-encoded (S3; moto ignores the
+/// request and sends keys as they are). Bytes that do not decode to UTF-8 are replaced, so the
+/// key no longer names the object and fails the caller's checks, never matching another.
+fn listed_key(key: &str, encoded: bool) -> String {
+    if encoded {
+        percent_encoding::percent_decode_str(key)
+            .decode_utf8_lossy()
+            .into_owned()
+    } else {
+        key.to_owned()
+    }
 }
 
 /// An object's body as it arrives, from [`Aws::get_version`].
@@ -192,12 +205,17 @@ impl Aws {
                 .prefix(prefix)
                 .set_key_marker(key_marker.clone())
                 .set_version_id_marker(version_marker.clone())
+                // A key may hold characters XML 1.0 cannot carry (C0 controls): S3 sends
+                // every key URL-encoded when asked, and says so in the answer.
+                .encoding_type(EncodingType::Url)
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("s3:ListBucketVersions", bucket, e))?;
+            let encoded = page.encoding_type() == Some(&EncodingType::Url);
+            let key = |k: Option<&str>| listed_key(k.unwrap_or_default(), encoded);
             for v in page.versions() {
                 out.push(ObjectVersion {
-                    key: v.key().unwrap_or_default().to_owned(),
+                    key: key(v.key()),
                     version_id: v.version_id().unwrap_or_default().to_owned(),
                     latest: v.is_latest().unwrap_or(false),
                     delete_marker: false,
@@ -209,7 +227,7 @@ impl Aws {
             }
             for d in page.delete_markers() {
                 out.push(ObjectVersion {
-                    key: d.key().unwrap_or_default().to_owned(),
+                    key: key(d.key()),
                     version_id: d.version_id().unwrap_or_default().to_owned(),
                     latest: d.is_latest().unwrap_or(false),
                     delete_marker: true,
@@ -347,5 +365,17 @@ impl Aws {
             .await
             .map_err(|e| AwsError::from_sdk("s3:CreateBucket", bucket, e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listed_key;
+
+    #[test]
+    fn a_url_encoded_listing_is_decoded_and_a_plain_one_kept() {
+        assert_eq!(listed_key("a/b%1B%5B2J/c%2F..", true), "a/b\u{1b}[2J/c/..");
+        assert_eq!(listed_key("a/b%1B", false), "a/b%1B");
+        assert_eq!(listed_key("a%FF", true), "a\u{fffd}");
     }
 }
