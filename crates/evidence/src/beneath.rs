@@ -120,6 +120,20 @@ pub fn read(root: &Path, rel: &Path) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Whether `rel` beneath `root` is a regular file reached without a link (its bytes unread).
+pub fn is_file(root: &Path, rel: &Path) -> bool {
+    if plain_names(rel).is_err() {
+        return false;
+    }
+    let Ok(dir) = open_root(root) else {
+        return false;
+    };
+    let flags = OFlags::PATH | OFlags::CLOEXEC;
+    rustix::fs::openat2(&dir, rel, flags, Mode::empty(), RESOLVE)
+        .and_then(|fd| rustix::fs::fstat(&fd))
+        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
+}
+
 /// [`read`], as text.
 pub fn read_to_string(root: &Path, rel: &Path) -> io::Result<String> {
     String::from_utf8(read(root, rel)?)
@@ -193,6 +207,10 @@ mod tests {
         assert!(e.to_string().contains("a directory"), "{e}");
         std::fs::write(root.join("sub/f"), b"report").unwrap();
         assert_eq!(read(root, Path::new("sub/f")).unwrap(), b"report");
+        assert!(is_file(root, Path::new("sub/f")));
+        for not in ["link", "dirlink/hostname", "fifo", "sub", "../x", "missing"] {
+            assert!(!is_file(root, Path::new(not)), "{not}");
+        }
     }
 
     #[test]

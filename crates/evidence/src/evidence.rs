@@ -69,14 +69,17 @@ pub struct Loaded {
 pub fn load(dir: &Path) -> std::io::Result<Loaded> {
     let mut entries = Vec::new();
     let mut problems = Vec::new();
-    for e in std::fs::read_dir(dir)? {
-        let e = e?;
+    let mut listing = std::fs::read_dir(dir)?.collect::<std::io::Result<Vec<_>>>()?;
+    listing.sort_by_key(|e| e.file_name());
+    for e in listing {
         let path = e.path();
         let name = name(&path);
         // The entry's own type, not its target's: a linked report directory could point
-        // anywhere, so it is named and never read.
+        // anywhere, so it is named and never read. (The index and its signature are read,
+        // and refused, by the index check.)
         let kind = e.file_type()?;
-        if kind.is_symlink() {
+        let index_file = name == INDEX || name == format!("{INDEX}.sig");
+        if kind.is_symlink() && !index_file {
             problems.push(format!(
                 "{name}: refused: a symbolic link (evidence is read only from inside {})",
                 dir.display()
@@ -220,7 +223,7 @@ fn head(dir: &Path) -> Result<Index, String> {
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| beneath::read(dir, &Path::new(n).join("report.json")).is_ok())
+        .filter(|n| beneath::is_file(dir, &Path::new(n).join("report.json")))
         .collect();
     if let Some(last) = index.reports.last() {
         if crate::layout::entry_sequence(&last.entry).is_none() {
