@@ -455,3 +455,112 @@ fn hostile_keys_are_named_and_nothing_is_written_outside_the_mirror() {
         assert!(!row.contains("FAIL"), "{row}");
     }
 }
+
+/// A bucket that lies: S3's answers, from its API reference, served by a loopback stand-in
+/// (moto neither sends a body longer than its listing nor URL-encodes a version listing). Its
+/// listing declares 16 bytes for a report whose body is 100 MiB, and a key with ESC in it,
+/// URL-encoded as S3 sends it when asked. The body is cut off at the 32 MiB limit and the file
+/// removed, the key decoded and refused, and `verify`'s memory stays that of a truthful
+/// bucket's (measured in the same run): the body is streamed to the file, never held.
+#[test]
+fn a_body_longer_than_its_listing_is_cut_off_and_an_encoded_control_key_refused() {
+    use crate::standin::{Response, StandIn};
+    let bucket = |body_len: usize| {
+        let listing = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListVersionsResult \
+             xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>evidence</Name>\
+             <Prefix>drills/</Prefix><KeyMarker></KeyMarker><VersionIdMarker></VersionIdMarker>\
+             <MaxKeys>1000</MaxKeys><EncodingType>url</EncodingType>\
+             <IsTruncated>false</IsTruncated>{}{}</ListVersionsResult>",
+            version("drills/000001-a/report.json"),
+            version("drills/000002-a%1B%5B2J/report.json"),
+        );
+        StandIn::start(move |r| {
+            let (status, body, headers) = if r.method == "HEAD" {
+                let headers = vec![
+                    ("x-amz-object-lock-mode", "COMPLIANCE".to_owned()),
+                    (
+                        "x-amz-object-lock-retain-until-date",
+                        "2099-01-01T00:00:00.000Z".to_owned(),
+                    ),
+                    ("x-amz-version-id", "v1".to_owned()),
+                ];
+                (200, Vec::new(), headers)
+            } else if r.path.contains("versions") {
+                let xml = ("Content-Type", "application/xml".to_owned());
+                (200, listing.clone().into_bytes(), vec![xml])
+            } else {
+                (200, vec![b' '; body_len], vec![])
+            };
+            Response {
+                status,
+                headers,
+                body,
+            }
+        })
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mirrors = tmp.path().join("mirrors");
+    std::fs::create_dir(&mirrors).unwrap();
+    let allowed = tmp.path().join("allowed_signers");
+    let public = signing::keygen(&tmp.path().join("key"), "test").unwrap();
+    std::fs::write(&allowed, signing::allowed_signers_line("drills", &public)).unwrap();
+    let verify = |url: &str| {
+        crate::run_measured(
+            crate::firedrill_process()
+                .args(["verify", "s3://evidence/drills", "--allowed-signers"])
+                .arg(&allowed)
+                .env("TMPDIR", &mirrors)
+                .envs(MOTO_CREDENTIALS)
+                .env("AWS_REGION", "us-east-1")
+                .env("AWS_ENDPOINT_URL", url),
+            std::time::Duration::from_secs(120),
+        )
+    };
+    let truthful = bucket(16);
+    let baseline = verify(&truthful.url);
+    let lying = bucket(100 << 20);
+    let run = verify(&lying.url);
+    let text = format!("{}{}", run.stdout, run.stderr);
+    println!(
+        "verify: truthful bucket peak RSS {} KiB; lying bucket: exit {}, {:.0} ms, peak RSS {} KiB",
+        baseline.max_rss_kib,
+        run.code,
+        run.wall.as_secs_f64() * 1000.0,
+        run.max_rss_kib
+    );
+    assert_eq!(run.code, 1, "{text}");
+    assert!(
+        text.lines().any(|l| l
+            == "problem: s3://evidence/drills/000001-a/report.json: refused: its body is longer \
+                than the 33554432-byte limit of evidence (its listing said less); not read \
+                further"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l
+            == "problem: s3://evidence/drills/000002-a\\u{1b}[2J/report.json: refused: a \
+                character no evidence name uses ('\\u{1b}')"),
+        "{text}"
+    );
+    assert!(!text.contains('\u{1b}'), "{text}");
+    // The truthful bucket's report was mirrored and read (not a report: named as such).
+    let base = format!("{}{}", baseline.stdout, baseline.stderr);
+    assert!(!base.contains("longer than"), "{base}");
+    assert_eq!(std::fs::read_dir(&mirrors).unwrap().count(), 0);
+    assert!(
+        run.max_rss_kib < baseline.max_rss_kib + 8 * 1024,
+        "{} KiB against {} KiB",
+        run.max_rss_kib,
+        baseline.max_rss_kib
+    );
+}
+
+/// One `<Version>` of a version listing, 16 bytes, locked, the latest.
+fn version(key: &str) -> String {
+    format!(
+        "<Version><Key>{key}</Key><VersionId>v1</VersionId><IsLatest>true</IsLatest>\
+         <LastModified>2026-12-01T00:00:00.000Z</LastModified><ETag>\"0\"</ETag>\
+         <Size>16</Size><StorageClass>STANDARD</StorageClass></Version>"
+    )
+}
