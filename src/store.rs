@@ -105,8 +105,9 @@ pub enum StoreError {
     },
     #[error("{at}: no objects")]
     Empty { at: String },
+    /// A reader task panicked or was cancelled.
     #[error("reading the store: {0}")]
-    Task(String),
+    Task(#[from] tokio::task::JoinError),
     #[error(
         "report {sequence} in {at} was claimed but not written within {waited_s}s; run \
          `firedrill verify {at}`"
@@ -126,8 +127,17 @@ pub enum StoreError {
     Unsettled { at: String },
     #[error("{key} already exists")]
     Exists { key: String },
-    #[error("{0}")]
-    Evidence(String),
+    /// The bucket's newest `index.json` is not an index.
+    #[error("{at}/index.json: {why}")]
+    BadIndex { at: String, why: String },
+    #[error(transparent)]
+    Index(#[from] evidence::IndexError),
+    #[error(transparent)]
+    Signing(#[from] crate::signing::SigningError),
+    /// Staging the report's files before upload (the evidence crate's writer, whose errors are
+    /// still text).
+    #[error("staging the report in {}: {why}", dir.display())]
+    Stage { dir: PathBuf, why: String },
 }
 
 /// How long a writer waits for the report before its own to appear (its writer claimed the
@@ -176,7 +186,10 @@ pub async fn append(
         source,
     })?;
     let dir = staged.path().join(&entry);
-    evidence::write(&dir, report, signer).map_err(|e| StoreError::Evidence(e.to_string()))?;
+    evidence::write(&dir, report, signer).map_err(|e| StoreError::Stage {
+        dir: dir.clone(),
+        why: e.to_string(),
+    })?;
     // The signature before the report, as in a directory: a report never stands beside a
     // signature of something else.
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -291,7 +304,10 @@ async fn merge_index(
         let current = aws.get_tagged(&at.bucket, &index_key).await?;
         let (mut index, when) = match &current {
             Some((b, etag)) => (
-                evidence::parse_index(b).map_err(StoreError::Evidence)?,
+                evidence::parse_index(b).map_err(|why| StoreError::BadIndex {
+                    at: at.to_string(),
+                    why,
+                })?,
                 Condition::Matches(etag.clone()),
             ),
             None => (evidence::new_index(), Condition::Absent),
@@ -301,8 +317,7 @@ async fn merge_index(
         } else {
             index.reports.push(own.clone());
             index.reports.sort_by_key(|r| r.sequence);
-            let (b, _) = evidence::index_bytes(&index, None)
-                .map_err(|e| StoreError::Evidence(e.to_string()))?;
+            let (b, _) = evidence::index_bytes(&index, None)?;
             let put = aws
                 .put_locked(&at.bucket, &index_key, b.clone(), until, when)
                 .await?;
@@ -314,9 +329,7 @@ async fn merge_index(
         let Some(signer) = signer else {
             return Ok(());
         };
-        let signature = signer
-            .sign(&newest)
-            .map_err(|e| StoreError::Evidence(e.to_string()))?;
+        let signature = signer.sign(&newest)?;
         if get(aws, at, &sig_key).await?.as_deref() == Some(signature.as_bytes()) {
             return Ok(());
         }
@@ -499,7 +512,7 @@ pub async fn mirror(aws: &Aws, at: &Location, into: &Path) -> Result<Vec<String>
         });
     }
     while let Some(done) = reading.join_next().await {
-        let (key, problems) = done.map_err(|e| StoreError::Task(e.to_string()))?;
+        let (key, problems) = done?;
         found.push((key, problems?));
     }
     found.sort();

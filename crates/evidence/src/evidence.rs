@@ -165,11 +165,20 @@ pub fn append(
     Ok(path)
 }
 
+/// Why an index's bytes could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("the index cannot be serialized: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("signing the index: {0}")]
+    Signing(#[from] signing::SigningError),
+}
+
 /// An index's bytes as written, and their signature with a signer.
 pub fn index_bytes(
     index: &Index,
     signer: Option<&signing::Signer>,
-) -> Result<(Vec<u8>, Option<Vec<u8>>), Box<dyn std::error::Error>> {
+) -> Result<(Vec<u8>, Option<Vec<u8>>), IndexError> {
     let mut bytes = serde_json::to_vec_pretty(index)?;
     bytes.push(b'\n');
     let signature = match signer {
