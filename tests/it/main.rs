@@ -12,6 +12,7 @@ mod cli;
 mod drill;
 mod edges;
 mod evidence;
+mod evidence_hostile;
 mod evidence_s3;
 mod fleet;
 mod fuzz;

@@ -24,7 +24,7 @@ pub const AREAS: &[Area] = &[
     Area {
         name: "evidence",
         what: "signed reports, evidence chains (directories and S3 Object Lock), verify, journals",
-        filter: "package(firedrill-evidence) | (binary(it) & test(/^(evidence|evidence_s3|signing|journal_compat|render)::/))",
+        filter: "package(firedrill-evidence) | (binary(it) & test(/^(evidence|evidence_hostile|evidence_s3|signing|journal_compat|render)::/))",
     },
     Area {
         name: "zones",
@@ -61,7 +61,7 @@ pub const AREAS: &[Area] = &[
 /// The quick tier. Tests are named one by one where a module mixes quick tests with drills.
 const QUICK: &str = "package(firedrill-model) | package(firedrill-evidence) | package(firedrill-aws) | package(xtask) \
      | (package(firedrill) & kind(lib)) \
-     | (binary(it) & (test(/^(bad_input|layout|fuzz|render|journal_compat)::/) \
+     | (binary(it) & (test(/^(bad_input|layout|fuzz|render|journal_compat|evidence_hostile)::/) \
          | test(/^cli::(validate_exit_codes_and_messages|usage_errors_exit_2_and_help_lists_exit_codes|plan_lists_the_side_effects|schema_is_json_and_matches_the_committed_copy|a_missing_postgres_installation_is_an_environment_error|an_unset_dsn_variable_is_an_environment_error_naming_it|an_unset_patroni_api_variable_is_an_environment_error_naming_it|a_bad_signing_key_is_refused_before_the_drill_starts)$/)))";
 
 pub fn find(name: &str) -> Option<&'static Area> {
