@@ -282,7 +282,7 @@ async fn sha_of_report(aws: &Aws, at: &Location, n: u64) -> Result<String, Store
 }
 
 async fn get(aws: &Aws, at: &Location, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-    Ok(aws.get_object(&at.bucket, key).await?)
+    Ok(aws.get_object(&at.bucket, key, MAX_OBJECT_BYTES).await?)
 }
 
 /// Adds the report to the newest index, as a new locked version written only if the index is
@@ -301,7 +301,9 @@ async fn merge_index(
     let own = evidence::index_entry(entry.to_owned(), bytes, report);
     let (index_key, sig_key) = (at.key(INDEX), at.key(&format!("{INDEX}.sig")));
     for _ in 0..50 {
-        let current = aws.get_tagged(&at.bucket, &index_key).await?;
+        let current = aws
+            .get_tagged(&at.bucket, &index_key, MAX_OBJECT_BYTES)
+            .await?;
         let (mut index, when) = match &current {
             Some((b, etag)) => (
                 evidence::parse_index(b).map_err(|why| StoreError::BadIndex {

@@ -127,7 +127,7 @@ fn a_year_of_reports_in_a_locked_bucket_verifies_and_every_rewrite_is_named() {
             (format!("{key}.sig"), format!("{name}.sig")),
         ] {
             let bytes =
-                t.rt.block_on(t.aws.get_object("evidence", &object))
+                t.rt.block_on(t.aws.get_object("evidence", &object, u64::MAX))
                     .unwrap()
                     .unwrap_or_else(|| panic!("{object} is in the bucket"));
             std::fs::write(dir.join(file), bytes).unwrap();
@@ -424,6 +424,31 @@ fn hostile_keys_are_named_and_nothing_is_written_outside_the_mirror() {
         hostile.len(),
         "{text}"
     );
+    // A writer reads the bucket too (the index, claims, the previous report): an index far
+    // larger than any is refused at the limit, naming it, not read whole.
+    t.rt.block_on(t.aws.put_plain(
+        "evidence",
+        "bigindex/index.json",
+        vec![b' '; 33 * 1024 * 1024],
+    ))
+    .unwrap();
+    let signer = Signer::load(&t.key).unwrap();
+    let refused =
+        t.rt.block_on(store::append(
+            &t.aws,
+            &Location::parse("s3://evidence/bigindex").unwrap().unwrap(),
+            &mut fixture(),
+            Some(&signer),
+            std::time::Duration::from_secs(86400),
+        ))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        refused,
+        "s3://evidence/bigindex/index.json: its body is longer than 33554432 bytes; not read \
+         further"
+    );
+
     // A C0 control (ESC) in a key: moto sends it raw in the listing, which XML cannot carry,
     // so the SDK cannot parse the answer (S3 would send it URL-encoded). One short line
     // naming the IAM action, not the raw listing, and exit 4; nothing written.

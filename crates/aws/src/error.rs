@@ -35,6 +35,9 @@ pub enum AwsError {
     },
     #[error("{what} failed: {reason}")]
     Failed { what: String, reason: String },
+    /// A body longer than its reader allows: not read past the limit.
+    #[error("{what}: its body is longer than {max} bytes; not read further")]
+    TooLarge { what: String, max: u64 },
     #[error("{action}: {message}")]
     Other { action: String, message: String },
 }

@@ -160,12 +160,15 @@ impl Aws {
         }
     }
 
-    /// The newest version of an object and its ETag; `None` when there is none
+    /// The newest version of an object and its ETag, read no further than `max` bytes (a body
+    /// longer than that is refused with [`AwsError::TooLarge`] once `max` bytes have arrived,
+    /// so a bucket cannot make its reader hold more); `None` when there is none
     /// (`s3:GetObject`).
     pub async fn get_tagged(
         &self,
         bucket: &str,
         key: &str,
+        max: u64,
     ) -> Result<Option<(Vec<u8>, String)>, AwsError> {
         let out = match self.s3.get_object().bucket(bucket).key(key).send().await {
             Ok(o) => o,
@@ -177,16 +180,33 @@ impl Aws {
             }
         };
         let etag = out.e_tag().unwrap_or_default().to_owned();
-        let bytes = out.body.collect().await.map_err(|e| AwsError::Other {
-            action: "s3:GetObject".into(),
-            message: format!("{key}: {e}"),
-        })?;
-        Ok(Some((bytes.into_bytes().to_vec(), etag)))
+        let mut body = Body {
+            key: key.to_owned(),
+            stream: out.body,
+        };
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.next_chunk().await? {
+            let chunk = chunk.as_ref();
+            if (bytes.len() + chunk.len()) as u64 > max {
+                return Err(AwsError::TooLarge {
+                    what: format!("s3://{bucket}/{key}"),
+                    max,
+                });
+            }
+            bytes.extend_from_slice(chunk);
+        }
+        Ok(Some((bytes, etag)))
     }
 
-    /// The newest version of an object; `None` when there is none (`s3:GetObject`).
-    pub async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, AwsError> {
-        Ok(self.get_tagged(bucket, key).await?.map(|(b, _)| b))
+    /// The newest version of an object, read no further than `max` bytes (as
+    /// [`Aws::get_tagged`]); `None` when there is none (`s3:GetObject`).
+    pub async fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        max: u64,
+    ) -> Result<Option<Vec<u8>>, AwsError> {
+        Ok(self.get_tagged(bucket, key, max).await?.map(|(b, _)| b))
     }
 
     /// Every version and delete marker under `prefix` (`s3:ListBucketVersions`).
