@@ -50,6 +50,11 @@ fn links_out_of_an_evidence_directory_and_endless_files_are_refused_in_bounded_m
     link_out(&entry(1).join("report.json.sig"), "1.sig");
     link_out(&entry(2).join("report.json"), "2.json");
     link_out(&entry(3), "3");
+    // A directory holding a report under a name that is not a report directory's, with a
+    // terminal escape in it.
+    let odd = dir.join("copy\u{1b}[2J");
+    std::fs::create_dir(&odd).unwrap();
+    std::fs::copy(entry(4).join("report.json"), odd.join("report.json")).unwrap();
     std::fs::File::options()
         .write(true)
         .open(entry(4).join("report.json"))
@@ -69,6 +74,7 @@ fn links_out_of_an_evidence_directory_and_endless_files_are_refused_in_bounded_m
     );
     println!("{text}");
     assert_eq!(run.code, 1, "{text}");
+    assert!(!text.contains('\u{1b}'), "{text}");
     let refused = "refused: a symbolic link, not followed";
     for named in [
         format!("problem: index.json: {refused}"),
@@ -83,6 +89,9 @@ fn links_out_of_an_evidence_directory_and_endless_files_are_refused_in_bounded_m
         ),
         "problem: 000004-sandbox-failover-sync/report.json: refused: 2147483648 bytes, over the \
          33554432-byte limit of evidence"
+            .to_owned(),
+        "problem: copy\\u{1b}[2J: refused: holds a report.json but is not a report directory's \
+         name (NNNNNN-SCENARIO)"
             .to_owned(),
     ] {
         assert!(text.lines().any(|l| l == named), "{named}\nnot in:\n{text}");

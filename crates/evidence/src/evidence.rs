@@ -89,7 +89,20 @@ pub fn load(dir: &Path) -> std::io::Result<Loaded> {
         if !kind.is_dir() {
             continue;
         }
-        let bytes = match beneath::read(dir, &Path::new(&name).join("report.json")) {
+        let report_file = Path::new(&name).join("report.json");
+        // Only a report directory's name is shown as a report: another is named (escaped, so
+        // that a name cannot forge a line of the output) and not read.
+        if crate::layout::entry_sequence(&name).is_none() {
+            if beneath::is_file(dir, &report_file) {
+                problems.push(format!(
+                    "{}: refused: holds a report.json but is not a report directory's name \
+                     (NNNNNN-SCENARIO)",
+                    name.escape_debug()
+                ));
+            }
+            continue;
+        }
+        let bytes = match beneath::read(dir, &report_file) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => {
