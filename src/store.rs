@@ -495,8 +495,8 @@ pub async fn mirror(aws: &Aws, at: &Location, into: &Path) -> Result<Vec<String>
     let now = SystemTime::now();
     let mut found = Vec::new();
     // Objects are read a few at a time: each costs a lock read and a download, and a year of
-    // evidence is thousands of them.
-    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(READERS));
+    // evidence is thousands of them. At most READERS tasks exist at once: a task holds its SDK
+    // future (kilobytes), so spawning one per object would make memory grow with the bucket.
     let mut reading = tokio::task::JoinSet::new();
     for (key, vs) in by_key {
         let (name, vs) = match listed(at, &key, vs) {
@@ -506,9 +506,14 @@ pub async fn mirror(aws: &Aws, at: &Location, into: &Path) -> Result<Vec<String>
             }
             Listed::Evidence(name, vs) => (name, vs),
         };
-        let (aws, at, into, gate) = (aws.clone(), at.clone(), into.to_owned(), gate.clone());
+        if reading.len() >= READERS
+            && let Some(done) = reading.join_next().await
+        {
+            let (key, problems) = done?;
+            found.push((key, problems?));
+        }
+        let (aws, at, into) = (aws.clone(), at.clone(), into.to_owned());
         reading.spawn(async move {
-            let _turn = gate.acquire().await;
             let checked = check_object(&aws, &at, &key, &name, &vs, &into, now).await;
             (key, checked)
         });
