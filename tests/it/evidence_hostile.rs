@@ -101,13 +101,5 @@ fn links_out_of_an_evidence_directory_and_endless_files_are_refused_in_bounded_m
     }
     // Bounded: no more than the intact directory's verify, measured in this run, and a margin
     // far below what reading any of the refused files would take; by either figure.
-    assert!(
-        run.max_rss_kib < intact.max_rss_kib + 16 * 1024
-            && run.sampled_kib < intact.sampled_kib + 16 * 1024,
-        "{} KiB against {} KiB (sampled {} against {})",
-        run.max_rss_kib,
-        intact.max_rss_kib,
-        run.sampled_kib,
-        intact.sampled_kib
-    );
+    run.assert_within(&intact, 16 * 1024);
 }

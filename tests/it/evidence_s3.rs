@@ -396,16 +396,19 @@ fn hostile_keys_are_named_and_nothing_is_written_outside_the_mirror() {
         assert!(listed.contains(key), "{key:?} not in {listed:?}");
     }
 
+    let verify = |url: &str| {
+        crate::run_to_end(
+            crate::firedrill_process()
+                .args(["verify", url, "--allowed-signers"])
+                .arg(&t.allowed)
+                .env("TMPDIR", &mirrors)
+                .envs(MOTO_CREDENTIALS)
+                .env("AWS_REGION", "us-east-1")
+                .env("AWS_ENDPOINT_URL", t.moto.url()),
+        )
+    };
     let before = tree(t.tmp.path());
-    let (code, out, err) = crate::run_to_end(
-        crate::firedrill_process()
-            .args(["verify", "s3://evidence/drills", "--allowed-signers"])
-            .arg(&t.allowed)
-            .env("TMPDIR", &mirrors)
-            .envs(MOTO_CREDENTIALS)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ENDPOINT_URL", t.moto.url()),
-    );
+    let (code, out, err) = verify("s3://evidence/drills");
     let text = format!("{out}{err}");
     assert_eq!(tree(t.tmp.path()), before, "{text}");
     assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0, "{text}");
@@ -458,15 +461,7 @@ fn hostile_keys_are_named_and_nothing_is_written_outside_the_mirror() {
         small.clone(),
     ))
     .unwrap();
-    let (code, out, err) = crate::run_to_end(
-        crate::firedrill_process()
-            .args(["verify", "s3://evidence/esc", "--allowed-signers"])
-            .arg(&t.allowed)
-            .env("TMPDIR", &mirrors)
-            .envs(MOTO_CREDENTIALS)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ENDPOINT_URL", t.moto.url()),
-    );
+    let (code, out, err) = verify("s3://evidence/esc");
     assert_eq!(code, 4, "{out}{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("s3:ListBucketVersions"), "{err}");
@@ -576,15 +571,7 @@ fn a_body_longer_than_its_listing_is_cut_off_and_an_encoded_control_key_refused(
     let base = format!("{}{}", baseline.stdout, baseline.stderr);
     assert!(!base.contains("longer than"), "{base}");
     assert_eq!(std::fs::read_dir(&mirrors).unwrap().count(), 0);
-    assert!(
-        run.max_rss_kib < baseline.max_rss_kib + 8 * 1024
-            && run.sampled_kib < baseline.sampled_kib + 8 * 1024,
-        "{} KiB against {} KiB (sampled {} against {})",
-        run.max_rss_kib,
-        baseline.max_rss_kib,
-        run.sampled_kib,
-        baseline.sampled_kib
-    );
+    run.assert_within(&baseline, 8 * 1024);
 }
 
 /// One `<Version>` of a version listing, 16 bytes, locked, the latest.

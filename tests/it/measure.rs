@@ -28,6 +28,23 @@ pub struct Measured {
     pub wall: Duration,
 }
 
+impl Measured {
+    /// Panics unless this run's peak is within `margin_kib` of `baseline`'s (measured in the
+    /// same run), by both figures.
+    #[allow(dead_code)] // tests only
+    pub fn assert_within(&self, baseline: &Measured, margin_kib: u64) {
+        assert!(
+            self.max_rss_kib < baseline.max_rss_kib + margin_kib
+                && self.sampled_kib < baseline.sampled_kib + margin_kib,
+            "{} KiB against {} KiB (sampled {} against {}), over the {margin_kib} KiB margin",
+            self.max_rss_kib,
+            baseline.max_rss_kib,
+            self.sampled_kib,
+            baseline.sampled_kib
+        );
+    }
+}
+
 /// `VmHWM` of `pid`, KiB; `None` once it has no address space (exited).
 fn vm_hwm_kib(pid: libc::pid_t) -> Option<u64> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
