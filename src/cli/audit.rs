@@ -51,6 +51,21 @@ fn local(dir: &Path) -> Result<Local, ExitCode> {
     })
 }
 
+/// A line built from evidence (a report's names and times, a directory's entries), with every
+/// control character escaped: whoever wrote the evidence must not be able to send the
+/// auditor's terminal an escape sequence, or forge a line of the output with a newline.
+fn shown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 pub fn verify(dir: &Path, allowed_signers: &Path, scenarios: Option<&Path>) -> ExitCode {
     let allowed = match signing::read_allowed_signers(allowed_signers) {
         Ok(a) => a,
@@ -87,7 +102,7 @@ pub fn verify(dir: &Path, allowed_signers: &Path, scenarios: Option<&Path>) -> E
         "report", "seq", "scenario", "verdict", "signature", "chain", "recomputed"
     );
     for r in &v.rows {
-        println!(
+        let row = format!(
             "{:<32} {:>5} {:<28} {:<8} {:<9} {:<6} {:<10} {}",
             r.entry,
             r.sequence
@@ -105,9 +120,14 @@ pub fn verify(dir: &Path, allowed_signers: &Path, scenarios: Option<&Path>) -> E
                 None => "targets not re-derivable (format < 3)",
             }
         );
+        println!("{}", shown(&row));
     }
     if let Some((entry, sha)) = &v.head {
-        println!("\nnewest report: {entry} (report.json SHA-256 {sha})");
+        println!(
+            "\nnewest report: {} (report.json SHA-256 {})",
+            shown(entry),
+            shown(sha)
+        );
         println!("record it outside this directory: a later verify must still reach it");
     }
     if v.problems.is_empty() {
@@ -120,7 +140,7 @@ pub fn verify(dir: &Path, allowed_signers: &Path, scenarios: Option<&Path>) -> E
     } else {
         eprintln!();
         for p in &v.problems {
-            eprintln!("problem: {p}");
+            eprintln!("problem: {}", shown(p));
         }
         exit_code(EXIT_TARGET_MISSED)
     }
@@ -191,37 +211,40 @@ pub fn evidence_summary(
         return exit_code(EXIT_ENVIRONMENT);
     }
     for d in &s.drills {
-        println!(
+        let line = format!(
             "{}  {:<8} {:<32} {}",
             d.report.started_at,
             d.report.verdict.label(),
             d.entry,
             d.report.scenario.name
         );
+        println!("{}", shown(&line));
     }
     for g in &s.gaps {
         println!("MISSING  {} in {} to {}", g.expectation, g.from, g.to);
     }
     for (db, drills) in s.unproven() {
         if let Some(last) = drills.last() {
-            println!(
+            let line = format!(
                 "UNPROVEN {db}: no successful restore in the period ({} drill(s), the last {} \
                  on {})",
                 drills.len(),
                 last.report.verdict.label(),
                 last.report.started_at
             );
+            println!("{}", shown(&line));
         }
     }
     for (resource, d, findings) in s.posture() {
         for f in findings.iter().filter(|f| !f.ok) {
-            println!(
+            let line = format!(
                 "SHORT    {resource} {}: {} ({}; as of {})",
                 f.check.name(),
                 f.detail,
                 f.check.controls().join(", "),
                 d.report.started_at
             );
+            println!("{}", shown(&line));
         }
     }
     let problems = s.verification.as_ref().map_or(0, |p| p.len());

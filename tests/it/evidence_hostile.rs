@@ -18,7 +18,7 @@ fn links_out_of_an_evidence_directory_and_endless_files_are_refused_in_bounded_m
     let k = Keyring::new();
     let dir = &k.tmp.path().join("evidence");
     let signer = k.signer();
-    for i in 1..=4 {
+    for i in 1..=5 {
         let mut r: Report = serde_json::from_slice(
             &std::fs::read(crate::repo("tests/fixtures/report-pass.json")).unwrap(),
         )
@@ -50,6 +50,13 @@ fn links_out_of_an_evidence_directory_and_endless_files_are_refused_in_bounded_m
     link_out(&entry(1).join("report.json.sig"), "1.sig");
     link_out(&entry(2).join("report.json"), "2.json");
     link_out(&entry(3), "3");
+    // A report whose scenario name holds a terminal escape (its signature fails; its row is
+    // still shown).
+    let fifth = entry(5).join("report.json");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&fifth).unwrap()).unwrap();
+    json["scenario"]["name"] = "x\u{1b}[2J".into();
+    std::fs::write(&fifth, serde_json::to_vec(&json).unwrap()).unwrap();
     // A directory holding a report under a name that is not a report directory's, with a
     // terminal escape in it.
     let odd = dir.join("copy\u{1b}[2J");
@@ -78,6 +85,11 @@ fn links_out_of_an_evidence_directory_and_endless_files_are_refused_in_bounded_m
     println!("{text}");
     assert_eq!(run.code, 1, "{text}");
     assert!(!text.contains('\u{1b}'), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("000005-sandbox-failover-sync") && l.contains(" x\\u{1b}[2J ")),
+        "{text}"
+    );
     let refused = "refused: a symbolic link, not followed";
     for named in [
         format!("problem: index.json: {refused}"),
