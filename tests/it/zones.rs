@@ -178,7 +178,7 @@ targets: {rto: 5s, max_lost_writes: 0}
 
 /// A 2 s outage of the primary's zone, no failover: firedrill's RTO agrees with the outage the
 /// test's own client saw from the clients' zone to one probe interval + 10 ms, both are the
-/// injected 2 s plus at most a few tens of ms, and the links went down within 5 ms of the fault
+/// injected 2 s plus well under 300 ms, and the links went down within 5 ms of the fault
 /// instant.
 #[test]
 fn a_zone_outage_is_timed_as_the_own_client_in_the_clients_zone_sees_it() {
@@ -226,12 +226,15 @@ fn a_zone_outage_is_timed_as_the_own_client_in_the_clients_zone_sees_it() {
         (own_min - slack..=own_max + slack).contains(&rto),
         "firedrill {rto:.1} ms against the own client's {own_min:.1}..{own_max:.1} ms"
     );
-    // The injected outage: 2 s, then the links' undo and a connection.
+    // The injected outage: 2 s, then the links' undo and a connection. Here 2050 to 2075 ms;
+    // a clean clone's CI run saw 2146 ms on a loaded 2-core machine, with firedrill and the
+    // own client still agreeing (the check above). 300 ms still catches what matters: an ARP
+    // retry after the zone's return costs 800 ms (static neighbours prevent it).
     assert!(
-        (2000.0..2100.0).contains(&own_max),
+        (2000.0..2300.0).contains(&own_max),
         "own outage {own_max:.1} ms"
     );
-    assert!((2000.0..2100.0).contains(&rto), "RTO {rto:.1} ms");
+    assert!((2000.0..2300.0).contains(&rto), "RTO {rto:.1} ms");
 
     let fault_at = m["fault_at_ms"].as_f64().unwrap();
     let down = r["timeline"]
