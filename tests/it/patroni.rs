@@ -49,6 +49,21 @@ impl Seen {
             .map(|(_, done, _)| *done - from)
     }
 
+    /// When the last failed insert before the first acknowledged one after `from` was sent, as
+    /// time since `from`: the service came back after it. Between it and that acknowledgement
+    /// the client was reconnecting (trying each member), blind to the moment it returned.
+    fn last_failure_sent_before_ack(&self, from: Instant) -> Option<Duration> {
+        let ack = self
+            .inserts
+            .iter()
+            .position(|(sent, _, port)| *sent >= from && port.is_some())?;
+        self.inserts[..ack]
+            .iter()
+            .rev()
+            .find(|(sent, _, port)| *sent >= from && port.is_none())
+            .map(|(sent, _, _)| *sent - from)
+    }
+
     /// When the last insert acknowledged by the leader before it died was sent: the fault came
     /// after it (and before the death was seen), so the outage began in between.
     fn last_ack_sent_before(&self, killed: Instant) -> Option<Instant> {
@@ -473,11 +488,19 @@ fn a_switchover_is_timed_from_the_switch_not_the_request() {
     let from = seen
         .first_failure()
         .expect("the own client felt the switch");
+    // Its end is known only as a range: after its last failed insert was sent (the member
+    // came back then or later) and by its first acknowledgement, which waits for the client's
+    // reconnection (under load, tens of ms: a clean clone's CI run saw firedrill 1883.1 ms
+    // against 1948.7 ms to the acknowledgement).
     let own = seen.first_ack_after(from).unwrap().as_secs_f64() * 1e3;
-    eprintln!("switchover: firedrill {rto:.1} ms, own client {own:.1} ms");
+    let own_min = seen
+        .last_failure_sent_before_ack(from)
+        .map_or(own, |d| d.as_secs_f64() * 1e3);
+    eprintln!("switchover: firedrill {rto:.1} ms, own client {own_min:.1}..{own:.1} ms");
+    let slack = 2.0 * PROBE_INTERVAL_MS + 10.0;
     assert!(
-        (rto - own).abs() <= 2.0 * PROBE_INTERVAL_MS + 10.0,
-        "firedrill {rto:.1} ms against the own client's {own:.1} ms"
+        (own_min - slack..=own + slack).contains(&rto),
+        "firedrill {rto:.1} ms against the own client's {own_min:.1}..{own:.1} ms"
     );
     assert_eq!(seen.lost, Some(0));
     let (before, after) = seen.ports();
