@@ -148,14 +148,24 @@ async fn wait_for(client: &tokio_postgres::Client, condition: &str) {
     panic!("condition never held: {condition}");
 }
 
-/// A pause of exactly 2s must be measured as an RTO of 2s, within one probe interval + 20ms.
+/// A 2s pause must be measured as the RTO a writer of the test's own sees, within one probe
+/// interval + 20ms: from the moment the node was really stopped (seen by the test in `/proc`)
+/// to its first write acknowledged in time after it, plus what the fault's injection took
+/// before the stop.
 ///
 /// Regression: probes used to abandon a timed-out attempt and reconnect; each abandoned attempt
 /// queued in the stopped postmaster's accept backlog and cost a backend start on resume, so the
 /// measured RTO of a 2s pause was 2034.6ms. Probes now wait out a slow attempt.
+///
+/// The own writer, not the scenario's 2s, is the ground truth: a resumed node takes a while to
+/// acknowledge writes again, and longer on a loaded machine (a CI run measured 2055.0ms; here
+/// the stop lasted 2003..2026ms and the first acknowledgements came 20..140ms after it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rto_of_a_known_2s_pause_is_measured_within_one_probe_interval_plus_20ms() {
     let _x = exclusive();
+    let t0 = std::time::Instant::now();
+    let stopped = crate::stopped::sample(t0, Duration::from_secs(30));
+    let own = crate::stopped::own_writer(t0, Duration::from_secs(12));
     let loaded = inline(
         "pause-2s.yaml",
         "version: 1\nname: pause-2s\ntarget: {type: postgres-sandbox, standbys: 1}\n\
@@ -165,18 +175,47 @@ async fn rto_of_a_known_2s_pause_is_measured_within_one_probe_interval_plus_20ms
          observe: {duration: 4s, stability: 1s}\ntargets: {rto: 3s}\n",
     );
     let r = drill(&loaded).await;
-    let rto = r.measurements.rto_ms.expect("recovered after the pause");
-    let error = (rto - 2000.0).abs();
+    let m = &r.measurements;
+    let rto = m.rto_ms.expect("recovered after the pause");
+    let stop = stopped
+        .join()
+        .unwrap()
+        .expect("the test saw the node stopped");
+    let answers = own.join().unwrap();
+    let (shortest, longest) = stop.length_ms();
+    // As firedrill's probes count it: the first write acknowledged within the probes' timeout
+    // (the one the stop held is acknowledged late).
+    let back = answers
+        .iter()
+        .find(|a| a.end > stop.ended.0 && a.end - a.sent <= 500.0)
+        .expect("the own client was answered after the stop");
+    assert!(back.ok, "the own client's query failed: {back:?}");
     assert!(
-        error <= 10.0 + 20.0,
-        "rto {rto}ms for a 2000ms pause (error {error}ms)"
+        answers.iter().any(|a| a.end < stop.began.0),
+        "the own client was answered before the stop"
     );
-    assert_eq!(
-        r.measurements.write_outages.len(),
-        1,
-        "{:?}",
-        r.measurements.write_outages
+    let own = (back.end - stop.began.1, back.end - stop.began.0);
+    let injecting = m.fault_done_ms.unwrap() - m.fault_started_ms.unwrap();
+    // One probe interval + 20ms, either way: which of two writers a resumed node acknowledges
+    // first is chance.
+    const SLACK: f64 = 10.0 + 20.0;
+    println!(
+        "rto {rto:.1}ms; stopped {shortest:.1}..{longest:.1}ms; the own client acknowledged \
+         {:.1}..{:.1}ms after the stop began; the injection took {injecting:.1}ms",
+        own.0, own.1
     );
+    // The stop begins once the injection is journalled and ends 2s after the fault instant.
+    assert!(
+        longest + injecting >= 2000.0 && shortest < 2300.0,
+        "the 2s pause stopped the node for {shortest:.1}..{longest:.1}ms"
+    );
+    assert!(
+        (own.0 - SLACK..=own.1 + injecting + SLACK).contains(&rto),
+        "rto {rto}ms; the own client saw {:.1}..{:.1}ms (+{injecting:.1}ms injecting)",
+        own.0,
+        own.1
+    );
+    assert_eq!(m.write_outages.len(), 1, "{:?}", m.write_outages);
     assert_eq!(r.verdict, Verdict::Pass);
 }
 

@@ -32,6 +32,7 @@ mod sandbox;
 mod schedule;
 mod signing;
 mod standin;
+mod stopped;
 mod zones;
 
 pub use measure::run_measured;
