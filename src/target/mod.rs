@@ -19,7 +19,8 @@ use crate::dsn::Template;
 use crate::error::EnvError;
 use crate::pg::binaries::{self, PgBinaries};
 use crate::safety::journal::{EffectId, Journal, Undo};
-use crate::scenario::{DbTarget, Fault, Fence, Recovery};
+use crate::scenario::placeholder::{NodeField, SandboxField};
+use crate::scenario::{DbTarget, Fault, Fence, Placeholder, Recovery};
 use aws_rds::AwsTarget;
 use existing::Existing;
 use patroni::Patroni;
@@ -496,26 +497,26 @@ impl Driver {
         }
     }
 
-    /// What a game day's instruction names as `{{NAME.FIELD}}` on a sandbox: a node's `port`
-    /// and `data_dir`, the `sandbox`'s `base_backup`, `wal_archive` and `bin_dir`; `None` on
-    /// other targets or for anything else.
-    pub fn fact(&self, name: &str, field: &str) -> Option<String> {
+    /// What a game day's instruction names as `{{NAME.FIELD}}` on a sandbox; `None` on other
+    /// targets, for a node it does not have, or for the fault (which the engine knows).
+    pub fn fact(&self, placeholder: &Placeholder) -> Option<String> {
         let Driver::Sandbox(sb) = self else {
             return None;
         };
-        if name == "sandbox" {
-            return Some(match field {
-                "base_backup" => sb.base_backup().display().to_string(),
-                "wal_archive" => sb.wal_archive().display().to_string(),
-                "bin_dir" => sb.bins().dir.display().to_string(),
-                _unknown => return None,
-            });
-        }
-        let (port, dir) = sb.node_port_dir(sb.node(name)?);
-        match field {
-            "port" => Some(port.to_string()),
-            "data_dir" => Some(dir.display().to_string()),
-            _unknown => None,
+        match placeholder {
+            Placeholder::Fault(_) => None,
+            Placeholder::Sandbox(field) => Some(match field {
+                SandboxField::BaseBackup => sb.base_backup().display().to_string(),
+                SandboxField::WalArchive => sb.wal_archive().display().to_string(),
+                SandboxField::BinDir => sb.bins().dir.display().to_string(),
+            }),
+            Placeholder::Node { node, field } => {
+                let (port, dir) = sb.node_port_dir(sb.node(node)?);
+                Some(match field {
+                    NodeField::Port => port.to_string(),
+                    NodeField::DataDir => dir.display().to_string(),
+                })
+            }
         }
     }
 

@@ -14,7 +14,8 @@ use crate::event::Event;
 use crate::gameday::{Action, StepOutcome, StepResult};
 use crate::measure::ms;
 use crate::operator::Unreadable;
-use crate::scenario::{Condition, Fault, Recovery, Step, placeholders};
+use crate::scenario::placeholder::FaultField;
+use crate::scenario::{Condition, Fault, Placeholder, Recovery, Step, placeholders};
 
 /// How often a game day takes up people's actions and ends a timed fault.
 pub(super) const TICK: Duration = Duration::from_millis(20);
@@ -361,26 +362,27 @@ impl<'a> Drill<'a, '_> {
     }
 
     /// An instruction with its placeholders filled in: `{{fault.at}}` (when the first fault
-    /// struck, UTC, as `2026-11-29 16:31:30.659+00`), and what the sandbox knows (`{{NODE.port}}`, `{{sandbox.base_backup}}`).
+    /// struck, UTC, as `2026-11-29 16:31:30.659+00`), and what the sandbox knows
+    /// (`{{NODE.port}}`, `{{sandbox.base_backup}}`). What cannot be filled is left as written.
     fn filled(&self, instruction: &str) -> String {
         let mut text = instruction.trim().to_owned();
-        for (name, field) in placeholders(instruction) {
-            let value = if (name.as_str(), field.as_str()) == ("fault", "at") {
-                let Some(at) = self.fault_at else { continue };
-                let zero = std::time::SystemTime::now() - self.sink.t0.elapsed();
-                // As PostgreSQL writes a timestamp, which it also reads back where a time zone
-                // abbreviation such as `Z` is not yet known (`recovery_target_time`).
-                humantime::format_rfc3339_millis(zero + at)
-                    .to_string()
-                    .replace('T', " ")
-                    .replace('Z', "+00")
-            } else {
-                let Some(v) = self.driver.fact(&name, &field) else {
-                    continue;
-                };
-                v
+        for found in placeholders(instruction) {
+            let value = match &found.parsed {
+                Ok(Placeholder::Fault(FaultField::At)) => self.fault_at.map(|at| {
+                    let zero = std::time::SystemTime::now() - self.sink.t0.elapsed();
+                    // As PostgreSQL writes a timestamp, which it also reads back where a time
+                    // zone abbreviation such as `Z` is not yet known (`recovery_target_time`).
+                    humantime::format_rfc3339_millis(zero + at)
+                        .to_string()
+                        .replace('T', " ")
+                        .replace('Z', "+00")
+                }),
+                Ok(p @ (Placeholder::Sandbox(_) | Placeholder::Node { .. })) => self.driver.fact(p),
+                Err(_unknown) => None,
             };
-            text = text.replace(&format!("{{{{{name}.{field}}}}}"), &value);
+            if let Some(value) = value {
+                text = text.replace(&found.written, &value);
+            }
         }
         text
     }

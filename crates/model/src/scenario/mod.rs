@@ -8,6 +8,7 @@ pub mod guardrail;
 mod locate;
 pub mod model;
 pub mod patroni;
+pub mod placeholder;
 pub mod restore;
 pub mod steps;
 pub mod tagged;
@@ -30,10 +31,10 @@ pub use drill::{
 pub use duration::{Dur, Span};
 pub use locate::Pos;
 pub use model::*;
+pub use placeholder::{Placeholder, placeholders};
 pub use restore::*;
 pub use steps::{Condition, Step};
 pub use validate_posture::stated as posture_targets;
-pub use validate_steps::placeholders;
 pub use zones::{Fence, ZoneLayout};
 
 /// Scenario files are small; a larger file is a mistake (or hostile), not a drill.

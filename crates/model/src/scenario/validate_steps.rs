@@ -3,12 +3,10 @@
 //! (one fault at least, something to judge). Pure, like all validation.
 
 use super::model::*;
+use super::placeholder::{FaultField, NodeField, Placeholder, SandboxField, Unknown, placeholders};
 use super::steps::{Condition, Step};
 use super::validate::{Problem, check_argv, problem, sandbox_nodes};
 use super::validate_failover::{Keys, check_fault, check_recovery};
-
-/// The placeholders a sandbox instruction may use, per node.
-const NODE_FIELDS: &[&str] = &["port", "data_dir"];
 
 pub(super) fn check(s: &Scenario, steps: &[Step], out: &mut Vec<Problem>) {
     for (key, present) in [
@@ -207,78 +205,88 @@ fn check_condition(s: &Scenario, c: &Condition, at: &str, out: &mut Vec<Problem>
 }
 
 /// Placeholders name what firedrill can fill in: `{{fault.at}}` anywhere; on a sandbox, a
-/// node's `port` and `data_dir`, and the `sandbox`'s `bin_dir`, and its `base_backup` and
-/// `wal_archive` when it keeps them (`wal_archive: true`).
+/// node's fields, and the `sandbox`'s `bin_dir`, and its `base_backup` and `wal_archive` when it
+/// keeps them (`wal_archive: true`).
 fn check_placeholders(s: &Scenario, text: &str, at: &str, out: &mut Vec<Problem>) {
-    for (name, field) in placeholders(text) {
-        let shown = format!("`{{{{{name}.{field}}}}}`");
-        if name == "fault" {
-            if field != "at" {
+    for found in placeholders(text) {
+        let shown = found.shown();
+        let on_sandbox = match &found.parsed {
+            Ok(Placeholder::Fault(FaultField::At)) => continue,
+            Err(Unknown::Fault) => {
                 out.push(problem(
                     at,
                     format!("{shown}: the fault has `at` (when it struck)"),
                 ));
+                continue;
             }
-            continue;
-        }
-        let Target::PostgresSandbox(spec) = &s.target else {
-            out.push(problem(
-                at,
-                format!(
-                    "{shown}: a `{}` target fills in only `{{{{fault.at}}}}`; write the \
-                     commands out",
-                    s.target.kind()
-                ),
-            ));
-            continue;
+            Ok(Placeholder::Sandbox(_) | Placeholder::Node { .. })
+            | Err(Unknown::Sandbox | Unknown::Node(_)) => match &s.target {
+                Target::PostgresSandbox(spec) => spec,
+                Target::Postgres(_)
+                | Target::AwsRds(_)
+                | Target::AwsBackup(_)
+                | Target::PatroniSandbox(_)
+                | Target::Patroni(_)
+                | Target::Pgbackrest(_) => {
+                    out.push(problem(
+                        at,
+                        format!(
+                            "{shown}: a `{}` target fills in only `{{{{fault.at}}}}`; write the \
+                             commands out",
+                            s.target.kind()
+                        ),
+                    ));
+                    continue;
+                }
+            },
         };
-        if name == "sandbox" {
-            match field.as_str() {
-                "bin_dir" => {}
-                "base_backup" | "wal_archive" if spec.wal_archive => {}
-                "base_backup" | "wal_archive" => out.push(problem(
+        let node_known = |node: &str, out: &mut Vec<Problem>| {
+            let nodes = sandbox_nodes(on_sandbox.standbys);
+            let known = nodes.iter().any(|n| n == node);
+            if !known {
+                out.push(problem(
                     at,
-                    format!("{shown}: the sandbox keeps no backup; set `target.wal_archive: true`"),
-                )),
-                _other => out.push(problem(
-                    at,
-                    format!("{shown}: the sandbox has bin_dir, base_backup and wal_archive"),
-                )),
+                    format!(
+                        "{shown} names unknown node {node:?}; this sandbox has {} (and \
+                         `sandbox`, `fault`)",
+                        nodes.join(", ")
+                    ),
+                ));
             }
-            continue;
-        }
-        let nodes = sandbox_nodes(spec.standbys);
-        if !nodes.contains(&name) {
-            out.push(problem(
+            known
+        };
+        match &found.parsed {
+            // Checked above: the fault's placeholders need no sandbox.
+            Ok(Placeholder::Fault(FaultField::At)) | Err(Unknown::Fault) => {}
+            Ok(Placeholder::Sandbox(SandboxField::BinDir)) => {}
+            Ok(Placeholder::Sandbox(SandboxField::BaseBackup | SandboxField::WalArchive)) => {
+                if !on_sandbox.wal_archive {
+                    out.push(problem(
+                        at,
+                        format!(
+                            "{shown}: the sandbox keeps no backup; set `target.wal_archive: true`"
+                        ),
+                    ));
+                }
+            }
+            Err(Unknown::Sandbox) => out.push(problem(
                 at,
-                format!(
-                    "{shown} names unknown node {name:?}; this sandbox has {} (and `sandbox`, \
-                     `fault`)",
-                    nodes.join(", ")
-                ),
-            ));
-        } else if !NODE_FIELDS.contains(&field.as_str()) {
-            out.push(problem(
-                at,
-                format!("{shown}: a node has {}", NODE_FIELDS.join(" and ")),
-            ));
+                format!("{shown}: the sandbox has {}", SandboxField::listed()),
+            )),
+            Ok(Placeholder::Node {
+                node,
+                field: NodeField::Port | NodeField::DataDir,
+            }) => {
+                node_known(node, out);
+            }
+            Err(Unknown::Node(node)) => {
+                if node_known(node, out) {
+                    out.push(problem(
+                        at,
+                        format!("{shown}: a node has {}", NodeField::listed()),
+                    ));
+                }
+            }
         }
     }
-}
-
-/// Every `{{node.field}}` in `text`, in order.
-pub fn placeholders(text: &str) -> Vec<(String, String)> {
-    let mut found = Vec::new();
-    let mut rest = text;
-    while let Some(open) = rest.find("{{") {
-        let Some(close) = rest[open..].find("}}") else {
-            break;
-        };
-        let inner = rest[open + 2..open + close].trim();
-        if let Some((node, field)) = inner.split_once('.') {
-            found.push((node.to_owned(), field.to_owned()));
-        }
-        rest = &rest[open + close + 2..];
-    }
-    found
 }
