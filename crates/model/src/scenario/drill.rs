@@ -8,6 +8,7 @@
 
 use super::model::*;
 use super::restore::Restore;
+use super::shape::Shape;
 use super::steps::Step;
 use super::validate::{Problem, problem};
 
@@ -159,111 +160,24 @@ pub enum Run {
 
 /// The typed drill of a scenario `validate` found nothing wrong with.
 pub fn typed(s: &Scenario) -> Result<Run, Problem> {
-    let db = || match &s.target {
-        Target::PostgresSandbox(spec) => Ok(DbTarget::Sandbox(spec.clone())),
-        Target::Postgres(spec) => Ok(DbTarget::Postgres(spec.clone())),
-        Target::AwsRds(spec) => {
-            let resource = match (&spec.instance, &spec.cluster) {
-                (Some(i), None) => RdsResource::Instance(i.clone()),
-                (None, Some(c)) => RdsResource::Cluster(c.clone()),
-                (Some(_), Some(_)) | (None, None) => {
-                    return Err(problem("target.instance", "give `instance` or `cluster`"));
-                }
-            };
-            Ok(DbTarget::AwsRds(RdsTarget {
-                spec: spec.clone(),
-                resource,
-                dsn_env: rds_dsn_env(spec)?,
+    match Shape::of(s) {
+        Ok(Shape::Posture(posture)) => posture_drill(s, posture),
+        Ok(Shape::GameDay(steps)) => game_day(s, steps),
+        Ok(Shape::Failover { fault, recovery }) if s.fleet.is_none() => {
+            Ok(Run::Drill(Drill::Failover {
+                target: db_target(s)?,
+                fault: fault.clone(),
+                recovery: recovery.clone(),
+                failover: s.targets.failover.unwrap_or(
+                    if fault.moves_writer() || matches!(recovery, Recovery::Promote { .. }) {
+                        FailoverTarget::Required
+                    } else {
+                        FailoverTarget::Any
+                    },
+                ),
             }))
         }
-        Target::PatroniSandbox(spec) => Ok(DbTarget::PatroniSandbox(spec.clone())),
-        Target::Patroni(spec) => Ok(DbTarget::Patroni(spec.clone())),
-        Target::AwsBackup(_) => Err(problem(
-            "target.type",
-            "an `aws-backup` target has no database; it is read by a `backup_health` or \
-             `posture` drill",
-        )),
-        Target::Pgbackrest(_) => Err(problem(
-            "target.type",
-            "a `pgbackrest` target is a repository; it is read by a `posture` drill",
-        )),
-    };
-    if let Some(posture) = &s.posture {
-        if s.fault.is_some() || s.recovery.is_some() || s.restore.is_some() {
-            return Err(problem("posture", ONE_DRILL));
-        }
-        if s.backup_health.is_some() || s.fleet.is_some() {
-            return Err(problem("posture", ONE_DRILL));
-        }
-        let target = match &s.target {
-            Target::AwsBackup(spec) => PostureTarget::AwsBackup(spec.clone()),
-            Target::AwsRds(spec) => match &spec.instance {
-                Some(instance) => PostureTarget::AwsRds {
-                    spec: spec.clone(),
-                    instance: instance.clone(),
-                },
-                None => {
-                    return Err(problem(
-                        "target.instance",
-                        "missing: the DB instance whose backups are checked",
-                    ));
-                }
-            },
-            Target::Pgbackrest(spec) => PostureTarget::Pgbackrest(spec.clone()),
-            Target::PostgresSandbox(_)
-            | Target::Postgres(_)
-            | Target::PatroniSandbox(_)
-            | Target::Patroni(_) => {
-                return Err(problem(
-                    "target.type",
-                    "a posture drill reads `aws-backup`, `aws-rds` or `pgbackrest`",
-                ));
-            }
-        };
-        return Ok(Run::Drill(Drill::Posture {
-            target,
-            posture: posture.clone(),
-        }));
-    }
-    if let Some(steps) = &s.steps {
-        let moves_writer = steps.iter().any(|step| match step {
-            Step::Fault { fault, .. } => fault.moves_writer(),
-            Step::Recovery { recovery, .. } => matches!(recovery, Recovery::Promote { .. }),
-            Step::WaitFor { .. }
-            | Step::Manual { .. }
-            | Step::Note { .. }
-            | Step::Checkpoint { .. } => false,
-        });
-        return Ok(Run::Drill(Drill::GameDay {
-            target: db()?,
-            steps: steps.clone(),
-            failover: s.targets.failover.unwrap_or(if moves_writer {
-                FailoverTarget::Required
-            } else {
-                FailoverTarget::Any
-            }),
-        }));
-    }
-    match (
-        &s.fault,
-        &s.recovery,
-        &s.restore,
-        &s.backup_health,
-        &s.fleet,
-    ) {
-        (Some(fault), Some(recovery), None, None, None) => Ok(Run::Drill(Drill::Failover {
-            target: db()?,
-            fault: fault.clone(),
-            recovery: recovery.clone(),
-            failover: s.targets.failover.unwrap_or(
-                if fault.moves_writer() || matches!(recovery, Recovery::Promote { .. }) {
-                    FailoverTarget::Required
-                } else {
-                    FailoverTarget::Any
-                },
-            ),
-        })),
-        (None, None, Some(restore), None, Some(fleet)) => match &s.target {
+        Ok(Shape::Restore(restore)) if let Some(fleet) = &s.fleet => match &s.target {
             Target::AwsRds(spec) => Ok(Run::Fleet(FleetDrill {
                 fleet: fleet.clone(),
                 source: spec.clone(),
@@ -277,8 +191,8 @@ pub fn typed(s: &Scenario) -> Result<Run, Problem> {
             | Target::Patroni(_)
             | Target::Pgbackrest(_) => Err(problem("fleet", "a fleet needs an `aws-rds` target")),
         },
-        (None, None, Some(restore), None, None) => {
-            let source = match db()? {
+        Ok(Shape::Restore(restore)) => {
+            let source = match db_target(s)? {
                 DbTarget::Sandbox(spec) => RestoreSource::Sandbox(spec),
                 DbTarget::Postgres(spec) => RestoreSource::Postgres(spec),
                 DbTarget::AwsRds(RdsTarget {
@@ -312,7 +226,7 @@ pub fn typed(s: &Scenario) -> Result<Run, Problem> {
                 restore: restore.clone(),
             }))
         }
-        (None, None, None, Some(health), None) => match &s.target {
+        Ok(Shape::BackupHealth(health)) if s.fleet.is_none() => match &s.target {
             Target::AwsBackup(spec) => Ok(Run::Drill(Drill::BackupHealth {
                 target: spec.clone(),
                 health: health.clone(),
@@ -327,8 +241,104 @@ pub fn typed(s: &Scenario) -> Result<Run, Problem> {
                 "a backup-health drill reads an `aws-backup` target",
             )),
         },
-        _ => Err(problem("fault", ONE_DRILL)),
+        // A fleet runs restore drills only.
+        Ok(Shape::Failover { .. } | Shape::BackupHealth(_)) | Err(_) => {
+            Err(problem("fault", ONE_DRILL))
+        }
     }
+}
+
+/// The database a failover, restore or game-day drill reaches.
+fn db_target(s: &Scenario) -> Result<DbTarget, Problem> {
+    match &s.target {
+        Target::PostgresSandbox(spec) => Ok(DbTarget::Sandbox(spec.clone())),
+        Target::Postgres(spec) => Ok(DbTarget::Postgres(spec.clone())),
+        Target::AwsRds(spec) => {
+            let resource = match (&spec.instance, &spec.cluster) {
+                (Some(i), None) => RdsResource::Instance(i.clone()),
+                (None, Some(c)) => RdsResource::Cluster(c.clone()),
+                (Some(_), Some(_)) | (None, None) => {
+                    return Err(problem("target.instance", "give `instance` or `cluster`"));
+                }
+            };
+            Ok(DbTarget::AwsRds(RdsTarget {
+                spec: spec.clone(),
+                resource,
+                dsn_env: rds_dsn_env(spec)?,
+            }))
+        }
+        Target::PatroniSandbox(spec) => Ok(DbTarget::PatroniSandbox(spec.clone())),
+        Target::Patroni(spec) => Ok(DbTarget::Patroni(spec.clone())),
+        Target::AwsBackup(_) => Err(problem(
+            "target.type",
+            "an `aws-backup` target has no database; it is read by a `backup_health` or \
+             `posture` drill",
+        )),
+        Target::Pgbackrest(_) => Err(problem(
+            "target.type",
+            "a `pgbackrest` target is a repository; it is read by a `posture` drill",
+        )),
+    }
+}
+
+/// A posture drill: it reads backups' settings, never a database.
+fn posture_drill(s: &Scenario, posture: &Posture) -> Result<Run, Problem> {
+    if s.fault.is_some() || s.recovery.is_some() || s.restore.is_some() {
+        return Err(problem("posture", ONE_DRILL));
+    }
+    if s.backup_health.is_some() || s.fleet.is_some() {
+        return Err(problem("posture", ONE_DRILL));
+    }
+    let target = match &s.target {
+        Target::AwsBackup(spec) => PostureTarget::AwsBackup(spec.clone()),
+        Target::AwsRds(spec) => match &spec.instance {
+            Some(instance) => PostureTarget::AwsRds {
+                spec: spec.clone(),
+                instance: instance.clone(),
+            },
+            None => {
+                return Err(problem(
+                    "target.instance",
+                    "missing: the DB instance whose backups are checked",
+                ));
+            }
+        },
+        Target::Pgbackrest(spec) => PostureTarget::Pgbackrest(spec.clone()),
+        Target::PostgresSandbox(_)
+        | Target::Postgres(_)
+        | Target::PatroniSandbox(_)
+        | Target::Patroni(_) => {
+            return Err(problem(
+                "target.type",
+                "a posture drill reads `aws-backup`, `aws-rds` or `pgbackrest`",
+            ));
+        }
+    };
+    Ok(Run::Drill(Drill::Posture {
+        target,
+        posture: posture.clone(),
+    }))
+}
+
+/// A game day: people and firedrill take its steps in turn.
+fn game_day(s: &Scenario, steps: &[Step]) -> Result<Run, Problem> {
+    let moves_writer = steps.iter().any(|step| match step {
+        Step::Fault { fault, .. } => fault.moves_writer(),
+        Step::Recovery { recovery, .. } => matches!(recovery, Recovery::Promote { .. }),
+        Step::WaitFor { .. }
+        | Step::Manual { .. }
+        | Step::Note { .. }
+        | Step::Checkpoint { .. } => false,
+    });
+    Ok(Run::Drill(Drill::GameDay {
+        target: db_target(s)?,
+        steps: steps.to_vec(),
+        failover: s.targets.failover.unwrap_or(if moves_writer {
+            FailoverTarget::Required
+        } else {
+            FailoverTarget::Any
+        }),
+    }))
 }
 
 pub(super) const ONE_DRILL: &str = "a scenario is one drill: a failover drill (`fault` and \

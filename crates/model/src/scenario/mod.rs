@@ -10,6 +10,7 @@ pub mod model;
 pub mod patroni;
 pub mod placeholder;
 pub mod restore;
+pub mod shape;
 pub mod steps;
 pub mod tagged;
 pub mod validate;

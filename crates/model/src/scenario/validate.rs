@@ -4,6 +4,7 @@
 use super::duration::Dur;
 use super::model::*;
 use super::restore::*;
+use super::shape::{NotOneDrill, Shape};
 
 /// One thing wrong with a scenario, named by key path (e.g. `recovery.node`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,49 +67,44 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
     if let Some(f) = &s.fleet {
         check_fleet(s, f, &mut out);
     }
-    if let Some(p) = &s.posture {
-        if s.fault.is_some()
-            || s.recovery.is_some()
-            || s.steps.is_some()
-            || s.restore.is_some()
-            || s.backup_health.is_some()
-        {
-            out.push(problem("posture", super::drill::ONE_DRILL));
+    match Shape::of(s) {
+        Ok(Shape::Posture(p)) => {
+            if s.fault.is_some()
+                || s.recovery.is_some()
+                || s.steps.is_some()
+                || s.restore.is_some()
+                || s.backup_health.is_some()
+            {
+                out.push(problem("posture", super::drill::ONE_DRILL));
+            }
+            if s.fleet.is_some() {
+                out.push(problem(
+                    "fleet",
+                    "a fleet runs restore drills; a posture drill names its instance",
+                ));
+            }
+            super::validate_posture::check(s, p, &mut out);
+            return out;
         }
-        if s.fleet.is_some() {
-            out.push(problem(
-                "fleet",
-                "a fleet runs restore drills; a posture drill names its instance",
-            ));
+        Ok(Shape::GameDay(steps)) => {
+            check_outside_posture(s, &mut out);
+            super::validate_steps::check(s, steps, &mut out);
+            check_guardrails(s, &mut out);
+            check_probes(s, &mut out);
         }
-        super::validate_posture::check(s, p, &mut out);
-        return out;
-    }
-    super::validate_posture::check_elsewhere(s, &mut out);
-    if let Target::AwsRds(spec) = &s.target
-        && spec.dsn_env.is_none()
-    {
-        out.push(problem(
-            "target.dsn_env",
-            "missing: the environment variable holding the DSN clients use (failover and \
-             restore drills reach the database)",
-        ));
-    }
-    if let Some(steps) = &s.steps {
-        super::validate_steps::check(s, steps, &mut out);
-        check_guardrails(s, &mut out);
-        check_probes(s, &mut out);
-    }
-    match (&s.fault, &s.recovery, &s.restore, &s.backup_health) {
-        _ if s.steps.is_some() => {}
-        (Some(fault), Some(recovery), None, None) => {
+        Ok(Shape::Failover { fault, recovery }) => {
+            check_outside_posture(s, &mut out);
             super::validate_failover::check(s, fault, recovery, &mut out);
             check_timing(s, fault, recovery, &mut out);
             check_failover_targets(&s.targets, &mut out);
             check_guardrails(s, &mut out);
         }
-        (None, None, None, Some(h)) => check_backup_health(s, h, &mut out),
-        (None, None, Some(r), None) => {
+        Ok(Shape::BackupHealth(h)) => {
+            check_outside_posture(s, &mut out);
+            check_backup_health(s, h, &mut out);
+        }
+        Ok(Shape::Restore(r)) => {
+            check_outside_posture(s, &mut out);
             super::validate_restore::check(s, r, &mut out);
             if !s.guardrails.is_empty() {
                 out.push(problem(
@@ -117,7 +113,10 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
                 ));
             }
         }
-        _ => out.push(drill_kind_problem(s)),
+        Err(why) => {
+            check_outside_posture(s, &mut out);
+            out.push(drill_kind_problem(s, why));
+        }
     }
 
     if s.workload.connections > 256 {
@@ -203,16 +202,25 @@ fn check_fleet(s: &Scenario, f: &Fleet, out: &mut Vec<Problem>) {
     }
 }
 
-/// A scenario that is no kind of drill, or several.
-fn drill_kind_problem(s: &Scenario) -> Problem {
-    let failover = s.fault.is_some() || s.recovery.is_some();
-    if [failover, s.restore.is_some(), s.backup_health.is_some()]
-        .iter()
-        .filter(|k| **k)
-        .count()
-        > 1
+/// Checks every drill but a posture drill needs: posture targets are not stated elsewhere, and
+/// an RDS target names the DSN its clients use.
+fn check_outside_posture(s: &Scenario, out: &mut Vec<Problem>) {
+    super::validate_posture::check_elsewhere(s, out);
+    if let Target::AwsRds(spec) = &s.target
+        && spec.dsn_env.is_none()
     {
-        return problem(
+        out.push(problem(
+            "target.dsn_env",
+            "missing: the environment variable holding the DSN clients use (failover and \
+             restore drills reach the database)",
+        ));
+    }
+}
+
+/// A scenario that is no kind of drill, or several.
+fn drill_kind_problem(s: &Scenario, why: NotOneDrill) -> Problem {
+    match why {
+        NotOneDrill::Several => problem(
             if s.backup_health.is_some() {
                 "backup_health"
             } else {
@@ -220,18 +228,16 @@ fn drill_kind_problem(s: &Scenario) -> Problem {
             },
             "a scenario is one drill: a failover drill (`fault` and `recovery`), a restore \
              drill (`restore`) or a backup-health drill (`backup_health`)",
-        );
-    }
-    match (&s.fault, &s.recovery, &s.restore) {
-        (Some(_), None, None) => problem(
+        ),
+        NotOneDrill::NoRecovery => problem(
             "recovery",
             "missing: a failover drill needs `recovery` (promote, wait or command)",
         ),
-        (None, Some(_), None) => problem(
+        NotOneDrill::NoFault => problem(
             "fault",
             "missing: a failover drill needs `fault` (kill, stop, pause or command)",
         ),
-        _ => problem(
+        NotOneDrill::Nothing => problem(
             "fault",
             "missing: a failover drill needs `fault` and `recovery`; a restore drill needs \
              `restore`; a backup-health drill needs `backup_health`",
