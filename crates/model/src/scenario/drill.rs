@@ -7,10 +7,10 @@
 //! `typed` refuses only the combinations those rules already refuse.
 
 use super::model::*;
+use super::problem::{Problem, problem};
 use super::restore::Restore;
-use super::shape::Shape;
+use super::shape::{ONE_DRILL, Shape};
 use super::steps::Step;
-use super::validate::{Problem, problem};
 
 /// A database a drill reaches: every target kind but `aws-backup`, which has none.
 #[derive(Clone, Debug)]
@@ -340,10 +340,6 @@ fn game_day(s: &Scenario, steps: &[Step]) -> Result<Run, Problem> {
         }),
     }))
 }
-
-pub(super) const ONE_DRILL: &str = "a scenario is one drill: a failover drill (`fault` and \
-     `recovery`, or a game day's `steps`), a restore drill (`restore`), a backup-health drill (`backup_health`) or a \
-     posture drill (`posture`)";
 
 /// An RDS target's DSN variable, which a drill reaching the database needs.
 fn rds_dsn_env(spec: &AwsRdsSpec) -> Result<String, Problem> {

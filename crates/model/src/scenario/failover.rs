@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::argv::Argv;
 use super::duration::Dur;
-use super::model::Argv;
 use super::patroni::{FailureMode, MemberRef};
 use super::tagged::tagged_enum;
 

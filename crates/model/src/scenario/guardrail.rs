@@ -4,8 +4,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::argv::Argv;
 use super::duration::Dur;
-use super::model::Argv;
 use super::tagged::tagged_enum;
 
 tagged_enum! {
@@ -105,10 +105,7 @@ impl Guardrail {
                 window,
             } => format!("{} probe p99 above {above} for {window}", probe.label()),
             Guardrail::Command { run, window, .. } => {
-                format!(
-                    "`{}` failing for {window}",
-                    crate::scenario::shell_words(run)
-                )
+                format!("`{}` failing for {window}", super::argv::shell_words(run))
             }
             Guardrail::CloudwatchAlarm { alarm, window, .. } => {
                 format!("CloudWatch alarm {alarm} in ALARM for {window}")

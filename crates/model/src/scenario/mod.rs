@@ -1,6 +1,7 @@
 //! Reading scenario files: raw YAML in, a validated [`Scenario`] or every problem with
 //! `file:line:column` and key path out. Nothing here touches a database or the network.
 
+mod argv;
 pub mod drill;
 pub mod duration;
 pub mod failover;
@@ -9,6 +10,7 @@ mod locate;
 pub mod model;
 pub mod patroni;
 pub mod placeholder;
+mod problem;
 pub mod restore;
 pub mod shape;
 pub mod steps;

@@ -80,3 +80,7 @@ impl<'a> Shape<'a> {
         }
     }
 }
+
+pub(super) const ONE_DRILL: &str = "a scenario is one drill: a failover drill (`fault` and \
+     `recovery`, or a game day's `steps`), a restore drill (`restore`), a backup-health drill (`backup_health`) or a \
+     posture drill (`posture`)";

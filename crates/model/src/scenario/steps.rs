@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::Serialize;
 
+use super::argv::Argv;
 use super::duration::Dur;
 use super::failover::{Fault, Recovery};
-use super::model::Argv;
 use super::tagged::tagged_enum;
 
 tagged_enum! {
@@ -183,7 +183,7 @@ impl Condition {
             Condition::PrimaryIs { node } => format!("{node} is the primary"),
             Condition::Sql { query } => format!("`{query}` is true"),
             Condition::Command { run, .. } => {
-                format!("`{}` exits 0", super::model::shell_words(&run.0))
+                format!("`{}` exits 0", super::argv::shell_words(&run.0))
             }
         }
     }

@@ -3,29 +3,10 @@
 
 use super::duration::Dur;
 use super::model::*;
+pub use super::problem::Problem;
+use super::problem::problem;
 use super::restore::*;
 use super::shape::{NotOneDrill, Shape};
-
-/// One thing wrong with a scenario, named by key path (e.g. `recovery.node`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    pub path: String,
-    pub message: String,
-}
-
-pub(super) fn problem(path: &str, message: impl Into<String>) -> Problem {
-    Problem {
-        path: path.to_owned(),
-        message: message.into(),
-    }
-}
-
-/// Node names of a sandbox with `standbys` standbys.
-pub fn sandbox_nodes(standbys: u8) -> Vec<String> {
-    std::iter::once("primary".to_owned())
-        .chain((1..=standbys).map(|i| format!("standby{i}")))
-        .collect()
-}
 
 pub fn validate(s: &Scenario) -> Vec<Problem> {
     let mut out = Vec::new();
@@ -75,7 +56,7 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
                 || s.restore.is_some()
                 || s.backup_health.is_some()
             {
-                out.push(problem("posture", super::drill::ONE_DRILL));
+                out.push(problem("posture", super::shape::ONE_DRILL));
             }
             if s.fleet.is_some() {
                 out.push(problem(
@@ -497,15 +478,6 @@ const RESERVED_SETTINGS: &[&str] = &[
     "archive_mode",
     "archive_command",
 ];
-
-pub(super) fn check_argv(path: &str, run: &[String], out: &mut Vec<Problem>) {
-    if run.is_empty() || run[0].is_empty() {
-        out.push(problem(
-            path,
-            "give the command as a list: program first, then its arguments",
-        ));
-    }
-}
 
 /// Probe, workload and observation timings any drill with probes needs.
 fn check_probes(s: &Scenario, out: &mut Vec<Problem>) {

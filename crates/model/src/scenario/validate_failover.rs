@@ -2,7 +2,7 @@
 //! node or member that exists, a resource of the right kind): pure, like all validation.
 
 use super::model::*;
-use super::validate::{Problem, check_argv, problem, sandbox_nodes};
+use super::problem::{Keys, Problem, check_argv, problem, sandbox_nodes};
 
 /// Faults and recovery of an RDS instance or Aurora cluster: AWS's own, and AWS recovers.
 fn check_aws_fault(spec: &AwsRdsSpec, fault: &Fault, k: &Keys, out: &mut Vec<Problem>) {
@@ -125,30 +125,6 @@ fn check_patroni_fault(
         && duration.get().is_zero()
     {
         out.push(problem(&k.fault("duration"), "must be longer than 0s"));
-    }
-}
-
-/// Where a fault and a recovery sit in the scenario: `fault` and `recovery` in a failover
-/// drill, `steps[N].fault` and `steps[N].recovery` in a game day.
-pub(super) struct Keys {
-    pub fault: String,
-    pub recovery: String,
-}
-
-impl Keys {
-    fn classic() -> Keys {
-        Keys {
-            fault: "fault".into(),
-            recovery: "recovery".into(),
-        }
-    }
-
-    pub(super) fn fault(&self, key: &str) -> String {
-        format!("{}.{key}", self.fault)
-    }
-
-    fn recovery(&self, key: &str) -> String {
-        format!("{}.{key}", self.recovery)
     }
 }
 

@@ -3,7 +3,7 @@
 //! met, and nothing else asked of it. Pure, like the rest of validation.
 
 use super::model::*;
-use super::validate::{Problem, problem};
+use super::problem::{Problem, problem};
 use crate::posture::Check;
 
 /// Why a target kind cannot show `check`; `None` when it can.

@@ -3,8 +3,8 @@
 //! the checksums a scenario asks for can be exact.
 
 use super::model::*;
+use super::problem::{Problem, problem};
 use super::restore::*;
-use super::validate::{Problem, problem};
 
 pub(super) fn check(s: &Scenario, r: &Restore, out: &mut Vec<Problem>) {
     let sandbox = matches!(s.target, Target::PostgresSandbox(_));

@@ -4,9 +4,9 @@
 
 use super::model::*;
 use super::placeholder::{FaultField, NodeField, Placeholder, SandboxField, Unknown, placeholders};
+use super::problem::{Keys, Problem, check_argv, problem, sandbox_nodes};
 use super::steps::{Condition, Step};
-use super::validate::{Problem, check_argv, problem, sandbox_nodes};
-use super::validate_failover::{Keys, check_fault, check_recovery};
+use super::validate_failover::{check_fault, check_recovery};
 
 pub(super) fn check(s: &Scenario, steps: &[Step], out: &mut Vec<Problem>) {
     for (key, present) in [

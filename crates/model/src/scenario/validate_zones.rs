@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 
 use super::failover::Fault;
 use super::model::SandboxSpec;
-use super::validate::{Problem, problem, sandbox_nodes};
-use super::validate_failover::Keys;
+use super::problem::{Keys, Problem, problem, sandbox_nodes};
 use super::zones::{MAX_ZONE_NAME, ZoneLayout};
 
 /// Each zone knows every other's address statically: a handful, not hundreds.
