@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use firedrill::checksum::{self, TableName};
 use firedrill::pg::binaries::{self, PgBinaries};
 use firedrill::scenario::Replication;
-use firedrill::target::sandbox::{SUPERUSER, Sandbox, SandboxConfig};
+use firedrill::systems::sandbox::{SUPERUSER, Sandbox, SandboxConfig};
 
 fn main() {
     let scale: u32 = std::env::var("FIREDRILL_BENCH_SCALE")

@@ -18,7 +18,7 @@ use firedrill::human::Silent;
 use firedrill::pg::binaries::{self, PgBinaries};
 use firedrill::probe::{self, ProbeKind, ProbeSpec, ProbeState};
 use firedrill::scenario::{self, Replication};
-use firedrill::target::sandbox::{SUPERUSER, Sandbox, SandboxConfig};
+use firedrill::systems::sandbox::{SUPERUSER, Sandbox, SandboxConfig};
 use firedrill::workload::{self, WriterSpec};
 use tokio::sync::watch;
 

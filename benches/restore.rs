@@ -23,7 +23,7 @@ use firedrill::human::Silent;
 use firedrill::pg::binaries::{self, PgBinaries};
 use firedrill::report::Report;
 use firedrill::scenario::{self, Replication};
-use firedrill::target::sandbox::{SUPERUSER, Sandbox, SandboxConfig};
+use firedrill::systems::sandbox::{SUPERUSER, Sandbox, SandboxConfig};
 
 fn main() {
     let scale: u32 = std::env::var("FIREDRILL_BENCH_SCALE")

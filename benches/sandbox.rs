@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use firedrill::pg::binaries::{self, PgBinaries};
 use firedrill::scenario::Replication;
-use firedrill::target::sandbox::{Sandbox, SandboxConfig};
+use firedrill::systems::sandbox::{Sandbox, SandboxConfig};
 use firedrill::template::TemplateCache;
 
 const ROUNDS: usize = 5;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use firedrill::pg::binaries::{self, PgBinaries};
 use firedrill::scenario::Replication;
-use firedrill::target::sandbox::{SUPERUSER, Sandbox, SandboxConfig};
+use firedrill::systems::sandbox::{SUPERUSER, Sandbox, SandboxConfig};
 use firedrill_aws::moto::Server;
 
 const INSTANCES: usize = 40;

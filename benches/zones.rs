@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use firedrill::pg::binaries::{self, PgBinaries};
 use firedrill::safety::journal::{Entry, Journal};
 use firedrill::scenario::{Replication, ZoneLayout};
-use firedrill::target::sandbox::{Sandbox, SandboxConfig};
+use firedrill::systems::sandbox::{Sandbox, SandboxConfig};
 use firedrill::template::TemplateCache;
 
 const ROUNDS: usize = 5;

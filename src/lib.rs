@@ -21,7 +21,7 @@ pub mod process;
 pub mod pushgateway;
 pub mod safety;
 pub mod store;
-pub mod target;
+pub mod systems;
 pub mod template;
 pub mod workload;
 

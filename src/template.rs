@@ -3,7 +3,7 @@
 //! standbys copy it too instead of a `pg_basebackup` of a primary that holds nothing yet (a
 //! cold copy of the cluster the primary started from is a valid base backup of it).
 //!
-//! Boundary: finding, filling and copying the cache; the sandbox (`target::sandbox`) decides when. The
+//! Boundary: finding, filling and copying the cache; the sandbox (`systems::sandbox`) decides when. The
 //! cache is not a drill's side effect (it outlives drills on purpose), so it is not journaled;
 //! removing the directory is always safe.
 //!

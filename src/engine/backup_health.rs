@@ -17,7 +17,7 @@ use crate::event::{Event, EventSink, Phase};
 use crate::measure::ms;
 use crate::report::{BackupHealthResult, Measurements, ResourceHealth};
 use crate::scenario::{AwsBackupSpec, BackupHealth};
-use crate::target::aws_rds::aws_err;
+use crate::systems::aws_rds::aws_err;
 
 /// Job states that mean a backup did not happen.
 const FAILED_STATES: &[&str] = &["FAILED", "ABORTED", "EXPIRED", "PARTIAL"];

@@ -18,8 +18,8 @@ use crate::ledger::WorkloadLog;
 use crate::report::Server;
 use crate::safety::journal::Journal;
 use crate::scenario::{DbTarget, Scenario};
-use crate::target::Driver;
-use crate::target::sandbox::describe_pg_error;
+use crate::systems::Driver;
+use crate::systems::sandbox::describe_pg_error;
 use crate::template::TemplateCache;
 use crate::workload::{self, WriterSpec};
 

@@ -18,7 +18,7 @@ use crate::posture::{self, PostureResult, ResourcePosture, Retention};
 use crate::process::{Tool, ToolError};
 use crate::report::Measurements;
 use crate::scenario::{AwsBackupSpec, AwsRdsSpec, PgbackrestSpec, Posture, PostureTarget};
-use crate::target::aws_rds::aws_err;
+use crate::systems::aws_rds::aws_err;
 
 pub async fn run<'a>(
     target: &PostureTarget,

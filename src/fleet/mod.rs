@@ -108,7 +108,7 @@ pub async fn members(
     {
         check_dsn(env, "restore.instance.dsn_env")?;
     }
-    let aws = Aws::connect(&crate::target::aws_rds::options(spec)).await;
+    let aws = Aws::connect(&crate::systems::aws_rds::options(spec)).await;
     let all = aws.instances().await.map_err(FleetError::Aws)?;
     let ids = select(&all, &fleet.tags);
     if ids.is_empty() {

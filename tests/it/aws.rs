@@ -131,7 +131,7 @@ fn cleanup_without_credentials_is_one_clear_error() {
 // fault goes through AWS's API (moto). The failover is therefore not felt by the clients here.
 
 pub(crate) struct LocalDb {
-    pub(crate) sb: firedrill::target::sandbox::Sandbox,
+    pub(crate) sb: firedrill::systems::sandbox::Sandbox,
     pub(crate) rt: tokio::runtime::Runtime,
 }
 
@@ -140,7 +140,7 @@ impl LocalDb {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let bins = firedrill::pg::binaries::PgBinaries::locate(None).unwrap();
         let sb = rt
-            .block_on(firedrill::target::sandbox::Sandbox::build(
+            .block_on(firedrill::systems::sandbox::Sandbox::build(
                 bins,
                 crate::sandbox::config(0, firedrill::scenario::Replication::Async),
                 &|_| {},

@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use firedrill::scenario::{Replication, StopMode};
-use firedrill::target::sandbox::Sandbox;
+use firedrill::systems::sandbox::Sandbox;
 use firedrill_aws::moto::Server;
 
 use crate::aws::{MOTO_CREDENTIALS, aws_scenario, rds};

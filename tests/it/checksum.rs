@@ -10,7 +10,7 @@ use std::time::Duration;
 use firedrill::checksum::{self, Difference, KeyRange, NarrowLimits};
 use firedrill::pg::binaries::PgBinaries;
 use firedrill::scenario::Replication;
-use firedrill::target::sandbox::Sandbox;
+use firedrill::systems::sandbox::Sandbox;
 
 const SCHEMA: &str = "
     create table accounts(id bigint primary key, owner text not null, balance numeric(12,2),

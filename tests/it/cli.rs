@@ -358,7 +358,7 @@ fn an_existing_cluster_is_driven_through_its_dsn_and_operator_commands() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let bins = firedrill::pg::binaries::PgBinaries::locate(None).unwrap();
     let mut sb = rt
-        .block_on(firedrill::target::sandbox::Sandbox::build(
+        .block_on(firedrill::systems::sandbox::Sandbox::build(
             bins,
             crate::sandbox::config(1, firedrill::scenario::Replication::Synchronous),
             &|_| {},

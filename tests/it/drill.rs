@@ -11,7 +11,7 @@ use firedrill::ledger::{self, Ack, WorkloadLog};
 use firedrill::pg::binaries::PgBinaries;
 use firedrill::report::Verdict;
 use firedrill::scenario::{self, LoadedScenario, Replication};
-use firedrill::target::sandbox::Sandbox;
+use firedrill::systems::sandbox::Sandbox;
 use firedrill::workload;
 
 use crate::{drill, exclusive, repo};

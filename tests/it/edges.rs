@@ -207,7 +207,7 @@ fn a_tampered_ledger_row_is_an_integrity_failure_that_fails_the_drill() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let bins = firedrill::pg::binaries::PgBinaries::locate(None).unwrap();
     let mut sb = rt
-        .block_on(firedrill::target::sandbox::Sandbox::build(
+        .block_on(firedrill::systems::sandbox::Sandbox::build(
             bins.clone(),
             crate::sandbox::config(0, firedrill::scenario::Replication::Async),
             &|_| {},

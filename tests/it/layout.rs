@@ -268,8 +268,8 @@ fn a_circle_planted_two_levels_down_is_found() {
 #[test]
 fn the_circle_finder_finds_a_circle() {
     let edges: BTreeMap<String, BTreeSet<String>> = [
-        ("engine", &["safety", "target"][..]),
-        ("target", &["safety"]),
+        ("engine", &["safety", "systems"][..]),
+        ("systems", &["safety"]),
         ("safety", &["engine"]),
     ]
     .into_iter()
@@ -298,4 +298,73 @@ fn the_cli_is_thin_and_no_source_file_is_over_700_lines() {
         }
     }
     assert!(long.is_empty(), "over 700 lines: {long:?}");
+}
+
+/// Many contributors' global git excludes hold `target/` (Cargo's build folder): no tracked
+/// source may sit under a folder of that name, or a new file there would never be committed
+/// (and tools that skip build folders would skip the code). Asked of git itself, with such an
+/// exclude file, for every tracked file.
+#[test]
+fn no_tracked_file_is_hidden_by_a_global_exclude_of_target() {
+    let root = repo(".");
+    if !root.join(".git").exists() {
+        eprintln!("not a git checkout: nothing to ask git");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let excludes = dir.path().join("ignore");
+    std::fs::write(&excludes, "target/\n").unwrap();
+    let git = |args: &[&str], input: Option<&[u8]>| {
+        use std::io::Write;
+        let mut child = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&root)
+            .arg("-c")
+            .arg(format!("core.excludesFile={}", excludes.display()))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("git runs");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.unwrap_or_default())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let tracked = git(&["ls-files", "-z"], None);
+    assert!(tracked.status.success());
+    assert!(
+        tracked
+            .stdout
+            .split(|b| *b == 0)
+            .any(|f| f == b"src/lib.rs"),
+        "git lists the tracked files"
+    );
+    // `--no-index`: tracked files are checked too. Exit 1 means none is ignored.
+    let ignored = git(
+        &["check-ignore", "--no-index", "-z", "--stdin"],
+        Some(&tracked.stdout),
+    );
+    let hidden: Vec<String> = ignored
+        .stdout
+        .split(|b| *b == 0)
+        .filter(|f| !f.is_empty())
+        .map(|f| String::from_utf8_lossy(f).into_owned())
+        .collect();
+    assert!(
+        hidden.is_empty(),
+        "hidden by a global exclude of `target/`: {hidden:?}"
+    );
+    // The check can fail: a path under a `target` folder is named.
+    let planted = git(
+        &["check-ignore", "--no-index", "--stdin"],
+        Some(b"src/target/new_kind.rs\n"),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&planted.stdout).trim(),
+        "src/target/new_kind.rs"
+    );
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use firedrill::pg::binaries::{self, PgBinaries};
 use firedrill::scenario::Replication;
-use firedrill::target::sandbox::Sandbox;
+use firedrill::systems::sandbox::Sandbox;
 
 /// The drill's ledger rows, as (client, seq), in the database on `port`.
 async fn ledger_rows(port: u16, run: &str) -> HashSet<(i32, i64)> {

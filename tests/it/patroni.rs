@@ -535,7 +535,7 @@ fn the_existing_patroni_target_switches_over_through_the_rest_api_and_leaves_no_
     }))
     .unwrap();
     let cluster = rt
-        .block_on(firedrill::target::patroni::sandbox::PatroniSandbox::build(
+        .block_on(firedrill::systems::patroni::sandbox::PatroniSandbox::build(
             &spec,
             &firedrill::safety::journal::Journal::disabled(),
             &|_| {},

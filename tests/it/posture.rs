@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use firedrill::pg::binaries::{self, PgBinaries};
 use firedrill::scenario::Replication;
-use firedrill::target::sandbox::{Sandbox, SandboxConfig};
+use firedrill::systems::sandbox::{Sandbox, SandboxConfig};
 
 use crate::standin::{Response, StandIn, epoch};
 
@@ -474,7 +474,7 @@ fn pgbackrest_posture_tells_an_encrypted_repository_from_a_plain_one() {
             sb.nodes[0].data_dir.display(),
             sb.nodes[0].port,
             sb.socket_dir().display(),
-            firedrill::target::sandbox::SUPERUSER
+            firedrill::systems::sandbox::SUPERUSER
         ),
     )
     .unwrap();

@@ -12,7 +12,7 @@ use std::time::Duration;
 use firedrill::pg::binaries::{self, PgBinaries};
 use firedrill::report::{Report, RestoreResult, Verdict};
 use firedrill::scenario::{self, Replication};
-use firedrill::target::sandbox::{SUPERUSER, Sandbox, SandboxConfig};
+use firedrill::systems::sandbox::{SUPERUSER, Sandbox, SandboxConfig};
 
 use crate::{drill, repo, shared};
 

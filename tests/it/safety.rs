@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use firedrill::pg::binaries::PgBinaries;
 use firedrill::safety::journal::{Entry, Read, Undo};
 use firedrill::scenario::Replication;
-use firedrill::target::sandbox::Sandbox;
+use firedrill::systems::sandbox::Sandbox;
 
 /// A firedrill process whose stderr is read line by line.
 pub(crate) struct Running {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use firedrill::pg::binaries::{self, PgBinaries};
 use firedrill::scenario::Replication;
-use firedrill::target::sandbox::{Sandbox, SandboxConfig};
+use firedrill::systems::sandbox::{Sandbox, SandboxConfig};
 
 pub fn config(standbys: u8, replication: Replication) -> SandboxConfig {
     SandboxConfig {

@@ -49,7 +49,7 @@ impl Drill<'_, '_> {
                                 humantime::format_duration(QUERY_TIMEOUT)
                             )
                         })?
-                        .map_err(|e| crate::target::sandbox::describe_pg_error(&e))?;
+                        .map_err(|e| crate::systems::sandbox::describe_pg_error(&e))?;
                 let yes = match row {
                     Some(r) => r
                         .try_get::<_, Option<bool>>(0)

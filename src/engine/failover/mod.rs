@@ -30,7 +30,7 @@ use crate::record::ProbeRecord;
 use crate::report::*;
 use crate::safety::journal::{EffectId, Journal, Undo};
 use crate::scenario::{DbTarget, FailoverTarget, Fault, LoadedScenario, Recovery, Step};
-use crate::target::Driver;
+use crate::systems::Driver;
 use crate::template::TemplateCache;
 use crate::workload;
 
@@ -86,7 +86,7 @@ impl<'a> Failover<'a> {
         let prepared = match phases::connect(&admin_config).await {
             Ok(client) => workload::prepare(&client, &s.workload.table)
                 .await
-                .map_err(|e| crate::target::sandbox::describe_pg_error(&e)),
+                .map_err(|e| crate::systems::sandbox::describe_pg_error(&e)),
             Err(e) => Err(e),
         };
         if let Err(reason) = prepared {

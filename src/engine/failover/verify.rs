@@ -95,7 +95,7 @@ impl Drill<'_, '_> {
             let attempt = match phases::connect(&config).await {
                 Ok(client) => workload::read_back(&client, &s.workload.table, &self.run_id)
                     .await
-                    .map_err(|e| crate::target::sandbox::describe_pg_error(&e)),
+                    .map_err(|e| crate::systems::sandbox::describe_pg_error(&e)),
                 Err(e) => Err(e),
             };
             match attempt {

@@ -29,7 +29,7 @@ use crate::safety::journal::{EffectId, Undo};
 use crate::scenario::{
     AwsRdsSpec, Backup, RdsResource, RdsTarget, RecoveryTarget, RestoredInstance,
 };
-use crate::target::aws_rds::AwsTarget;
+use crate::systems::aws_rds::AwsTarget;
 
 use super::verify::Findings;
 

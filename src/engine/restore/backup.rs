@@ -22,8 +22,8 @@ use crate::ledger::WorkloadLog;
 use crate::measure::ms;
 use crate::process::{Tool, ToolError};
 use crate::scenario::{Backup, DbTarget, DumpFormat, RecoveryTarget, Restore, RestoreSource};
-use crate::target::Driver;
-use crate::target::sandbox::{SUPERUSER, Sandbox};
+use crate::systems::Driver;
+use crate::systems::sandbox::{SUPERUSER, Sandbox};
 
 /// libpq's environment for a connection, so that programs such as `pg_dump` reach the same
 /// server as firedrill without the password ever being on a command line.

@@ -11,7 +11,7 @@ use super::{Finding, RECOVERY_DEADLINE, RestoreDrill, Taken, wal};
 use crate::event::Event;
 use crate::process::{Tool, ToolError};
 use crate::scenario::Backup;
-use crate::target::sandbox::{SUPERUSER, Sandbox};
+use crate::systems::sandbox::{SUPERUSER, Sandbox};
 
 /// Checks the backup itself with its tool; records each result as a check.
 pub(super) async fn verify(d: &mut RestoreDrill<'_, '_>, taken: &Taken) -> Result<(), Finding> {

@@ -40,8 +40,8 @@ use crate::safety::journal::{self, EffectId, Journal};
 use crate::scenario::{
     Backup, DbTarget, LoadedScenario, RecoveryTarget, Replication, Restore, RestoreSource,
 };
-use crate::target::Driver;
-use crate::target::sandbox::{Sandbox, SandboxConfig, describe_pg_error};
+use crate::systems::Driver;
+use crate::systems::sandbox::{Sandbox, SandboxConfig, describe_pg_error};
 use crate::template::TemplateCache;
 use crate::workload::{self};
 use verify::Findings;
@@ -466,7 +466,7 @@ impl RestoreDrill<'_, '_> {
             let mut c = tokio_postgres::Config::new();
             c.host("127.0.0.1")
                 .port(sb.nodes[restored_at].port)
-                .user(crate::target::sandbox::SUPERUSER)
+                .user(crate::systems::sandbox::SUPERUSER)
                 .dbname(&restored_db);
             c
         };

@@ -16,7 +16,7 @@ use crate::event::{Event, EventSink};
 use crate::ledger::{self, WorkloadLog};
 use crate::report::{Check, Measurements, RestoreResult, TableResult};
 use crate::scenario::Assertion;
-use crate::target::sandbox::describe_pg_error;
+use crate::systems::sandbox::describe_pg_error;
 use crate::workload;
 
 use super::schema;

@@ -19,7 +19,7 @@ use crate::error::EnvError;
 use crate::pg::binaries::{self, PgBinaries};
 use crate::safety::journal::{self, EffectId, Journal};
 use crate::scenario::{PatroniSandboxSpec, patroni_members};
-use crate::target::sandbox::{Progress, SUPERUSER, free_port, loopback_client};
+use crate::systems::sandbox::{Progress, SUPERUSER, free_port, loopback_client};
 
 /// How long a whole cluster may take to come up (bootstrap, clones, replication).
 const READY_DEADLINE: Duration = Duration::from_secs(120);
