@@ -61,7 +61,8 @@ pub fn redact_value<T: serde::Serialize + serde::de::DeserializeOwned>(value: T)
             }
             serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, changed)),
             serde_json::Value::Object(o) => o.values_mut().for_each(|x| walk(x, changed)),
-            _ => {}
+            serde_json::Value::Null | serde_json::Value::Bool(_) | serde_json::Value::Number(_) => {
+            }
         }
     }
     let Ok(mut json) = serde_json::to_value(&value) else {

@@ -105,7 +105,9 @@ fn check_patroni_fault(
                 key,
                 "there is no sync-standby without `dcs.synchronous_mode: true`",
             )),
-            _ => {}
+            Some(MemberRef::Named(_) | MemberRef::SyncStandby)
+            | Some(MemberRef::Leader | MemberRef::Replica)
+            | None => {}
         }
     }
     if matches!(

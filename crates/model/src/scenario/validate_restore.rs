@@ -98,42 +98,44 @@ pub(super) fn check(s: &Scenario, r: &Restore, out: &mut Vec<Problem>) {
         Backup::RdsSnapshot { .. } | Backup::RdsPointInTime {} | Backup::AwsBackup { .. } => {}
     }
 
-    match &r.recovery_target {
-        _ if r.backup.on_aws() => {}
-        RecoveryTarget::Latest => {}
-        RecoveryTarget::Time { at } => {
-            if !r.backup.point_in_time() {
-                out.push(problem(
-                    "restore.recovery_target.type",
-                    "a dump restores to the instant it was taken; a point in time needs \
+    // An AWS restore's recovery target is checked by `check_aws`, with its other rules.
+    if !r.backup.on_aws() {
+        match &r.recovery_target {
+            RecoveryTarget::Latest => {}
+            RecoveryTarget::Time { at } => {
+                if !r.backup.point_in_time() {
+                    out.push(problem(
+                        "restore.recovery_target.type",
+                        "a dump restores to the instant it was taken; a point in time needs \
                      pg-basebackup or pgbackrest",
-                ));
-            }
-            if r.backup.takes(sandbox) {
-                out.push(problem(
+                    ));
+                }
+                if r.backup.takes(sandbox) {
+                    out.push(problem(
                     "restore.recovery_target.type",
                     "a fixed time lies before a backup this drill takes; use `type: after-backup` \
                      (or `latest`), or restore an existing backup",
                 ));
+                }
+                check_time(at, out);
             }
-            check_time(at, out);
-        }
-        RecoveryTarget::AfterBackup { offset } => {
-            if !r.backup.point_in_time() {
-                out.push(problem(
-                    "restore.recovery_target.type",
-                    "a dump restores to the instant it was taken; a point in time needs \
+            RecoveryTarget::AfterBackup { offset } => {
+                if !r.backup.point_in_time() {
+                    out.push(problem(
+                        "restore.recovery_target.type",
+                        "a dump restores to the instant it was taken; a point in time needs \
                      pg-basebackup or pgbackrest",
-                ));
-            }
-            if !r.backup.takes(sandbox) {
-                out.push(problem(
-                    "restore.recovery_target.type",
-                    "`after-backup` needs a backup firedrill takes; for an existing backup use \
+                    ));
+                }
+                if !r.backup.takes(sandbox) {
+                    out.push(problem(
+                        "restore.recovery_target.type",
+                        "`after-backup` needs a backup firedrill takes; for an existing backup use \
                      `type: time`",
-                ));
+                    ));
+                }
+                check_after_backup(s, r, *offset, out);
             }
-            check_after_backup(s, r, *offset, out);
         }
     }
 
