@@ -71,7 +71,21 @@ fn main() -> ExitCode {
             let dest = match (out, evidence) {
                 (Some(dir), _) => Some(Dest::Local(Destination::Dir(dir))),
                 (None, Some(dir)) => match store::Location::parse(&dir.to_string_lossy()) {
-                    Some(Ok(at)) => Some(Dest::S3 { at, retain }),
+                    Some(Ok(at)) => {
+                        if retain < cli::args::AUDIT_YEAR {
+                            let days = retain.as_secs_f64() / 86_400.0;
+                            eprintln!(
+                                "warning: --retain {}: this run's evidence can be deleted before \
+                                 an audit of a 12-month SOC 2 Type II period reads it",
+                                match days {
+                                    1.0 => "1 day".to_owned(),
+                                    d if d.fract() == 0.0 => format!("{d:.0} days"),
+                                    d => format!("{d:.1} days"),
+                                }
+                            );
+                        }
+                        Some(Dest::S3 { at, retain })
+                    }
                     Some(Err(e)) => {
                         eprintln!("error: --evidence {e}");
                         return exit_code(EXIT_INVALID);

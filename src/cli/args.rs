@@ -92,8 +92,9 @@ pub enum Command {
         )]
         evidence: Option<PathBuf>,
         /// How long every object written to an S3 evidence store stays locked (COMPLIANCE
-        /// mode): a 12-month audit window plus slack by default.
-        #[arg(long, value_name = "DURATION", default_value = "400days", value_parser = humantime::parse_duration)]
+        /// mode): a 12-month audit window plus slack by default. At least 1 day; below 365
+        /// days a warning (SOC 2 Type II periods run 3 to 12 months).
+        #[arg(long, value_name = "DURATION", default_value = "400days", value_parser = retention)]
         retain: std::time::Duration,
         /// Also write the JUnit XML (one test case per target) to FILE, for CI.
         #[arg(long, value_name = "FILE")]
@@ -303,4 +304,22 @@ pub enum SchemaKind {
     Report,
     /// A fleet run's summary.json.
     FleetSummary,
+}
+
+/// The shortest `--retain`: a shorter lock protects nothing an auditor will read.
+const MIN_RETAIN: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Below this `--retain` warns: a 12-month SOC 2 Type II period outlives the lock.
+pub const AUDIT_YEAR: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
+fn retention(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < MIN_RETAIN {
+        return Err(
+            "evidence stays locked for at least 1 day (SOC 2 Type II periods run 3 to \
+                    12 months; the default is 400days)"
+                .into(),
+        );
+    }
+    Ok(d)
 }

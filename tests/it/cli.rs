@@ -68,6 +68,47 @@ fn usage_errors_exit_2_and_help_lists_exit_codes() {
     );
 }
 
+/// `--retain` below a day is refused before anything is read; below 365 days the run warns
+/// that its evidence can outlive its lock no longer than the audit period.
+#[test]
+fn a_retention_under_a_day_is_refused_and_under_a_year_warned() {
+    let run = |retain: &str| {
+        let mut cmd = firedrill();
+        cmd.args([
+            "run",
+            "--evidence",
+            "s3://evidence/drills",
+            "--sign-key",
+            "/nonexistent/key",
+            "--retain",
+            retain,
+            "/nonexistent/scenario.yaml",
+        ]);
+        cmd
+    };
+    for short in ["1s", "23h 59m"] {
+        let (_, err) = expect_exit(&mut run(short), 2);
+        assert!(
+            err.contains(&format!(
+                "invalid value '{short}' for '--retain <DURATION>'"
+            )) && err.contains("at least 1 day"),
+            "{err}"
+        );
+    }
+    // Past the flag, the missing scenario stops the run (exit 2) before any AWS call.
+    let (_, err) = expect_exit(&mut run("30days"), 2);
+    assert!(
+        err.starts_with("warning: --retain 30 days: ") && err.contains("12-month SOC 2 Type II"),
+        "{err}"
+    );
+    let (_, err) = expect_exit(&mut run("1day"), 2);
+    assert!(err.starts_with("warning: --retain 1 day: "), "{err}");
+    let (_, err) = expect_exit(&mut run("36h"), 2);
+    assert!(err.starts_with("warning: --retain 1.5 days: "), "{err}");
+    let (_, err) = expect_exit(&mut run("365days"), 2);
+    assert!(!err.contains("warning"), "{err}");
+}
+
 #[test]
 fn plan_lists_the_side_effects() {
     let (plan, _) = expect_exit(

@@ -62,7 +62,7 @@ pub const AREAS: &[Area] = &[
 const QUICK: &str = "package(firedrill-model) | package(firedrill-evidence) | package(firedrill-aws) | package(xtask) \
      | (package(firedrill) & kind(lib)) \
      | (binary(it) & (test(/^(bad_input|layout|fuzz|render|journal_compat|evidence_hostile)::/) \
-         | test(/^cli::(validate_exit_codes_and_messages|usage_errors_exit_2_and_help_lists_exit_codes|plan_lists_the_side_effects|schema_is_json_and_matches_the_committed_copy|a_missing_postgres_installation_is_an_environment_error|an_unset_dsn_variable_is_an_environment_error_naming_it|an_unset_patroni_api_variable_is_an_environment_error_naming_it|a_bad_signing_key_is_refused_before_the_drill_starts)$/)))";
+         | test(/^cli::(validate_exit_codes_and_messages|usage_errors_exit_2_and_help_lists_exit_codes|plan_lists_the_side_effects|schema_is_json_and_matches_the_committed_copy|a_missing_postgres_installation_is_an_environment_error|an_unset_dsn_variable_is_an_environment_error_naming_it|an_unset_patroni_api_variable_is_an_environment_error_naming_it|a_bad_signing_key_is_refused_before_the_drill_starts|a_retention_under_a_day_is_refused_and_under_a_year_warned)$/)))";
 
 pub fn find(name: &str) -> Option<&'static Area> {
     AREAS.iter().find(|a| a.name == name)
