@@ -439,6 +439,24 @@ async fn check_object(
     Ok(problems)
 }
 
+/// A claim whose report is not in the store. Within a writer's wait it may be an append still
+/// writing; after it, its writer stopped between claim and write (and until such claims are
+/// healed, every later append waits on it and fails). Either way the chain is not whole. The
+/// age is the auditor's clock against the bucket's, so a skew of seconds blurs the two.
+fn unwritten_claim(shown: &str, sequence: u64, age: Option<Duration>) -> String {
+    match age {
+        Some(age) if age < PREVIOUS_WAIT => format!(
+            "{shown}: sequence {sequence} was claimed {}s ago and its report is not written \
+             yet (an append may still be writing it)",
+            age.as_secs()
+        ),
+        Some(_) | None => format!(
+            "{shown}: sequence {sequence} was claimed but its report was never written (its \
+             writer stopped between claim and write)"
+        ),
+    }
+}
+
 /// Streams one version into a file created for it beneath `into`, a chunk at a time and no
 /// further than [`MAX_OBJECT_BYTES`]: the listing's size is the bucket's claim, the body what it
 /// really sends. A body longer than that is cut off, its partial file removed, and the reason
@@ -498,6 +516,9 @@ pub async fn mirror(aws: &Aws, at: &Location, into: &Path) -> Result<Vec<String>
     // evidence is thousands of them. At most READERS tasks exist at once: a task holds its SDK
     // future (kilobytes), so spawning one per object would make memory grow with the bucket.
     let mut reading = tokio::task::JoinSet::new();
+    // Claimed sequences (with when the bucket stored the claim) and written reports.
+    let mut claims = Vec::new();
+    let mut reported = std::collections::BTreeSet::new();
     for (key, vs) in by_key {
         let (name, vs) = match listed(at, &key, vs) {
             Listed::Refused(why) => {
@@ -506,6 +527,20 @@ pub async fn mirror(aws: &Aws, at: &Location, into: &Path) -> Result<Vec<String>
             }
             Listed::Evidence(name, vs) => (name, vs),
         };
+        match &name {
+            Name::Claim(n) => {
+                let stored = vs.iter().filter_map(|v| v.last_modified).max();
+                claims.push((*n, key.clone(), stored));
+            }
+            Name::ReportFile {
+                sequence,
+                file: "report.json",
+                ..
+            } => {
+                reported.insert(*sequence);
+            }
+            Name::ReportFile { .. } | Name::Index | Name::IndexSignature => {}
+        }
         if reading.len() >= READERS
             && let Some(done) = reading.join_next().await
         {
@@ -522,6 +557,33 @@ pub async fn mirror(aws: &Aws, at: &Location, into: &Path) -> Result<Vec<String>
         let (key, problems) = done?;
         found.push((key, problems?));
     }
+    for (n, key, stored) in claims {
+        if !reported.contains(&n) {
+            let age = stored.map(|t| now.duration_since(t).unwrap_or_default());
+            let shown = format!("s3://{}/{key}", at.bucket);
+            found.push((key, vec![unwritten_claim(&shown, n, age)]));
+        }
+    }
     found.sort();
     Ok(found.into_iter().flat_map(|(_, p)| p).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_past_a_writers_wait_is_named_abandoned() {
+        let shown = "s3://e/d/claims/000007";
+        let young = unwritten_claim(shown, 7, Some(Duration::from_secs(5)));
+        assert!(young.contains("claimed 5s ago"), "{young}");
+        for old in [Some(PREVIOUS_WAIT), Some(Duration::from_secs(86_400)), None] {
+            let said = unwritten_claim(shown, 7, old);
+            assert_eq!(
+                said,
+                "s3://e/d/claims/000007: sequence 7 was claimed but its report was never \
+                 written (its writer stopped between claim and write)"
+            );
+        }
+    }
 }

@@ -204,6 +204,39 @@ fn a_year_of_reports_in_a_locked_bucket_verifies_and_every_rewrite_is_named() {
     );
 }
 
+/// A writer that died between its claim and its report leaves the claim alone in the bucket:
+/// `verify` names it (the command `append`'s error sends the user to), and says that an
+/// append may still be writing it while the claim is younger than a writer's wait.
+#[test]
+fn a_claim_without_its_report_is_named_by_verify() {
+    let t = Setup::new();
+    let at = Location::parse("s3://evidence/drills").unwrap().unwrap();
+    t.append(&at, 1);
+    let (code, text) = t.verify("s3://evidence/drills");
+    assert_eq!(code, 0, "{text}");
+    // What a writer killed after its claim leaves.
+    t.rt.block_on(t.aws.put_locked(
+        "evidence",
+        "drills/claims/000002",
+        b"000002-sandbox-failover-sync".to_vec(),
+        std::time::SystemTime::now() + std::time::Duration::from_secs(86400),
+        firedrill_aws::Condition::Absent,
+    ))
+    .unwrap();
+    let (code, text) = t.verify("s3://evidence/drills");
+    assert_eq!(code, 1, "{text}");
+    let named: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("claims/000002"))
+        .collect();
+    assert_eq!(named.len(), 1, "{text}");
+    assert!(
+        named[0].starts_with("problem: s3://evidence/drills/claims/000002: sequence 2 was claimed")
+            && named[0].ends_with("(an append may still be writing it)"),
+        "{text}"
+    );
+}
+
 #[test]
 fn concurrent_appenders_to_one_bucket_get_distinct_sequences() {
     let t = Setup::new();
